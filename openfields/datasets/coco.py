@@ -1,0 +1,173 @@
+"""Reading COCO-format keypoint datasets (a json file plus an image folder).
+
+Everything a user can get wrong in their own json is checked once, up front, with an error that names
+the file and the field. An image that cannot be read at training time is skipped with a warning.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+
+import numpy as np
+import PIL.Image
+import torch
+
+LOG = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """Bad dataset input; the message names the file and the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class KeypointCategory:
+    """A keypoint category as declared in the json's ``categories``."""
+
+    id: int
+    name: str
+    keypoints: list[str]
+    skeleton: list[tuple[int, int]]
+    sigmas: list[float] | None  # an optional non-standard field of the category
+
+
+def load_json(path: str | os.PathLike, flag: str) -> dict:
+    """Parse a COCO json file; errors name the flag that gave the path."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DatasetError(f'{flag}: annotation file not found: {path}')
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except json.JSONDecodeError as error:
+        raise DatasetError(f'{path}: not valid JSON ({error.msg} at line {error.lineno} '
+                           f'column {error.colno})') from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f'{path}: cannot be read ({error})') from None
+    if not isinstance(data, dict):
+        raise DatasetError(f'{path}: top level must be an object with images, annotations, categories')
+    for key in ('images', 'annotations', 'categories'):
+        if not isinstance(data.get(key), list):
+            raise DatasetError(f'{path}: field "{key}" is missing or not a list')
+    return data
+
+
+def keypoint_category(data: dict, path: str | os.PathLike, category_id: int | None) -> KeypointCategory:
+    """The category to train: ``category_id``, or the first category that declares keypoints."""
+    candidates = [c for c in data['categories'] if c.get('keypoints')]
+    if category_id is not None:
+        candidates = [c for c in candidates if c.get('id') == category_id]
+    if not candidates:
+        which = f'with id {category_id} ' if category_id is not None else ''
+        raise DatasetError(f'{path}: no category {which}declares "keypoints"')
+    c = candidates[0]
+    keypoints = [str(k) for k in c['keypoints']]
+    skeleton = c.get('skeleton') or []
+    for pair in skeleton:
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(isinstance(j, int) and 1 <= j <= len(keypoints) for j in pair)):
+            raise DatasetError(f'{path}: category {c.get("id")} "skeleton" entry {pair} is not a pair of '
+                               f'1-based keypoint indices in [1, {len(keypoints)}]')
+    sigmas = c.get('sigmas')
+    if sigmas is not None and (len(sigmas) != len(keypoints) or not all(s > 0 for s in sigmas)):
+        raise DatasetError(f'{path}: category {c.get("id")} "sigmas" must hold {len(keypoints)} '
+                           'positive numbers')
+    return KeypointCategory(id=int(c['id']), name=str(c.get('name', c['id'])), keypoints=keypoints,
+                            skeleton=[tuple(p) for p in skeleton],
+                            sigmas=[float(s) for s in sigmas] if sigmas is not None else None)
+
+
+def _parse_annotation(ann: dict, n_keypoints: int, path) -> dict:
+    ann_id = ann.get('id', '?')
+    keypoints = ann.get('keypoints', [])
+    if len(keypoints) != 3 * n_keypoints and not (ann.get('iscrowd') and not keypoints):
+        raise DatasetError(f'{path}: annotation id {ann_id}: "keypoints" has {len(keypoints)} values, '
+                           f'expected {3 * n_keypoints} ({n_keypoints} keypoints x 3)')
+    bbox = ann.get('bbox')
+    if bbox is None or len(bbox) != 4:
+        raise DatasetError(f'{path}: annotation id {ann_id}: "bbox" must be [x, y, width, height]')
+    keypoints = (np.asarray(keypoints, dtype=np.float32).reshape(n_keypoints, 3) if keypoints
+                 else np.zeros((n_keypoints, 3), dtype=np.float32))
+    return {
+        'id': ann_id,
+        'image_id': ann['image_id'],
+        'category_id': ann.get('category_id'),
+        'iscrowd': int(ann.get('iscrowd', 0)),
+        'keypoints': keypoints,
+        'bbox': np.asarray(bbox, dtype=np.float32),
+    }
+
+
+class CocoKeypoints(torch.utils.data.Dataset):
+    """Images and keypoint annotations of one category from a COCO-format json.
+
+    ``__getitem__`` returns ``preprocess(image, anns, meta)``, or None when the image cannot be read
+    (the collate function drops it). Crowd annotations of the category are kept (they become ignore
+    regions); images with fewer than ``min_kp_anns`` annotations with labelled keypoints are left out
+    when ``min_kp_anns > 0``.
+    """
+
+    def __init__(self, data: dict, annotation_file, image_dir, category: KeypointCategory,
+                 preprocess, *, dataset_name: str, min_kp_anns: int = 1, image_dir_flag: str = 'image dir'):
+        self.annotation_file = pathlib.Path(annotation_file)
+        self.image_dir = pathlib.Path(image_dir)
+        self.category = category
+        self.preprocess = preprocess
+        self.dataset_name = dataset_name
+        images = {}
+        for image in data['images']:
+            if 'id' not in image or 'file_name' not in image:
+                raise DatasetError(f'{annotation_file}: image entry {image} needs "id" and "file_name"')
+            images[image['id']] = image
+        anns_per_image: dict = {image_id: [] for image_id in images}
+        n_keypoints = len(category.keypoints)
+        for ann in data['annotations']:
+            if ann.get('category_id') != category.id:
+                continue
+            if ann.get('image_id') not in images:
+                raise DatasetError(f'{annotation_file}: annotation id {ann.get("id", "?")}: '
+                                   f'"image_id" {ann.get("image_id")} is not in "images"')
+            anns_per_image[ann['image_id']].append(_parse_annotation(ann, n_keypoints, annotation_file))
+
+        def n_kp_anns(image_id):
+            return sum(1 for a in anns_per_image[image_id]
+                       if not a['iscrowd'] and np.any(a['keypoints'][:, 2] > 0))
+
+        ids = [i for i in images if min_kp_anns <= 0 or n_kp_anns(i) >= min_kp_anns]
+        present = [i for i in ids if (self.image_dir / images[i]['file_name']).is_file()]
+        if ids and not present:
+            raise DatasetError(f'{image_dir_flag}: none of the {len(ids)} images of {annotation_file} '
+                               f'is in {self.image_dir} (first: {images[ids[0]]["file_name"]})')
+        if len(present) < len(ids):
+            LOG.warning('%s: %d of %d images missing from %s; skipped', annotation_file,
+                        len(ids) - len(present), len(ids), self.image_dir)
+        self.images = images
+        self.anns_per_image = anns_per_image
+        self.ids = present
+        LOG.info('%s: %d images, %d annotations of category %r', annotation_file, len(self.ids),
+                 sum(len(anns_per_image[i]) for i in self.ids), category.name)
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        image_id = self.ids[index]
+        image_info = self.images[image_id]
+        path = self.image_dir / image_info['file_name']
+        try:
+            with open(path, 'rb') as f:
+                image = PIL.Image.open(f).convert('RGB')
+        except (OSError, PIL.UnidentifiedImageError, ValueError) as error:
+            LOG.warning('skipping unreadable image %s: %s', path, error)
+            return None
+        anns = [dict(ann, keypoints=ann['keypoints'].copy(), bbox=ann['bbox'].copy())
+                for ann in self.anns_per_image[image_id]]
+        meta = {
+            'dataset': self.dataset_name,
+            'dataset_index': index,
+            'image_id': image_id,
+            'file_name': image_info['file_name'],
+            'local_file_path': str(path),
+        }
+        return self.preprocess(image, anns, meta)

@@ -1,0 +1,56 @@
+"""The DataModule interface: one dataset's flags, head metas and loaders.
+
+A DataModule
+
+* adds its own flags, all prefixed with its name (``--cocokp-square-edge``), in ``cli(parser)``;
+* is built from the parsed flags by ``from_args(args)`` (configuration lives on the instance);
+* owns the head metas of the heads trained on it (``head_metas``), which the network fills in with
+  strides and head indices before any loader is requested;
+* gives a ``train_loader`` and a ``val_loader`` yielding ``(images (B, 3, H, W), targets, metas)`` where
+  ``targets`` holds one tensor ``(B, F, C, h, w)`` per head of this module (see docs/architecture.md).
+"""
+
+import argparse
+import dataclasses
+from typing import ClassVar
+
+import torch
+
+from .. import headmeta
+
+
+@dataclasses.dataclass(frozen=True)
+class LoaderSettings:
+    """How batches are drawn; shared by every DataModule of a run."""
+
+    batch_size: int = 1
+    workers: int = 0
+    pin_memory: bool = False
+    shuffle: bool = True  # off when debugging, so the first images are the ones used
+    seed: int = 0
+
+
+class DataModule:
+    """Base class of every dataset plugin's module."""
+
+    name: ClassVar[str] = ''
+
+    head_metas: list[headmeta.Base]
+
+    @classmethod
+    def cli(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this dataset's flags (each prefixed with ``--<name>-``)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> 'DataModule':
+        raise NotImplementedError
+
+    def train_loader(self, loader: LoaderSettings) -> torch.utils.data.DataLoader:
+        raise NotImplementedError
+
+    def val_loader(self, loader: LoaderSettings) -> torch.utils.data.DataLoader:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Resolved settings of this module, recorded in the training log."""
+        return {}

@@ -1,0 +1,271 @@
+"""Head metadata: the single source of truth for what a head predicts.
+
+Encoders, heads, losses, the decoder, metrics and painters all read these
+dataclasses; nothing re-derives keypoints, sigmas, skeletons or strides.
+
+Conventions
+-----------
+* Keypoints are indexed 0-based in arrays; skeleton pairs are **1-based** as in
+  COCO's ``categories[].skeleton``.
+* ``stride = base_stride // upsample_stride`` is the distance in input pixels
+  between two neighbouring field cells. Field cell ``(i, j)`` sits on input
+  pixel ``(i * stride, j * stride)`` (row, column).
+* ``base_stride`` and ``head_index`` are filled in when a network is assembled
+  (:class:`openfields.network.nets.Shell`); a meta is usable by encoders only
+  after that.
+* ``to_dict`` / ``from_dict`` use plain Python types only, so head metas can
+  live inside checkpoints that load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(kw_only=True)
+class Base:
+    """Fields common to all heads.
+
+    ``n_components`` is the channel count ``C`` of the head output
+    ``(B, F, C, H, W)`` in training mode: one shared log-b channel, then the
+    confidences, two channels per vector and the scales.
+    """
+
+    name: str
+    dataset: str
+    upsample_stride: int = 1
+    base_stride: int = 0  # set by the network: stride of the basenet
+    head_index: int = -1  # set by the network: position in its list of heads
+    training_weights: list[float] | None = None  # optional loss weight per field
+
+    type_name: ClassVar[str] = 'base'
+    n_confidences: ClassVar[int] = 1
+    n_vectors: ClassVar[int] = 0
+    n_scales: ClassVar[int] = 0
+    vector_offsets: ClassVar[tuple[bool, ...]] = ()  # vector is a position (True) or a size (False)
+
+    @property
+    def stride(self) -> int:
+        if self.base_stride <= 0:
+            raise ValueError(f'head {self.dataset}.{self.name} is not attached to a network yet '
+                             '(base_stride unset)')
+        return self.base_stride // self.upsample_stride
+
+    @property
+    def n_fields(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def n_components(self) -> int:
+        return 1 + self.n_confidences + 2 * self.n_vectors + self.n_scales
+
+    @property
+    def full_name(self) -> str:
+        return f'{self.dataset}.{self.name}'
+
+    def __post_init__(self):
+        if self.upsample_stride < 1:
+            raise ValueError(f'{self.full_name}: upsample_stride must be >= 1, got {self.upsample_stride}')
+        if self.training_weights is not None and len(self.training_weights) != self.n_fields:
+            raise ValueError(f'{self.full_name}: {len(self.training_weights)} training_weights '
+                             f'for {self.n_fields} fields')
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-typed dict (lists, not tuples) with a ``type`` key."""
+        d = dataclasses.asdict(self)
+        d['type'] = self.type_name
+        return _plain(d)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> 'Base':
+        d = dict(d)
+        type_name = d.pop('type')
+        cls = HEAD_META_TYPES.get(type_name)
+        if cls is None:
+            raise ValueError(f'unknown head meta type {type_name!r}; known: {sorted(HEAD_META_TYPES)}')
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f'head meta {type_name!r} has unknown fields {sorted(unknown)}')
+        return cls(**d)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_pairs(owner: str, what: str, pairs, n_keypoints: int):
+    for pair in pairs:
+        if len(pair) != 2 or not all(1 <= int(j) <= n_keypoints for j in pair):
+            raise ValueError(f'{owner}: {what} entry {list(pair)} is not a pair of 1-based '
+                             f'keypoint indices in [1, {n_keypoints}]')
+
+
+def _check_keypoint_fields(meta: 'Cif | Caf'):
+    owner = meta.full_name
+    n = len(meta.keypoints)
+    if n == 0:
+        raise ValueError(f'{owner}: no keypoints')
+    if len(set(meta.keypoints)) != n:
+        raise ValueError(f'{owner}: duplicate keypoint names in {meta.keypoints}')
+    if len(meta.sigmas) != n:
+        raise ValueError(f'{owner}: {len(meta.sigmas)} sigmas for {n} keypoints')
+    if any(not s > 0 for s in meta.sigmas):
+        raise ValueError(f'{owner}: sigmas must be positive, got {meta.sigmas}')
+    if meta.pose is not None and (len(meta.pose) != n or any(len(p) != 3 for p in meta.pose)):
+        raise ValueError(f'{owner}: pose must be {n} rows of (x, y, v)')
+    if meta.hflip is not None:
+        for a, b in meta.hflip.items():
+            if a not in meta.keypoints or b not in meta.keypoints:
+                raise ValueError(f'{owner}: hflip pair {a!r} <-> {b!r} names an unknown keypoint')
+            if meta.hflip.get(b) != a:
+                raise ValueError(f'{owner}: hflip must be symmetric, {a!r} -> {b!r} but '
+                                 f'{b!r} -> {meta.hflip.get(b)!r}')
+    if meta.draw_skeleton is not None:
+        _check_pairs(owner, 'draw_skeleton', meta.draw_skeleton, n)
+
+
+@dataclass(kw_only=True)
+class Cif(Base):
+    """Composite Intensity Field: one field per keypoint type.
+
+    Training output channels (C=5): ``[log_b, confidence, dx, dy, scale]``.
+    Target channels (5): ``[confidence, dx, dy, b_min, scale]``.
+    """
+
+    keypoints: list[str]
+    sigmas: list[float]
+    pose: list[list[float]] | None = None  # upright reference pose (K rows of x, y, v)
+    draw_skeleton: list[tuple[int, int]] | None = None
+    score_weights: list[float] | None = None
+    hflip: dict[str, str] | None = None
+
+    type_name: ClassVar[str] = 'cif'
+    n_confidences: ClassVar[int] = 1
+    n_vectors: ClassVar[int] = 1
+    n_scales: ClassVar[int] = 1
+    vector_offsets: ClassVar[tuple[bool, ...]] = (True,)
+
+    def __post_init__(self):
+        _check_keypoint_fields(self)
+        if self.score_weights is not None and len(self.score_weights) != len(self.keypoints):
+            raise ValueError(f'{self.full_name}: {len(self.score_weights)} score_weights '
+                             f'for {len(self.keypoints)} keypoints')
+        super().__post_init__()
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.keypoints)
+
+    def flip_permutation(self) -> list[int] | None:
+        """Index map so that ``flipped[i] = original[perm[i]]``; None without hflip."""
+        return flip_permutation(self.keypoints, self.hflip)
+
+
+@dataclass(kw_only=True)
+class Caf(Base):
+    """Composite Association Field: one field per skeleton connection.
+
+    Training output channels (C=8): ``[log_b, confidence, x1, y1, x2, y2, s1, s2]``.
+    Target channels (9): ``[confidence, x1, y1, x2, y2, b_min1, b_min2, scale1, scale2]``.
+    """
+
+    keypoints: list[str]
+    sigmas: list[float]
+    skeleton: list[tuple[int, int]]
+    pose: list[list[float]] | None = None
+    draw_skeleton: list[tuple[int, int]] | None = None
+    hflip: dict[str, str] | None = None
+    sparse_skeleton: list[tuple[int, int]] | None = None  # set for dense heads
+    dense_to_sparse_radius: float = 2.0
+    only_in_field_of_view: bool = False
+
+    type_name: ClassVar[str] = 'caf'
+    n_confidences: ClassVar[int] = 1
+    n_vectors: ClassVar[int] = 2
+    n_scales: ClassVar[int] = 2
+    vector_offsets: ClassVar[tuple[bool, ...]] = (True, True)
+
+    def __post_init__(self):
+        _check_keypoint_fields(self)
+        if not self.skeleton:
+            raise ValueError(f'{self.full_name}: empty skeleton')
+        self.skeleton = [tuple(int(j) for j in pair) for pair in self.skeleton]
+        _check_pairs(self.full_name, 'skeleton', self.skeleton, len(self.keypoints))
+        if self.sparse_skeleton is not None:
+            self.sparse_skeleton = [tuple(int(j) for j in pair) for pair in self.sparse_skeleton]
+            _check_pairs(self.full_name, 'sparse_skeleton', self.sparse_skeleton, len(self.keypoints))
+        super().__post_init__()
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.skeleton)
+
+
+@dataclass(kw_only=True)
+class CifDet(Base):
+    """Detection field: one field per category.
+
+    Training output channels (C=6): ``[log_b, confidence, dx, dy, w, h]``.
+    Target channels (7): ``[confidence, dx, dy, w, h, b_min_xy, b_min_wh]``.
+    """
+
+    categories: list[str]
+
+    type_name: ClassVar[str] = 'cifdet'
+    n_confidences: ClassVar[int] = 1
+    n_vectors: ClassVar[int] = 2
+    n_scales: ClassVar[int] = 0
+    vector_offsets: ClassVar[tuple[bool, ...]] = (True, False)
+
+    def __post_init__(self):
+        if not self.categories:
+            raise ValueError(f'{self.full_name}: no categories')
+        super().__post_init__()
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.categories)
+
+
+HEAD_META_TYPES: dict[str, type[Base]] = {cls.type_name: cls for cls in (Cif, Caf, CifDet)}
+
+
+def flip_permutation(keypoints: list[str], hflip: dict[str, str] | None) -> list[int] | None:
+    """Permutation of keypoint indices under a horizontal flip (None if no hflip map)."""
+    if not hflip:
+        return None
+    index = {name: i for i, name in enumerate(keypoints)}
+    return [index[hflip.get(name, name)] for name in keypoints]
+
+
+def hflip_from_names(keypoints: list[str]) -> dict[str, str]:
+    """Left/right pairs found by name (``left_eye`` <-> ``right_eye``, ``leftear`` <-> ``rightear``,
+    ``l_knee`` <-> ``r_knee``); empty when the names carry no side."""
+    mapping = {}
+    names = set(keypoints)
+    swaps = (('left', 'right'), ('Left', 'Right'), ('LEFT', 'RIGHT'))
+    for name in keypoints:
+        for a, b in swaps:
+            for x, y in ((a, b), (b, a)):
+                if x in name:
+                    other = name.replace(x, y)
+                    if other in names and other != name:
+                        mapping[name] = other
+        if name not in mapping:
+            for x, y in (('l_', 'r_'), ('r_', 'l_'), ('L_', 'R_'), ('R_', 'L_')):
+                if name.startswith(x) and (y + name[len(x):]) in names:
+                    mapping[name] = y + name[len(x):]
+                    break
+            for x, y in (('_l', '_r'), ('_r', '_l'), ('_L', '_R'), ('_R', '_L')):
+                if name not in mapping and name.endswith(x) and (name[:-len(x)] + y) in names:
+                    mapping[name] = name[:-len(x)] + y
+    return mapping
+
+

@@ -1,0 +1,254 @@
+"""The training loop: epochs of batches, validation, EMA and checkpoints.
+
+``Trainer.loop`` runs epochs ``start_epoch + 1 .. epochs``. After each epoch the weights used for
+validation and checkpoints are the exponential moving average of the parameters when ``--ema`` > 0
+(``ema <- (1 - ema) * ema + ema * theta`` after every optimizer step, kept across epochs); training
+continues from the raw parameters.
+"""
+
+import argparse
+import dataclasses
+import logging
+import math
+import time
+
+import torch
+
+from .training_log import TrainingLog
+
+LOG = logging.getLogger(__name__)
+
+
+def cli(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('trainer')
+    group.add_argument('--epochs', type=int, default=10, help='total number of epochs')
+    group.add_argument('--train-batches', type=int, default=None, help='batches per training epoch (cap)')
+    group.add_argument('--val-batches', type=int, default=None, help='batches per validation (cap)')
+    group.add_argument('--val-interval', type=int, default=1, help='validate every N epochs (and the last)')
+    group.add_argument('--clip-grad-norm', type=float, default=0.0,
+                       help='clip the L2 norm of all gradients to this value (0: off)')
+    group.add_argument('--clip-grad-value', type=float, default=0.0,
+                       help='clamp every gradient element to +-value (0: off)')
+    group.add_argument('--ema', type=float, default=0.01,
+                       help='decay of the exponential moving average of the weights used for '
+                            'validation and checkpoints (0: off)')
+    group.add_argument('--display-interval', type=int, default=10,
+                       help='print progress and write a train log record every N batches')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings:
+    epochs: int = 10
+    train_batches: int | None = None
+    val_batches: int | None = None
+    val_interval: int = 1
+    clip_grad_norm: float = 0.0
+    clip_grad_value: float = 0.0
+    ema: float = 0.01
+    display_interval: int = 10
+
+    @classmethod
+    def from_args(cls, args) -> 'TrainerSettings':
+        checks = [('--epochs', args.epochs, 1), ('--val-interval', args.val_interval, 1),
+                  ('--display-interval', args.display_interval, 1)]
+        for flag, value, minimum in checks:
+            if value < minimum:
+                raise ValueError(f'{flag} must be >= {minimum}, got {value}')
+        for flag, value in (('--train-batches', args.train_batches), ('--val-batches', args.val_batches)):
+            if value is not None and value < 1:
+                raise ValueError(f'{flag} must be >= 1, got {value}')
+        if args.clip_grad_norm < 0 or args.clip_grad_value < 0:
+            raise ValueError('--clip-grad-norm and --clip-grad-value must be >= 0')
+        if not 0.0 <= args.ema < 1.0:
+            raise ValueError(f'--ema must be in [0, 1), got {args.ema}')
+        return cls(epochs=args.epochs, train_batches=args.train_batches, val_batches=args.val_batches,
+                   val_interval=args.val_interval, clip_grad_norm=args.clip_grad_norm,
+                   clip_grad_value=args.clip_grad_value, ema=args.ema,
+                   display_interval=args.display_interval)
+
+
+class ExponentialMovingAverage:
+    """EMA of floating-point parameters and buffers; ``swap()`` exchanges them with the model's."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = model
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()
+                       if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def update(self):
+        for name, value in self.model.state_dict().items():
+            if name in self.shadow:
+                self.shadow[name].lerp_(value, self.decay)
+
+    @torch.no_grad()
+    def swap(self):
+        state = self.model.state_dict()
+        for name, shadow in self.shadow.items():
+            current = state[name].clone()
+            state[name].copy_(shadow)
+            shadow.copy_(current)
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
+
+
+def _mean(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+class Trainer:
+    """Trains ``model`` with ``loss``; ``save_checkpoint(epoch)`` is called after every epoch."""
+
+    def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
+                 log: TrainingLog, save_checkpoint, n_heads: int):
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.device = device
+        self.settings = settings
+        self.log = log
+        self.save_checkpoint = save_checkpoint
+        self.n_heads = n_heads
+        self.ema = ExponentialMovingAverage(model, settings.ema) if settings.ema > 0 else None
+        self.n_clipped = 0
+
+    def loop(self, train_loader, val_loader, start_epoch: int = 0):
+        if start_epoch >= self.settings.epochs:
+            raise ValueError(f'--epochs {self.settings.epochs}: nothing to train, the run starts after '
+                             f'epoch {start_epoch}')
+        self.log.write('config', field_names=self.loss.field_names)
+        self.run_start = time.perf_counter()
+        for epoch in range(start_epoch + 1, self.settings.epochs + 1):
+            self._set_epoch(train_loader, epoch)
+            self.train_epoch(train_loader, epoch, start_epoch)
+            if self.ema is not None:
+                self.ema.swap()  # validate and save the averaged weights
+            if epoch % self.settings.val_interval == 0 or epoch == self.settings.epochs:
+                self.val_epoch(val_loader, epoch)
+            self.save_checkpoint(epoch)
+            if self.ema is not None:
+                self.ema.swap()  # back to the raw weights for training
+
+    @staticmethod
+    def _set_epoch(loader, epoch):
+        sampler = getattr(loader, 'sampler', None)
+        if hasattr(sampler, 'set_epoch'):
+            sampler.set_epoch(epoch)
+
+    def _n_batches(self, loader, cap):
+        return min(len(loader), cap) if cap is not None else len(loader)
+
+    def _full_targets(self, targets, metas):
+        """Place the dataset's targets at their head indices; None for heads of other datasets."""
+        indices = metas[0].get('head_indices', list(range(len(targets))))
+        full = [None] * self.n_heads
+        for index, target in zip(indices, targets):
+            full[index] = target.to(self.device, non_blocking=True)
+        return full
+
+    def train_batch(self, images, targets):
+        images = images.to(self.device, non_blocking=True)
+        outputs = self.model(images, head_mask=[t is not None for t in targets])
+        total, components = self.loss(outputs, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        if total is not None:
+            total.backward()
+            self._clip_gradients()
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update()
+        self.scheduler.step()
+        return (float(total) if total is not None else None,
+                {k: (float(v) if v is not None else None) for k, v in components.items()})
+
+    def _clip_gradients(self):
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        if self.settings.clip_grad_norm:
+            norm = torch.nn.utils.clip_grad_norm_(parameters, self.settings.clip_grad_norm)
+            self.n_clipped += int(norm > self.settings.clip_grad_norm)
+        if self.settings.clip_grad_value:
+            torch.nn.utils.clip_grad_value_(parameters, self.settings.clip_grad_value)
+
+    def train_epoch(self, loader, epoch: int, start_epoch: int):
+        self.model.train()
+        n_batches = self._n_batches(loader, self.settings.train_batches)
+        losses, components, epoch_start = [], [], time.perf_counter()
+        last = time.perf_counter()
+        n_images = 0
+        for batch_index, batch in enumerate(loader):
+            if batch_index >= n_batches:
+                break
+            if batch is None:  # every image of the batch was unreadable
+                continue
+            images, targets, metas = batch
+            data_time = time.perf_counter() - last
+            compute_start = time.perf_counter()
+            lr = self.optimizer.param_groups[0]['lr']
+            loss, head_losses = self.train_batch(images, self._full_targets(targets, metas))
+            compute_time = time.perf_counter() - compute_start
+            losses.append(loss)
+            components.append(head_losses)
+            n_images += images.shape[0]
+            if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
+                self.log.write('train', epoch=epoch, batch=batch_index, n_batches=n_batches, lr=lr,
+                               loss=loss, head_losses=head_losses, data_time=round(data_time, 4),
+                               time=round(compute_time, 4))
+                self._print_progress(epoch, batch_index, n_batches, loss, lr, n_images,
+                                     time.perf_counter() - epoch_start, start_epoch)
+            last = time.perf_counter()
+        self.log.write('train-epoch', epoch=epoch, loss=_mean(losses),
+                       head_losses=self._mean_components(components), n_batches=len(losses),
+                       n_clipped_grad=self.n_clipped, time=round(time.perf_counter() - epoch_start, 3))
+        LOG.info('epoch %d/%d train loss %.4f (%d batches, %s)', epoch, self.settings.epochs,
+                 _mean(losses) or math.nan, len(losses),
+                 _format_duration(time.perf_counter() - epoch_start))
+
+    def _print_progress(self, epoch, batch_index, n_batches, loss, lr, n_images, elapsed, start_epoch):
+        done_batches = (epoch - start_epoch - 1) * n_batches + batch_index + 1
+        total_batches = (self.settings.epochs - start_epoch) * n_batches
+        run_elapsed = time.perf_counter() - self.run_start
+        eta = run_elapsed / done_batches * (total_batches - done_batches)
+        LOG.info('epoch %d/%d batch %d/%d loss %.4f lr %.2e %.1f img/s ETA %s', epoch,
+                 self.settings.epochs, batch_index + 1, n_batches, loss if loss is not None else math.nan,
+                 lr, n_images / max(elapsed, 1e-9), _format_duration(eta))
+
+    @staticmethod
+    def _mean_components(components: list[dict]) -> dict:
+        names = components[0].keys() if components else []
+        return {name: _mean([c[name] for c in components]) for name in names}
+
+    def _eval_batchnorm(self):
+        """Train mode (raw head outputs for the loss) but BatchNorm on its running statistics."""
+        self.model.train()
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+    def val_epoch(self, loader, epoch: int):
+        self._eval_batchnorm()
+        n_batches = self._n_batches(loader, self.settings.val_batches)
+        losses, components, start = [], [], time.perf_counter()
+        with torch.inference_mode():
+            for batch_index, batch in enumerate(loader):
+                if batch_index >= n_batches:
+                    break
+                if batch is None:
+                    continue
+                images, targets, metas = batch
+                targets = self._full_targets(targets, metas)
+                outputs = self.model(images.to(self.device), head_mask=[t is not None for t in targets])
+                total, head_losses = self.loss(outputs, targets)
+                losses.append(float(total) if total is not None else None)
+                components.append({k: (float(v) if v is not None else None) for k, v in head_losses.items()})
+        self.log.write('val-epoch', epoch=epoch, loss=_mean(losses),
+                       head_losses=self._mean_components(components), n_batches=len(losses),
+                       time=round(time.perf_counter() - start, 3))
+        LOG.info('epoch %d/%d val loss %.4f (%d batches)', epoch, self.settings.epochs,
+                 _mean(losses) or math.nan, len(losses))
+        self.model.train()

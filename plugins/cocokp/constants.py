@@ -1,0 +1,54 @@
+"""COCO person keypoints: names, skeleton, published OKS sigmas and a reference upright pose.
+
+The sigmas are the per-keypoint constants published with the COCO keypoint
+evaluation (``kappa / 2`` in OKS); the skeleton is the one shipped in COCO's
+``person_keypoints_*.json`` (1-based pairs).
+"""
+
+COCO_KEYPOINTS = [
+    'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
+    'left_shoulder', 'right_shoulder', 'left_elbow', 'right_elbow',
+    'left_wrist', 'right_wrist', 'left_hip', 'right_hip',
+    'left_knee', 'right_knee', 'left_ankle', 'right_ankle',
+]
+
+COCO_PERSON_SKELETON = [
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13),
+    (6, 7), (6, 8), (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3),
+    (2, 4), (3, 5), (4, 6), (5, 7),
+]
+
+COCO_PERSON_SIGMAS = [
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+]
+
+# Three most confident joints count three times in an annotation's score.
+COCO_PERSON_SCORE_WEIGHTS = [3.0] * 3 + [1.0] * 14
+
+# A person standing upright, facing the camera, about 1.8 units tall; y grows
+# downwards as in images. Used to estimate a whole-body size from the visible
+# keypoints of partly visible people, and to draw the skeleton.
+COCO_UPRIGHT_POSE = [
+    [0.0, -1.64, 2.0],    # nose
+    [0.04, -1.68, 2.0],  # left_eye: the person faces the camera, so left is at +x
+    [-0.04, -1.68, 2.0],   # right_eye
+    [0.09, -1.65, 2.0],  # left_ear
+    [-0.09, -1.65, 2.0],   # right_ear
+    [0.2, -1.42, 2.0],   # left_shoulder
+    [-0.2, -1.42, 2.0],    # right_shoulder
+    [0.26, -1.12, 2.0],  # left_elbow
+    [-0.26, -1.12, 2.0],   # right_elbow
+    [0.29, -0.84, 2.0],  # left_wrist
+    [-0.29, -0.84, 2.0],   # right_wrist
+    [0.12, -0.88, 2.0],  # left_hip
+    [-0.12, -0.88, 2.0],   # right_hip
+    [0.13, -0.46, 2.0],  # left_knee
+    [-0.13, -0.46, 2.0],   # right_knee
+    [0.14, -0.04, 2.0],  # left_ankle
+    [-0.14, -0.04, 2.0],   # right_ankle
+]
+
+# Sigma used for every keypoint of a COCO-format category without published
+# sigmas (the mean of COCO's person sigmas, rounded).
+DEFAULT_SIGMA = 0.05

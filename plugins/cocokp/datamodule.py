@@ -1,0 +1,223 @@
+"""``cocokp``: any COCO-format keypoint dataset (a json file and an image folder).
+
+Keypoint names, skeleton and sigmas come from the json's category, so CrowdPose, animal sets or a lab's
+own data train without code: COCO's 17 published sigmas (and reference pose and score weights) are used
+for the COCO person category, a category's own ``sigmas`` field when it has one, and
+``constants.DEFAULT_SIGMA`` for every keypoint otherwise. Horizontal flips swap left/right keypoints
+found by name; when no pairs are found, flipping is off (and the log says so).
+"""
+
+import argparse
+import dataclasses
+import logging
+
+import torch
+
+from openfields import encoder, headmeta, transforms
+from openfields.datasets import DataModule, LoaderSettings
+from openfields.datasets.coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
+from openfields.datasets.collate import collate_images_targets_meta
+
+from . import constants
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Training augmentation of a COCO-style dataset; every part has its own flag."""
+
+    enabled: bool = True
+    square_edge: int = 385
+    extended_scale: bool = False
+    rescale_images: float = 1.0
+    hflip: float = 0.5  # probability
+    rotate: float = 0.4  # probability of a uniform rotation within +-30 degrees
+    orientation_invariant: float = 0.0  # probability of a rotation by a multiple of 90 degrees
+    blur: float = 0.0  # probability
+    color_jitter: bool = True
+
+    @staticmethod
+    def cli(group, prefix: str, square_edge: int):
+        group.add_argument(f'--{prefix}-square-edge', type=int, default=square_edge,
+                           help='side of the square training crop in pixels')
+        group.add_argument(f'--{prefix}-no-augmentation', dest=f'{prefix}_augmentation', default=True,
+                           action='store_false', help='turn every augmentation off')
+        group.add_argument(f'--{prefix}-extended-scale', default=False, action='store_true',
+                           help='rescale images by a factor in [0.25, 2.0] instead of [0.4, 2.0]')
+        group.add_argument(f'--{prefix}-rescale-images', type=float, default=1.0,
+                           help='overall image rescaling factor applied on top of the scale jitter')
+        group.add_argument(f'--{prefix}-hflip', type=float, default=0.5,
+                           help='probability of a horizontal flip (left/right keypoints swapped)')
+        group.add_argument(f'--{prefix}-rotate', type=float, default=0.4,
+                           help='probability of a rotation by up to +-30 degrees')
+        group.add_argument(f'--{prefix}-orientation-invariant', type=float, default=0.0,
+                           help='probability of a rotation by a multiple of 90 degrees')
+        group.add_argument(f'--{prefix}-blur', type=float, default=0.0, help='probability of a blur')
+        group.add_argument(f'--{prefix}-no-color-jitter', dest=f'{prefix}_color_jitter', default=True,
+                           action='store_false', help='no colour jitter, JPEG artefacts or grayscale')
+
+    @classmethod
+    def from_args(cls, args, prefix: str) -> 'Augmentation':
+        get = lambda name: getattr(args, f'{prefix}_{name}')  # noqa: E731
+        for name in ('hflip', 'rotate', 'orientation_invariant', 'blur'):
+            if not 0.0 <= get(name) <= 1.0:
+                raise ValueError(f'--{prefix}-{name.replace("_", "-")} is a probability in [0, 1], '
+                                 f'got {get(name)}')
+        if get('square_edge') < 16:
+            raise ValueError(f'--{prefix}-square-edge must be at least 16, got {get("square_edge")}')
+        return cls(enabled=get('augmentation'), square_edge=get('square_edge'),
+                   extended_scale=get('extended_scale'), rescale_images=get('rescale_images'),
+                   hflip=get('hflip'), rotate=get('rotate'),
+                   orientation_invariant=get('orientation_invariant'), blur=get('blur'),
+                   color_jitter=get('color_jitter'))
+
+
+def head_metas_for(category: KeypointCategory, dataset: str, upsample: int) -> list[headmeta.Base]:
+    """CIF and CAF metas from a json category (COCO person defaults where they apply)."""
+    is_coco_person = category.keypoints == constants.COCO_KEYPOINTS
+    if category.sigmas is not None:
+        sigmas = category.sigmas
+    elif is_coco_person:
+        sigmas = constants.COCO_PERSON_SIGMAS
+    else:
+        sigmas = [constants.DEFAULT_SIGMA] * len(category.keypoints)
+        LOG.info('%s: category %r has no sigmas; using %.3f for every keypoint',
+                 dataset, category.name, constants.DEFAULT_SIGMA)
+    skeleton = category.skeleton
+    if not skeleton:
+        skeleton = [(i, i + 1) for i in range(1, len(category.keypoints))]
+        LOG.info('%s: category %r has no skeleton; connecting keypoints in order: %s',
+                 dataset, category.name, skeleton)
+    hflip = headmeta.hflip_from_names(category.keypoints)
+    if not hflip:
+        LOG.info('%s: no left/right keypoint pairs found by name; horizontal flips are off', dataset)
+    common = dict(dataset=dataset, keypoints=category.keypoints, sigmas=list(sigmas),
+                  pose=constants.COCO_UPRIGHT_POSE if is_coco_person else None,
+                  hflip=hflip or None, upsample_stride=upsample)
+    cif = headmeta.Cif(name='cif', draw_skeleton=skeleton,
+                       score_weights=constants.COCO_PERSON_SCORE_WEIGHTS if is_coco_person else None,
+                       **common)
+    caf = headmeta.Caf(name='caf', skeleton=skeleton, **common)
+    return [cif, caf]
+
+
+class CocoKp(DataModule):
+    """COCO-format keypoints: CIF + CAF heads of one category."""
+
+    name = 'cocokp'
+    default_square_edge = 385
+
+    def __init__(self, *, train_annotations, val_annotations, train_image_dir, val_image_dir,
+                 augmentation: Augmentation, upsample: int = 1, min_kp_anns: int = 1, bmin: float = 0.1,
+                 category_id: int | None = None, encoder_settings: encoder.EncoderSettings):
+        self.train_annotations = str(train_annotations)
+        self.val_annotations = str(val_annotations)
+        self.train_image_dir = str(train_image_dir)
+        self.val_image_dir = str(val_image_dir)
+        self.augmentation = augmentation
+        self.upsample = upsample
+        self.min_kp_anns = min_kp_anns
+        self.bmin = bmin
+        self.encoder_settings = encoder_settings
+        self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
+        self.category = keypoint_category(self._train_data, self.train_annotations, category_id)
+        self.head_metas = head_metas_for(self.category, self.name, upsample)
+
+    @classmethod
+    def flag(cls, name: str) -> str:
+        return f'--{cls.name}-{name}'
+
+    @classmethod
+    def cli(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group(f'dataset {cls.name}')
+        cls.path_cli(group)
+        Augmentation.cli(group, cls.name, cls.default_square_edge)
+        cls.head_cli(group)
+
+    @classmethod
+    def path_cli(cls, group):
+        prefix = cls.name
+        group.add_argument(f'--{prefix}-train-annotations',
+                           default='data-mscoco/annotations/person_keypoints_train2017.json')
+        group.add_argument(f'--{prefix}-val-annotations',
+                           default='data-mscoco/annotations/person_keypoints_val2017.json')
+        group.add_argument(f'--{prefix}-train-image-dir', default='data-mscoco/images/train2017/')
+        group.add_argument(f'--{prefix}-val-image-dir', default='data-mscoco/images/val2017/')
+        group.add_argument(f'--{prefix}-category-id', type=int, default=None,
+                           help='category to train (default: the first category with keypoints)')
+        group.add_argument(f'--{prefix}-min-kp-anns', type=int, default=1,
+                           help='train only on images with at least this many annotated people')
+
+    @classmethod
+    def head_cli(cls, group):
+        prefix = cls.name
+        group.add_argument(f'--{prefix}-upsample', type=int, default=1,
+                           help='pixel-shuffle upsampling of the heads (2 halves the head stride)')
+        group.add_argument(f'--{prefix}-bmin', type=float, default=0.1,
+                           help='b_min in pixels: the smallest localisation uncertainty')
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> 'CocoKp':
+        get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
+        return cls(train_annotations=get('train_annotations'), val_annotations=get('val_annotations'),
+                   train_image_dir=get('train_image_dir'), val_image_dir=get('val_image_dir'),
+                   category_id=get('category_id'), min_kp_anns=get('min_kp_anns'),
+                   **cls.common_kwargs(args))
+
+    @classmethod
+    def common_kwargs(cls, args) -> dict:
+        get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
+        if get('upsample') < 1:
+            raise ValueError(f'{cls.flag("upsample")} must be >= 1, got {get("upsample")}')
+        if get('bmin') <= 0:
+            raise ValueError(f'{cls.flag("bmin")} must be positive, got {get("bmin")}')
+        return dict(augmentation=Augmentation.from_args(args, cls.name), upsample=get('upsample'),
+                    bmin=get('bmin'), encoder_settings=encoder.EncoderSettings.from_args(args))
+
+    def describe(self) -> dict:
+        return {'category': self.category.name, 'keypoints': self.category.keypoints,
+                'train_annotations': self.train_annotations, 'val_annotations': self.val_annotations}
+
+    def _preprocess(self):
+        cif = self.head_metas[0]
+        encoders = encoder.factory(self.head_metas, self.encoder_settings, bmin=self.bmin)
+        a = self.augmentation
+        if not a.enabled:
+            return transforms.eval_pipeline(square_edge=a.square_edge, encoders=encoders)
+        return transforms.train_pipeline(
+            square_edge=a.square_edge, extended_scale=a.extended_scale, rescale_images=a.rescale_images,
+            hflip_probability=a.hflip if cif.hflip else 0.0, keypoints=cif.keypoints, hflip=cif.hflip,
+            rotate_probability=a.rotate, orientation_invariant=a.orientation_invariant,
+            blur_probability=a.blur, color_jitter=a.color_jitter, encoders=encoders)
+
+    def _dataset(self, data, annotations, image_dir, split) -> CocoKeypoints:
+        return CocoKeypoints(data, annotations, image_dir, self.category, self._preprocess(),
+                             dataset_name=self.name, min_kp_anns=self.min_kp_anns,
+                             image_dir_flag=self.flag(f'{split}-image-dir'))
+
+    def _loader(self, dataset, loader: LoaderSettings, shuffle: bool):
+        generator = torch.Generator()
+        generator.manual_seed(loader.seed)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=loader.batch_size, shuffle=shuffle and loader.shuffle,
+            num_workers=loader.workers, pin_memory=loader.pin_memory, drop_last=True,
+            collate_fn=collate_images_targets_meta, generator=generator,
+            persistent_workers=loader.workers > 0)
+
+    def train_loader(self, loader: LoaderSettings):
+        dataset = self._dataset(self._train_data, self.train_annotations, self.train_image_dir, 'train')
+        self._check_batches(dataset, loader, 'train')
+        return self._loader(dataset, loader, shuffle=True)
+
+    def val_loader(self, loader: LoaderSettings):
+        data = load_json(self.val_annotations, self.flag('val-annotations'))
+        keypoint_category(data, self.val_annotations, self.category.id)  # same category must exist
+        dataset = self._dataset(data, self.val_annotations, self.val_image_dir, 'val')
+        self._check_batches(dataset, loader, 'val')
+        return self._loader(dataset, loader, shuffle=False)
+
+    def _check_batches(self, dataset, loader: LoaderSettings, split: str):
+        if len(dataset) < loader.batch_size:
+            raise ValueError(f'{self.flag(split + "-annotations")}: {len(dataset)} usable images, fewer '
+                             f'than --batch-size {loader.batch_size} (full batches only)')

@@ -1,0 +1,58 @@
+"""``synthetic``: the embedded default dataset.
+
+Multi-person images are rendered procedurally (``render.py``) once per configuration into a cache folder
+as a COCO-format json plus PNG images, and then read through exactly the ``cocokp`` code path.
+"""
+
+import argparse
+import os
+import pathlib
+
+from openfields.plugins.cocokp.datamodule import Augmentation, CocoKp
+
+from . import render
+
+
+def default_cache_dir() -> pathlib.Path:
+    base = os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache'
+    return pathlib.Path(base) / 'openfields' / 'synthetic'
+
+
+class Synthetic(CocoKp):
+    """Rendered stick-figure people with COCO's 17 keypoints and skeleton."""
+
+    name = 'synthetic'
+    default_square_edge = 161
+
+    @classmethod
+    def cli(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group(f'dataset {cls.name}')
+        prefix = cls.name
+        group.add_argument(f'--{prefix}-seed', type=int, default=0,
+                           help='seed of the rendered images (the same seed gives the same images)')
+        group.add_argument(f'--{prefix}-train-images', type=int, default=512)
+        group.add_argument(f'--{prefix}-val-images', type=int, default=64)
+        group.add_argument(f'--{prefix}-image-size', type=int, default=193,
+                           help='width and height of the rendered images in pixels')
+        group.add_argument(f'--{prefix}-cache-dir', default=None,
+                           help=f'where rendered sets are kept (default: {default_cache_dir()})')
+        Augmentation.cli(group, prefix, cls.default_square_edge)
+        cls.head_cli(group)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> 'Synthetic':
+        get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
+        for name in ('train_images', 'val_images', 'image_size'):
+            if get(name) < 1:
+                raise ValueError(f'--{cls.name}-{name.replace("_", "-")} must be positive, got {get(name)}')
+        cache_dir = pathlib.Path(get('cache_dir') or default_cache_dir())
+        paths = {}
+        for split in ('train', 'val'):
+            config = render.SyntheticConfig(seed=get('seed'), n_images=get(f'{split}_images'),
+                                            width=get('image_size'), height=get('image_size'))
+            root = cache_dir / render.dataset_key(config)
+            annotations = render.write_dataset(root, config, split)
+            paths[split] = (annotations, annotations.parent / 'images')
+        return cls(train_annotations=paths['train'][0], train_image_dir=paths['train'][1],
+                   val_annotations=paths['val'][0], val_image_dir=paths['val'][1],
+                   **cls.common_kwargs(args))
