@@ -1,0 +1,77 @@
+"""Head metas: validation, strides, flips and plain-typed round trips."""
+
+import pytest
+import torch
+
+from openfields import headmeta
+from openfields.plugins.cocokp import constants
+
+
+def coco_cif(**kwargs):
+    return headmeta.Cif(name='cif', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
+                        sigmas=constants.COCO_PERSON_SIGMAS, pose=constants.COCO_UPRIGHT_POSE,
+                        hflip=headmeta.hflip_from_names(constants.COCO_KEYPOINTS), **kwargs)
+
+
+def coco_caf(**kwargs):
+    return headmeta.Caf(name='caf', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
+                        sigmas=constants.COCO_PERSON_SIGMAS, skeleton=constants.COCO_PERSON_SKELETON, **kwargs)
+
+
+def test_component_counts_match_the_documented_layouts():
+    assert (coco_cif().n_fields, coco_cif().n_components) == (17, 5)
+    assert (coco_caf().n_fields, coco_caf().n_components) == (19, 8)
+    det = headmeta.CifDet(name='cifdet', dataset='cocodet', categories=['person', 'car'])
+    assert (det.n_fields, det.n_components) == (2, 6)
+
+
+def test_stride_is_base_stride_over_upsample_and_requires_a_network():
+    meta = coco_cif(upsample_stride=2)
+    with pytest.raises(ValueError, match='not attached'):
+        _ = meta.stride
+    meta.base_stride = 16
+    assert meta.stride == 8
+
+
+def test_round_trip_through_plain_dict_survives_torch_weights_only(tmp_path):
+    metas = [coco_cif(upsample_stride=2, score_weights=constants.COCO_PERSON_SCORE_WEIGHTS), coco_caf()]
+    path = tmp_path / 'metas.pt'
+    torch.save([m.to_dict() for m in metas], path)
+    loaded = [headmeta.Base.from_dict(d) for d in torch.load(path, weights_only=True)]
+    assert loaded == metas
+    assert loaded[1].skeleton[0] == (16, 14)
+
+
+def test_coco_flip_permutation_swaps_left_and_right():
+    perm = coco_cif().flip_permutation()
+    names = constants.COCO_KEYPOINTS
+    assert [names[i] for i in perm][:5] == ['nose', 'right_eye', 'left_eye', 'right_ear', 'left_ear']
+    assert sorted(perm) == list(range(17))
+
+
+@pytest.mark.parametrize('names, expected', [
+    (['snout', 'leftear', 'rightear', 'tailbase'], {'leftear': 'rightear', 'rightear': 'leftear'}),
+    (['head', 'l_knee', 'r_knee'], {'l_knee': 'r_knee', 'r_knee': 'l_knee'}),
+    (['a', 'b', 'c'], {}),
+])
+def test_hflip_pairs_are_found_by_name(names, expected):
+    assert headmeta.hflip_from_names(names) == expected
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(sigmas=[0.1] * 16), '16 sigmas for 17 keypoints'),
+    (dict(score_weights=[1.0] * 3), 'score_weights'),
+    (dict(hflip={'nose': 'tail'}), 'unknown keypoint'),
+    (dict(draw_skeleton=[(0, 1)]), '1-based'),
+])
+def test_inconsistent_cif_meta_is_rejected_with_the_field_named(kwargs, message):
+    base = dict(name='cif', dataset='x', keypoints=constants.COCO_KEYPOINTS, sigmas=constants.COCO_PERSON_SIGMAS)
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        headmeta.Cif(**base)
+
+
+def test_caf_skeleton_index_out_of_range_is_rejected():
+    with pytest.raises(ValueError, match=r'skeleton entry \[1, 18\]'):
+        headmeta.Caf(name='caf', dataset='x', keypoints=constants.COCO_KEYPOINTS,
+                     sigmas=constants.COCO_PERSON_SIGMAS, skeleton=[(1, 18)])
