@@ -1,0 +1,7 @@
+"""Losses of composite fields: per-head components and their weighted sum."""
+
+from .composite import CompositeLoss
+from .factory import LossSettings, cli, factory
+from .multi_head import MultiHeadLoss, NonFiniteLossError
+
+__all__ = ['CompositeLoss', 'LossSettings', 'MultiHeadLoss', 'NonFiniteLossError', 'cli', 'factory']
