@@ -1,0 +1,8 @@
+"""Encoders: annotations -> dense target fields (see docs/architecture.md, "Targets")."""
+
+from .annrescaler import AnnRescaler, mask_valid_area
+from .caf import Caf
+from .cif import Cif
+from .factory import EncoderSettings, cli, factory
+
+__all__ = ['AnnRescaler', 'Caf', 'Cif', 'EncoderSettings', 'cli', 'factory', 'mask_valid_area']
