@@ -28,7 +28,8 @@ LOG = logging.getLogger('openfields.train')
 USER_ERRORS = (ValueError, DatasetError, checkpoint.CheckpointError, PretrainedWeightsMissing)
 
 
-def cli(argv=None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """Every flag of the training CLI: each component adds its own group."""
     plugin.register_all()
     parser = argparse.ArgumentParser(
         prog='python -m openfields.train', description=__doc__.splitlines()[0],
@@ -46,7 +47,11 @@ def cli(argv=None) -> argparse.Namespace:
     losses.cli(parser)
     optimize.cli(parser)
     trainer.cli(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def cli(argv=None) -> argparse.Namespace:
+    args = parser().parse_args(argv)
     args.argv = list(sys.argv if argv is None else ['python -m openfields.train', *argv])
     return args
 

@@ -72,28 +72,32 @@ class ExponentialMovingAverage:
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
-        self.model = model
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()
-                       if v.dtype.is_floating_point}
+        # state_dict() tensors alias the live parameters and buffers: keep them to avoid lookups per step
+        self.live = [v for v in model.state_dict().values() if v.dtype.is_floating_point]
+        self.shadow = [v.detach().clone() for v in self.live]
 
     @torch.no_grad()
     def update(self):
-        for name, value in self.model.state_dict().items():
-            if name in self.shadow:
-                self.shadow[name].lerp_(value, self.decay)
+        torch._foreach_lerp_(self.shadow, self.live, self.decay)
 
     @torch.no_grad()
     def swap(self):
-        state = self.model.state_dict()
-        for name, shadow in self.shadow.items():
-            current = state[name].clone()
-            state[name].copy_(shadow)
+        for live, shadow in zip(self.live, self.shadow):
+            current = live.clone()
+            live.copy_(shadow)
             shadow.copy_(current)
 
 
 def _format_duration(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
+
+
+def _floats(total, components: dict):
+    """Python floats (None stays None) of the total and per-component losses, for logging."""
+    def value(v):
+        return float(v.detach()) if v is not None else None
+    return value(total), {name: value(v) for name, v in components.items()}
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -164,8 +168,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update()
         self.scheduler.step()
-        return (float(total) if total is not None else None,
-                {k: (float(v) if v is not None else None) for k, v in components.items()})
+        return _floats(total, components)
 
     def _clip_gradients(self):
         parameters = [p for p in self.model.parameters() if p.grad is not None]
@@ -243,9 +246,9 @@ class Trainer:
                 images, targets, metas = batch
                 targets = self._full_targets(targets, metas)
                 outputs = self.model(images.to(self.device), head_mask=[t is not None for t in targets])
-                total, head_losses = self.loss(outputs, targets)
-                losses.append(float(total) if total is not None else None)
-                components.append({k: (float(v) if v is not None else None) for k, v in head_losses.items()})
+                total, head_losses = _floats(*self.loss(outputs, targets))
+                losses.append(total)
+                components.append(head_losses)
         self.log.write('val-epoch', epoch=epoch, loss=_mean(losses),
                        head_losses=self._mean_components(components), n_batches=len(losses),
                        time=round(time.perf_counter() - start, 3))

@@ -42,7 +42,7 @@ def model_description(model) -> dict:
     return {
         'basenet': {'name': basenet.name, 'config': dict(basenet.config)},
         'head_metas': [meta.to_dict() for meta in model.head_metas],
-        'head_dropout': float(model.head_dropout),
+        'head_dropout': next((float(h.dropout.p) for h in model.heads if h.dropout is not None), 0.0),
         'batchnorm': {'eps': float(bn.eps) if bn is not None else 1e-4,
                       'momentum': float(bn.momentum) if bn is not None else 0.01},
         'state_dict': {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},

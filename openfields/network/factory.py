@@ -9,7 +9,7 @@ import argparse
 import logging
 
 from .. import headmeta
-from . import basenets, checkpoint, heads, nets, pretrained
+from . import basenets, checkpoint, heads, nets
 
 LOG = logging.getLogger(__name__)
 
@@ -41,16 +41,19 @@ def _check_args(args):
         raise ValueError(f'--batchnorm-momentum must be in [0, 1], got {args.batchnorm_momentum}')
 
 
-def build(basenet_name: str, basenet_config: dict, head_metas: list[headmeta.Base], *,
-          head_dropout: float = 0.0, batchnorm_eps: float = 1e-4, batchnorm_momentum: float = 0.01
-          ) -> nets.Shell:
-    basenet = basenets.build(basenet_name, basenet_config)
+def assemble(basenet, head_metas: list[headmeta.Base], *, head_dropout: float = 0.0,
+             batchnorm_eps: float = 1e-4, batchnorm_momentum: float = 0.01) -> nets.Shell:
+    """A Shell of ``basenet`` with one composite head per meta."""
     head_nets = [heads.CompositeField(meta, basenet.out_features, dropout=head_dropout)
                  for meta in head_metas]
     model = nets.Shell(basenet, head_nets)
-    model.head_dropout = head_dropout  # recorded in checkpoints
     nets.set_batchnorm(model, eps=batchnorm_eps, momentum=batchnorm_momentum)
     return model
+
+
+def build(basenet_name: str, basenet_config: dict, head_metas: list[headmeta.Base], **kwargs) -> nets.Shell:
+    """A fresh network from a basenet name and its plain config (see :func:`assemble` for kwargs)."""
+    return assemble(basenets.build(basenet_name, basenet_config), head_metas, **kwargs)
 
 
 def from_checkpoint(ckpt: dict, head_metas: list[headmeta.Base] | None = None) -> nets.Shell:
@@ -105,9 +108,6 @@ def factory(args: argparse.Namespace, head_metas: list[headmeta.Base]) -> nets.S
     args.basenet = args.basenet or DEFAULT_BASENET
     if args.basenet not in basenets.BASENETS:
         raise ValueError(f'unknown --basenet {args.basenet!r}; choose from: {", ".join(sorted(basenets.BASENETS))}')
-    config = basenets.config_from_args(args.basenet, args)
-    model = build(args.basenet, config, head_metas, head_dropout=args.head_dropout,
-                  batchnorm_eps=args.batchnorm_eps, batchnorm_momentum=args.batchnorm_momentum)
-    if args.basenet_pretrained:
-        pretrained.load_imagenet_weights(model.basenet, args.basenet, args.basenet_pretrained)
-    return model
+    basenet = basenets.from_args(args.basenet, args)  # with ImageNet weights if --basenet-pretrained
+    return assemble(basenet, head_metas, head_dropout=args.head_dropout,
+                    batchnorm_eps=args.batchnorm_eps, batchnorm_momentum=args.batchnorm_momentum)

@@ -139,11 +139,15 @@ class CocoKp(DataModule):
     def path_cli(cls, group):
         prefix = cls.name
         group.add_argument(f'--{prefix}-train-annotations',
-                           default='data-mscoco/annotations/person_keypoints_train2017.json')
+                           default='data-mscoco/annotations/person_keypoints_train2017.json',
+                           help='COCO-format keypoint json of the training set')
         group.add_argument(f'--{prefix}-val-annotations',
-                           default='data-mscoco/annotations/person_keypoints_val2017.json')
-        group.add_argument(f'--{prefix}-train-image-dir', default='data-mscoco/images/train2017/')
-        group.add_argument(f'--{prefix}-val-image-dir', default='data-mscoco/images/val2017/')
+                           default='data-mscoco/annotations/person_keypoints_val2017.json',
+                           help='COCO-format keypoint json of the validation set')
+        group.add_argument(f'--{prefix}-train-image-dir', default='data-mscoco/images/train2017/',
+                           help='folder of the training images (json file names are relative to it)')
+        group.add_argument(f'--{prefix}-val-image-dir', default='data-mscoco/images/val2017/',
+                           help='folder of the validation images')
         group.add_argument(f'--{prefix}-category-id', type=int, default=None,
                            help='category to train (default: the first category with keypoints)')
         group.add_argument(f'--{prefix}-min-kp-anns', type=int, default=1,
@@ -183,13 +187,12 @@ class CocoKp(DataModule):
         cif = self.head_metas[0]
         encoders = encoder.factory(self.head_metas, self.encoder_settings, bmin=self.bmin)
         a = self.augmentation
-        if not a.enabled:
-            return transforms.eval_pipeline(square_edge=a.square_edge, encoders=encoders)
         return transforms.train_pipeline(
-            square_edge=a.square_edge, extended_scale=a.extended_scale, rescale_images=a.rescale_images,
-            hflip_probability=a.hflip if cif.hflip else 0.0, keypoints=cif.keypoints, hflip=cif.hflip,
-            rotate_probability=a.rotate, orientation_invariant=a.orientation_invariant,
-            blur_probability=a.blur, color_jitter=a.color_jitter, encoders=encoders)
+            a.square_edge, encoders=encoders, augmentation=a.enabled, extended_scale=a.extended_scale,
+            rescale_images=a.rescale_images, keypoints=cif.keypoints, hflip=cif.hflip,
+            hflip_probability=a.hflip if cif.hflip else 0.0, upright_rotation=a.rotate,
+            orientation_invariant=a.orientation_invariant, blur=a.blur, color_jitter=a.color_jitter,
+            jpeg=0.1 if a.color_jitter else 0.0, grayscale=0.01 if a.color_jitter else 0.0)
 
     def _dataset(self, data, annotations, image_dir, split) -> CocoKeypoints:
         return CocoKeypoints(data, annotations, image_dir, self.category, self._preprocess(),

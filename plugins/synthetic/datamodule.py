@@ -35,7 +35,8 @@ class Synthetic(CocoKp):
         group.add_argument(f'--{prefix}-image-size', type=int, default=193,
                            help='width and height of the rendered images in pixels')
         group.add_argument(f'--{prefix}-cache-dir', default=None,
-                           help=f'where rendered sets are kept (default: {default_cache_dir()})')
+                           help='where rendered sets are kept (default: $XDG_CACHE_HOME/openfields/synthetic, '
+                                '~/.cache/openfields/synthetic without it)')
         Augmentation.cli(group, prefix, cls.default_square_edge)
         cls.head_cli(group)
 

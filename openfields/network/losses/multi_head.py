@@ -80,4 +80,4 @@ def check_finite(values: dict[str, torch.Tensor | None]):
         return
     for (name, value), ok in zip(present.items(), finite.tolist()):
         if not ok:
-            raise NonFiniteLossError(f'loss {name} is not finite ({float(value)})')
+            raise NonFiniteLossError(f'loss {name} is not finite ({float(value.detach())})')

@@ -1,0 +1,178 @@
+"""Training throughput benchmark: ``python -m openfields.benchmark`` (``make bench``).
+
+Measures, on this machine, and writes a JSON file:
+
+* ``train_step``: images/s of forward + backward + optimizer step of a basenet with the COCO CIF + CAF
+  heads at a given batch size and square input (default shufflenetv2k16, batch 8, 385x385, upsample 2);
+* ``data_pipeline``: samples/s of one loader worker (image decoding, augmentation, CIF + CAF encoding)
+  on real COCO images when ``../shared/data/coco-val-sample`` is there, else on the synthetic set;
+* ``worker_feeds_network``: whether one worker produces samples faster than the network consumes them.
+
+Figures are medians over repeated timings after a warm-up.
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import torch
+
+from . import encoder, headmeta, transforms
+from .datasets.coco import CocoKeypoints, keypoint_category, load_json
+from .network import factory as network_factory, losses
+from .plugins.cocokp import constants
+from .plugins.cocokp.datamodule import head_metas_for
+from .plugins.synthetic import render
+from .version import version
+
+LOG = logging.getLogger(__name__)
+
+SHARED_COCO = pathlib.Path(__file__).resolve().parent.parent.parent / 'shared' / 'data' / 'coco-val-sample'
+
+
+def cpu_name() -> str:
+    try:
+        for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown'
+
+
+def coco_metas(upsample: int) -> list[headmeta.Base]:
+    from .datasets.coco import KeypointCategory
+    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
+                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
+    return head_metas_for(category, 'cocokp', upsample)
+
+
+def loss_args(**overrides) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    losses.cli(parser)
+    args = parser.parse_args([])
+    vars(args).update(overrides)
+    return args
+
+
+def time_train_step(basenet: str, batch_size: int, edge: int, upsample: int, repeats: int, device) -> dict:
+    metas = coco_metas(upsample)
+    model = network_factory.build(basenet, {}, metas).to(device).train()
+    loss = losses.factory(loss_args(), metas)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
+    images = torch.randn(batch_size, 3, edge, edge, device=device)
+    with torch.no_grad():
+        shapes = [o.shape for o in model(images[:1])]
+    targets = [_random_targets(meta, batch_size, shape[-2:], device) for meta, shape in zip(metas, shapes)]
+    durations = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        total, _ = loss(model(images), targets)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        if i > 0:  # the first step warms up allocators and kernels
+            durations.append(time.perf_counter() - start)
+    median = statistics.median(durations)
+    return {'basenet': basenet, 'batch_size': batch_size, 'input': [edge, edge], 'upsample': upsample,
+            'heads': [m.full_name for m in metas], 'repeats': repeats,
+            'seconds_per_step_median': round(median, 4),
+            'seconds_per_step_min': round(min(durations), 4),
+            'images_per_s': round(batch_size / median, 3)}
+
+
+def _random_targets(meta, batch_size, hw, device):
+    """Sparse positive cells with plausible regression targets; the rest negative."""
+    n_channels = 5 if isinstance(meta, headmeta.Cif) else 9
+    t = torch.full((batch_size, meta.n_fields, n_channels, *hw), float('nan'), device=device)
+    positive = torch.rand(batch_size, meta.n_fields, *hw, device=device) < 0.02
+    t[:, :, 0] = positive.float()
+    for c in range(1, n_channels):
+        values = torch.rand(batch_size, meta.n_fields, *hw, device=device) + 0.5
+        t[:, :, c] = torch.where(positive, values, torch.full_like(values, float('nan')))
+    return t
+
+
+def pipeline_dataset(edge: int, upsample: int, cache_dir: pathlib.Path):
+    if (SHARED_COCO / 'annotations.json').is_file():
+        annotations, image_dir, source = SHARED_COCO / 'annotations.json', SHARED_COCO / 'images', 'coco-val-sample'
+    else:
+        config = render.SyntheticConfig(seed=0, n_images=16, width=385, height=385)
+        annotations = render.write_dataset(cache_dir / render.dataset_key(config), config, 'train')
+        image_dir, source = annotations.parent / 'images', 'synthetic'
+    data = load_json(annotations, 'annotations')
+    category = keypoint_category(data, annotations, None)
+    metas = head_metas_for(category, 'cocokp', upsample)
+    for i, meta in enumerate(metas):
+        meta.base_stride, meta.head_index = 16, i
+    encoders = encoder.factory(metas, encoder.EncoderSettings(), bmin=0.1)
+    cif = metas[0]
+    preprocess = transforms.train_pipeline(
+        square_edge=edge, keypoints=cif.keypoints, hflip=cif.hflip, hflip_probability=0.5,
+        encoders=encoders)
+    return CocoKeypoints(data, annotations, image_dir, category, preprocess, dataset_name='cocokp'), source
+
+
+def time_data_pipeline(edge: int, upsample: int, n_samples: int, cache_dir: pathlib.Path) -> dict:
+    torch.set_num_threads(1)  # a loader worker runs single-threaded
+    dataset, source = pipeline_dataset(edge, upsample, cache_dir)
+    dataset[0]  # warm-up
+    durations = []
+    for i in range(n_samples):
+        start = time.perf_counter()
+        dataset[i % len(dataset)]
+        durations.append(time.perf_counter() - start)
+    median = statistics.median(durations)
+    return {'source': source, 'square_edge': edge, 'upsample': upsample, 'samples': n_samples,
+            'seconds_per_sample_median': round(median, 4),
+            'samples_per_s_per_worker': round(1.0 / median, 2)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m openfields.benchmark', description=__doc__.splitlines()[0])
+    parser.add_argument('--output', default='outputs/bench/train.json')
+    parser.add_argument('--basenet', default='shufflenetv2k16')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--square-edge', type=int, default=385)
+    parser.add_argument('--upsample', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=5, help='timed training steps')
+    parser.add_argument('--samples', type=int, default=40, help='timed data pipeline samples')
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    device = torch.device(args.device)
+    threads = torch.get_num_threads()
+    LOG.info('timing %d training steps of %s, batch %d, %dx%d on %s (%d threads) ...', args.repeats,
+             args.basenet, args.batch_size, args.square_edge, args.square_edge, device, threads)
+    train = time_train_step(args.basenet, args.batch_size, args.square_edge, args.upsample, args.repeats, device)
+    LOG.info('train step: %.3f images/s', train['images_per_s'])
+    cache_dir = pathlib.Path(args.output).parent / 'cache'
+    data = time_data_pipeline(args.square_edge, args.upsample, args.samples, cache_dir)
+    LOG.info('data pipeline: %.2f samples/s per worker (%s)', data['samples_per_s_per_worker'], data['source'])
+    result = {
+        'date': datetime.datetime.now().isoformat(timespec='seconds'),
+        'version': version(), 'torch': torch.__version__,
+        'hardware': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': threads,
+                     'device': str(device),
+                     'gpu': torch.cuda.get_device_name(device) if device.type == 'cuda' else None},
+        'train_step': train, 'data_pipeline': data,
+        'worker_feeds_network': data['samples_per_s_per_worker'] > train['images_per_s'],
+    }
+    out = pathlib.Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps(result, indent=2) + '\n')
+    os.replace(tmp, out)
+    LOG.info('one worker feeds the network: %s; wrote %s', result['worker_feeds_network'], out)
+
+
+if __name__ == '__main__':
+    main()
