@@ -29,6 +29,7 @@ from .network import factory as network_factory, losses
 from .plugins.cocokp import constants
 from .plugins.cocokp.datamodule import head_metas_for
 from .plugins.synthetic import render
+from .malloc_tuning import tune_glibc_malloc
 from .version import version
 
 LOG = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def main(argv=None):
     parser.add_argument('--samples', type=int, default=40, help='timed data pipeline samples')
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args(argv)
+    tune_glibc_malloc()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     device = torch.device(args.device)
     threads = torch.get_num_threads()

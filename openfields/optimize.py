@@ -20,10 +20,14 @@ import torch
 
 def cli(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group('optimizer')
+    group.add_argument('--optimizer', default='sgd', choices=('sgd', 'adam', 'adamw'),
+                       help='SGD (OpenPifPaf\'s default), Adam or AdamW (decoupled weight decay)')
     group.add_argument('--lr', type=float, default=1e-3, help='learning rate')
-    group.add_argument('--momentum', type=float, default=0.9, help='SGD momentum')
+    group.add_argument('--momentum', type=float, default=0.9, help='SGD momentum; beta1 for Adam(W)')
     group.add_argument('--nesterov', default=True, action=argparse.BooleanOptionalAction,
-                       help='Nesterov momentum')
+                       help='Nesterov momentum (SGD)')
+    group.add_argument('--beta2', type=float, default=0.999, help='Adam(W) beta2')
+    group.add_argument('--adam-eps', type=float, default=1e-6, help='Adam(W) epsilon')
     group.add_argument('--weight-decay', type=float, default=0.0, help='L2 weight decay')
     group = parser.add_argument_group('learning rate schedule')
     group.add_argument('--lr-decay', type=float, nargs='*', default=[],
@@ -75,10 +79,18 @@ class LearningRateSchedule:
 def optimizer_from_args(args, parameters) -> torch.optim.Optimizer:
     if args.lr <= 0:
         raise ValueError(f'--lr must be positive, got {args.lr}')
-    if args.nesterov and args.momentum <= 0:
-        raise ValueError('--nesterov needs --momentum > 0 (or pass --no-nesterov)')
-    return torch.optim.SGD(parameters, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-                           weight_decay=args.weight_decay)
+    if args.weight_decay < 0:
+        raise ValueError(f'--weight-decay must be >= 0, got {args.weight_decay}')
+    if args.optimizer == 'sgd':
+        if args.nesterov and args.momentum <= 0:
+            raise ValueError('--nesterov needs --momentum > 0 (or pass --no-nesterov)')
+        return torch.optim.SGD(parameters, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+                               weight_decay=args.weight_decay)
+    if not (0 <= args.momentum < 1 and 0 <= args.beta2 < 1):
+        raise ValueError('--momentum (beta1) and --beta2 must be in [0, 1) for Adam(W)')
+    adam = torch.optim.Adam if args.optimizer == 'adam' else torch.optim.AdamW
+    return adam(parameters, lr=args.lr, betas=(args.momentum, args.beta2), eps=args.adam_eps,
+                weight_decay=args.weight_decay)
 
 
 def scheduler(optimizer, schedule: LearningRateSchedule, batches_per_epoch: int, start_epoch: int = 0

@@ -21,6 +21,7 @@ from .network import checkpoint, factory as network_factory
 from .network import losses
 from .network.pretrained import PretrainedWeightsMissing
 from .training_log import TrainingLog
+from .malloc_tuning import tune_glibc_malloc
 from .version import version
 
 LOG = logging.getLogger('openfields.train')
@@ -140,6 +141,7 @@ def run(args) -> pathlib.Path:
 
 def main(argv=None):
     args = cli(argv)
+    tune_glibc_malloc()
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
     try:

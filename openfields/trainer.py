@@ -24,7 +24,8 @@ def cli(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--epochs', type=int, default=10, help='total number of epochs')
     group.add_argument('--train-batches', type=int, default=None, help='batches per training epoch (cap)')
     group.add_argument('--val-batches', type=int, default=None, help='batches per validation (cap)')
-    group.add_argument('--val-interval', type=int, default=1, help='validate every N epochs (and the last)')
+    group.add_argument('--val-interval', type=int, default=1,
+                       help='validate and write a checkpoint every N epochs (and after the last)')
     group.add_argument('--clip-grad-norm', type=float, default=0.0,
                        help='clip the L2 norm of all gradients to this value (0: off)')
     group.add_argument('--clip-grad-value', type=float, default=0.0,
@@ -106,7 +107,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 class Trainer:
-    """Trains ``model`` with ``loss``; ``save_checkpoint(epoch)`` is called after every epoch."""
+    """Trains ``model`` with ``loss``; ``save_checkpoint(epoch)`` is called after every validated epoch."""
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
                  log: TrainingLog, save_checkpoint, n_heads: int):
@@ -134,8 +135,10 @@ class Trainer:
             if self.ema is not None:
                 self.ema.swap()  # validate and save the averaged weights
             if epoch % self.settings.val_interval == 0 or epoch == self.settings.epochs:
+                # checkpoints go with validation: an overfitting run of 1000 one-batch epochs with
+                # --val-interval 100 writes 10 checkpoints, not 1000
                 self.val_epoch(val_loader, epoch)
-            self.save_checkpoint(epoch)
+                self.save_checkpoint(epoch)
             if self.ema is not None:
                 self.ema.swap()  # back to the raw weights for training
 

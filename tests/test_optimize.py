@@ -66,3 +66,11 @@ def test_invalid_values_name_their_flag(argv, flag):
     with pytest.raises(ValueError, match=flag):
         optimize.LearningRateSchedule.from_args(args)
         optimize.optimizer_from_args(args, [torch.nn.Parameter(torch.zeros(1))])
+
+
+@pytest.mark.parametrize('name, cls', [('adam', torch.optim.Adam), ('adamw', torch.optim.AdamW)])
+def test_adam_variants_take_momentum_as_beta1(name, cls):
+    args = parse('--optimizer', name, '--momentum', '0.95', '--beta2', '0.99', '--weight-decay', '0.01')
+    optimizer = optimize.optimizer_from_args(args, [torch.nn.Parameter(torch.zeros(1))])
+    assert type(optimizer) is cls
+    assert optimizer.defaults['betas'] == (0.95, 0.99) and optimizer.defaults['weight_decay'] == 0.01

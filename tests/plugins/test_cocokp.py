@@ -1,0 +1,85 @@
+"""The cocokp DataModule: head metas from any COCO-format keypoint json, loaders through the pipeline."""
+
+import json
+import logging
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from openfields import train
+from openfields.datasets import factory as datasets_factory
+from openfields.datasets.coco import KeypointCategory
+from openfields.network import factory as network_factory
+from openfields.plugins.cocokp import constants
+from openfields.plugins.cocokp.datamodule import head_metas_for
+
+
+def category(keypoints, skeleton=(), sigmas=None):
+    return KeypointCategory(id=1, name='thing', keypoints=keypoints, skeleton=list(skeleton), sigmas=sigmas)
+
+
+def test_coco_person_gets_published_sigmas_pose_and_score_weights():
+    cif, caf = head_metas_for(category(constants.COCO_KEYPOINTS, constants.COCO_PERSON_SKELETON), 'cocokp', 2)
+    assert cif.sigmas == constants.COCO_PERSON_SIGMAS and cif.pose == constants.COCO_UPRIGHT_POSE
+    assert cif.score_weights[:4] == [3.0, 3.0, 3.0, 1.0]
+    assert caf.skeleton == constants.COCO_PERSON_SKELETON and cif.upsample_stride == caf.upsample_stride == 2
+    assert cif.hflip['left_knee'] == 'right_knee'
+
+
+def test_custom_category_uses_its_sigmas_or_a_default_and_a_chain_skeleton(caplog):
+    with caplog.at_level(logging.INFO):
+        cif, caf = head_metas_for(category(['snout', 'ear', 'tail']), 'mice', 1)
+    assert cif.sigmas == [constants.DEFAULT_SIGMA] * 3 and cif.pose is None
+    assert caf.skeleton == [(1, 2), (2, 3)]
+    assert cif.hflip is None
+    assert 'horizontal flips are off' in caplog.text and 'no skeleton' in caplog.text
+    cif, _ = head_metas_for(category(['a', 'b'], [(1, 2)], sigmas=[0.1, 0.2]), 'x', 1)
+    assert cif.sigmas == [0.1, 0.2]
+
+
+@pytest.fixture()
+def animal_set(tmp_path):
+    """Four 120x90 images of a 3-keypoint animal in a custom category with its own sigmas."""
+    images, annotations = [], []
+    for i in range(4):
+        PIL.Image.fromarray(np.full((90, 120, 3), 40 * i, np.uint8)).save(tmp_path / f'{i}.jpg')
+        images.append({'id': i, 'file_name': f'{i}.jpg', 'width': 120, 'height': 90})
+        annotations.append({'id': i, 'image_id': i, 'category_id': 7, 'iscrowd': 0, 'bbox': [20, 20, 60, 40],
+                            'keypoints': [30, 30, 2, 50, 40, 2, 70, 50, 1]})
+    categories = [{'id': 7, 'name': 'animal', 'keypoints': ['nose', 'left_paw', 'right_paw'],
+                   'skeleton': [[1, 2], [1, 3]], 'sigmas': [0.05, 0.08, 0.08]}]
+    path = tmp_path / 'animals.json'
+    path.write_text(json.dumps({'images': images, 'annotations': annotations, 'categories': categories}))
+    return path
+
+
+def test_any_coco_format_keypoint_json_trains_without_code(animal_set):
+    args = train.cli(['--dataset', 'cocokp', '--cocokp-train-annotations', str(animal_set),
+                      '--cocokp-val-annotations', str(animal_set),
+                      '--cocokp-train-image-dir', str(animal_set.parent),
+                      '--cocokp-val-image-dir', str(animal_set.parent),
+                      '--cocokp-square-edge', '97', '--batch-size', '2', '--loader-workers', '0',
+                      '--basenet', 'resnet18', '--seed', '0'])
+    datamodule = datasets_factory.datamodule_from_args(args)
+    model = network_factory.factory(args, datamodule.head_metas)
+    assert [m.n_fields for m in model.head_metas] == [3, 2]
+    assert model.head_metas[0].hflip == {'left_paw': 'right_paw', 'right_paw': 'left_paw'}
+    loader = datamodule.train_loader(datasets_factory.loader_settings_from_args(args, pin_memory=False))
+    images, targets, metas = next(iter(loader))
+    assert images.shape == (2, 3, 97, 97)
+    assert targets[0].shape == (2, 3, 5, 7, 7) and targets[1].shape == (2, 2, 9, 7, 7)
+    assert torch.nansum(targets[0][:, :, 0]) > 0  # positive CIF cells
+    assert [m['dataset'] for m in metas] == ['cocokp', 'cocokp']
+    assert metas[0]['head_indices'] == [0, 1]
+
+
+def test_fewer_usable_images_than_the_batch_size_is_an_error(animal_set):
+    args = train.cli(['--dataset', 'cocokp', '--cocokp-train-annotations', str(animal_set),
+                      '--cocokp-train-image-dir', str(animal_set.parent), '--batch-size', '8',
+                      '--basenet', 'resnet18'])
+    datamodule = datasets_factory.datamodule_from_args(args)
+    network_factory.factory(args, datamodule.head_metas)
+    with pytest.raises(ValueError, match='4 usable images, fewer than --batch-size 8'):
+        datamodule.train_loader(datasets_factory.loader_settings_from_args(args, pin_memory=False))
