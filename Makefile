@@ -6,7 +6,7 @@ STAMP := $(VENV)/.openfields-installed
 DEMO_DIR := outputs/demo
 PYTEST_FLAGS ?=
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow bench docs clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PYTHON3) -m venv $(VENV)
@@ -38,6 +38,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) -m openfields.benchmark --output outputs/bench/train.json
+
+# regenerate the CLI reference from the parsers
+docs: $(STAMP)
+	$(PYTHON) -m openfields.cli_reference > docs/cli.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache all-images
