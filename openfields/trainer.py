@@ -239,7 +239,7 @@ class Trainer:
     def val_epoch(self, loader, epoch: int):
         self._eval_batchnorm()
         n_batches = self._n_batches(loader, self.settings.val_batches)
-        losses, components, start = [], [], time.perf_counter()
+        losses, components, start, n_images = [], [], time.perf_counter(), 0
         with torch.inference_mode():
             for batch_index, batch in enumerate(loader):
                 if batch_index >= n_batches:
@@ -252,6 +252,14 @@ class Trainer:
                 total, head_losses = _floats(*self.loss(outputs, targets))
                 losses.append(total)
                 components.append(head_losses)
+                n_images += images.shape[0]
+                if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
+                    elapsed = time.perf_counter() - start
+                    eta = elapsed / (batch_index + 1) * (n_batches - batch_index - 1)
+                    LOG.info('epoch %d/%d val batch %d/%d loss %.4f %.1f img/s ETA %s', epoch,
+                             self.settings.epochs, batch_index + 1, n_batches,
+                             total if total is not None else math.nan, n_images / max(elapsed, 1e-9),
+                             _format_duration(eta))
         self.log.write('val-epoch', epoch=epoch, loss=_mean(losses),
                        head_losses=self._mean_components(components), n_batches=len(losses),
                        time=round(time.perf_counter() - start, 3))
