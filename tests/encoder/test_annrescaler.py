@@ -6,26 +6,7 @@ import numpy as np
 import pytest
 
 from openfields.encoder.annrescaler import AnnRescaler, claim_nearest, mask_valid_area, valid_area_mask
-from openfields.plugins.cocokp import constants
-
-POSE = np.array(constants.COCO_UPRIGHT_POSE)
-
-
-def person(x, y, height, v=2.0):
-    """COCO person standing with feet near ``(x, y)`` pixels, ``height`` pixels tall."""
-    keypoints = POSE.copy()
-    keypoints[:, :2] = keypoints[:, :2] * height / 1.8 + [x, y]
-    keypoints[:, 2] = v
-    x0, y0 = keypoints[:, :2].min(axis=0)
-    x1, y1 = keypoints[:, :2].max(axis=0)
-    return {'keypoints': keypoints.astype(np.float32), 'bbox': np.array([x0, y0, x1 - x0, y1 - y0], np.float32),
-            'iscrowd': 0, 'category_id': 1}
-
-
-def box(x, y, w, h, iscrowd=1):
-    """A crowd box (or, with iscrowd=0, a person box without labelled keypoints)."""
-    return {'keypoints': np.zeros((17, 3), np.float32), 'bbox': np.array([x, y, w, h], np.float32),
-            'iscrowd': iscrowd, 'category_id': 1}
+from encoder_samples import POSE, person, box
 
 
 def test_keypoint_sets_are_in_field_units_and_skip_crowds():

@@ -5,29 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from openfields import encoder, headmeta
+from openfields import encoder
 from openfields.plugins.cocokp import constants
+from encoder_samples import caf_meta, person
 
-POSE = np.array(constants.COCO_UPRIGHT_POSE)
 IMAGE = torch.zeros(3, 385, 385)
 SKELETON = np.array(constants.COCO_PERSON_SKELETON) - 1  # 0-based
-
-
-def caf_meta(base_stride=8, skeleton=constants.COCO_PERSON_SKELETON, **kwargs):
-    return headmeta.Caf(name='caf', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                        sigmas=constants.COCO_PERSON_SIGMAS, skeleton=skeleton,
-                        pose=constants.COCO_UPRIGHT_POSE, base_stride=base_stride, **kwargs)
-
-
-def person(x, y, height, v=2.0):
-    """COCO person standing with feet near ``(x, y)`` pixels, ``height`` pixels tall."""
-    keypoints = POSE.copy()
-    keypoints[:, :2] = keypoints[:, :2] * height / 1.8 + [x, y]
-    keypoints[:, 2] = v
-    x0, y0 = keypoints[:, :2].min(axis=0)
-    x1, y1 = keypoints[:, :2].max(axis=0)
-    return {'keypoints': keypoints.astype(np.float32), 'bbox': np.array([x0, y0, x1 - x0, y1 - y0], np.float32),
-            'iscrowd': 0, 'category_id': 1}
 
 
 def limb(joint1, joint2, edge=(6, 8)):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import openfields.transforms as T
-from test_transforms_helpers import HFLIP, KEYPOINTS, coco_sample, normalized_coco
+from transforms_samples import HFLIP, KEYPOINTS, coco_sample, normalized_coco
 
 
 def test_normalize_converts_and_fills():

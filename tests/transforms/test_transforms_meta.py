@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import openfields.transforms as T
-from test_transforms_helpers import HFLIP, KEYPOINTS, coco_sample, normalized_coco, single_pixel_sample
+from transforms_samples import HFLIP, KEYPOINTS, coco_sample, normalized_coco, single_pixel_sample
 
 
 def test_normalize_fills_meta():

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 import openfields.transforms as T
-from test_transforms_helpers import HFLIP, KEYPOINTS, coco_sample
+from transforms_samples import HFLIP, KEYPOINTS, coco_sample
 
 
 class DummyMeta:

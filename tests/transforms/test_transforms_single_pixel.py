@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import openfields.transforms as T
-from test_transforms_helpers import HFLIP, KEYPOINTS, assert_pixel_on_keypoint, brightest, single_pixel_sample
+from transforms_samples import HFLIP, KEYPOINTS, assert_pixel_on_keypoint, brightest, single_pixel_sample
 
 
 @pytest.mark.parametrize('size', [(31, 22), (122, 86), (151, 43), (20, 80)])

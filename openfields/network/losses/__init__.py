@@ -1,7 +1,8 @@
 """Losses of composite fields: per-head components and their weighted sum."""
 
 from .composite import CompositeLoss
-from .factory import LossSettings, cli, factory
+from .factory import cli, factory
+from .settings import LossSettings
 from .multi_head import MultiHeadLoss, NonFiniteLossError
 
 __all__ = ['CompositeLoss', 'LossSettings', 'MultiHeadLoss', 'NonFiniteLossError', 'cli', 'factory']

@@ -10,7 +10,7 @@ from ... import headmeta
 from . import components
 
 if TYPE_CHECKING:
-    from .factory import LossSettings
+    from .settings import LossSettings
 
 # normaliser sigma = factor * instance size (OKS-like relative error)
 SIGMA_FROM_SCALE = 0.5
