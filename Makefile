@@ -22,10 +22,11 @@ demo: $(STAMP)
 	@echo "== openfields demo: training shufflenetv2k16 on the embedded synthetic dataset (CPU, a few minutes)"
 	rm -rf $(DEMO_DIR)
 	$(PYTHON) -m openfields.train --dataset synthetic --basenet shufflenetv2k16 \
-		--synthetic-train-images 128 --synthetic-val-images 32 --synthetic-square-edge 129 \
+		--synthetic-train-images 256 --synthetic-val-images 32 --synthetic-square-edge 129 \
 		--synthetic-upsample 2 --synthetic-no-augmentation \
-		--epochs 15 --batch-size 8 --optimizer adam --lr 0.002 --b-scale 5.0 --ema 0.1 \
-		--lr-warm-up-epochs 1 --display-interval 8 --loader-workers 1 --seed 1 \
+		--epochs 8 --batch-size 8 --optimizer adam --lr 0.002 --b-scale 5.0 \
+		--ema 0.1 --batchnorm-momentum 0.1 --lr-warm-up-epochs 0.5 \
+		--display-interval 8 --loader-workers 1 --seed 1 \
 		--output $(DEMO_DIR)/demo.pkl
 	@echo
 	@echo "== openfields demo: what was written"
