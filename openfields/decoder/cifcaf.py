@@ -1,0 +1,252 @@
+"""CIF-CAF pose decoder: composite fields of one image -> poses (:class:`Annotation`)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import headmeta
+from .annotation import Annotation
+from .caf_scored import CafScored, score_caf
+from .cifhr import CifHr
+from .nms import keypoint_nms
+from .occupancy import Occupancy
+from .seeds import Seeds, cif_seeds
+
+if TYPE_CHECKING:
+    from .factory import DecoderSettings
+
+# confidence of a joint copied from a neighbour by the force-complete flood fill
+FLOOD_FILL_CONFIDENCE = 1e-5
+# association box half-width in units of the joint's sigma (half its scale): normal and force-complete
+FILTER_SIGMAS = 2.0
+FORCE_COMPLETE_FILTER_SIGMAS = 4.0
+
+
+def as_array(field) -> np.ndarray:
+    """A CPU torch tensor or array -> float32 numpy array (no copy when possible)."""
+    if hasattr(field, 'detach'):
+        field = field.detach().cpu().numpy()
+    return np.asarray(field, dtype=np.float32)
+
+
+class CifCaf:
+    """Pose decoder for one (Cif, Caf) head pair, optionally with a dense Caf head.
+
+    ``__call__([cif (K, 5, h, w), caf (E, 8, h, w)(, dense caf (E', 8, h, w))])`` with eval-mode head
+    outputs (field units) returns the poses, best first, in input pixels. Stages (``stats`` holds the
+    milliseconds of each for the last call):
+
+    1. ``accumulation``: :class:`CifHr` map ``(K, H, W)`` of the CIF cells with ``conf >= cif_th``;
+    2. ``seeds``: :func:`cif_seeds`, cells with ``conf >= seed_threshold`` rescored with the map;
+    3. ``caf_scoring``: :func:`score_caf`, associations per directed edge (the dense edges' confidences
+       times ``dense_connections``);
+    4. ``growth``: for each seed in order whose place is not occupied yet, a pose grows from that joint
+       (:meth:`grow`); its joints then occupy their places so weaker seeds on them start nothing;
+    5. ``force_complete`` (``force_complete_pose`` only): associations again at ``force_complete_caf_th``,
+       every pose grows once more without reverse match and with a wider search, and joints still
+       missing copy a connected neighbour (confidence 1e-5);
+    6. ``nms``: :func:`keypoint_nms` (duplicate joints, instance threshold), then at most
+       ``max_instances`` poses by descending :attr:`Annotation.score`.
+    """
+
+    def __init__(self, cif_meta: headmeta.Cif, caf_meta: headmeta.Caf, settings: 'DecoderSettings',
+                 dense_meta: headmeta.Caf | None = None):
+        if len(caf_meta.keypoints) != len(cif_meta.keypoints):
+            raise ValueError(f'{caf_meta.full_name} has {len(caf_meta.keypoints)} keypoints, '
+                             f'{cif_meta.full_name} {len(cif_meta.keypoints)}')
+        self.cif_meta = cif_meta
+        self.caf_meta = caf_meta
+        self.dense_meta = dense_meta if settings.dense_connections > 0 else None
+        self.settings = settings
+        self.n_keypoints = len(cif_meta.keypoints)
+        self.skeleton = np.asarray(caf_meta.skeleton, dtype=np.int64) - 1  # (E, 2), 0-based
+        self.dense_skeleton = (np.asarray(self.dense_meta.skeleton, dtype=np.int64) - 1
+                               if self.dense_meta is not None else np.zeros((0, 2), np.int64))
+        self.all_skeleton = np.concatenate([self.skeleton, self.dense_skeleton])
+        # directed edge d: 2 e runs skeleton[e] forward, 2 e + 1 backward
+        self.edge_source = [int(j) for pair in self.all_skeleton for j in pair]  # a, b per edge
+        self.edge_target = [int(j) for pair in self.all_skeleton for j in pair[::-1]]  # b, a per edge
+        self.outgoing = [[(d, self.edge_target[d]) for d in range(len(self.edge_source)) if self.edge_source[d] == j]
+                         for j in range(self.n_keypoints)]
+        self.cifhr = CifHr()
+        self.stats: dict[str, float] = {}
+
+    # --- entry point ---------------------------------------------------------------------------
+
+    def __call__(self, fields: list) -> list[Annotation]:
+        settings = self.settings
+        cif, caf = as_array(fields[0]), as_array(fields[1])
+        stride = self.cif_meta.stride
+        timer = _Timer()
+        self.cifhr.fill_cif(cif, stride, settings.cif_th)
+        timer.lap('accumulation')
+        seeds = cif_seeds(cif, stride, self.cifhr, settings.seed_threshold)
+        timer.lap('seeds')
+        dense = as_array(fields[2]) if self.dense_meta is not None else None
+        caf_scored = self.score_associations(caf, dense, settings.caf_th)
+        timer.lap('caf_scoring')
+        occupancy = Occupancy(self.cifhr.shape)
+        joint_sets = self.grow_from_seeds(seeds, caf_scored, occupancy)
+        timer.lap('growth')
+        if settings.force_complete_pose and any(v == 0.0 for joints in joint_sets for v, _, _, _ in joints):
+            self.complete(joint_sets, self.score_associations(caf, dense, settings.force_complete_caf_th))
+        timer.lap('force_complete')
+        annotations = [self._annotation(joints) for joints in joint_sets]
+        annotations = keypoint_nms(annotations, occupancy, settings.keypoint_threshold,
+                                   settings.instance_threshold)[:settings.max_instances]
+        timer.lap('nms')
+        self.stats = timer.laps
+        return annotations
+
+    def score_associations(self, caf: np.ndarray, dense: np.ndarray | None, threshold: float) -> CafScored:
+        """:func:`score_caf` of the Caf head, followed by the dense head's edges (coupling-scaled)."""
+        stride = self.caf_meta.stride
+        scored = score_caf(caf, self.skeleton, stride, self.cifhr, threshold)
+        if dense is not None:
+            coupling = np.full(len(self.dense_skeleton), self.settings.dense_connections, np.float32)
+            scored = CafScored(scored.directed + score_caf(dense, self.dense_skeleton, self.dense_meta.stride,
+                                                           self.cifhr, threshold, coupling).directed)
+        return scored
+
+    # --- growth --------------------------------------------------------------------------------
+
+    def grow_from_seeds(self, seeds: Seeds, caf_scored: CafScored, occupancy: Occupancy) -> list[list[list[float]]]:
+        """Poses (``K`` joints ``[v, x, y, s]`` each) grown from the unoccupied seeds, in seed order.
+
+        Occupancy only changes after a pose is complete, so instead of testing every seed when its
+        turn comes, the remaining seeds are filtered once per pose with one vectorised lookup.
+        """
+        settings = self.settings
+        remaining = np.arange(len(seeds))
+        joint_sets = []
+        while len(remaining):
+            i, remaining = int(remaining[0]), remaining[1:]
+            joints = [[0.0, 0.0, 0.0, 0.0] for _ in range(self.n_keypoints)]
+            joints[int(seeds.field[i])] = [float(seeds.score[i]), float(seeds.x[i]), float(seeds.y[i]),
+                                           float(seeds.scale[i])]
+            self.grow(joints, caf_scored, settings.reverse_match, FILTER_SIGMAS,
+                      settings.keypoint_threshold, settings.keypoint_threshold_rel)
+            joint_sets.append(joints)
+            values = np.asarray(joints)  # (K, 4)
+            found = np.flatnonzero(values[:, 0] > 0)
+            occupancy.set_many(found, values[found, 1], values[found, 2], values[found, 3])
+            if len(remaining):
+                remaining = remaining[~occupancy.get_many(seeds.field[remaining], seeds.x[remaining],
+                                                          seeds.y[remaining])]
+        return joint_sets
+
+    def grow(self, joints: list[list[float]], caf_scored: CafScored, reverse_match: bool,
+             filter_sigmas: float, keypoint_threshold: float, keypoint_threshold_rel: float) -> None:
+        """Grow a pose in place from its found joints (``joints[j][0] > 0``) along the skeleton.
+
+        A frontier (max-heap via ``heapq`` on negated priorities) holds directed edges from found to
+        missing joints, each pushed once, first with the optimistic priority ``sqrt(v_source)`` and no
+        value. Popping an entry whose target is found meanwhile discards it; an unevaluated entry gets
+        its value from :meth:`connection` (none: dropped). Non-greedy (default): the evaluated entry goes
+        back with its value as priority, so joints are accepted in the order of their actual
+        confidences (an unevaluated entry's priority bounds its value from above); greedy: accepted at
+        once. An accepted joint pushes its own edges to missing joints.
+        """
+        greedy = self.settings.greedy
+        frontier: list = []
+        queued: set[int] = set()
+        counter = itertools.count()  # ties pop first-in first-out, and tuples never compare payloads
+
+        def push_edges(joint: int) -> None:
+            priority = -math.sqrt(joints[joint][0])
+            for d, target in self.outgoing[joint]:
+                if joints[target][0] == 0.0 and d not in queued:
+                    queued.add(d)
+                    heapq.heappush(frontier, (priority, next(counter), d, None))
+
+        for joint in range(self.n_keypoints):
+            if joints[joint][0] > 0:
+                push_edges(joint)
+        while frontier:
+            _, _, d, found = heapq.heappop(frontier)
+            target = self.edge_target[d]
+            if joints[target][0] > 0:
+                continue
+            if found is None:
+                found = self.connection(joints[self.edge_source[d]], d, caf_scored, reverse_match,
+                                        filter_sigmas, keypoint_threshold, keypoint_threshold_rel)
+                if found is None:
+                    continue
+                if not greedy:
+                    heapq.heappush(frontier, (-found[0], next(counter), d, found))
+                    continue
+            joints[target] = list(found)
+            push_edges(target)
+
+    @staticmethod
+    def connection(source: list[float], d: int, caf_scored: CafScored, reverse_match: bool,
+                   filter_sigmas: float, keypoint_threshold: float, keypoint_threshold_rel: float):
+        """Target joint ``(v, x, y, s)`` reached from ``source = [v, x, y, s]`` along directed edge
+        ``d``, or None.
+
+        1. blended association from the source (:meth:`Associations.blend`) -> ``(c, x, y, s)``;
+        2. ``v = sqrt(c * v_source)`` (geometric mean); rejected below ``keypoint_threshold`` or below
+           ``keypoint_threshold_rel * v_source``;
+        3. reverse match: blending back from the target along ``d ^ 1`` must find something within an
+           L1 distance of the source's scale from the source.
+        """
+        v_source, x, y, scale = source
+        found = caf_scored[d].blend(x, y, scale, filter_sigmas)
+        if found is None:
+            return None
+        value, tx, ty, ts = found
+        v = math.sqrt(value * v_source)
+        if v < keypoint_threshold or v < keypoint_threshold_rel * v_source:
+            return None
+        if reverse_match:
+            back = caf_scored[d ^ 1].blend(tx, ty, ts, filter_sigmas)
+            if back is None or abs(back[1] - x) + abs(back[2] - y) > scale:
+                return None
+        return v, tx, ty, ts
+
+    # --- force complete ------------------------------------------------------------------------
+
+    def complete(self, joint_sets: list[list[list[float]]], caf_scored: CafScored) -> None:
+        """Force-complete every pose in place: grow again on the weak associations (no reverse match,
+        search box of 4 sigmas, no keypoint thresholds), then flood-fill the joints still missing."""
+        for joints in joint_sets:
+            if all(v > 0 for v, _, _, _ in joints):
+                continue
+            self.grow(joints, caf_scored, False, FORCE_COMPLETE_FILTER_SIGMAS, 0.0, 0.0)
+            self.flood_fill(joints)
+
+    def flood_fill(self, joints: list[list[float]]) -> None:
+        """Missing joints copy position and scale of a found skeleton neighbour with confidence 1e-5,
+        repeated until nothing changes (filled joints pass it on)."""
+        changed = True
+        while changed:
+            changed = False
+            for a, b in self.all_skeleton.tolist():
+                for source, target in ((a, b), (b, a)):
+                    if joints[source][0] > 0 and joints[target][0] == 0.0:
+                        _, x, y, s = joints[source]
+                        joints[target] = [FLOOD_FILL_CONFIDENCE, x, y, s]
+                        changed = True
+
+    def _annotation(self, joints: list[list[float]]) -> Annotation:
+        values = np.asarray(joints, dtype=np.float32)  # (K, 4) v, x, y, s
+        return Annotation(meta=self.cif_meta, data=values[:, [1, 2, 0]].copy(), joint_scales=values[:, 3].copy())
+
+
+class _Timer:
+    """Milliseconds between successive :meth:`lap` calls, by stage name."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = 1000.0 * (now - self._last)
+        self._last = now
