@@ -64,11 +64,15 @@ def keypoint_category(data: dict, path: str | os.PathLike, category_id: int | No
     c = candidates[0]
     keypoints = [str(k) for k in c['keypoints']]
     skeleton = c.get('skeleton') or []
-    for pair in skeleton:
-        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-                or not all(isinstance(j, int) and 1 <= j <= len(keypoints) for j in pair)):
-            raise DatasetError(f'{path}: category {c.get("id")} "skeleton" entry {pair} is not a pair of '
-                               f'1-based keypoint indices in [1, {len(keypoints)}]')
+    invalid = [pair for pair in skeleton
+               if not isinstance(pair, (list, tuple)) or len(pair) != 2
+               or not all(isinstance(j, int) and 1 <= j <= len(keypoints) for j in pair)]
+    if invalid:
+        # e.g. CrowdPose's json ships COCO's 17-keypoint skeleton for its 14 keypoints: the pairs do not
+        # describe these keypoints, so none of them is used
+        LOG.warning('%s: category %s "skeleton" entry %s is not a pair of 1-based keypoint indices in '
+                    '[1, %d]; the json\'s skeleton is ignored', path, c.get('id'), invalid[0], len(keypoints))
+        skeleton = []
     sigmas = c.get('sigmas')
     if sigmas is not None and (len(sigmas) != len(keypoints) or not all(s > 0 for s in sigmas)):
         raise DatasetError(f'{path}: category {c.get("id")} "sigmas" must hold {len(keypoints)} '

@@ -18,3 +18,15 @@ def collate_images_targets_meta(batch):
                for i in range(n_heads)]
     metas = [meta for _, _, meta in batch]
     return images, targets, metas
+
+
+def collate_images_anns_meta(batch):
+    """Stack ``(image, anns, meta)`` evaluation samples into ``(images, [anns], metas)``.
+
+    Images of one batch must have the same size (evaluation pads them). Unreadable samples are dropped.
+    """
+    batch = [sample for sample in batch if sample is not None]
+    if not batch:
+        return None
+    images = torch.stack([image for image, _, _ in batch])
+    return images, [anns for _, anns, _ in batch], [meta for _, _, meta in batch]

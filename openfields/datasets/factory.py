@@ -40,4 +40,4 @@ def loader_settings_from_args(args: argparse.Namespace, *, pin_memory: bool, shu
     if workers < 0:
         raise ValueError(f'--loader-workers must be >= 0, got {workers}')
     return LoaderSettings(batch_size=args.batch_size, workers=workers, pin_memory=pin_memory,
-                          shuffle=shuffle, seed=args.seed)
+                          shuffle=shuffle, seed=getattr(args, 'seed', None) or 0)

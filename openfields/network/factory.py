@@ -16,14 +16,14 @@ LOG = logging.getLogger(__name__)
 DEFAULT_BASENET = 'shufflenetv2k16'
 
 
-def cli(parser: argparse.ArgumentParser) -> None:
+def cli(parser: argparse.ArgumentParser,
+        checkpoint_help: str = 'start from the weights of this trained checkpoint (a new run, epoch 0)') -> None:
     group = parser.add_argument_group('network')
     exclusive = group.add_mutually_exclusive_group()
     exclusive.add_argument('--basenet', default=None,
                            help=f'base network to train from scratch, one of: {", ".join(sorted(basenets.BASENETS))} '
                                 f'(default: {DEFAULT_BASENET})')
-    exclusive.add_argument('--checkpoint', default=None,
-                           help='start from the weights of this trained checkpoint (a new run, epoch 0)')
+    exclusive.add_argument('--checkpoint', default=None, help=checkpoint_help)
     group.add_argument('--head-dropout', type=float, default=0.0, help='Dropout2d before each head')
     group.add_argument('--batchnorm-eps', type=float, default=1e-4,
                        help='BatchNorm epsilon; stability needs lr * clip-grad-value <= sqrt(eps)')

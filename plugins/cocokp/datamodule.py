@@ -16,7 +16,7 @@ import torch
 from openfields import encoder, headmeta, transforms
 from openfields.datasets import DataModule, LoaderSettings
 from openfields.datasets.coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
-from openfields.datasets.collate import collate_images_targets_meta
+from openfields.datasets.collate import collate_images_anns_meta, collate_images_targets_meta
 
 from . import constants
 
@@ -73,6 +73,30 @@ class Augmentation:
                    color_jitter=get('color_jitter'))
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """How COCO-style datasets are evaluated (shared by cocokp and the datasets built on it)."""
+
+    long_edge: int | None = 641
+    annotation_filter: bool = True  # only images with annotated people
+
+    @staticmethod
+    def cli(parser):
+        group = parser.add_argument_group('COCO-style evaluation')
+        group.add_argument('--coco-eval-long-edge', type=int, default=641,
+                           help='rescale evaluation images so their long edge has this size (0: keep)')
+        group.add_argument('--coco-no-eval-annotation-filter', dest='coco_eval_annotation_filter',
+                           default=True, action='store_false',
+                           help='evaluate every image, also those without annotated people')
+
+    @classmethod
+    def from_args(cls, args) -> 'EvalSettings':
+        if args.coco_eval_long_edge < 0:
+            raise ValueError(f'--coco-eval-long-edge must be >= 0, got {args.coco_eval_long_edge}')
+        return cls(long_edge=args.coco_eval_long_edge or None,
+                   annotation_filter=args.coco_eval_annotation_filter)
+
+
 def head_metas_for(category: KeypointCategory, dataset: str, upsample: int) -> list[headmeta.Base]:
     """CIF and CAF metas from a json category (COCO person defaults where they apply)."""
     is_coco_person = category.keypoints == constants.COCO_KEYPOINTS
@@ -110,7 +134,8 @@ class CocoKp(DataModule):
 
     def __init__(self, *, train_annotations, val_annotations, train_image_dir, val_image_dir,
                  augmentation: Augmentation, upsample: int = 1, min_kp_anns: int = 1, bmin: float = 0.1,
-                 category_id: int | None = None, encoder_settings: encoder.EncoderSettings):
+                 category_id: int | None = None, encoder_settings: encoder.EncoderSettings,
+                 eval_settings: 'EvalSettings | None' = None):
         self.train_annotations = str(train_annotations)
         self.val_annotations = str(val_annotations)
         self.train_image_dir = str(train_image_dir)
@@ -120,6 +145,7 @@ class CocoKp(DataModule):
         self.min_kp_anns = min_kp_anns
         self.bmin = bmin
         self.encoder_settings = encoder_settings
+        self.eval_settings = eval_settings or EvalSettings()
         self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
         self.category = keypoint_category(self._train_data, self.train_annotations, category_id)
         self.head_metas = head_metas_for(self.category, self.name, upsample)
@@ -134,6 +160,7 @@ class CocoKp(DataModule):
         cls.path_cli(group)
         Augmentation.cli(group, cls.name, cls.default_square_edge)
         cls.head_cli(group)
+        EvalSettings.cli(parser)
 
     @classmethod
     def path_cli(cls, group):
@@ -177,7 +204,8 @@ class CocoKp(DataModule):
         if get('bmin') <= 0:
             raise ValueError(f'{cls.flag("bmin")} must be positive, got {get("bmin")}')
         return dict(augmentation=Augmentation.from_args(args, cls.name), upsample=get('upsample'),
-                    bmin=get('bmin'), encoder_settings=encoder.EncoderSettings.from_args(args))
+                    bmin=get('bmin'), encoder_settings=encoder.EncoderSettings.from_args(args),
+                    eval_settings=EvalSettings.from_args(args))
 
     def describe(self) -> dict:
         return {'category': self.category.name, 'keypoints': self.category.keypoints,
@@ -219,6 +247,35 @@ class CocoKp(DataModule):
         dataset = self._dataset(data, self.val_annotations, self.val_image_dir, 'val')
         self._check_batches(dataset, loader, 'val')
         return self._loader(dataset, loader, shuffle=False)
+
+    def eval_loader(self, loader: LoaderSettings, long_edge: int | None = -1):
+        """Validation images without augmentation: ``(images, annotations, metas)`` batches.
+
+        ``annotations`` are the ground truth in the coordinates of the network input (for oracle fields);
+        metrics compare predictions mapped back to the original images with the json itself.
+        ``long_edge=-1`` takes ``--coco-eval-long-edge``.
+        """
+        long_edge = self.eval_settings.long_edge if long_edge == -1 else long_edge
+        pad = 'tight' if loader.batch_size == 1 else 'center'
+        if pad == 'center' and long_edge is None:
+            raise ValueError('batches of several evaluation images need --coco-eval-long-edge (or --long-edge)')
+        data = load_json(self.val_annotations, self.flag('val-annotations'))
+        keypoint_category(data, self.val_annotations, self.category.id)
+        dataset = CocoKeypoints(data, self.val_annotations, self.val_image_dir, self.category,
+                                transforms.eval_pipeline(long_edge, pad=pad, multiple=16),
+                                dataset_name=self.name,
+                                min_kp_anns=1 if self.eval_settings.annotation_filter else 0,
+                                image_dir_flag=self.flag('val-image-dir'))
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=loader.batch_size, shuffle=False, num_workers=loader.workers,
+            pin_memory=loader.pin_memory, collate_fn=collate_images_anns_meta)
+
+    def metrics(self) -> list:
+        """COCO keypoint AP with this dataset's sigmas."""
+        from openfields.metric.coco import Coco
+        cif = self.head_metas[0]
+        return [Coco(self.val_annotations, iou_type='keypoints', category_id=self.category.id,
+                     sigmas=cif.sigmas, keypoint_names=cif.keypoints)]
 
     def _check_batches(self, dataset, loader: LoaderSettings, split: str):
         if len(dataset) < loader.batch_size:

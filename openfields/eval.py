@@ -1,0 +1,277 @@
+"""Evaluate checkpoints with pycocotools: ``python -m openfields.eval``.
+
+For each checkpoint: rebuild its network, predict every evaluation image of ``--dataset``, decode, map
+the poses back to the original images and score them with COCOeval. Writes
+``<checkpoint>.eval-<dataset>.stats.json`` (or ``--output PREFIX`` -> ``PREFIX.stats.json``).
+
+``--watch`` treats ``--checkpoint`` as a glob and evaluates every matching checkpoint that has no stats
+file yet, polling until interrupted. ``--oracle cif caf`` replaces the named heads' output by fields
+encoded from the ground truth: it measures what the encoder + decoder pair recovers.
+"""
+
+import argparse
+import dataclasses
+import glob
+import json
+import logging
+import os
+import pathlib
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import encoder, plugin
+from .datasets import factory as datasets_factory
+from .datasets.coco import DatasetError
+from .decoder import factory as decoder_factory
+from .decoder.annotation import inverse_transform
+from .decoder.oracle import fields_from_targets
+from .malloc_tuning import tune_glibc_malloc
+from .network import basenets, checkpoint, factory as network_factory
+from .network.pretrained import PretrainedWeightsMissing
+from .train import resolve_device
+from .version import version
+
+LOG = logging.getLogger('openfields.eval')
+
+USER_ERRORS = (ValueError, DatasetError, checkpoint.CheckpointError, PretrainedWeightsMissing)
+
+
+def parser() -> argparse.ArgumentParser:
+    plugin.register_all()
+    p = argparse.ArgumentParser(prog='python -m openfields.eval', description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--version', action='version', version=f'openfields {version()}')
+    p.add_argument('--output', default=None,
+                   help='path prefix of the results: PREFIX.stats.json (default: <checkpoint>.eval-<dataset>)')
+    p.add_argument('--long-edge', type=int, default=None,
+                   help='rescale images to this long edge (default: the dataset\'s, 641 for COCO-style sets)')
+    p.add_argument('--write-predictions', action='store_true',
+                   help='also write PREFIX.pred.json and PREFIX.pred.zip (for evaluation servers)')
+    p.add_argument('--watch', action='store_true',
+                   help='--checkpoint is a glob: evaluate every new matching checkpoint until interrupted')
+    p.add_argument('--watch-interval', type=float, default=60.0, help='seconds between polls with --watch')
+    p.add_argument('--oracle', nargs='+', default=[], metavar='HEAD',
+                   help='replace these heads\' output (cif, caf) by fields encoded from the ground truth')
+    p.add_argument('--oracle-stride', type=int, default=None,
+                   help='basenet stride for --oracle without a checkpoint (default: the --basenet\'s)')
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
+    p.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
+    datasets_factory.cli(p)
+    encoder.cli(p)
+    network_factory.cli(p, checkpoint_help='checkpoint to evaluate (a glob with --watch)')
+    decoder_factory.cli(p)
+    return p
+
+
+def output_prefix(args, checkpoint_path: str | None) -> str:
+    if args.output:
+        return args.output
+    if checkpoint_path is None:
+        return str(pathlib.Path('outputs') / f'oracle-{"-".join(args.oracle)}.eval-{args.dataset}')
+    return f'{checkpoint_path}.eval-{args.dataset}'
+
+
+def _comparable(meta) -> dict:
+    d = meta.to_dict()
+    for key in ('dataset', 'base_stride', 'head_index', 'upsample_stride', 'training_weights',
+                'score_weights', 'draw_skeleton', 'pose', 'hflip'):
+        d.pop(key, None)
+    return d
+
+
+def checkpoint_head_metas(model, dataset_metas, checkpoint_path) -> list:
+    """The checkpoint's heads in the order of the dataset's; error naming both when they do not match."""
+    chosen = []
+    for meta in dataset_metas:
+        match = next((m for m in model.head_metas if _comparable(m) == _comparable(meta)), None)
+        if match is None:
+            raise ValueError(f'{checkpoint_path}: its heads {[m.full_name for m in model.head_metas]} do not '
+                             f'match the heads of --dataset {meta.dataset}: {meta.full_name} '
+                             f'({len(getattr(meta, "keypoints", []))} keypoints) has no counterpart')
+        chosen.append(match)
+    return chosen
+
+
+@dataclasses.dataclass
+class Setup:
+    """What one evaluation needs: model (or None for a pure oracle), the head metas, oracle encoders."""
+
+    model: torch.nn.Module | None
+    metas: list
+    head_indices: list[int]  # per meta: index of the model output (None for oracle-only)
+    oracle_encoders: dict
+
+
+def setup(args, datamodule, checkpoint_path: str | None, device) -> Setup:
+    unknown = [h for h in args.oracle if h not in [m.name for m in datamodule.head_metas]]
+    if unknown:
+        raise ValueError(f'--oracle {" ".join(unknown)}: no such head in --dataset {args.dataset} '
+                         f'(heads: {[m.name for m in datamodule.head_metas]})')
+    if checkpoint_path is not None:
+        model = network_factory.from_checkpoint(checkpoint.load(checkpoint_path)).to(device).eval()
+        metas = checkpoint_head_metas(model, datamodule.head_metas, checkpoint_path)
+        indices = [model.head_metas.index(m) for m in metas]
+        for dataset_meta, meta in zip(datamodule.head_metas, metas):
+            dataset_meta.base_stride, dataset_meta.upsample_stride = meta.base_stride, meta.upsample_stride
+            dataset_meta.head_index = meta.head_index
+    else:
+        if not args.oracle or set(args.oracle) != {m.name for m in datamodule.head_metas}:
+            raise ValueError('--checkpoint is needed unless --oracle names every head of the dataset '
+                             f'({" ".join(m.name for m in datamodule.head_metas)})')
+        stride = args.oracle_stride or basenets.build(args.basenet or network_factory.DEFAULT_BASENET,
+                                                      basenets.config_from_args(args.basenet or
+                                                                                network_factory.DEFAULT_BASENET,
+                                                                                args)).stride
+        model, metas, indices = None, datamodule.head_metas, [None] * len(datamodule.head_metas)
+        for i, meta in enumerate(metas):
+            meta.base_stride, meta.head_index = stride, i
+    oracle_metas = [m for m in datamodule.head_metas if m.name in args.oracle]
+    encoders = encoder.factory(oracle_metas, encoder.EncoderSettings.from_args(args),
+                               bmin=getattr(datamodule, 'bmin', 0.1))
+    return Setup(model, metas, indices, {meta.name: enc for meta, enc in zip(oracle_metas, encoders)})
+
+
+def batch_fields(s: Setup, images, anns, metas, device) -> tuple[list[list[np.ndarray]], float]:
+    """Eval-mode fields per image and head ``[image][head] -> (F, C, h, w)``; and network seconds."""
+    start = time.perf_counter()
+    outputs = [None] * len(s.metas)
+    if s.model is not None:
+        with torch.inference_mode():
+            heads = s.model(images.to(device, non_blocking=True))
+        outputs = [heads[i].cpu().numpy() for i in s.head_indices]
+    nn_seconds = time.perf_counter() - start
+    per_image = []
+    for b in range(images.shape[0]):
+        fields = []
+        for h, meta in enumerate(s.metas):
+            if meta.name in s.oracle_encoders:
+                target = s.oracle_encoders[meta.name](images[b], anns[b], metas[b]).numpy()
+                fields.append(fields_from_targets(meta, target))
+            else:
+                fields.append(outputs[h][b])
+        per_image.append(fields)
+    return per_image, nn_seconds
+
+
+def evaluate(args, checkpoint_path: str | None, device) -> dict:
+    """Evaluate one checkpoint (or the oracle); returns the stats that were written."""
+    datamodule = datasets_factory.datamodule_from_args(args)
+    s = setup(args, datamodule, checkpoint_path, device)
+    decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args), names=args.decoder)
+    loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
+                                                                 shuffle=False)
+    loader = datamodule.eval_loader(loader_settings, **({} if args.long_edge is None else
+                                                        {'long_edge': args.long_edge or None}))
+    metrics = datamodule.metrics()
+    nn_seconds = decoder_seconds = 0.0
+    n_images = 0
+    for batch in loader:
+        if batch is None:
+            continue
+        images, anns, metas = batch
+        fields, seconds = batch_fields(s, images, anns, metas, device)
+        nn_seconds += seconds
+        start = time.perf_counter()
+        for image_fields, meta in zip(fields, metas):
+            predictions = [inverse_transform(a, meta) for a in decode(image_fields)]
+            for metric in metrics:
+                metric.accumulate(predictions, meta)
+        decoder_seconds += time.perf_counter() - start
+        n_images += images.shape[0]
+    if n_images == 0:
+        raise ValueError(f'--dataset {args.dataset}: no evaluation images')
+    stats = {}
+    for metric in metrics:
+        stats.update(metric.stats())
+    prefix = output_prefix(args, checkpoint_path)
+    result = {**stats, 'n_images': n_images,
+              'nn_time_ms': round(1000 * nn_seconds / n_images, 2),
+              'decoder_time_ms': round(1000 * decoder_seconds / n_images, 2),
+              'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle,
+              'args': {k: v for k, v in vars(args).items()}, 'version': version()}
+    write_json_atomic(f'{prefix}.stats.json', result)
+    if args.write_predictions:
+        for metric in metrics:
+            metric.write_predictions(prefix)
+    LOG.info('%s: AP %.4f on %d images (network %.1f ms, decoder %.1f ms per image); wrote %s.stats.json',
+             checkpoint_path or 'oracle', result.get('AP', float('nan')), n_images, result['nn_time_ms'],
+             result['decoder_time_ms'], prefix)
+    return result
+
+
+def write_json_atomic(path: str, data: dict):
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(data, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def pending_checkpoints(args) -> list[str]:
+    """Checkpoints matching the glob without a stats file, oldest first."""
+    matches = sorted(glob.glob(args.checkpoint), key=lambda p: (os.path.getmtime(p), p))
+    return [p for p in matches if not p.endswith(('.tmp', '.log', '.json', '.zip'))
+            and not os.path.exists(f'{output_prefix(args, p)}.stats.json')]
+
+
+def watch(args, device):
+    """Poll ``--checkpoint`` (a glob) every ``--watch-interval`` seconds; evaluate each new checkpoint once."""
+    stop = {'now': False}
+
+    def interrupt(signum, frame):
+        stop['now'] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    warned_empty = False
+    try:
+        while not stop['now']:
+            start = time.time()
+            pending = pending_checkpoints(args)
+            if not pending and not glob.glob(args.checkpoint) and not warned_empty:
+                LOG.warning('--checkpoint %s matches no file yet; waiting', args.checkpoint)
+                warned_empty = True
+            for path in pending:
+                try:
+                    evaluate(args, path, device)
+                except checkpoint.CheckpointError as error:  # still being written, or truncated
+                    LOG.warning('skipping %s for now: %s', path, error)
+            time.sleep(max(0.0, args.watch_interval - (time.time() - start)))
+    except KeyboardInterrupt:
+        LOG.info('watch interrupted; stopping')
+
+
+def run(args):
+    device = resolve_device(args.device)
+    if args.watch:
+        if not args.checkpoint:
+            raise ValueError('--watch needs --checkpoint (a glob of checkpoints to evaluate)')
+        return watch(args, device)
+    if not args.checkpoint:
+        return [evaluate(args, None, device)]
+    paths = sorted(glob.glob(args.checkpoint)) if glob.has_magic(args.checkpoint) else [args.checkpoint]
+    if not paths:
+        raise ValueError(f'--checkpoint {args.checkpoint} matches no file')
+    return [evaluate(args, path, device) for path in paths]
+
+
+def main(argv=None):
+    tune_glibc_malloc()
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
+    try:
+        run(args)
+    except USER_ERRORS as error:
+        print(f'openfields.eval: error: {error}', file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,173 @@
+"""Predict poses on images: ``python -m openfields.predict IMAGES...``.
+
+``IMAGES`` are files, folders (every image inside) or globs. Per image, ``--json-output`` writes the poses
+as COCO-style json (keypoints, score, bbox, category) and ``--image-output`` the image with the poses drawn.
+A file that is missing or not an image gets an error naming it; the others are still processed.
+"""
+
+import argparse
+import glob
+import json
+import logging
+import os
+import pathlib
+import sys
+import time
+
+import PIL.Image
+import torch
+
+from . import plugin, transforms
+from .decoder import factory as decoder_factory
+from .decoder.annotation import inverse_transform
+from .malloc_tuning import tune_glibc_malloc
+from .network import checkpoint, factory as network_factory
+from .network.pretrained import PretrainedWeightsMissing
+from .show.painters import draw_annotations
+from .train import resolve_device
+from .version import version
+
+LOG = logging.getLogger('openfields.predict')
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parser() -> argparse.ArgumentParser:
+    plugin.register_all()
+    p = argparse.ArgumentParser(prog='python -m openfields.predict', description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--version', action='version', version=f'openfields {version()}')
+    p.add_argument('images', nargs='+', help='image files, folders or globs')
+    p.add_argument('--checkpoint', required=True, help='trained checkpoint')
+    p.add_argument('--json-output', nargs='?', const='', default=None, metavar='DIR',
+                   help='write <image>.predictions.json (next to the image, or into DIR)')
+    p.add_argument('--image-output', nargs='?', const='', default=None, metavar='DIR',
+                   help='write <image>.predictions.jpeg with the poses drawn (next to the image, or into DIR)')
+    p.add_argument('--long-edge', type=int, default=None,
+                   help='rescale images to this long edge (default: keep; needed for --batch-size > 1)')
+    p.add_argument('--batch-size', type=int, default=1)
+    p.add_argument('--loader-workers', type=int, default=0)
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
+    p.add_argument('-q', '--quiet', action='store_true')
+    decoder_factory.cli(p)
+    return p
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[pathlib.Path], list[str]]:
+    """Image paths from files, folders and globs; and an error message per input that gave nothing."""
+    paths, errors = [], []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(p for p in pathlib.Path(item).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            errors += [] if found else [f'{item}: folder holds no image ({", ".join(IMAGE_EXTENSIONS)})']
+        elif glob.has_magic(item):
+            found = sorted(pathlib.Path(p) for p in glob.glob(item) if os.path.isfile(p))
+            errors += [] if found else [f'{item}: matches no file']
+        elif os.path.isfile(item):
+            found = [pathlib.Path(item)]
+        else:
+            found, errors = [], errors + [f'{item}: file not found']
+        paths += found
+    return paths, errors
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Images from disk through the evaluation pipeline; an unreadable file gives None (reported)."""
+
+    def __init__(self, paths, preprocess):
+        self.paths = paths
+        self.preprocess = preprocess
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        path = self.paths[index]
+        try:
+            with open(path, 'rb') as f:
+                image = PIL.Image.open(f).convert('RGB')
+        except (OSError, PIL.UnidentifiedImageError, ValueError) as error:
+            return {'error': f'{path}: not a readable image ({error})'}
+        processed, _, meta = self.preprocess(image, [], {'local_file_path': str(path), 'dataset_index': index})
+        return processed, meta
+
+
+def collate(batch):
+    good = [sample for sample in batch if not isinstance(sample, dict)]
+    errors = [sample['error'] for sample in batch if isinstance(sample, dict)]
+    images = torch.stack([image for image, _ in good]) if good else None
+    return images, [meta for _, meta in good], errors
+
+
+def output_path(image_path: pathlib.Path, option: str, suffix: str) -> pathlib.Path:
+    if option:
+        folder = pathlib.Path(option)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f'{image_path.name}{suffix}'
+    return image_path.with_name(f'{image_path.name}{suffix}')
+
+
+def write_outputs(args, meta, predictions):
+    path = pathlib.Path(meta['local_file_path'])
+    if args.json_output is not None:
+        out = output_path(path, args.json_output, '.predictions.json')
+        out.write_text(json.dumps([a.json_data() for a in predictions]))
+        LOG.info('wrote %s', out)
+    if args.image_output is not None:
+        out = output_path(path, args.image_output, '.predictions.jpeg')
+        with PIL.Image.open(path) as image:
+            draw_annotations(image, predictions).save(out, quality=90)
+        LOG.info('wrote %s', out)
+
+
+def run(args) -> int:
+    """Predict every image; returns the number of inputs that failed."""
+    if args.batch_size > 1 and args.long_edge is None:
+        raise ValueError('--batch-size > 1 needs --long-edge (images of a batch are padded to one size)')
+    device = resolve_device(args.device)
+    model = network_factory.from_checkpoint(checkpoint.load(args.checkpoint)).to(device).eval()
+    decode = decoder_factory.factory(model.head_metas, decoder_factory.DecoderSettings.from_args(args),
+                                     names=args.decoder)
+    paths, errors = expand_inputs(args.images)
+    pad = 'tight' if args.batch_size == 1 else 'center'
+    dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=args.loader_workers,
+                                         collate_fn=collate)
+    for message in errors:
+        LOG.error(message)
+    n_done, start = 0, time.perf_counter()
+    for images, metas, batch_errors in loader:
+        for message in batch_errors:
+            LOG.error(message)
+        errors += batch_errors
+        if images is None:
+            continue
+        with torch.inference_mode():
+            heads = [h.cpu().numpy() for h in model(images.to(device))]
+        for b, meta in enumerate(metas):
+            predictions = [inverse_transform(a, meta) for a in decode([h[b] for h in heads])]
+            LOG.info('%s: %d poses', meta['local_file_path'], len(predictions))
+            write_outputs(args, meta, predictions)
+            n_done += 1
+    LOG.info('%d images in %.1f s', n_done, time.perf_counter() - start)
+    return len(errors)
+
+
+def main(argv=None):
+    tune_glibc_malloc()
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
+    try:
+        failed = run(args)
+    except (ValueError, checkpoint.CheckpointError, PretrainedWeightsMissing) as error:
+        print(f'openfields.predict: error: {error}', file=sys.stderr)
+        sys.exit(2)
+    if failed:
+        print(f'openfields.predict: {failed} input(s) could not be processed (see the errors above)',
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,128 @@
+"""``python -m openfields.eval``: oracle accuracy, checkpoints, stats files, --watch."""
+
+import json
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from openfields import eval as eval_cli
+from openfields.datasets.coco import KeypointCategory
+from openfields.network import checkpoint, factory
+from openfields.plugins.cocokp import constants
+from openfields.plugins.cocokp.datamodule import head_metas_for
+
+SHARED = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
+needs_shared = pytest.mark.skipif(not (SHARED / 'coco-val-sample' / 'annotations.json').is_file(),
+                                  reason=f'shared sample data not found at {SHARED}')
+
+
+def cocokp_flags(folder: pathlib.Path) -> list[str]:
+    return ['--dataset', 'cocokp', '--cocokp-val-annotations', str(folder / 'annotations.json'),
+            '--cocokp-train-annotations', str(folder / 'annotations.json'),
+            '--cocokp-val-image-dir', str(folder / 'images'), '--cocokp-train-image-dir', str(folder / 'images')]
+
+
+def oracle_ap(argv, tmp_path) -> dict:
+    out = tmp_path / 'oracle'
+    results = eval_cli.run(eval_cli.parser().parse_args(
+        argv + ['--oracle', 'cif', 'caf', '--oracle-stride', '16', '--cocokp-upsample', '2',
+                '--synthetic-upsample', '2', '--loader-workers', '0', '--output', str(out), '--device', 'cpu']))
+    stats = json.loads((tmp_path / 'oracle.stats.json').read_text())
+    assert stats == json.loads(json.dumps(results[0], default=str))
+    return stats
+
+
+@needs_shared
+def test_oracle_fields_recover_the_coco_sample(tmp_path):
+    stats = oracle_ap(cocokp_flags(SHARED / 'coco-val-sample'), tmp_path)
+    # Two labelled keypoints of the sample cannot be reached through COCO's skeleton (a nose whose eyes
+    # are unlabelled, a wrist whose elbow is unlabelled): every other keypoint is recovered exactly.
+    # Dense connections (an extra CAF head from the nose to the rest) will close that gap.
+    assert stats['AP50'] == 1.0 and stats['AP75'] == 1.0
+    assert stats['AP'] >= 0.98
+    assert stats['n_images'] == 4
+    assert {'AP50', 'AP75', 'APM', 'APL', 'AR', 'decoder_time_ms', 'nn_time_ms', 'version'} <= set(stats)
+
+
+@needs_shared
+@pytest.mark.xfail(strict=True, reason='the CrowdPose json ships a COCO skeleton that does not fit its 14 '
+                   'keypoints; the fallback chain skeleton breaks at unlabelled joints (AP 0.68). Needs the '
+                   'crowdpose plugin\'s skeleton or dense connections')
+def test_oracle_fields_recover_crowdpose_through_the_generic_flags(tmp_path):
+    stats = oracle_ap(cocokp_flags(SHARED / 'crowdpose-sample'), tmp_path)
+    assert stats['AP'] >= 0.99
+
+
+def test_oracle_fields_recover_the_synthetic_validation_set(tmp_path):
+    stats = oracle_ap(['--dataset', 'synthetic', '--synthetic-val-images', '16', '--synthetic-train-images', '2',
+                       '--synthetic-cache-dir', str(tmp_path / 'cache')], tmp_path)
+    # 0.97 measured: the misses are not yet analysed (the target is 0.99)
+    assert stats['AP'] >= 0.96 and stats['AP50'] >= 0.99
+
+
+def write_checkpoint(path: pathlib.Path, slowly: bool = False):
+    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
+                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
+    model = factory.build('resnet18', {}, head_metas_for(category, 'synthetic', 1))
+    if not slowly:
+        checkpoint.save(path, model, epoch=1, meta={})
+        return
+    tmp = path.with_name('staging.bin')
+    checkpoint.save(tmp, model, epoch=1, meta={})
+    data = tmp.read_bytes()
+    tmp.unlink()
+    with open(path, 'wb') as f:  # a copy arriving slowly, as over a network file system
+        f.write(data[:len(data) // 2])
+        f.flush()
+        time.sleep(4.0)
+        f.write(data[len(data) // 2:])
+
+
+def test_watch_evaluates_each_checkpoint_exactly_once(tmp_path):
+    cache = tmp_path / 'cache'
+    command = [sys.executable, '-m', 'openfields.eval', '--watch', '--watch-interval', '0.5',
+               '--checkpoint', str(tmp_path / 'model-*.pkl'), '--dataset', 'synthetic',
+               '--synthetic-val-images', '2', '--synthetic-train-images', '2', '--synthetic-image-size', '97',
+               '--synthetic-cache-dir', str(cache), '--coco-eval-long-edge', '97', '--loader-workers', '0']
+    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(2.0)
+        write_checkpoint(tmp_path / 'model-a.pkl')
+        write_checkpoint(tmp_path / 'model-b.pkl', slowly=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and not all(
+                (tmp_path / f'model-{x}.pkl.eval-synthetic.stats.json').exists() for x in 'ab'):
+            time.sleep(0.2)
+        time.sleep(1.5)  # a few more polls: nothing may be evaluated again
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        output, _ = watcher.communicate(timeout=30)
+    assert watcher.returncode in (0, 130), output
+    for name in ('model-a.pkl', 'model-b.pkl'):
+        assert (tmp_path / f'{name}.eval-synthetic.stats.json').exists(), output
+        assert output.count(f'{tmp_path / name}: AP') == 1, output
+    assert 'Traceback' not in output
+
+
+def test_checkpoint_glob_matching_nothing_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        eval_cli.main(['--checkpoint', str(tmp_path / 'none-*.pkl'), '--dataset', 'synthetic',
+                       '--synthetic-cache-dir', str(tmp_path / 'cache')])
+    assert exit_info.value.code == 2
+    assert 'matches no file' in capsys.readouterr().err
+
+
+def test_checkpoint_whose_heads_do_not_match_the_dataset_names_both(tmp_path, capsys):
+    category = KeypointCategory(id=1, name='mouse', keypoints=['snout', 'tail', 'ear'], skeleton=[(1, 2), (1, 3)],
+                                sigmas=None)
+    path = tmp_path / 'mouse.pkl'
+    checkpoint.save(path, factory.build('resnet18', {}, head_metas_for(category, 'mice', 1)), epoch=1, meta={})
+    with pytest.raises(SystemExit):
+        eval_cli.main(['--checkpoint', str(path), '--dataset', 'synthetic', '--synthetic-val-images', '2',
+                       '--synthetic-train-images', '2', '--synthetic-cache-dir', str(tmp_path / 'cache')])
+    err = capsys.readouterr().err
+    assert "['mice.cif', 'mice.caf']" in err and 'synthetic.cif' in err
