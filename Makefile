@@ -28,9 +28,18 @@ demo: $(STAMP)
 		--ema 0.1 --batchnorm-momentum 0.1 --lr-warm-up-epochs 0.5 \
 		--display-interval 8 --loader-workers 1 --seed 1 \
 		--output $(DEMO_DIR)/demo.pkl
+	@echo "== openfields demo: evaluating on the synthetic validation set (COCO AP with pycocotools)"
+	$(PYTHON) -m openfields.eval --checkpoint $(DEMO_DIR)/demo.pkl --dataset synthetic \
+		--synthetic-train-images 256 --synthetic-val-images 32 --coco-eval-long-edge 129 \
+		--loader-workers 1 --output $(DEMO_DIR)/demo.eval-synthetic
+	@echo "== openfields demo: predicting three validation images"
+	$(PYTHON) -m openfields.predict $$($(PYTHON) -m openfields.demo_summary $(DEMO_DIR)/demo.pkl --val-images 3) \
+		--checkpoint $(DEMO_DIR)/demo.pkl --long-edge 129 \
+		--json-output $(DEMO_DIR)/predictions --image-output $(DEMO_DIR)/predictions
 	@echo
 	@echo "== openfields demo: what was written"
-	$(PYTHON) -m openfields.demo_summary $(DEMO_DIR)/demo.pkl
+	$(PYTHON) -m openfields.demo_summary $(DEMO_DIR)/demo.pkl --stats $(DEMO_DIR)/demo.eval-synthetic.stats.json
+	@echo "  predictions        $(DEMO_DIR)/predictions/ (drawn images and json)"
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -m "not slow" $(PYTEST_FLAGS) tests

@@ -4,6 +4,7 @@ Prints the files the run wrote and its loss per epoch, so ``make demo`` ends wit
 """
 
 import argparse
+import json
 import pathlib
 
 from .training_log import read
@@ -30,11 +31,30 @@ def summary(checkpoint: pathlib.Path) -> str:
     return '\n'.join(lines)
 
 
+def validation_images(checkpoint: pathlib.Path, n: int) -> list[str]:
+    """Paths of the first ``n`` validation images of the run's dataset (from its log)."""
+    process = read(f'{checkpoint}.log')[0]
+    (dataset,) = process['datasets'].values()
+    annotations = pathlib.Path(dataset['val_annotations'])
+    images = json.loads(annotations.read_text())['images'][:n]
+    return [str(annotations.parent / 'images' / image['file_name']) for image in images]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m openfields.demo_summary', description=__doc__)
     parser.add_argument('checkpoint', type=pathlib.Path)
+    parser.add_argument('--val-images', type=int, default=0,
+                        help='instead of the summary, print the paths of this many validation images')
+    parser.add_argument('--stats', type=pathlib.Path, default=None, help='an eval stats.json to summarise too')
     args = parser.parse_args(argv)
+    if args.val_images:
+        print(' '.join(validation_images(args.checkpoint, args.val_images)))
+        return
     print(summary(args.checkpoint))
+    if args.stats is not None and args.stats.is_file():
+        stats = json.loads(args.stats.read_text())
+        print(f'evaluation on {stats["n_images"]} validation images: AP {stats["AP"]:.3f}, AP50 '
+              f'{stats["AP50"]:.3f} ({args.stats})')
 
 
 if __name__ == '__main__':
