@@ -36,9 +36,9 @@ class EncoderSettings:
         )
 
 
-def cli(parser: argparse.ArgumentParser) -> None:
-    """Add the 'encoders' argument group."""
-    defaults = EncoderSettings()
+def cli(parser: argparse.ArgumentParser, defaults: EncoderSettings = EncoderSettings()) -> None:
+    """Add the 'encoders' argument group; ``defaults`` gives the flag defaults (eval's oracle keeps
+    every labelled keypoint, training suppresses self-hidden ones)."""
     group = parser.add_argument_group('encoders')
     group.add_argument('--cif-side-length', type=int, default=defaults.cif_side_length,
                        help='side (cells) of the square of CIF cells each keypoint claims')
@@ -52,9 +52,10 @@ def cli(parser: argparse.ArgumentParser) -> None:
     selfhidden.add_argument('--encoder-suppress-selfhidden', dest='encoder_suppress_selfhidden',
                             action='store_true', default=defaults.suppress_selfhidden,
                             help='unlabel occluded keypoints next to a visible one of the same type on '
-                                 'another person (default)')
+                                 'another person' + (' (default)' if defaults.suppress_selfhidden else ''))
     selfhidden.add_argument('--encoder-no-suppress-selfhidden', dest='encoder_suppress_selfhidden',
-                            action='store_false', help='keep such occluded keypoints as targets')
+                            action='store_false', help='keep such occluded keypoints as targets'
+                            + ('' if defaults.suppress_selfhidden else ' (default)'))
     group.add_argument('--encoder-suppress-invisible', action='store_true',
                        default=defaults.suppress_invisible,
                        help='use only visible keypoints (v=2) as targets')
