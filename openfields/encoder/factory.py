@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .. import headmeta
 from .caf import Caf
 from .cif import Cif
+from .cifdet import CifDet
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class EncoderSettings:
     suppress_selfhidden: bool = True
     suppress_invisible: bool = False
     suppress_collision: bool = False
+    cifdet_side_length: int = 5
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> 'EncoderSettings':
@@ -33,6 +35,7 @@ class EncoderSettings:
             suppress_selfhidden=args.encoder_suppress_selfhidden,
             suppress_invisible=args.encoder_suppress_invisible,
             suppress_collision=args.encoder_suppress_collision,
+            cifdet_side_length=args.cifdet_side_length,
         )
 
 
@@ -62,15 +65,17 @@ def cli(parser: argparse.ArgumentParser, defaults: EncoderSettings = EncoderSett
     group.add_argument('--encoder-suppress-collision', action='store_true',
                        default=defaults.suppress_collision,
                        help='unlabel same-type keypoints of two people that nearly coincide')
+    group.add_argument('--cifdet-side-length', type=int, default=defaults.cifdet_side_length,
+                       help='side (cells) of the square of CifDet cells each box claims around its centre')
 
 
 def factory(head_metas: Sequence[headmeta.Base], settings: EncoderSettings,
-            bmin: float = 0.1) -> list[Cif | Caf]:
+            bmin: float = 0.1) -> list[Cif | Caf | CifDet]:
     """One encoder per head meta, in order; ``bmin`` in pixels."""
     return [_encoder(meta, settings, bmin) for meta in head_metas]
 
 
-def _encoder(meta: headmeta.Base, settings: EncoderSettings, bmin: float) -> Cif | Caf:
+def _encoder(meta: headmeta.Base, settings: EncoderSettings, bmin: float) -> Cif | Caf | CifDet:
     suppress = dict(suppress_selfhidden=settings.suppress_selfhidden,
                     suppress_invisible=settings.suppress_invisible,
                     suppress_collision=settings.suppress_collision)
@@ -79,5 +84,7 @@ def _encoder(meta: headmeta.Base, settings: EncoderSettings, bmin: float) -> Cif
     if isinstance(meta, headmeta.Caf):
         return Caf(meta, bmin=bmin, min_size=settings.caf_min_size, fixed_size=settings.caf_fixed_size,
                    aspect_ratio=settings.caf_aspect_ratio, **suppress)
+    if isinstance(meta, headmeta.CifDet):
+        return CifDet(meta, bmin=bmin, side_length=settings.cifdet_side_length)
     raise ValueError(f'no encoder for head {meta.full_name!r} of type {type(meta).__name__} '
-                     f'({meta.type_name!r}); known: cif, caf')
+                     f'({meta.type_name!r}); known: cif, caf, cifdet')
