@@ -20,6 +20,7 @@ from .datasets.coco import DatasetError
 from .network import checkpoint, factory as network_factory
 from .network import losses
 from .network.pretrained import PretrainedWeightsMissing
+from .show import training_debug
 from .training_log import TrainingLog
 from .malloc_tuning import tune_glibc_malloc
 from .version import version
@@ -48,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     losses.cli(parser)
     optimize.cli(parser)
     trainer.cli(parser)
+    training_debug.cli(parser)
     return parser
 
 
@@ -107,7 +109,9 @@ def run(args) -> pathlib.Path:
     model = network_factory.factory(args, datamodule.head_metas).to(device)
     loss = losses.factory(args, model.head_metas)
     check_stability_rule(args)
-    loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda')
+    debug_plots = training_debug.TrainingDebug.from_args(args, model)  # None without debug flags
+    loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
+                                                                 shuffle=debug_plots is None)
     train_loader = datamodule.train_loader(loader_settings)
     val_loader = datamodule.val_loader(loader_settings)
     optimizer = optimize.optimizer_from_args(args, model.parameters())
@@ -129,7 +133,8 @@ def run(args) -> pathlib.Path:
             checkpoint.save(out, model, epoch=epoch, meta=meta)
 
     runner = trainer.Trainer(model, loss, optimizer, scheduler, device=device, settings=settings,
-                             log=log, save_checkpoint=save, n_heads=len(model.head_metas))
+                             log=log, save_checkpoint=save, n_heads=len(model.head_metas),
+                             batch_hook=debug_plots)
     try:
         runner.loop(train_loader, val_loader)
     except losses.NonFiniteLossError as error:

@@ -110,7 +110,7 @@ class Trainer:
     """Trains ``model`` with ``loss``; ``save_checkpoint(epoch)`` is called after every validated epoch."""
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
-                 log: TrainingLog, save_checkpoint, n_heads: int):
+                 log: TrainingLog, save_checkpoint, n_heads: int, batch_hook=None):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -120,6 +120,7 @@ class Trainer:
         self.log = log
         self.save_checkpoint = save_checkpoint
         self.n_heads = n_heads
+        self.batch_hook = batch_hook  # debug plots: (epoch, batch_index, images, targets, metas) before a step
         self.ema = ExponentialMovingAverage(model, settings.ema) if settings.ema > 0 else None
         self.n_clipped = 0
 
@@ -194,6 +195,8 @@ class Trainer:
                 continue
             images, targets, metas = batch
             data_time = time.perf_counter() - last
+            if self.batch_hook is not None:
+                self.batch_hook(epoch, batch_index, images, targets, metas)
             compute_start = time.perf_counter()
             lr = self.optimizer.param_groups[0]['lr']
             loss, head_losses = self.train_batch(images, self._full_targets(targets, metas))
