@@ -23,8 +23,8 @@ def normalised_weights(weights: Sequence[float] | None, names: Sequence[str],
     if weights is None:
         return [1.0 / len(names)] * len(names)
     if len(weights) != len(names):
-        raise ValueError(f'{flag}: {len(weights)} weights for {len(names)} datasets '
-                         f'({", ".join(names)}); give one weight per dataset')
+        raise ValueError(f'{flag} needs one weight per dataset of --dataset ({", ".join(names)}), '
+                         f'got {len(weights)}')
     if not all(w > 0 for w in weights):  # also refuses NaN
         raise ValueError(f'{flag}: every weight must be positive, got {" ".join(str(w) for w in weights)}')
     total = sum(weights)

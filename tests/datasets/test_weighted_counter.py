@@ -50,8 +50,8 @@ def test_weights_are_normalised_and_default_to_equal():
 
 
 @pytest.mark.parametrize('weights, message', [
-    ([1.0], '--dataset-weights: 1 weights for 2 datasets (a, b)'),
-    ([1.0, 2.0, 3.0], '--dataset-weights: 3 weights for 2 datasets'),
+    ([1.0], '--dataset-weights needs one weight per dataset of --dataset (a, b), got 1'),
+    ([1.0, 2.0, 3.0], '--dataset-weights needs one weight per dataset of --dataset (a, b), got 3'),
     ([1.0, 0.0], '--dataset-weights: every weight must be positive'),
     ([-1.0, 2.0], '--dataset-weights: every weight must be positive'),
     ([float('nan'), 2.0], '--dataset-weights: every weight must be positive'),
