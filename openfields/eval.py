@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
                    help='basenet stride for --oracle without a checkpoint (default: the --basenet\'s)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
     p.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
-    datasets_factory.cli(p)
+    datasets_factory.cli(p, several=False)
     encoder.cli(p)
     network_factory.cli(p, checkpoint_help='checkpoint to evaluate (a glob with --watch)')
     decoder_factory.cli(p)
@@ -84,10 +84,16 @@ def _comparable(meta) -> dict:
 
 
 def checkpoint_head_metas(model, dataset_metas, checkpoint_path) -> list:
-    """The checkpoint's heads in the order of the dataset's; error naming both when they do not match."""
+    """The checkpoint's heads in the order of the dataset's; error naming both when they do not match.
+
+    A head trained on the same dataset is preferred: a checkpoint trained on ``--dataset a-b`` carries
+    the heads of both, possibly with the same keypoints and skeleton. Otherwise any head with the same
+    keypoints, skeleton and sigmas fits (a model trained on one COCO-format set evaluated on another).
+    """
     chosen = []
     for meta in dataset_metas:
-        match = next((m for m in model.head_metas if _comparable(m) == _comparable(meta)), None)
+        fitting = [m for m in model.head_metas if _comparable(m) == _comparable(meta)]
+        match = next((m for m in fitting if m.dataset == meta.dataset), fitting[0] if fitting else None)
         if match is None:
             raise ValueError(f'{checkpoint_path}: its heads {[m.full_name for m in model.head_metas]} do not '
                              f'match the heads of --dataset {meta.dataset}: {meta.full_name} '
@@ -140,8 +146,9 @@ def batch_fields(s: Setup, images, anns, metas, device) -> tuple[list[list[np.nd
     start = time.perf_counter()
     outputs = [None] * len(s.metas)
     if s.model is not None:
+        head_mask = [i in s.head_indices for i in range(len(s.model.heads))]  # skip other datasets' heads
         with torch.inference_mode():
-            heads = s.model(images.to(device, non_blocking=True))
+            heads = s.model(images.to(device, non_blocking=True), head_mask=head_mask)
         outputs = [heads[i].cpu().numpy() for i in s.head_indices]
     nn_seconds = time.perf_counter() - start
     per_image = []
@@ -159,6 +166,9 @@ def batch_fields(s: Setup, images, anns, metas, device) -> tuple[list[list[np.nd
 
 def evaluate(args, checkpoint_path: str | None, device) -> dict:
     """Evaluate one checkpoint (or the oracle); returns the stats that were written."""
+    if '-' in args.dataset:
+        raise ValueError(f'--dataset {args.dataset}: evaluation is per dataset; evaluate a checkpoint trained '
+                         f'on several datasets once per dataset (--dataset {args.dataset.split("-")[0]}, ...)')
     datamodule = datasets_factory.datamodule_from_args(args)
     s = setup(args, datamodule, checkpoint_path, device)
     decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args), names=args.decoder)
