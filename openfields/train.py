@@ -113,7 +113,7 @@ def run(args) -> pathlib.Path:
     loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
                                                                  shuffle=debug_plots is None)
     train_loader = datamodule.train_loader(loader_settings)
-    val_loader = datamodule.val_loader(loader_settings)
+    val_loaders = datamodule.val_loaders(loader_settings)
     optimizer = optimize.optimizer_from_args(args, model.parameters())
     n_train_batches = min(len(train_loader), args.train_batches or len(train_loader))
     scheduler = optimize.scheduler(optimizer, schedule, n_train_batches)
@@ -122,7 +122,7 @@ def run(args) -> pathlib.Path:
     meta = {'args': {k: v for k, v in vars(args).items() if k != 'argv'}, 'argv': args.argv,
             'version': version(), 'plugin_versions': plugin.versions(), 'hostname': socket.gethostname()}
     log = TrainingLog(f'{out}.log')
-    log.write('process', **meta, datasets={datamodule.name: datamodule.describe()}, world_size=1,
+    log.write('process', **meta, datasets=datamodule.describe_datasets(), world_size=1,
               global_batch_size=args.batch_size, device=str(device))
     LOG.info('training %s on %s (%d train batches per epoch) on %s; writing %s', args.basenet,
              args.dataset, n_train_batches, device, out)
@@ -136,7 +136,7 @@ def run(args) -> pathlib.Path:
                              log=log, save_checkpoint=save, n_heads=len(model.head_metas),
                              batch_hook=debug_plots)
     try:
-        runner.loop(train_loader, val_loader)
+        runner.loop(train_loader, val_loaders)
     except losses.NonFiniteLossError as error:
         log.write('error', message=str(error))
         raise

@@ -4,6 +4,10 @@
 validation and checkpoints are the exponential moving average of the parameters when ``--ema`` > 0
 (``ema <- (1 - ema) * ema + ema * theta`` after every optimizer step, kept across epochs); training
 continues from the raw parameters.
+
+A batch's samples name their dataset (``meta['dataset']``) and the network positions of its targets
+(``meta['head_indices']``), so one loader may interleave several datasets (``--dataset a-b``): the heads of
+the other datasets get no target, are skipped by the network and get no gradient. Validation runs per dataset.
 """
 
 import argparse
@@ -124,7 +128,8 @@ class Trainer:
         self.ema = ExponentialMovingAverage(model, settings.ema) if settings.ema > 0 else None
         self.n_clipped = 0
 
-    def loop(self, train_loader, val_loader, start_epoch: int = 0):
+    def loop(self, train_loader, val_loaders: dict, start_epoch: int = 0):
+        """Train from ``train_loader``; validate on each of ``val_loaders`` ({dataset name: loader})."""
         if start_epoch >= self.settings.epochs:
             raise ValueError(f'--epochs {self.settings.epochs}: nothing to train, the run starts after '
                              f'epoch {start_epoch}')
@@ -138,13 +143,17 @@ class Trainer:
             if epoch % self.settings.val_interval == 0 or epoch == self.settings.epochs:
                 # checkpoints go with validation: an overfitting run of 1000 one-batch epochs with
                 # --val-interval 100 writes 10 checkpoints, not 1000
-                self.val_epoch(val_loader, epoch)
+                for dataset, val_loader in val_loaders.items():
+                    self.val_epoch(val_loader, epoch, dataset)
                 self.save_checkpoint(epoch)
             if self.ema is not None:
                 self.ema.swap()  # back to the raw weights for training
 
     @staticmethod
     def _set_epoch(loader, epoch):
+        if hasattr(loader, 'set_epoch'):  # e.g. a WeightedCounterLoader: every dataset's sampler
+            loader.set_epoch(epoch)
+            return
         sampler = getattr(loader, 'sampler', None)
         if hasattr(sampler, 'set_epoch'):
             sampler.set_epoch(epoch)
@@ -188,6 +197,7 @@ class Trainer:
         losses, components, epoch_start = [], [], time.perf_counter()
         last = time.perf_counter()
         n_images = 0
+        batches_per_dataset: dict[str, int] = {}
         for batch_index, batch in enumerate(loader):
             if batch_index >= n_batches:
                 break
@@ -204,6 +214,8 @@ class Trainer:
             losses.append(loss)
             components.append(head_losses)
             n_images += images.shape[0]
+            dataset = metas[0].get('dataset', '')
+            batches_per_dataset[dataset] = batches_per_dataset.get(dataset, 0) + 1
             if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
                 self.log.write('train', epoch=epoch, batch=batch_index, n_batches=n_batches, lr=lr,
                                loss=loss, head_losses=head_losses, data_time=round(data_time, 4),
@@ -213,7 +225,8 @@ class Trainer:
             last = time.perf_counter()
         self.log.write('train-epoch', epoch=epoch, loss=_mean(losses),
                        head_losses=self._mean_components(components), n_batches=len(losses),
-                       n_clipped_grad=self.n_clipped, time=round(time.perf_counter() - epoch_start, 3))
+                       batches_per_dataset=batches_per_dataset, n_clipped_grad=self.n_clipped,
+                       time=round(time.perf_counter() - epoch_start, 3))
         LOG.info('epoch %d/%d train loss %.4f (%d batches, %s)', epoch, self.settings.epochs,
                  _mean(losses) or math.nan, len(losses),
                  _format_duration(time.perf_counter() - epoch_start))
@@ -239,7 +252,8 @@ class Trainer:
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
 
-    def val_epoch(self, loader, epoch: int):
+    def val_epoch(self, loader, epoch: int, dataset: str):
+        """Validation losses on ``loader``, whose batches all come from ``dataset``."""
         self._eval_batchnorm()
         n_batches = self._n_batches(loader, self.settings.val_batches)
         losses, components, start, n_images = [], [], time.perf_counter(), 0
@@ -263,9 +277,11 @@ class Trainer:
                              self.settings.epochs, batch_index + 1, n_batches,
                              total if total is not None else math.nan, n_images / max(elapsed, 1e-9),
                              _format_duration(eta))
-        self.log.write('val-epoch', epoch=epoch, loss=_mean(losses),
-                       head_losses=self._mean_components(components), n_batches=len(losses),
-                       time=round(time.perf_counter() - start, 3))
-        LOG.info('epoch %d/%d val loss %.4f (%d batches)', epoch, self.settings.epochs,
-                 _mean(losses) or math.nan, len(losses))
+        # components are None only for heads without targets: those of the other datasets
+        head_losses = {name: value for name, value in self._mean_components(components).items()
+                       if value is not None}
+        self.log.write('val-epoch', epoch=epoch, dataset=dataset, loss=_mean(losses), head_losses=head_losses,
+                       n_batches=len(losses), time=round(time.perf_counter() - start, 3))
+        LOG.info('epoch %d/%d val loss %.4f on %s (%d batches)', epoch, self.settings.epochs,
+                 _mean(losses) or math.nan, dataset, len(losses))
         self.model.train()

@@ -7,7 +7,12 @@ A DataModule
 * owns the head metas of the heads trained on it (``head_metas``), which the network fills in with
   strides and head indices before any loader is requested;
 * gives a ``train_loader`` and a ``val_loader`` yielding ``(images (B, 3, H, W), targets, metas)`` where
-  ``targets`` holds one tensor ``(B, F, C, h, w)`` per head of this module (see docs/architecture.md).
+  ``targets`` holds one tensor ``(B, F, C, h, w)`` per head of this module (see docs/architecture.md),
+  and ``metas[i]['dataset']`` is the module's name.
+
+Several datasets trained at once (``--dataset a-b``) are one :class:`~openfields.datasets.multi.MultiDataModule`;
+the training CLI reads validation loaders and settings per dataset through ``val_loaders`` and
+``describe_datasets``, which a single module answers for itself.
 """
 
 import argparse
@@ -51,6 +56,14 @@ class DataModule:
     def val_loader(self, loader: LoaderSettings) -> torch.utils.data.DataLoader:
         raise NotImplementedError
 
+    def val_loaders(self, loader: LoaderSettings) -> dict[str, torch.utils.data.DataLoader]:
+        """Validation loader per dataset name (one here)."""
+        return {self.name: self.val_loader(loader)}
+
     def describe(self) -> dict:
         """Resolved settings of this module, recorded in the training log."""
         return {}
+
+    def describe_datasets(self) -> dict[str, dict]:
+        """Resolved settings per dataset name (one here), recorded in the training log."""
+        return {self.name: self.describe()}
