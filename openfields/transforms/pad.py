@@ -84,3 +84,27 @@ class SquarePad(_CenterPadBase):
 
     def __repr__(self):
         return f'SquarePad(fill={self.fill})'
+
+
+class PadToDivisor:
+    """Pad each side up to the next multiple of ``divisor`` (DeepLabCut's ``auto_padding``), the image placed
+    at a random position on the canvas; ``fill=None`` uses a random gray. Sizes already divisible stay."""
+
+    def __init__(self, divisor: int, fill: tuple[int, int, int] | None = None):
+        if divisor < 1:
+            raise ValueError(f'divisor must be >= 1, got {divisor}')
+        self.divisor = int(divisor)
+        self.fill = fill
+
+    def __call__(self, image, anns, meta):
+        w, h = image.size
+        tw, th = -(-w // self.divisor) * self.divisor, -(-h // self.divisor) * self.divisor
+        u, v = torch.rand(2).tolist()
+        left, top = min(int(u * (tw - w + 1)), tw - w), min(int(v * (th - h + 1)), th - h)
+        fill = random_gray() if self.fill is None else self.fill
+        if (tw, th) == (w, h):
+            return image, anns, meta
+        return pad(image, anns, meta, left, top, tw, th, fill)
+
+    def __repr__(self):
+        return f'PadToDivisor({self.divisor})'
