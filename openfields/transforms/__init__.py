@@ -17,7 +17,7 @@ from .geometry import keypoints_to_original, to_current, to_original, unlabel_ou
 from .hflip import HFlip
 from .image import (IMAGENET_MEAN, IMAGENET_STD, Blur, ColorJitter, GaussianNoise, HistogramEqualization,
                     ImageToTensor, MotionBlur, Normalize, RandomGrayscale, RandomJpeg)
-from .pad import EVAL_FILL, CenterPad, CenterPadTight, PadToDivisor, SquarePad, pad
+from .pad import EVAL_FILL, CenterPad, CenterPadTight, PadToMultiple, SquarePad, pad
 from .pipeline import ExtraAugmentation, eval_pipeline, train_pipeline
 from .rotate import Rotate, RotateBy90, RotateUniform, rotate
 from .scale import RescaleAbsolute, RescaleRelative, ResizeKeepRatio, rescale
@@ -26,7 +26,7 @@ __all__ = [
     'Affine', 'Blur', 'CROP_SAMPLING_METHODS', 'CenterPad', 'CenterPadTight', 'ColorJitter', 'Compose', 'Covering',
     'Crop', 'EVAL_FILL', 'Encoders', 'ExtraAugmentation', 'GaussianNoise', 'HFlip', 'HistogramEqualization',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageToTensor', 'KeypointAwareCrop', 'MotionBlur', 'Normalize',
-    'NormalizeAnnotations', 'PadToDivisor', 'RandomApply', 'RandomChoice', 'RandomGrayscale', 'RandomJpeg',
+    'NormalizeAnnotations', 'PadToMultiple', 'RandomApply', 'RandomChoice', 'RandomGrayscale', 'RandomJpeg',
     'RescaleAbsolute', 'RescaleRelative', 'ResizeKeepRatio', 'Rotate', 'RotateBy90', 'RotateUniform', 'SquarePad',
     'affine', 'area_of_interest', 'bbox_from_keypoints', 'crop', 'eval_pipeline', 'keypoints_to_original', 'pad',
     'rescale', 'rotate', 'to_current', 'to_original', 'train_pipeline', 'unlabel_outside',

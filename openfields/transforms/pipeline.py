@@ -14,7 +14,7 @@ from .encoders import Encoders
 from .hflip import HFlip
 from .image import (Blur, ColorJitter, GaussianNoise, HistogramEqualization, ImageToTensor, MotionBlur, Normalize,
                     RandomGrayscale, RandomJpeg)
-from .pad import CenterPad, CenterPadTight, PadToDivisor
+from .pad import CenterPad, CenterPadTight, PadToMultiple
 from .rotate import RotateBy90, RotateUniform
 from .scale import RescaleAbsolute, RescaleRelative, ResizeKeepRatio
 
@@ -39,7 +39,7 @@ class ExtraAugmentation:
     affine_translation: float = 0.0
     crop_sampling: str = 'people'
     crop_max_shift: float = 0.1
-    pad_divisor: int = 0
+    auto_padding: int = 0
     hist_eq: float = 0.0
     motion_blur: float = 0.0
     covering: float = 0.0
@@ -63,7 +63,7 @@ class ExtraAugmentation:
         return KeypointAwareCrop(square_edge, self.crop_sampling, self.crop_max_shift)
 
     def padding_step(self):
-        return PadToDivisor(self.pad_divisor) if self.pad_divisor > 0 else None
+        return PadToMultiple(self.auto_padding) if self.auto_padding > 0 else None
 
     def image_steps(self) -> list:
         """Histogram equalisation, motion blur, covering (before the colour jitter)."""
@@ -103,7 +103,7 @@ def train_pipeline(
     times ``rescale_images``) -> Blur (probability ``blur``) -> one of RotateBy90 (probability
     ``orientation_invariant``) and RotateUniform(``max_rotation``) (probability ``upright_rotation``) ->
     Affine (``extras.affine``) -> Crop(``square_edge``) or KeypointAwareCrop (``extras.crop_sampling``) ->
-    CenterPad(``square_edge``, random gray) -> PadToDivisor (``extras.pad_divisor``) -> HistogramEqualization,
+    CenterPad(``square_edge``, random gray) -> PadToMultiple (``extras.auto_padding``) -> HistogramEqualization,
     MotionBlur, Covering (``extras``) -> ColorJitter, RandomJpeg(50, ``jpeg``), RandomGrayscale (``grayscale``)
     -> GaussianNoise (``extras.gaussian_noise``) -> ImageToTensor -> Normalize -> Encoders (when ``encoders``
     are given).

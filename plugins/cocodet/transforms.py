@@ -63,7 +63,7 @@ def train_pipeline(augmentation: Augmentation, encoders: Sequence) -> transforms
     NormalizeAnnotations -> ResizeKeepRatio (``extras.resize``) -> HFlip (probability ``hflip``, 0.5 by default)
     -> RescaleRelative ([0.4, 2.0], [0.25, 2.0] with ``extended_scale``, times ``rescale_images``) -> Blur ->
     RotateBy90 or RotateUniform(30) -> Affine (``extras``) -> Crop(``square_edge``) or KeypointAwareCrop (box
-    centres attract it) with :class:`IgnoreCroppedBoxes` -> CenterPad -> PadToDivisor -> HistogramEqualization,
+    centres attract it) with :class:`IgnoreCroppedBoxes` -> CenterPad -> PadToMultiple -> HistogramEqualization,
     MotionBlur, Covering -> ColorJitter, RandomJpeg, RandomGrayscale -> GaussianNoise -> :class:`IgnoreTinyBoxes`
     -> ImageToTensor -> Normalize -> Encoders. The DeepLabCut steps (``extras``) are off by default.
 

@@ -99,8 +99,8 @@ class Augmentation:
         group.add_argument(f'--{prefix}-crop-max-shift', type=float, default=defaults.crop_max_shift,
                            help='keypoints/density/hybrid crops: a random shift of up to this fraction of the '
                                 'crop (in [0, 0.4])')
-        group.add_argument(f'--{prefix}-pad-divisor', type=int, default=0,
-                           help='pad each side up to a multiple of this, at a random position (0: off)')
+        group.add_argument(f'--{prefix}-auto-padding', type=int, default=0, metavar='N',
+                           help='pad each side up to the next k * N + 1 pixels, at a random position (0: off)')
         group.add_argument(f'--{prefix}-hist-eq', type=float, default=0.0,
                            help='probability of a histogram equalisation')
         group.add_argument(f'--{prefix}-motion-blur', type=float, default=0.0,
@@ -138,7 +138,7 @@ class Augmentation:
                   ('affine_rotation', get('affine_rotation') >= 0, 'must be >= 0'),
                   ('affine_translation', get('affine_translation') >= 0, 'must be >= 0'),
                   ('crop_max_shift', 0.0 <= get('crop_max_shift') <= 0.4, 'must be in [0, 0.4]'),
-                  ('pad_divisor', get('pad_divisor') >= 0, 'must be >= 0'),
+                  ('auto_padding', get('auto_padding') >= 0, 'must be >= 0'),
                   ('gaussian_noise', get('gaussian_noise') >= 0, 'must be >= 0'),
                   ('resize', get('resize') is None or min(get('resize')) >= 1, 'must be positive')]
         for name, ok, requirement in checks:
@@ -148,7 +148,7 @@ class Augmentation:
             resize=tuple(get('resize')) if get('resize') is not None else None, affine=get('affine'),
             affine_rotation=get('affine_rotation'), affine_scaling=(low, high),
             affine_translation=get('affine_translation'), crop_sampling=get('crop_sampling'),
-            crop_max_shift=get('crop_max_shift'), pad_divisor=get('pad_divisor'), hist_eq=get('hist_eq'),
+            crop_max_shift=get('crop_max_shift'), auto_padding=get('auto_padding'), hist_eq=get('hist_eq'),
             motion_blur=get('motion_blur'), covering=get('covering'), gaussian_noise=get('gaussian_noise'))
 
 

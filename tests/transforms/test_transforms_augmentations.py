@@ -82,12 +82,12 @@ def test_crop_sampling_without_keypoints_falls_back_to_uniform():
 
 
 @pytest.mark.parametrize('seed', range(3))
-def test_pad_to_divisor_rounds_each_side_up_and_keeps_keypoints_on_their_spots(seed):
+def test_auto_padding_rounds_each_side_up_to_a_multiple_plus_one_and_keeps_keypoints_on_their_spots(seed):
     torch.manual_seed(seed)
-    image, anns, meta = T.PadToDivisor(32, fill=BLACK)(*marker_sample(POINTS))
-    assert image.size == (128, 96)
+    image, anns, meta = T.PadToMultiple(32, fill=BLACK)(*marker_sample(POINTS))
+    assert image.size == (129, 97)  # 4 * 32 + 1, 3 * 32 + 1
     x, y, w, h = meta['valid_area']
-    assert (w, h) == (121, 91) and 0 <= x <= 7 and 0 <= y <= 5
+    assert (w, h) == (121, 91) and 0 <= x <= 8 and 0 <= y <= 6
     assert_spots_under_keypoints(image, anns, tolerance=0.0)
 
 
@@ -145,8 +145,8 @@ def test_covering_unlabels_exactly_the_keypoints_under_a_rectangle():
 
 def test_the_full_pipeline_with_every_extra_keeps_keypoints_on_their_spots():
     extras = T.ExtraAugmentation(affine=1.0, affine_rotation=20.0, affine_scaling=(0.8, 1.2), crop_sampling='hybrid',
-                                 pad_divisor=16, motion_blur=1.0, resize=(150, 110))
-    pipeline = T.train_pipeline(65, color_jitter=False, jpeg=0.0, grayscale=0.0, upright_rotation=0.0,
+                                 auto_padding=16, motion_blur=1.0, resize=(150, 110))
+    pipeline = T.train_pipeline(60, color_jitter=False, jpeg=0.0, grayscale=0.0, upright_rotation=0.0,
                                 stretch_range=None, extras=extras)
     pipeline = T.Compose(pipeline.transforms[:-2])  # up to the tensor conversion
     for transform in pipeline.transforms:  # black fills, so spots are the only bright content
@@ -156,13 +156,13 @@ def test_the_full_pipeline_with_every_extra_keeps_keypoints_on_their_spots():
     torch.manual_seed(1)
     for _ in range(4):
         image, anns, meta = pipeline(*marker_sample(POINTS))
-        assert image.size == (80, 80)  # 65 rounded up to a multiple of 16
+        assert image.size == (65, 65)  # the 60 px crop padded to 4 * 16 + 1
         assert_spots_under_keypoints(image, anns, tolerance=0.6)
 
 
 def test_defaults_add_no_extra_augmentation():
     default = T.train_pipeline(385)
     names = {type(getattr(t, 'transform', t)).__name__ for t in default.transforms}
-    assert names.isdisjoint({'Affine', 'KeypointAwareCrop', 'PadToDivisor', 'ResizeKeepRatio', 'MotionBlur',
+    assert names.isdisjoint({'Affine', 'KeypointAwareCrop', 'PadToMultiple', 'ResizeKeepRatio', 'MotionBlur',
                              'HistogramEqualization', 'Covering', 'GaussianNoise'})
     assert repr(default) == repr(T.train_pipeline(385, extras=T.ExtraAugmentation()))
