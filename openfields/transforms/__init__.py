@@ -11,7 +11,7 @@ from .affine import Affine, affine
 from .annotations import NormalizeAnnotations, bbox_from_keypoints
 from .compose import Compose, RandomApply, RandomChoice
 from .covering import Covering
-from .crop import CROP_SAMPLING_METHODS, Crop, KeypointAwareCrop, area_of_interest, crop
+from .crop import CROP_SAMPLING_METHODS, CoverResizeCrop, Crop, KeypointAwareCrop, area_of_interest, crop, window
 from .encoders import Encoders
 from .geometry import keypoints_to_original, to_current, to_original, unlabel_outside
 from .hflip import HFlip
@@ -23,11 +23,11 @@ from .rotate import Rotate, RotateBy90, RotateUniform, rotate
 from .scale import RescaleAbsolute, RescaleRelative, ResizeKeepRatio, rescale
 
 __all__ = [
-    'Affine', 'Blur', 'CROP_SAMPLING_METHODS', 'CenterPad', 'CenterPadTight', 'ColorJitter', 'Compose', 'Covering',
+    'Affine', 'Blur', 'CROP_SAMPLING_METHODS', 'CenterPad', 'CenterPadTight', 'ColorJitter', 'Compose', 'CoverResizeCrop', 'Covering',
     'Crop', 'EVAL_FILL', 'Encoders', 'ExtraAugmentation', 'GaussianNoise', 'HFlip', 'HistogramEqualization',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageToTensor', 'KeypointAwareCrop', 'MotionBlur', 'Normalize',
     'NormalizeAnnotations', 'PadToMultiple', 'RandomApply', 'RandomChoice', 'RandomGrayscale', 'RandomJpeg',
     'RescaleAbsolute', 'RescaleRelative', 'ResizeKeepRatio', 'Rotate', 'RotateBy90', 'RotateUniform', 'SquarePad',
     'affine', 'area_of_interest', 'bbox_from_keypoints', 'crop', 'eval_pipeline', 'keypoints_to_original', 'pad',
-    'rescale', 'rotate', 'to_current', 'to_original', 'train_pipeline', 'unlabel_outside',
+    'rescale', 'rotate', 'to_current', 'to_original', 'train_pipeline', 'unlabel_outside', 'window',
 ]

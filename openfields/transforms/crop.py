@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import PIL.Image
 import torch
 
 from . import geometry
+from .pad import random_gray
+from .scale import rescale
 
 
 def crop(image, anns, meta, x0: int, y0: int, width: int, height: int):
@@ -156,3 +159,51 @@ class KeypointAwareCrop:
 
     def __repr__(self):
         return f'KeypointAwareCrop({self.long_edge}, method={self.method!r}, max_shift={self.max_shift})'
+
+
+def window(image, anns, meta, x0: int, y0: int, width: int, height: int, fill=(124, 116, 104)):
+    """The window ``[x0, x0 + width) x [y0, y0 + height)``, which may reach past the image (filled with
+    ``fill``, outside ``valid_area``); boxes are clipped, keypoints outside become unlabelled. Returns copies."""
+    anns, meta = geometry.copy_anns(anns), geometry.copy_meta(meta)
+    canvas = PIL.Image.new(image.mode, (width, height), tuple(fill))
+    canvas.paste(image, (-x0, -y0))
+    geometry.translate(anns, meta, (x0, y0))
+    geometry.clip_boxes(anns, width, height)
+    geometry.clip_valid_area(meta, width, height)
+    geometry.unlabel_outside(anns, width, height)
+    return canvas, anns, meta
+
+
+def _window_start_range(size: int, target: int, max_shift: int) -> tuple[int, int]:
+    """Inclusive range of window starts on one axis: the window covers the image where it can and may reach
+    ``max_shift`` px past it, but never so far that more than half of the window is empty."""
+    low = -min(max(0, target - size) + max_shift, target // 2)
+    high = max(0, size - target) + min(max_shift, min(size, target) // 2)
+    return low, high
+
+
+class CoverResizeCrop:
+    """Resize keeping the aspect ratio so the image covers ``width x height`` (the long side at most
+    ``max_size``), then take a random ``width x height`` window that may reach ``max_shift`` px past the image
+    (DeepLabCut's per-item step of its resizing collate functions); ``fill=None`` uses a random gray."""
+
+    def __init__(self, width: int, height: int, max_size: int = 2048, max_shift: int = 10,
+                 fill: tuple[int, int, int] | None = None):
+        self.width, self.height = int(width), int(height)
+        self.max_size = int(max_size)
+        self.max_shift = int(max_shift)
+        self.fill = fill
+
+    def __call__(self, image, anns, meta):
+        w, h = image.size
+        factor = min(max(self.width / w, self.height / h), self.max_size / max(w, h))
+        image, anns, meta = rescale(image, anns, meta, (max(1, round(w * factor)), max(1, round(h * factor))))
+        (x_low, x_high), (y_low, y_high) = (_window_start_range(image.size[0], self.width, self.max_shift),
+                                            _window_start_range(image.size[1], self.height, self.max_shift))
+        x0 = int(torch.randint(x_low, x_high + 1, ()))
+        y0 = int(torch.randint(y_low, y_high + 1, ()))
+        fill = random_gray() if self.fill is None else self.fill
+        return window(image, anns, meta, x0, y0, self.width, self.height, fill)
+
+    def __repr__(self):
+        return f'CoverResizeCrop({self.width}, {self.height}, max_size={self.max_size}, max_shift={self.max_shift})'

@@ -57,7 +57,7 @@ class IgnoreCroppedBoxes:
         return f'IgnoreCroppedBoxes({self.crop!r}, {self.min_kept_fraction})'
 
 
-def train_pipeline(augmentation: Augmentation, encoders: Sequence) -> transforms.Compose:
+def train_pipeline(augmentation: Augmentation, encoders: Sequence, batch_resize: bool = False) -> transforms.Compose:
     """Detection training pipeline, the keypoint pipeline's steps for boxes:
 
     NormalizeAnnotations -> ResizeKeepRatio (``extras.resize``) -> HFlip (probability ``hflip``, 0.5 by default)
@@ -68,13 +68,18 @@ def train_pipeline(augmentation: Augmentation, encoders: Sequence) -> transforms
     -> ImageToTensor -> Normalize -> Encoders. The DeepLabCut steps (``extras``) are off by default.
 
     Without augmentation: NormalizeAnnotations -> RescaleAbsolute -> CenterPad -> IgnoreTinyBoxes -> tensor.
+    With ``batch_resize`` the pipeline stops before the crop, the padding and the tail: the collate function
+    resizes each batch, then ignores tiny boxes, converts and encodes.
     """
     a = augmentation
     extras = a.extras
     tail = [IgnoreTinyBoxes(), transforms.ImageToTensor(), transforms.Normalize(), transforms.Encoders(encoders)]
+    if batch_resize:
+        tail = []
     if not a.enabled:
-        return transforms.Compose([transforms.NormalizeAnnotations(), transforms.RescaleAbsolute(a.square_edge),
-                                   transforms.CenterPad(a.square_edge), *tail])
+        return transforms.Compose([transforms.NormalizeAnnotations(),
+                                   *([transforms.RescaleAbsolute(a.square_edge), transforms.CenterPad(a.square_edge)]
+                                     if not batch_resize else []), *tail])
     scale_range = np.array([0.25 if a.extended_scale else 0.4, 2.0]) * a.rescale_images
     rotation = None
     if a.orientation_invariant > 0.0 or a.rotate > 0.0:
@@ -89,9 +94,8 @@ def train_pipeline(augmentation: Augmentation, encoders: Sequence) -> transforms
         transforms.RandomApply(transforms.Blur(), a.blur) if a.blur > 0.0 else None,
         rotation,
         extras.affine_step(),
-        IgnoreCroppedBoxes(extras.crop_step(a.square_edge)),
-        transforms.CenterPad(a.square_edge, fill=None),
-        extras.padding_step(),
+        *([IgnoreCroppedBoxes(extras.crop_step(a.square_edge)), transforms.CenterPad(a.square_edge, fill=None),
+           extras.padding_step()] if not batch_resize else []),
         *extras.image_steps(),
         transforms.ColorJitter() if a.color_jitter else None,
         transforms.RandomJpeg(50, p=0.1) if a.color_jitter else None,

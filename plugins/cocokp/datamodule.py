@@ -18,7 +18,8 @@ from openfields import encoder, headmeta, transforms
 from openfields.datasets import DataModule, LoaderSettings
 from openfields.datasets.coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
 from openfields.datasets.skeleton import chain_skeleton
-from openfields.datasets.collate import collate_images_anns_meta, collate_images_targets_meta
+from openfields.datasets.collate import (BatchResize, BatchResizeCollate, collate_images_anns_meta,
+                                         collate_images_targets_meta)
 
 from . import constants
 
@@ -39,6 +40,7 @@ class Augmentation:
     blur: float = 0.0  # probability
     color_jitter: bool = True
     extras: transforms.ExtraAugmentation = transforms.ExtraAugmentation()  # DeepLabCut's, all off
+    batch_resize: BatchResize | None = None  # variable-size training batches (the collate function)
 
     def hflip_probability(self, flip_map: dict | None, flag: str, keypoints: list[str] | None = None) -> float:
         """The flip probability for keypoints with ``flip_map`` (None for boxes: always flippable); a
@@ -74,6 +76,7 @@ class Augmentation:
         group.add_argument(f'--{prefix}-no-color-jitter', dest=f'{prefix}_color_jitter', default=True,
                            action='store_false', help='no colour jitter, JPEG artefacts or grayscale')
         Augmentation.extras_cli(group, prefix)
+        BatchResize.cli(group, prefix)
 
     @staticmethod
     def extras_cli(group, prefix: str):
@@ -120,11 +123,27 @@ class Augmentation:
                                  f'got {get(name)}')
         if get('square_edge') < 16:
             raise ValueError(f'--{prefix}-square-edge must be at least 16, got {get("square_edge")}')
+        extras, batch_resize = cls.extras_from_args(args, prefix), BatchResize.from_args(args, prefix)
+        if batch_resize is not None and extras.crop_sampling != 'people':
+            raise ValueError(f'--{prefix}-crop-sampling {extras.crop_sampling} and --{prefix}-collate-scale: '
+                             'variable-size batches replace the crop; choose one')
+        if batch_resize is not None and extras.auto_padding:
+            raise ValueError(f'--{prefix}-auto-padding and --{prefix}-collate-scale: variable-size batches set the '
+                             f'size (aligned with --{prefix}-collate-multiple); choose one')
         return cls(enabled=get('augmentation'), square_edge=get('square_edge'),
                    extended_scale=get('extended_scale'), rescale_images=get('rescale_images'),
                    hflip=get('hflip'), rotate=get('rotate'),
                    orientation_invariant=get('orientation_invariant'), blur=get('blur'),
-                   color_jitter=get('color_jitter'), extras=cls.extras_from_args(args, prefix))
+                   color_jitter=get('color_jitter'), extras=extras, batch_resize=batch_resize)
+
+    def train_collate(self, encoders, stride: int, prefix: str, finish_before=()):
+        """The training ``collate_fn``: fixed-size stacking, or :class:`BatchResizeCollate` that resizes each
+        batch and then runs ``finish_before``, the tensor conversion and the ``encoders``."""
+        if self.batch_resize is None:
+            return collate_images_targets_meta
+        finish = transforms.Compose([*finish_before, transforms.ImageToTensor(), transforms.Normalize(),
+                                     transforms.Encoders(encoders)])
+        return BatchResizeCollate(self.batch_resize.with_multiple(stride, f'--{prefix}-collate-multiple'), finish)
 
     @staticmethod
     def extras_from_args(args, prefix: str) -> transforms.ExtraAugmentation:
@@ -303,9 +322,14 @@ class CocoKp(DataModule):
         return {'category': self.category.name, 'keypoints': self.category.keypoints,
                 'train_annotations': self.train_annotations, 'val_annotations': self.val_annotations}
 
-    def _preprocess(self):
+    def _encoders(self):
+        return encoder.factory(self.head_metas, self.encoder_settings, bmin=self.bmin)
+
+    def _preprocess(self, batch_resize: bool = False):
+        """The per-sample pipeline; with ``batch_resize`` it stops before sizing and encoding (the collate
+        function resizes each batch, then encodes)."""
         cif = self.head_metas[0]
-        encoders = encoder.factory(self.head_metas, self.encoder_settings, bmin=self.bmin)
+        encoders = self._encoders()
         a = self.augmentation
         return transforms.train_pipeline(
             a.square_edge, encoders=encoders, augmentation=a.enabled, extended_scale=a.extended_scale,
@@ -313,28 +337,31 @@ class CocoKp(DataModule):
             hflip_probability=a.hflip_probability(cif.hflip, self.flag('hflip'), cif.keypoints),
             upright_rotation=a.rotate, orientation_invariant=a.orientation_invariant, blur=a.blur,
             color_jitter=a.color_jitter, jpeg=0.1 if a.color_jitter else 0.0,
-            grayscale=0.01 if a.color_jitter else 0.0, extras=a.extras)
+            grayscale=0.01 if a.color_jitter else 0.0, extras=a.extras, batch_resize=batch_resize)
 
-    def _dataset(self, data, annotations, image_dir, split) -> CocoKeypoints:
-        return CocoKeypoints(data, annotations, image_dir, self.category, self._preprocess(),
+    def _dataset(self, data, annotations, image_dir, split, batch_resize: bool = False) -> CocoKeypoints:
+        return CocoKeypoints(data, annotations, image_dir, self.category, self._preprocess(batch_resize),
                              dataset_name=self.name, min_kp_anns=self.min_kp_anns,
                              image_dir_flag=self.flag(f'{split}-image-dir'))
 
-    def _loader(self, dataset, loader: LoaderSettings, shuffle: bool):
+    def _loader(self, dataset, loader: LoaderSettings, shuffle: bool, collate_fn=collate_images_targets_meta):
         generator = torch.Generator()
         generator.manual_seed(loader.seed)
         return torch.utils.data.DataLoader(
             dataset, batch_size=loader.batch_size, shuffle=shuffle and loader.shuffle,
             num_workers=loader.workers, pin_memory=loader.pin_memory, drop_last=True,
-            collate_fn=collate_images_targets_meta, generator=generator,
+            collate_fn=collate_fn, generator=generator,
             persistent_workers=loader.workers > 0)
 
     def train_loader(self, loader: LoaderSettings):
         if self._train_data is None:
             self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
-        dataset = self._dataset(self._train_data, self.train_annotations, self.train_image_dir, 'train')
+        batch_resize = self.augmentation.batch_resize is not None
+        dataset = self._dataset(self._train_data, self.train_annotations, self.train_image_dir, 'train',
+                                batch_resize)
         self._check_batches(dataset, loader, 'train')
-        return self._loader(dataset, loader, shuffle=True)
+        collate = self.augmentation.train_collate(self._encoders(), self.head_metas[0].base_stride, self.name)
+        return self._loader(dataset, loader, shuffle=True, collate_fn=collate)
 
     def val_loader(self, loader: LoaderSettings):
         data = load_json(self.val_annotations, self.flag('val-annotations'))

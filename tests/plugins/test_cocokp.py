@@ -142,3 +142,28 @@ def test_augmentation_flags_reach_the_pipeline(animal_set):
 def test_bad_augmentation_values_name_their_flag(animal_set, flags, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         datasets_factory.datamodule_from_args(cocokp_args(animal_set, *flags))
+
+
+def test_collate_flags_give_variable_size_training_batches_and_fixed_size_validation(animal_set):
+    args = cocokp_args(animal_set, '--cocokp-collate-scale', '0.5', '1.0', '--cocokp-collate-short-side', '32', '96',
+                       '--batch-size', '2', '--loader-workers', '0', '--cocokp-square-edge', '65')
+    datamodule = datasets_factory.datamodule_from_args(args)
+    network_factory.factory(args, datamodule.head_metas)  # strides
+    settings = datasets_factory.loader_settings_from_args(args, pin_memory=False)
+    torch.manual_seed(0)
+    sizes = set()
+    for _ in range(3):
+        for images, targets, _ in datamodule.train_loader(settings):
+            height, width = images.shape[-2:]
+            assert 32 <= min(height, width) <= 96 and (height - 1) % 16 == 0 and (width - 1) % 16 == 0
+            assert targets[0].shape[-2:] == ((height - 1) // 16 + 1, (width - 1) // 16 + 1)
+            sizes.add((width, height))
+    assert len(sizes) >= 2
+    images, _, _ = next(iter(datamodule.val_loader(settings)))
+    assert images.shape[-2:] == (65, 65)
+
+
+@pytest.mark.parametrize('flags', [['--cocokp-crop-sampling', 'density'], ['--cocokp-auto-padding', '32']])
+def test_collate_excludes_crop_sampling_and_auto_padding(animal_set, flags):
+    with pytest.raises(ValueError, match=f'{flags[0]} .*--cocokp-collate-scale.*choose one'):
+        datasets_factory.datamodule_from_args(cocokp_args(animal_set, '--cocokp-collate-scale', '0.5', '1', *flags))
