@@ -125,6 +125,8 @@ def test_gaussian_noise_has_a_standard_deviation_up_to_std():
         noisy, _, _ = T.GaussianNoise(std=12.75, p=1.0)(gray, [], {})
         deviations.append((np.asarray(noisy).astype(float) - 128).std())
     assert max(deviations) <= 12.75 * 1.05 and max(deviations) > 6 and min(deviations) < max(deviations) / 2
+    image, anns, _ = T.GaussianNoise(std=12.75, p=1.0)(*marker_sample(POINTS))
+    assert_spots_under_keypoints(image, anns, tolerance=0.5)
 
 
 def test_covering_unlabels_exactly_the_keypoints_under_a_rectangle():
