@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from . import encoder, optimize, plugin, trainer
+from . import config, encoder, optimize, plugin, trainer
 from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .network import checkpoint, factory as network_factory
@@ -43,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, default=None, help='random seed (default: drawn and logged)')
     parser.add_argument('--device', default='auto', help='auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps')
     parser.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
+    config.cli(parser)
     datasets_factory.cli(parser)
     encoder.cli(parser)
     network_factory.cli(parser)
@@ -54,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def cli(argv=None) -> argparse.Namespace:
-    args = parser().parse_args(argv)
+    args = config.parse_args(parser(), argv)
     args.argv = list(sys.argv if argv is None else ['python -m openfields.train', *argv])
     return args
 
@@ -122,6 +123,7 @@ def run(args) -> pathlib.Path:
     meta = {'args': {k: v for k, v in vars(args).items() if k != 'argv'}, 'argv': args.argv,
             'version': version(), 'plugin_versions': plugin.versions(), 'hostname': socket.gethostname()}
     log = TrainingLog(f'{out}.log')
+    config.write(f'{out}.config.json', parser(), args)
     log.write('process', **meta, datasets=datamodule.describe_datasets(), world_size=1,
               global_batch_size=args.batch_size, device=str(device))
     LOG.info('training %s on %s (%d train batches per epoch) on %s; writing %s', args.basenet,
