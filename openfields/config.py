@@ -128,6 +128,8 @@ def _dest_value(action: argparse.Action, name: str, value, where: str):
             raise ConfigError(f'{where}: takes one value, got the list {value!r}')
         return _convert(action, value, where)
     values = value if isinstance(value, list) else [value]
+    if not values and action.default == []:  # the flag's own default (a recorded config holds it)
+        return []
     if (isinstance(action.nargs, int) and len(values) != action.nargs) or (action.nargs == '+' and not values):
         expected = action.nargs if isinstance(action.nargs, int) else 'at least 1'
         raise ConfigError(f'{where}: takes {expected} values, got {len(values)}')
