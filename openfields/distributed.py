@@ -52,8 +52,8 @@ def cli(parser: argparse.ArgumentParser) -> None:
                        help='rendezvous port under Slurm (default: MASTER_PORT, else 15000 + job id mod 10000)')
     group.add_argument('--ddp-timeout', type=float, default=1800.0,
                        help='seconds a collective may wait for the other processes before the job fails')
-    group.add_argument('--local-rank', '--local_rank', dest='local_rank', type=int, default=None,
-                       help=argparse.SUPPRESS)  # passed by the legacy torch.distributed.launch
+    group.add_argument('--local-rank', dest='local_rank', type=int, default=None,
+                       help='set by the legacy python -m torch.distributed.launch (default: LOCAL_RANK)')
 
 
 @dataclasses.dataclass(frozen=True)
