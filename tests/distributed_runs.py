@@ -34,6 +34,7 @@ def environment(**extra) -> dict:
 
 
 TRAIN_FLOAT64 = str(pathlib.Path(__file__).parent / 'train_float64.py')
+TRAIN_FAILING_RANK = str(pathlib.Path(__file__).parent / 'train_failing_rank.py')
 
 
 def torchrun_command(argv: list[str], nproc: int = 2, script: str | None = None) -> list[str]:
@@ -50,7 +51,7 @@ def torchrun(argv: list[str], nproc: int = 2, timeout: float = 300, script: str 
                           env=environment(), timeout=timeout)
 
 
-def start_ranks(argv_per_rank: list[list[str]], module: str = 'openfields.train',
+def start_ranks(argv_per_rank: list[list[str]], entry: list[str] = ('-m', 'openfields.train'),
                 extra_env: dict | None = None) -> list[subprocess.Popen]:
     """Start one process per rank by hand, as a launcher would, but with nobody watching over them."""
     port = free_port()
@@ -59,7 +60,7 @@ def start_ranks(argv_per_rank: list[list[str]], module: str = 'openfields.train'
     for rank, argv in enumerate(argv_per_rank):
         env = environment(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
                           MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), **(extra_env or {}))
-        processes.append(subprocess.Popen([sys.executable, '-m', module, '--ddp', *argv], env=env, text=True,
+        processes.append(subprocess.Popen([sys.executable, *entry, '--ddp', *argv], env=env, text=True,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     return processes
 
