@@ -42,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'openfields {version()}')
     parser.add_argument('-o', '--output', default=None,
                         help='checkpoint path; a folder (ending in /) gets the default name '
-                             '(default: outputs/<basenet>-<yymmdd-HHMMSS>-<dataset>-<8 hex>.pkl)')
+                             '(default: outputs/<basenet>-<yymmdd-HHMMSS>-<dataset>-<8 hex>.pkl, '
+                             'with slurm<JOB_ID> for the 8 hex in a Slurm job)')
     parser.add_argument('--seed', type=int, default=None, help='random seed (default: drawn and logged)')
     parser.add_argument('--device', default='auto', help='auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps')
     parser.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')

@@ -118,3 +118,29 @@ def test_sigterm_to_a_two_rank_run_mid_epoch_then_resume_gives_the_uninterrupted
     steps = [(r['epoch'], r['batch']) for r in records if r['type'] == 'train']
     assert steps == [(e, b) for e in (1, 2) for b in range(4)]  # each step once, across the two runs
     assert [r['resumed_from'] for r in records if r['type'] == 'process'] == [None, stopped[0]['checkpoint']]
+
+
+LAUNCHER_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT', 'SLURM_PROCID',
+                      'SLURM_NTASKS', 'SLURM_LOCALID', 'SLURM_JOB_NODELIST', 'SLURM_JOB_ID')
+
+
+def test_ddp_without_a_launcher_is_one_line_naming_the_missing_variables(monkeypatch, capsys):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['--ddp', '--epochs', '1'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('openfields.train: error: --ddp: no launcher environment')
+    assert 'RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT' in err[0] and 'SLURM_PROCID' in err[0]
+
+
+def test_ddp_with_a_world_of_one_trains_as_a_single_process(monkeypatch, tmp_path, cache_dir, caplog):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    out = tmp_path / 'one.pkl'
+    train.main(TINY_DDP + ['--synthetic-cache-dir', str(cache_dir), '--batch-size', '2', '--epochs', '1',
+                           '--train-batches', '1', '--val-batches', '1', '--output', str(out), '--ddp'])
+    assert 'training as a single process' in caplog.text
+    assert read(f'{out}.log')[0]['world_size'] == 1 and out.is_file()
