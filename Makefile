@@ -54,6 +54,7 @@ test-slurm: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) -m openfields.benchmark --output outputs/bench/train.json
+	$(PYTHON) -m openfields.benchmark_decode --output outputs/bench/decode.json
 
 # regenerate the CLI reference from the parsers
 docs: $(STAMP)

@@ -2,7 +2,7 @@
 
 from setuptools import setup
 
-PLUGINS = ['cocokp', 'synthetic']
+PLUGINS = ['cocodet', 'cocokp', 'crowdpose', 'synthetic']
 
 setup(
     name='openfields',

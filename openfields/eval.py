@@ -61,7 +61,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
     p.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
     datasets_factory.cli(p)
-    encoder.cli(p)
+    # the oracle encodes the ground truth the metric scores, so no labelled keypoint is suppressed
+    encoder.cli(p, encoder.EncoderSettings(suppress_selfhidden=False))
     network_factory.cli(p, checkpoint_help='checkpoint to evaluate (a glob with --watch)')
     decoder_factory.cli(p)
     return p
@@ -75,24 +76,26 @@ def output_prefix(args, checkpoint_path: str | None) -> str:
     return f'{checkpoint_path}.eval-{args.dataset}'
 
 
-def _comparable(meta) -> dict:
-    d = meta.to_dict()
-    for key in ('dataset', 'base_stride', 'head_index', 'upsample_stride', 'training_weights',
-                'score_weights', 'draw_skeleton', 'pose', 'hflip'):
-        d.pop(key, None)
-    return d
+def _head_key(meta) -> tuple:
+    """What a checkpoint head must share with a dataset head to be evaluated on it: kind, name and the
+    keypoints (or categories). Skeleton and sigmas may differ (a derived skeleton depends on the json
+    it was derived from); the checkpoint's own meta then decodes."""
+    return (type(meta).__name__, meta.name, tuple(getattr(meta, 'keypoints', None) or ()),
+            tuple(getattr(meta, 'categories', None) or ()))
 
 
 def checkpoint_head_metas(model, dataset_metas, checkpoint_path) -> list:
-    """The checkpoint's heads in the order of the dataset's; error naming both when they do not match."""
+    """The checkpoint's heads in the order of the dataset's (a head of the same dataset first, for
+    multi-dataset checkpoints); error naming both when they do not match."""
     chosen = []
     for meta in dataset_metas:
-        match = next((m for m in model.head_metas if _comparable(m) == _comparable(meta)), None)
-        if match is None:
+        matches = sorted((m for m in model.head_metas if _head_key(m) == _head_key(meta)),
+                         key=lambda m: m.dataset != meta.dataset)
+        if not matches:
             raise ValueError(f'{checkpoint_path}: its heads {[m.full_name for m in model.head_metas]} do not '
                              f'match the heads of --dataset {meta.dataset}: {meta.full_name} '
                              f'({len(getattr(meta, "keypoints", []))} keypoints) has no counterpart')
-        chosen.append(match)
+        chosen.append(matches[0])
     return chosen
 
 

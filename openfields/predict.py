@@ -3,6 +3,10 @@
 ``IMAGES`` are files, folders (every image inside) or globs. Per image, ``--json-output`` writes the poses
 as COCO-style json (keypoints, score, bbox, category) and ``--image-output`` the image with the poses drawn.
 A file that is missing or not an image gets an error naming it; the others are still processed.
+
+``--show`` opens every figure in a window and ``--save-all [DIR]`` writes each as a PNG: the drawn image
+and, with ``--debug-indices`` / ``--debug-images``, the debug plots of the network input and the
+predicted fields (openfields/show/debug.py), named ``<image>.<plot>.png``.
 """
 
 import argparse
@@ -23,6 +27,7 @@ from .decoder.annotation import inverse_transform
 from .malloc_tuning import tune_glibc_malloc
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
+from .show import canvas as canvas_module, debug
 from .show.painters import draw_annotations
 from .train import resolve_device
 from .version import version
@@ -41,8 +46,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', required=True, help='trained checkpoint')
     p.add_argument('--json-output', nargs='?', const='', default=None, metavar='DIR',
                    help='write <image>.predictions.json (next to the image, or into DIR)')
-    p.add_argument('--image-output', nargs='?', const='', default=None, metavar='DIR',
-                   help='write <image>.predictions.jpeg with the poses drawn (next to the image, or into DIR)')
     p.add_argument('--long-edge', type=int, default=None,
                    help='rescale images to this long edge (default: keep; needed for --batch-size > 1)')
     p.add_argument('--batch-size', type=int, default=1)
@@ -50,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
     p.add_argument('-q', '--quiet', action='store_true')
     decoder_factory.cli(p)
+    canvas_module.cli(p, image_output=True)
+    debug.cli(p)
     return p
 
 
@@ -107,27 +112,49 @@ def output_path(image_path: pathlib.Path, option: str, suffix: str) -> pathlib.P
     return image_path.with_name(f'{image_path.name}{suffix}')
 
 
-def write_outputs(args, meta, predictions):
+def write_outputs(args, canvas: canvas_module.Canvas, meta, predictions):
     path = pathlib.Path(meta['local_file_path'])
     if args.json_output is not None:
         out = output_path(path, args.json_output, '.predictions.json')
         out.write_text(json.dumps([a.json_data() for a in predictions]))
         LOG.info('wrote %s', out)
-    if args.image_output is not None:
-        out = output_path(path, args.image_output, '.predictions.jpeg')
-        with PIL.Image.open(path) as image:
-            draw_annotations(image, predictions).save(out, quality=90)
+    settings = canvas.settings
+    if settings.image_output is None and not settings.has_output:
+        return
+    with PIL.Image.open(path) as image:
+        drawn = draw_annotations(image, predictions)
+    if settings.image_output is not None:
+        out = output_path(path, settings.image_output, '.predictions.jpeg')
+        drawn.save(out, quality=90)
         LOG.info('wrote %s', out)
+    if settings.has_output:
+        canvas.image(f'{path.name}.predictions', drawn, title=f'{path.name}: {len(predictions)} poses')
+
+
+def figures(args, head_metas, decoder_settings: decoder_factory.DecoderSettings):
+    """The canvas of every figure and the debug plots (None without debug flags); debug plots without
+    --show or --save-all go to all-images/."""
+    settings = canvas_module.CanvasSettings.from_args(args)
+    debug_settings = debug.DebugSettings.from_args(args)
+    if not debug_settings.enabled:
+        return canvas_module.Canvas(settings), None
+    selections = debug.select_fields(debug_settings, head_metas)
+    canvas = canvas_module.Canvas(settings.with_default_output())
+    return canvas, debug.DebugPlots(canvas, head_metas, selections, decoder_settings)
 
 
 def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
     if args.batch_size > 1 and args.long_edge is None:
         raise ValueError('--batch-size > 1 needs --long-edge (images of a batch are padded to one size)')
+    # malformed --debug-indices or --image-dpi fail before the model loads
+    debug.DebugSettings.from_args(args)
+    canvas_module.CanvasSettings.from_args(args)
     device = resolve_device(args.device)
     model = network_factory.from_checkpoint(checkpoint.load(args.checkpoint)).to(device).eval()
-    decode = decoder_factory.factory(model.head_metas, decoder_factory.DecoderSettings.from_args(args),
-                                     names=args.decoder)
+    decoder_settings = decoder_factory.DecoderSettings.from_args(args)
+    decode = decoder_factory.factory(model.head_metas, decoder_settings, names=args.decoder)
+    canvas, plots = figures(args, model.head_metas, decoder_settings)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'
     dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16))
@@ -145,9 +172,13 @@ def run(args) -> int:
         with torch.inference_mode():
             heads = [h.cpu().numpy() for h in model(images.to(device))]
         for b, meta in enumerate(metas):
-            predictions = [inverse_transform(a, meta) for a in decode([h[b] for h in heads])]
+            fields = [h[b] for h in heads]
+            if plots is not None:
+                plots.sample(pathlib.Path(meta['local_file_path']).name, images[b], meta,
+                             [debug.Source.from_predictions(fields)])
+            predictions = [inverse_transform(a, meta) for a in decode(fields)]
             LOG.info('%s: %d poses', meta['local_file_path'], len(predictions))
-            write_outputs(args, meta, predictions)
+            write_outputs(args, canvas, meta, predictions)
             n_done += 1
     LOG.info('%d images in %.1f s', n_done, time.perf_counter() - start)
     return len(errors)

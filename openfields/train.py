@@ -24,6 +24,7 @@ from .datasets.coco import DatasetError
 from .network import checkpoint, factory as network_factory
 from .network import losses, syncbn
 from .network.pretrained import PretrainedWeightsMissing
+from .show import training_debug
 from .training_log import TrainingLog
 from .malloc_tuning import tune_glibc_malloc
 from .version import version
@@ -53,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     losses.cli(parser)
     optimize.cli(parser)
     trainer.cli(parser)
+    training_debug.cli(parser)
     resume.cli(parser)
     distributed.cli(parser)
     return parser
@@ -191,8 +193,10 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
             find_unused_parameters=several_datasets)  # heads of the other datasets get no gradient
     loss = losses.factory(args, network.head_metas)
     check_stability_rule(args)
-    loader_settings = dataclasses.replace(
-        datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda'),
+    debug_plots = training_debug.TrainingDebug.from_args(args, network)  # None without debug flags
+    loader_settings = dataclasses.replace(  # the same shuffling on every rank, plots by rank 0 only
+        datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
+                                                   shuffle=debug_plots is None),
         rank=context.rank, world_size=context.world_size)
     train_loader = datamodule.train_loader(loader_settings)
     val_loader = datamodule.val_loader(loader_settings)
@@ -236,7 +240,8 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     with preemption.StopSignals() as stop:
         runner = trainer.Trainer(model, loss, optimizer, scheduler, device=device, settings=settings,
                                  log=log, save_checkpoint=save, n_heads=len(network.head_metas),
-                                 network=network, distributed=context, stop_signal=lambda: stop.name)
+                                 batch_hook=debug_plots if context.is_main else None, network=network,
+                                 distributed=context, stop_signal=lambda: stop.name)
         start = resume.Position()
         if resumed is not None:
             state = resumed['training_state']

@@ -143,7 +143,7 @@ class Trainer:
     """
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
-                 log: TrainingLog, save_checkpoint, n_heads: int, network=None,
+                 log: TrainingLog, save_checkpoint, n_heads: int, batch_hook=None, network=None,
                  distributed: Context | None = None, stop_signal=None):
         self.model = model
         self.network = network if network is not None else model
@@ -155,6 +155,7 @@ class Trainer:
         self.log = log
         self.save_checkpoint = save_checkpoint
         self.n_heads = n_heads
+        self.batch_hook = batch_hook  # debug plots: (epoch, batch_index, images, targets, metas) before a step
         self.distributed = distributed if distributed is not None else Context(Launch())
         self.stop_signal = stop_signal if stop_signal is not None else lambda: None
         self.ema = ExponentialMovingAverage(self.network, settings.ema) if settings.ema > 0 else None
@@ -254,26 +255,14 @@ class Trainer:
                 break
             # a batch whose images were all unreadable is skipped by every rank together
             if not self.distributed.any(batch is None):
-                images, targets, metas = batch
-                data_time = time.perf_counter() - last
-                compute_start = time.perf_counter()
-                lr = self.optimizer.param_groups[0]['lr']
-                loss, head_losses = self._mean_over_ranks(
-                    *self.train_batch(images, self._full_targets(targets, metas)))
-                compute_time = time.perf_counter() - compute_start
+                loss, head_losses, n_images = self._step(epoch, batch_index, n_batches, batch,
+                                                         time.perf_counter() - last, n_images, epoch_start)
                 losses.append(loss)
                 components.append(head_losses)
-                n_images += images.shape[0] * self.distributed.world_size
-                if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
-                    self.log.write('train', epoch=epoch, batch=batch_index, n_batches=n_batches, lr=lr,
-                                   loss=loss, head_losses=head_losses, data_time=round(data_time, 4),
-                                   time=round(compute_time, 4))
-                    self._print_progress(epoch, batch_index, n_batches, loss, lr, n_images,
-                                         time.perf_counter() - epoch_start)
             # the last batch of an epoch goes on to validation and the epoch checkpoint instead
             if batch_index + 1 < n_batches and self._stop_agreed():
-                LOG.warning('stopping on %s after batch %d of epoch %d', self.stop_signal() or 'another rank\'s signal',
-                            batch_index + 1, epoch)
+                LOG.warning('stopping on %s after batch %d of epoch %d',
+                            self.stop_signal() or 'another rank\'s signal', batch_index + 1, epoch)
                 self.save_checkpoint(Position(epoch - 1, batch_index + 1), True, self.state_dict())
                 raise Interrupted(f'stopped after batch {batch_index + 1} of epoch {epoch}')
             last = time.perf_counter()
@@ -283,6 +272,24 @@ class Trainer:
         LOG.info('epoch %d/%d train loss %.4f (%d batches, %s)', epoch, self.settings.epochs,
                  _mean(losses) or math.nan, len(losses),
                  _format_duration(time.perf_counter() - epoch_start))
+
+    def _step(self, epoch, batch_index, n_batches, batch, data_time, n_images, epoch_start):
+        """One optimizer step on ``batch``, logged; returns its losses (means over the ranks) and the images
+        seen so far in the epoch (by all ranks)."""
+        images, targets, metas = batch
+        if self.batch_hook is not None:
+            self.batch_hook(epoch, batch_index, images, targets, metas)
+        compute_start = time.perf_counter()
+        lr = self.optimizer.param_groups[0]['lr']
+        loss, head_losses = self._mean_over_ranks(*self.train_batch(images, self._full_targets(targets, metas)))
+        compute_time = time.perf_counter() - compute_start
+        n_images += images.shape[0] * self.distributed.world_size
+        if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
+            self.log.write('train', epoch=epoch, batch=batch_index, n_batches=n_batches, lr=lr, loss=loss,
+                           head_losses=head_losses, data_time=round(data_time, 4), time=round(compute_time, 4))
+            self._print_progress(epoch, batch_index, n_batches, loss, lr, n_images,
+                                 time.perf_counter() - epoch_start)
+        return loss, head_losses, n_images
 
     def _mean_over_ranks(self, total, components: dict):
         """The losses averaged over the ranks (for logging; the gradients are averaged by DDP)."""

@@ -8,6 +8,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from openfields import predict as predict_cli
 from openfields.datasets.coco import KeypointCategory
 from openfields.network import checkpoint, factory
 from openfields.plugins.cocokp import constants
@@ -84,3 +85,39 @@ def test_missing_checkpoint_is_one_clear_line(images, tmp_path):
     result = predict(str(images), '--checkpoint', str(tmp_path / 'nope.pkl'))
     assert result.returncode == 2
     assert result.stderr.strip().endswith('file not found: ' + str(tmp_path / 'nope.pkl'))
+
+
+def test_debug_indices_with_save_all_write_each_plot_of_the_chosen_fields(model_path, images, tmp_path):
+    out = tmp_path / 'all'
+    failed = predict_cli.run(predict_cli.parser().parse_args(
+        [str(images / 'a.png'), '--checkpoint', str(model_path), '--debug-indices', 'cif:5', 'caf:5',
+         '--save-all', str(out), '--image-dpi', '30']))
+    assert failed == 0
+    cif = [f'a.png.cif-5-left_shoulder.{kind}.png' for kind in ('confidence', 'hr', 'regression', 'scale')]
+    caf = [f'a.png.caf-5-left_shoulder-left_hip.{kind}.png' for kind in ('confidence', 'regression', 'scale')]
+    assert sorted(p.name for p in out.iterdir()) == sorted(['a.png.input.png', 'a.png.predictions.png'] + cif + caf)
+    assert sorted(p.name for p in images.iterdir()) == ['a.png', 'b.jpg', 'notes.txt']  # nothing else written
+
+
+def test_save_all_alone_writes_the_drawn_image_of_each_input(model_path, images, tmp_path):
+    out = tmp_path / 'all'
+    failed = predict_cli.run(predict_cli.parser().parse_args(
+        [str(images), '--checkpoint', str(model_path), '--save-all', str(out), '--image-dpi', '30']))
+    assert failed == 0  # a folder gives its images only
+    assert sorted(p.name for p in out.iterdir()) == ['a.png.predictions.png', 'b.jpg.predictions.png']
+
+
+@pytest.mark.parametrize('entry, message', [
+    ('head:5', "--debug-indices 'head:5': unknown head 'head'; heads: cif, caf, cocokp.cif, cocokp.caf"),
+    ('caf:19', "--debug-indices 'caf:19': field 19 out of range for head cocokp.caf (19 fields: 0 to 18)"),
+    ('cif:5:', "--debug-indices 'cif:5:': expected HEAD:FIELD[,FIELD...][:KIND[,KIND...]], "
+               "e.g. cif:5, caf:5 or cif:5:hr"),
+])
+def test_bad_debug_indices_are_one_line_errors_naming_the_entry(model_path, images, tmp_path, capsys, entry,
+                                                                message):
+    with pytest.raises(SystemExit) as exit_info:
+        predict_cli.main([str(images / 'a.png'), '--checkpoint', str(model_path), '--debug-indices', entry,
+                          '--save-all', str(tmp_path / 'all'), '--json-output', str(tmp_path / 'json')])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f'openfields.predict: error: {message}\n'
+    assert not (tmp_path / 'all').exists() and not (tmp_path / 'json').exists()

@@ -14,6 +14,8 @@ import numpy as np
 import PIL.Image
 import torch
 
+from .skeleton import spanning_tree_skeleton
+
 LOG = logging.getLogger(__name__)
 
 
@@ -28,8 +30,9 @@ class KeypointCategory:
     id: int
     name: str
     keypoints: list[str]
-    skeleton: list[tuple[int, int]]
+    skeleton: list[tuple[int, int]]  # the json's, or derived from the annotations (skeleton_derived)
     sigmas: list[float] | None  # an optional non-standard field of the category
+    skeleton_derived: bool = False
 
 
 def load_json(path: str | os.PathLike, flag: str) -> dict:
@@ -73,13 +76,27 @@ def keypoint_category(data: dict, path: str | os.PathLike, category_id: int | No
         LOG.warning('%s: category %s "skeleton" entry %s is not a pair of 1-based keypoint indices in '
                     '[1, %d]; the json\'s skeleton is ignored', path, c.get('id'), invalid[0], len(keypoints))
         skeleton = []
+    derived = not skeleton
+    if derived:
+        skeleton = spanning_tree_skeleton(_labelled_keypoints(data, c['id'], len(keypoints)))
+        LOG.info('%s: category %s has no usable "skeleton"; derived from the annotations (spanning tree of '
+                 'keypoints usually close together): %s', path, c.get('id'), skeleton)
     sigmas = c.get('sigmas')
     if sigmas is not None and (len(sigmas) != len(keypoints) or not all(s > 0 for s in sigmas)):
         raise DatasetError(f'{path}: category {c.get("id")} "sigmas" must hold {len(keypoints)} '
                            'positive numbers')
     return KeypointCategory(id=int(c['id']), name=str(c.get('name', c['id'])), keypoints=keypoints,
                             skeleton=[tuple(p) for p in skeleton],
-                            sigmas=[float(s) for s in sigmas] if sigmas is not None else None)
+                            sigmas=[float(s) for s in sigmas] if sigmas is not None else None,
+                            skeleton_derived=derived)
+
+
+def _labelled_keypoints(data: dict, category_id, n_keypoints: int) -> np.ndarray:
+    """``(N, K, 3)`` keypoints of the category's annotations that have the right number of values."""
+    sets = [ann['keypoints'] for ann in data['annotations']
+            if ann.get('category_id') == category_id and not ann.get('iscrowd')
+            and isinstance(ann.get('keypoints'), list) and len(ann['keypoints']) == 3 * n_keypoints]
+    return np.asarray(sets, dtype=np.float64).reshape(-1, n_keypoints, 3)
 
 
 def _parse_annotation(ann: dict, n_keypoints: int, path) -> dict:

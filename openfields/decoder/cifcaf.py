@@ -14,6 +14,7 @@ from .. import headmeta
 from .annotation import Annotation
 from .caf_scored import CafScored, score_caf
 from .cifhr import CifHr
+from .fragments import merge_fragments
 from .nms import keypoint_nms
 from .occupancy import Occupancy
 from .seeds import Seeds, cif_seeds
@@ -48,6 +49,8 @@ class CifCaf:
        times ``dense_connections``);
     4. ``growth``: for each seed in order whose place is not occupied yet, a pose grows from that joint
        (:meth:`grow`); its joints then occupy their places so weaker seeds on them start nothing;
+       then fragments (joints the skeleton cannot connect to their person's pose) merge into the pose
+       they belong to (:func:`merge_fragments`, ``fragment_merge_distance``);
     5. ``force_complete`` (``force_complete_pose`` only): associations again at ``force_complete_caf_th``,
        every pose grows once more without reverse match and with a wider search, and joints still
        missing copy a connected neighbour (confidence 1e-5);
@@ -65,6 +68,7 @@ class CifCaf:
         self.dense_meta = dense_meta if settings.dense_connections > 0 else None
         self.settings = settings
         self.n_keypoints = len(cif_meta.keypoints)
+        self.sigmas = np.asarray(cif_meta.sigmas, dtype=np.float64)
         self.skeleton = np.asarray(caf_meta.skeleton, dtype=np.int64) - 1  # (E, 2), 0-based
         self.dense_skeleton = (np.asarray(self.dense_meta.skeleton, dtype=np.int64) - 1
                                if self.dense_meta is not None else np.zeros((0, 2), np.int64))
@@ -92,7 +96,8 @@ class CifCaf:
         caf_scored = self.score_associations(caf, dense, settings.caf_th)
         timer.lap('caf_scoring')
         occupancy = Occupancy(self.cifhr.shape)
-        joint_sets = self.grow_from_seeds(seeds, caf_scored, occupancy)
+        joint_sets = merge_fragments(self.grow_from_seeds(seeds, caf_scored, occupancy),
+                                     settings.fragment_merge_distance, self.sigmas)
         timer.lap('growth')
         if settings.force_complete_pose and any(v == 0.0 for joints in joint_sets for v, _, _, _ in joints):
             self.complete(joint_sets, self.score_associations(caf, dense, settings.force_complete_caf_th))

@@ -49,6 +49,7 @@ class DecoderSettings:
     greedy: bool = False
     reverse_match: bool = True
     max_instances: int = 100
+    fragment_merge_distance: float = 0.75
 
     def __post_init__(self):
         complete = self.force_complete_pose
@@ -61,6 +62,8 @@ class DecoderSettings:
             object.__setattr__(self, 'keypoint_threshold', self.seed_threshold)
         if self.max_instances < 1:
             raise ValueError(f'max_instances must be >= 1, got {self.max_instances}')
+        if self.fragment_merge_distance < 0:
+            raise ValueError(f'fragment_merge_distance must be >= 0, got {self.fragment_merge_distance}')
         if self.dense_connections < 0:
             raise ValueError(f'dense_connections must be >= 0, got {self.dense_connections}')
 
@@ -79,6 +82,7 @@ class DecoderSettings:
             greedy=args.greedy,
             reverse_match=args.reverse_match,
             max_instances=args.max_instances,
+            fragment_merge_distance=args.fragment_merge_distance,
         )
 
 
@@ -115,6 +119,9 @@ def cli(parser: argparse.ArgumentParser) -> None:
                        help='accept a connection as soon as it is evaluated (default: best first)')
     group.add_argument('--no-reverse-match', dest='reverse_match', action='store_false', default=True,
                        help='accept connections without checking the association back to the source')
+    group.add_argument('--fragment-merge-distance', type=float, default=d['fragment_merge_distance'].default,
+                       help='merge a pose fragment (joints the skeleton cannot connect) into the nearest pose '
+                            'lacking its joints within this fraction of that pose\'s size (0: off)')
     group.add_argument('--max-instances', type=int, default=d['max_instances'].default,
                        help='at most this many instances per image and decoder')
 

@@ -3,6 +3,7 @@
 from .annrescaler import AnnRescaler, mask_valid_area
 from .caf import Caf
 from .cif import Cif
+from .cifdet import CifDet
 from .factory import EncoderSettings, cli, factory
 
-__all__ = ['AnnRescaler', 'Caf', 'Cif', 'EncoderSettings', 'cli', 'factory', 'mask_valid_area']
+__all__ = ['AnnRescaler', 'Caf', 'Cif', 'CifDet', 'EncoderSettings', 'cli', 'factory', 'mask_valid_area']

@@ -10,12 +10,14 @@ found by name; when no pairs are found, flipping is off (and the log says so).
 import argparse
 import dataclasses
 import logging
+import pathlib
 
 import torch
 
 from openfields import encoder, headmeta, transforms
 from openfields.datasets import DataModule, LoaderSettings
 from openfields.datasets.coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
+from openfields.datasets.skeleton import chain_skeleton
 from openfields.datasets.collate import collate_images_anns_meta, collate_images_targets_meta
 
 from . import constants
@@ -109,8 +111,8 @@ def head_metas_for(category: KeypointCategory, dataset: str, upsample: int) -> l
         LOG.info('%s: category %r has no sigmas; using %.3f for every keypoint',
                  dataset, category.name, constants.DEFAULT_SIGMA)
     skeleton = category.skeleton
-    if not skeleton:
-        skeleton = [(i, i + 1) for i in range(1, len(category.keypoints))]
+    if not skeleton:  # a category built in code; one read from a json has a derived skeleton
+        skeleton = chain_skeleton(len(category.keypoints))
         LOG.info('%s: category %r has no skeleton; connecting keypoints in order: %s',
                  dataset, category.name, skeleton)
     hflip = headmeta.hflip_from_names(category.keypoints)
@@ -146,9 +148,20 @@ class CocoKp(DataModule):
         self.bmin = bmin
         self.encoder_settings = encoder_settings
         self.eval_settings = eval_settings or EvalSettings()
-        self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
-        self.category = keypoint_category(self._train_data, self.train_annotations, category_id)
+        self._train_data = None
+        self.category = self._read_category(category_id)
         self.head_metas = head_metas_for(self.category, self.name, upsample)
+
+    def _read_category(self, category_id: int | None) -> KeypointCategory:
+        """The category (keypoints, skeleton, sigmas) from the training json; from the validation json
+        when only that one exists (evaluation and prediction need no training set)."""
+        if pathlib.Path(self.train_annotations).is_file() or not pathlib.Path(self.val_annotations).is_file():
+            self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
+            return keypoint_category(self._train_data, self.train_annotations, category_id)
+        LOG.info('%s: %s not found; keypoints and skeleton from %s', self.name, self.train_annotations,
+                 self.val_annotations)
+        return keypoint_category(load_json(self.val_annotations, self.flag('val-annotations')),
+                                 self.val_annotations, category_id)
 
     @classmethod
     def flag(cls, name: str) -> str:
@@ -237,6 +250,8 @@ class CocoKp(DataModule):
             persistent_workers=loader.workers > 0)
 
     def train_loader(self, loader: LoaderSettings):
+        if self._train_data is None:
+            self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
         dataset = self._dataset(self._train_data, self.train_annotations, self.train_image_dir, 'train')
         self._check_batches(dataset, loader, 'train')
         return self._loader(dataset, loader, shuffle=True)

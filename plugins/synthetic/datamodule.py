@@ -34,11 +34,41 @@ class Synthetic(CocoKp):
         group.add_argument(f'--{prefix}-val-images', type=int, default=64)
         group.add_argument(f'--{prefix}-image-size', type=int, default=193,
                            help='width and height of the rendered images in pixels')
+        defaults = render.SyntheticConfig()
+        group.add_argument(f'--{prefix}-people', type=int, nargs=2, metavar=('MIN', 'MAX'),
+                           default=[defaults.min_people, defaults.max_people],
+                           help='number of people per image (uniform in [MIN, MAX])')
+        group.add_argument(f'--{prefix}-heights', type=float, nargs=2, metavar=('MIN', 'MAX'),
+                           default=[defaults.min_height_fraction, defaults.max_height_fraction],
+                           help='person heights as fractions of the image height (log-uniform)')
+        group.add_argument(f'--{prefix}-max-rotation', type=float, default=None, metavar='DEGREES',
+                           help='rotate people uniformly within +-DEGREES (default: mostly upright, '
+                                'sometimes tilted, lying or upside down)')
+        group.add_argument(f'--{prefix}-crowd-probability', type=float, default=defaults.crowd_probability,
+                           help='probability of a crowd (small people under one iscrowd box) per image')
+        group.add_argument(f'--{prefix}-occlusion-probability', type=float,
+                           default=defaults.occlusion_probability,
+                           help='probability of a rectangle occluding part of a person per image')
         group.add_argument(f'--{prefix}-cache-dir', default=None,
                            help='where rendered sets are kept (default: $XDG_CACHE_HOME/openfields/synthetic, '
                                 '~/.cache/openfields/synthetic without it)')
         Augmentation.cli(group, prefix, cls.default_square_edge)
         cls.head_cli(group)
+
+    @classmethod
+    def render_config(cls, args: argparse.Namespace, n_images: int) -> render.SyntheticConfig:
+        """The renderer's configuration from the flags; a bad value names its flag."""
+        get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
+        try:
+            return render.SyntheticConfig(
+                seed=get('seed'), n_images=n_images, width=get('image_size'), height=get('image_size'),
+                min_people=get('people')[0], max_people=get('people')[1],
+                min_height_fraction=get('heights')[0], max_height_fraction=get('heights')[1],
+                max_rotation=get('max_rotation'), crowd_probability=get('crowd_probability'),
+                occlusion_probability=get('occlusion_probability'))
+        except ValueError as error:
+            raise ValueError(f'--{cls.name}-people / -heights / -max-rotation / -crowd-probability / '
+                             f'-occlusion-probability: {error}') from None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> 'Synthetic':
@@ -49,8 +79,7 @@ class Synthetic(CocoKp):
         cache_dir = pathlib.Path(get('cache_dir') or default_cache_dir())
         paths = {}
         for split in ('train', 'val'):
-            config = render.SyntheticConfig(seed=get('seed'), n_images=get(f'{split}_images'),
-                                            width=get('image_size'), height=get('image_size'))
+            config = cls.render_config(args, get(f'{split}_images'))
             root = cache_dir / render.dataset_key(config)
             annotations = render.write_dataset(root, config, split)
             paths[split] = (annotations, annotations.parent / 'images')

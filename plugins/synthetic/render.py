@@ -115,6 +115,7 @@ class SyntheticConfig:
     crowd_probability: float = 0.1
     occlusion_probability: float = 0.3
     inside_probability: float = 0.8  # the rest may be cut off by the image border
+    max_rotation: float | None = None  # degrees: uniform in +-max_rotation; None: the mix of _sample_rotation
 
     def __post_init__(self):
         if self.n_images < 0 or self.width < 16 or self.height < 16:
@@ -126,6 +127,8 @@ class SyntheticConfig:
         for name in ('crowd_probability', 'occlusion_probability', 'inside_probability'):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f'{name} must be within [0, 1] in {self}')
+        if self.max_rotation is not None and not 0.0 <= self.max_rotation <= 180.0:
+            raise ValueError(f'max_rotation must be within [0, 180] degrees in {self}')
 
 
 @dataclass
@@ -289,14 +292,18 @@ def _sample_palette(rng: np.random.Generator) -> dict:
 
 # ------------------------------------------------------------------------------- figures ---
 
-def _pose_figure(rng: np.random.Generator, height_px: float, centre, rotation: float | None = None):
+def _pose_figure(rng: np.random.Generator, height_px: float, centre, rotation: float | None = None,
+                 max_rotation: float | None = None):
     """Samples a pose and returns it posed around `centre` (pixels) at the given height.
 
     `centre` is a callable mapping the figure's extent relative to its origin
     (x0, y0, x1, y1) to the pixel position of that origin.
     """
     body, head = _sample_body(rng)
-    angle = _sample_rotation(rng) if rotation is None else rotation
+    if rotation is not None:
+        angle = rotation
+    else:
+        angle = _sample_rotation(rng) if max_rotation is None else rng.uniform(-max_rotation, max_rotation)
     scale = height_px / BODY_HEIGHT
     rot = _rotation(angle) * scale
     body, head = body @ rot.T, head @ rot.T
@@ -419,7 +426,8 @@ def _sample_people(rng: np.random.Generator, config: SyntheticConfig) -> list[_F
     for _ in range(n):
         fraction = math.exp(rng.uniform(math.log(config.min_height_fraction),
                                         math.log(config.max_height_fraction)))
-        fig = _pose_figure(rng, fraction * config.height, _placement(rng, config))
+        fig = _pose_figure(rng, fraction * config.height, _placement(rng, config),
+                           max_rotation=config.max_rotation)
         if _inside(fig.keypoints, config).any():
             people.append(fig)
     # smaller figures are farther away: a depth cue consistent with the occlusions

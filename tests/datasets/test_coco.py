@@ -84,13 +84,13 @@ def test_annotation_of_unknown_image_is_named(tmp_path):
         dataset(*write_set(tmp_path, annotations=[ann]))
 
 
-def test_skeleton_that_does_not_fit_the_keypoints_is_ignored_with_a_warning(tmp_path, caplog):
+def test_skeleton_that_does_not_fit_the_keypoints_is_replaced_by_a_derived_one(tmp_path, caplog):
     categories = [{'id': 1, 'name': 'thing', 'keypoints': KEYPOINTS, 'skeleton': [[1, 2], [1, 4]]}]
     path, _ = write_set(tmp_path, categories=categories)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         category = keypoint_category(load_json(path, '--f'), path, None)
-    assert category.skeleton == []
-    assert '"skeleton" entry [1, 4]' in caplog.text
+    assert category.skeleton_derived and len(category.skeleton) == len(KEYPOINTS) - 1
+    assert '"skeleton" entry [1, 4]' in caplog.text and 'derived from the annotations' in caplog.text
 
 
 def test_wrong_image_folder_names_the_flag(tmp_path):

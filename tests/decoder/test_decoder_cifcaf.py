@@ -141,12 +141,33 @@ def test_dense_connections_join_the_growth():
     cif, caf, dense_fields = oracle_fields(anns, [cif_meta(), sparse, dense])
     left_arm = sparse.skeleton.index((6, 8))  # left shoulder - left elbow, the only way to the left arm
     caf[left_arm, 1] = 0.0
-    without = CifCaf(cif_meta(), sparse, DecoderSettings(instance_threshold=0.1))([cif, caf])
-    # without the dense edge each left arm is cut off: the bodies lack it, the arms decode on their own
+    without = CifCaf(cif_meta(), sparse, DecoderSettings(instance_threshold=0.1, fragment_merge_distance=0.0))(
+        [cif, caf])
+    # without the dense edge (and fragment merging) each left arm is cut off: the bodies lack it, the arms
+    # decode on their own
     bodies = [a for a in without if np.sum(a.data[:, 2] > 0) == 15]
     assert len(bodies) == 2 and all(np.all(a.data[[LEFT_ELBOW, LEFT_WRIST], 2] == 0) for a in bodies)
     with_dense = CifCaf(cif_meta(), sparse, DecoderSettings(dense_connections=1.0), dense)([cif, caf, dense_fields])
     assert_recovered(with_dense, anns)
+
+
+def test_fragments_cut_off_by_the_skeleton_merge_into_their_pose():
+    anns = people(2, seed=2)
+    cif, caf = oracle_fields(anns)
+    caf[caf_meta().skeleton.index((6, 8)), 1] = 0.0  # no association reaches the left arms
+    merged = CifCaf(cif_meta(), caf_meta(), DecoderSettings(instance_threshold=0.1))([cif, caf])
+    assert len(merged) == 2
+    assert_recovered(merged, anns)
+
+
+def test_fragment_merging_leaves_separate_people_apart():
+    anns = people(2, seed=2)
+    cif, caf = oracle_fields(anns)
+    arm = caf_meta().skeleton.index((6, 8))
+    caf[arm, 1] = 0.0
+    tight = CifCaf(cif_meta(), caf_meta(), DecoderSettings(instance_threshold=0.1, fragment_merge_distance=0.01))
+    # a distance limit far below an arm's length keeps the arms apart: 2 bodies + 2 arms
+    assert len(tight([cif, caf])) == 4
 
 
 def test_torch_inputs_and_stage_timings():

@@ -176,6 +176,6 @@ def test_factory_builds_one_encoder_per_head():
 
 
 def test_factory_rejects_unknown_head_types():
-    det = headmeta.CifDet(name='cifdet', dataset='cocodet', categories=['person'], base_stride=16)
-    with pytest.raises(ValueError, match='cocodet.cifdet'):
-        encoder.factory([det], encoder.EncoderSettings(), bmin=0.1)
+    unknown = headmeta.Base(name='mystery', dataset='cocodet', base_stride=16)
+    with pytest.raises(ValueError, match='cocodet.mystery'):
+        encoder.factory([unknown], encoder.EncoderSettings(), bmin=0.1)

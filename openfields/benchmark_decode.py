@@ -1,0 +1,182 @@
+"""Decoder benchmark: ``python -m openfields.benchmark_decode`` (part of ``make bench``).
+
+Measures, on this machine, and writes a JSON file (default ``outputs/bench/decode.json``):
+
+* ``decoder``: milliseconds per image of the CIF-CAF decoder on the fields of a 641x427 image with 1, 5
+  and 20 people, median over repeats, total and per stage (``accumulation``, ``seeds``,
+  ``caf_scoring``, ``growth`` (incl. fragment merging), ``force_complete``, ``nms``), with the
+  evaluation settings (``--force-complete-pose --seed-threshold 0.2``) and with the defaults;
+* ``predict``: end-to-end images/s of prediction on 641x427 images at batch size 1: reading and
+  preprocessing the image, the network (shufflenetv2k16, COCO heads, upsample 2) and decoding.
+
+The fields are what a well-trained network gives: the ground truth of people rendered by the synthetic
+set's figure model (varied poses, sizes, overlaps, occlusions), encoded into CIF and CAF targets at
+stride 8, plus clutter: 3% of the cells of every field get a random confidence in [0, 0.5) and random
+vectors (about a third of those pass the decoder's 0.3 thresholds), as a real network's weak responses
+do. A randomly initialised network's output is not used for decoding: its confidences are noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import pathlib
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import PIL.Image
+import torch
+
+from . import encoder, headmeta, transforms
+from .benchmark import coco_metas, cpu_name
+from .decoder import DecoderSettings, fields_from_targets
+from .decoder.cifcaf import CifCaf
+from .malloc_tuning import tune_glibc_malloc
+from .network import factory as network_factory
+from .plugins.synthetic import render
+from .version import version
+
+LOG = logging.getLogger(__name__)
+
+WIDTH, HEIGHT = 641, 427
+UPSAMPLE = 2
+CLUTTER_FRACTION = 0.03
+CLUTTER_MAX_CONFIDENCE = 0.5
+SETTINGS = {
+    'eval': DecoderSettings(force_complete_pose=True, seed_threshold=0.2),
+    'default': DecoderSettings(),
+}
+
+
+def rendered_scene(n_people: int, seed: int) -> tuple[PIL.Image.Image, list[dict]]:
+    """A 641x427 synthetic image with exactly ``n_people`` figures and its annotations (numpy arrays)."""
+    config = render.SyntheticConfig(seed=seed, width=WIDTH, height=HEIGHT, min_people=n_people,
+                                    max_people=n_people, crowd_probability=0.0,
+                                    min_height_fraction=0.25 if n_people > 5 else 0.35)
+    image, anns = render.render_image(np.random.default_rng(seed), config, image_id=1)
+    for ann in anns:
+        ann['keypoints'] = np.asarray(ann['keypoints'], np.float32).reshape(-1, 3)
+        ann['bbox'] = np.asarray(ann['bbox'], np.float32)
+    return image, anns
+
+
+def cluttered_fields(anns: list[dict], metas, rng: np.random.Generator) -> list[np.ndarray]:
+    """Eval-mode CIF and CAF fields of the annotated people plus weak random responses."""
+    encoders = encoder.factory(metas, encoder.EncoderSettings(suppress_selfhidden=False))
+    canvas = torch.zeros(3, HEIGHT, WIDTH)
+    meta = {'valid_area': np.array([0, 0, WIDTH, HEIGHT], np.float32)}
+    fields = []
+    for head_meta, encode in zip(metas, encoders):
+        f = fields_from_targets(head_meta, encode(canvas, anns, meta).numpy())
+        n_fields, _, h, w = f.shape
+        clutter = (rng.random((n_fields, h, w)) < CLUTTER_FRACTION) & (f[:, 1] == 0)
+        f[:, 1] = np.where(clutter, rng.uniform(0, CLUTTER_MAX_CONFIDENCE, clutter.shape), f[:, 1])
+        rows, columns = np.mgrid[:h, :w].astype(np.float32)
+        n_positions = 1 if isinstance(head_meta, headmeta.Cif) else 2
+        for k in range(n_positions):  # channels 2 + 2k (x), 3 + 2k (y); then the scales
+            for c, base in ((2 + 2 * k, columns), (3 + 2 * k, rows)):
+                f[:, c] = np.where(clutter, base + rng.normal(0, 1.5, clutter.shape), f[:, c])
+        for c in range(2 + 2 * n_positions, f.shape[1]):
+            f[:, c] = np.where(clutter, 1.0, f[:, c])
+        fields.append(f)
+    return fields
+
+
+def time_decoder(n_people: int, settings: DecoderSettings, repeats: int) -> dict:
+    metas = _metas()
+    rng = np.random.default_rng(n_people)
+    _, anns = rendered_scene(n_people, seed=100 + n_people)
+    fields = cluttered_fields(anns, metas, rng)
+    decode = CifCaf(metas[0], metas[1], settings)
+    decode(fields)  # warm-up
+    totals, stages, found = [], {}, 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        found = len(decode(fields))
+        totals.append(1000 * (time.perf_counter() - start))
+        for stage, ms in decode.stats.items():
+            stages.setdefault(stage, []).append(ms)
+    return {'people': n_people, 'annotated': sum(1 for a in anns if not a.get('iscrowd')),
+            'decoded': found, 'ms_median': round(statistics.median(totals), 2),
+            'ms_min': round(min(totals), 2),
+            'stages_ms_median': {k: round(statistics.median(v), 2) for k, v in stages.items()}}
+
+
+def time_predict(n_images: int, threads: int) -> dict:
+    """Images/s of read + preprocess + network + decode at batch size 1 on 641x427 PNG files."""
+    metas = _metas()
+    model = network_factory.build('shufflenetv2k16', {}, coco_metas(UPSAMPLE)).eval()
+    preprocess = transforms.eval_pipeline(long_edge=WIDTH, pad='tight')
+    decode = CifCaf(metas[0], metas[1], SETTINGS['eval'])
+    with tempfile.TemporaryDirectory() as folder:
+        paths, fields = [], []
+        for i in range(n_images):
+            image, anns = rendered_scene(5, seed=200 + i)
+            paths.append(pathlib.Path(folder) / f'{i}.png')
+            image.save(paths[-1])
+            fields.append(cluttered_fields(anns, metas, np.random.default_rng(i)))
+        durations, network_ms = [], []
+        for i in range(n_images + 1):
+            start = time.perf_counter()
+            image = PIL.Image.open(paths[i % n_images]).convert('RGB')
+            tensor, _, _ = preprocess(image, [], {'image_id': i})
+            network_start = time.perf_counter()
+            with torch.inference_mode():
+                model(tensor[None])
+            network_ms.append(1000 * (time.perf_counter() - network_start))
+            decode(fields[i % n_images])  # a trained network's fields (see the module docstring)
+            if i > 0:
+                durations.append(time.perf_counter() - start)
+    median = statistics.median(durations)
+    return {'images': n_images, 'input': [WIDTH, HEIGHT], 'basenet': 'shufflenetv2k16', 'upsample': UPSAMPLE,
+            'torch_threads': threads, 'network_ms_median': round(statistics.median(network_ms[1:]), 1),
+            'seconds_per_image_median': round(median, 3), 'images_per_s': round(1.0 / median, 2)}
+
+
+def _metas():
+    metas = coco_metas(UPSAMPLE)
+    for i, meta in enumerate(metas):
+        meta.base_stride, meta.head_index = 16, i
+    return metas
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m openfields.benchmark_decode',
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument('--output', default='outputs/bench/decode.json')
+    parser.add_argument('--people', type=int, nargs='+', default=[1, 5, 20])
+    parser.add_argument('--repeats', type=int, default=20, help='timed decoder calls per setting')
+    parser.add_argument('--predict-images', type=int, default=8, help='timed images end to end (0: skip)')
+    args = parser.parse_args(argv)
+    tune_glibc_malloc()
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    decoder = {}
+    for name, settings in SETTINGS.items():
+        decoder[name] = [time_decoder(n, settings, args.repeats) for n in args.people]
+        for row in decoder[name]:
+            LOG.info('decoder (%s settings), %2d people: %.1f ms (%s)', name, row['people'], row['ms_median'],
+                     ', '.join(f'{k} {v:.1f}' for k, v in row['stages_ms_median'].items()))
+    threads = torch.get_num_threads()
+    predict = time_predict(args.predict_images, threads) if args.predict_images > 0 else None
+    if predict:
+        LOG.info('predict end to end: %.2f images/s (network %.0f ms per image)', predict['images_per_s'],
+                 predict['network_ms_median'])
+    result = {'date': datetime.datetime.now().isoformat(timespec='seconds'), 'version': version(),
+              'torch': torch.__version__, 'numpy': np.__version__,
+              'hardware': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': threads},
+              'image': [WIDTH, HEIGHT], 'stride': 16 // UPSAMPLE, 'decoder': decoder, 'predict': predict}
+    out = pathlib.Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps(result, indent=2) + '\n')
+    os.replace(tmp, out)
+    LOG.info('wrote %s', out)
+
+
+if __name__ == '__main__':
+    main()

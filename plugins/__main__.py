@@ -1,0 +1,31 @@
+"""List the plugins openfields loads, with their versions: ``python -m openfields.plugins``.
+
+Exits with status 1 when a plugin failed to load (it is listed with the reason).
+"""
+
+import argparse
+import logging
+import sys
+
+from openfields import plugin
+from openfields.version import version
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m openfields.plugins', description=__doc__.splitlines()[0])
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help='also show the tracebacks of plugins that failed to load')
+    args = parser.parse_args(argv)
+    # failures are part of the listing; the log repeats them only with -v, with their tracebacks
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.CRITICAL,
+                        format='%(levelname)s %(name)s: %(message)s')
+    if args.verbose:
+        logging.getLogger(plugin.__name__).setLevel(logging.DEBUG)
+    plugin.register_all()
+    print(f'openfields {version()}')
+    print(plugin.listing())
+    return 1 if plugin.failures() else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
