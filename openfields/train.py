@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import distributed, encoder, optimize, plugin, preemption, resume, trainer
-from .datasets import factory as datasets_factory
+from .datasets import factory as datasets_factory, sampler
 from .datasets.coco import DatasetError
 from .network import checkpoint, factory as network_factory
 from .network import losses, syncbn
@@ -200,6 +200,8 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
         rank=context.rank, world_size=context.world_size)
     train_loader = datamodule.train_loader(loader_settings)
     val_loader = datamodule.val_loader(loader_settings)
+    for what, loader in (('training', train_loader), ('validation', val_loader)):
+        sampler.check_sharded(loader, context.world_size, f'{args.dataset} {what}')
     optimizer = optimize.optimizer_from_args(args, network.parameters())
     n_train_batches = min(len(train_loader), args.train_batches or len(train_loader))
     scheduler = optimize.scheduler(optimizer, schedule, n_train_batches)

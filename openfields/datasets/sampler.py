@@ -80,3 +80,12 @@ def skip_batches(loader, n_batches: int) -> None:
     if not isinstance(sampler, ShardedSampler):
         raise ValueError(f'cannot resume inside an epoch of a loader without a ShardedSampler ({type(sampler)})')
     sampler.skip(n_batches * loader.batch_size)
+
+
+def check_sharded(loader, world_size: int, what: str) -> None:
+    """Under ``--ddp`` every loader must give each rank its share (or mix sharded loaders itself)."""
+    if world_size == 1 or hasattr(loader, 'skip_batches'):
+        return
+    if not isinstance(getattr(loader, 'sampler', None), ShardedSampler):
+        raise ValueError(f'--ddp: the {what} loader does not shard its dataset over the processes (its DataLoader '
+                         'needs sampler=LoaderSettings.sampler(...)), so every process would see every image')

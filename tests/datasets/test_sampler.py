@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from openfields.datasets import LoaderSettings
-from openfields.datasets.sampler import ShardedSampler, set_epoch, skip_batches
+from openfields.datasets.sampler import ShardedSampler, check_sharded, set_epoch, skip_batches
 
 
 def batches(sampler, batch_size):
@@ -95,3 +95,14 @@ def test_loader_settings_give_each_rank_its_own_worker_seed_but_one_order():
     orders = [s.sampler(30, shuffle=True).order().tolist() for s in settings]
     assert orders[0] == orders[1]
     assert not LoaderSettings(shuffle=False).sampler(5, shuffle=True).shuffle
+
+
+def test_under_ddp_a_loader_that_does_not_shard_is_refused():
+    dataset = torch.arange(10)
+    plain = torch.utils.data.DataLoader(dataset, batch_size=2, shuffle=True)
+    check_sharded(plain, 1, 'single-process')  # fine without --ddp
+    with pytest.raises(ValueError, match='--ddp: the squares training loader does not shard its dataset'):
+        check_sharded(plain, 2, 'squares training')
+    sharded = torch.utils.data.DataLoader(dataset, batch_size=2,
+                                          sampler=LoaderSettings(rank=1, world_size=2).sampler(10, shuffle=True))
+    check_sharded(sharded, 2, 'squares training')
