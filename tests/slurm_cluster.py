@@ -211,6 +211,7 @@ def one_node_cluster(folder: pathlib.Path, cpus: int):
     conf.write_text(slurm_conf(folder, host, cpus))
     env = {**os.environ, 'SLURM_CONF': str(conf), 'PATH': SEARCH_PATH}
     cluster = Cluster(folder, env)
+    others = running_daemons()  # not ours: left alone
     daemons = []
     try:
         daemons.append(_start([tool('munged'), '--foreground', '--force', f'--key-file={key}',
@@ -230,3 +231,7 @@ def one_node_cluster(folder: pathlib.Path, cpus: int):
             stop([daemon.pid])
             with contextlib.suppress(subprocess.TimeoutExpired):
                 daemon.wait(timeout=5)
+        # job step daemons (slurmstepd) that our slurmd started end on their own shortly after it
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not running_daemons() - others, 30, 'step daemons still running', lambda: '')
+        stop(running_daemons() - others)
