@@ -75,9 +75,14 @@ def interrupted_checkpoints(out) -> list[str]:
     return [p for p in glob.glob(f'{glob.escape(str(out))}.epoch*.batch*') if position_from_name(p)]
 
 
+def names_a_file(output: str | None) -> bool:
+    """``--output`` names the checkpoint itself (not a folder for the default name)."""
+    return bool(output) and not (output.endswith('/') or pathlib.Path(output).is_dir())
+
+
 def run_pattern(output: str | None, environ) -> str:
     """The glob of the outputs of the run that ``--resume auto`` continues."""
-    if output and not (output.endswith('/') or pathlib.Path(output).is_dir()):
+    if names_a_file(output):
         return glob.escape(output)
     job_id = environ.get('SLURM_JOB_ID')
     if job_id is None:

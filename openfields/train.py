@@ -130,8 +130,8 @@ def run(args, launch: distributed.Launch | None = None) -> pathlib.Path:
 
 
 def _resumed_state(args, context) -> tuple[str | None, dict | None]:
-    """The checkpoint ``--resume`` continues (rank 0 decides) and its training state."""
-    path = context.broadcast_object(resume.checkpoint_to_resume(args) if context.is_main else None)
+    """The checkpoint ``--resume`` continues (every rank checks, rank 0's choice counts) and its state."""
+    path = context.broadcast_object(resume.checkpoint_to_resume(args))
     if path is None:
         return None, None
     resumed = checkpoint.load(path)
@@ -206,8 +206,7 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     n_train_batches = min(len(train_loader), args.train_batches or len(train_loader))
     scheduler = optimize.scheduler(optimizer, schedule, n_train_batches)
 
-    if resumed is not None and not (args.output and not args.output.endswith('/')
-                                    and not pathlib.Path(args.output).is_dir()):
+    if resumed is not None and not resume.names_a_file(args.output):  # continue the run where it was
         out = pathlib.Path(resumed['training_state']['output'])
     else:
         out = pathlib.Path(context.broadcast_object(str(output_path(args, datetime.datetime.now()))))

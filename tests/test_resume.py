@@ -113,7 +113,8 @@ def test_main_exits_with_the_requeue_code_and_says_how_to_resume(argv, tmp_path,
         train.main(argv + ['--output', str(tmp_path / 'm.pkl')])
     assert exit_info.value.code == preemption.EXIT_CODE == 75
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == f'openfields.train: stopped: stopped by SIGTERM; continue with --resume {tmp_path}/m.pkl.epoch000.batch000001'
+    assert err == ('openfields.train: stopped: stopped by SIGTERM; '
+                   f'continue with --resume {tmp_path}/m.pkl.epoch000.batch000001')
 
 
 @pytest.mark.parametrize('extra, message', [
