@@ -10,8 +10,8 @@ next. Both carry a ``training_state`` (the final ``<out>``, the model to use, do
      'seed': int, 'world_size': int, 'batch_size': int, 'batches_per_epoch': int,
      'output': str}                                  # the run's <out>
 
-``--resume`` loads it and continues at the next step as if the run had never stopped (same parameters
-at the end, up to float summation order, for data loaders without worker processes; with workers the
+``--resume`` loads it and continues at the next step as if the run had never stopped: the same
+computations in the same order, so the same parameters at the end (with ``--loader-workers`` > 0 the
 augmentation draws of the resumed epoch differ). ``--epochs`` stays the total.
 ``--resume auto`` takes the newest checkpoint of the run named by ``--output`` (or, without it, of the
 Slurm job: default output names carry ``-slurm<JOB_ID>``) and starts a new run when there is none, so

@@ -18,7 +18,6 @@ BatchNorm.
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 
