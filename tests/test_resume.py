@@ -2,6 +2,9 @@
 
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -144,3 +147,25 @@ def test_continuing_inside_an_epoch_needs_the_same_batches(uninterrupted):
         resume.check_compatible(state, world_size=2, batch_size=1, batches_per_epoch=3)
     resume.check_compatible({**state, 'position': {'epoch': 1, 'batches': 0}}, world_size=2, batch_size=1,
                             batches_per_epoch=3)  # at an epoch boundary: allowed (warning)
+
+
+def test_a_signal_to_the_whole_process_group_spares_the_loader_workers(argv, tmp_path):
+    # Slurm signals every process of a job step, the data loader's worker processes included
+    out = tmp_path / 'group.pkl'
+    command = [sys.executable, '-m', 'openfields.train', *argv, '--loader-workers', '1', '--epochs', '3',
+               '--output', str(out)]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    try:
+        deadline = time.monotonic() + 300
+        while not (out.with_name('group.pkl.log').exists()
+                   and any(r['type'] == 'train' for r in read(f'{out}.log'))):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGUSR1)
+        _, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == preemption.EXIT_CODE, err[-2000:]
+    assert 'stopped by SIGUSR1' in err and 'killed by signal' not in err
