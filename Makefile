@@ -6,7 +6,7 @@ STAMP := $(VENV)/.openfields-installed
 DEMO_DIR := outputs/demo
 PYTEST_FLAGS ?=
 
-.PHONY: venv demo test test-slow bench docs clean
+.PHONY: venv demo test test-slow test-slurm bench docs clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PYTHON3) -m venv $(VENV)
@@ -42,10 +42,15 @@ demo: $(STAMP)
 	@echo "  predictions        $(DEMO_DIR)/predictions/ (drawn images and json)"
 
 test: $(STAMP)
-	$(PYTHON) -m pytest -m "not slow" $(PYTEST_FLAGS) tests
+	$(PYTHON) -m pytest -m "not slow and not slurm" $(PYTEST_FLAGS) tests
 
 test-slow: $(STAMP)
-	$(PYTHON) -m pytest -m slow $(PYTEST_FLAGS) tests
+	$(PYTHON) -m pytest -m "slow and not slurm" $(PYTEST_FLAGS) tests
+
+# a one-node Slurm cluster on loopback: sbatch slurm/train.sh (2 tasks), then slurm/eval.sh; as root it
+# installs Debian's slurmctld, slurmd, slurm-client and munge when missing, otherwise it is skipped
+test-slurm: $(STAMP)
+	$(PYTHON) -m pytest -m slurm $(PYTEST_FLAGS) tests/test_slurm.py
 
 bench: $(STAMP)
 	$(PYTHON) -m openfields.benchmark --output outputs/bench/train.json

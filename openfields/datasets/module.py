@@ -22,6 +22,7 @@ from typing import ClassVar
 import torch
 
 from .. import headmeta
+from .sampler import ShardedSampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,18 @@ class LoaderSettings:
     pin_memory: bool = False
     shuffle: bool = True  # off when debugging, so the first images are the ones used
     seed: int = 0
+    rank: int = 0  # this process's share of every epoch (distributed training)
+    world_size: int = 1
+
+    def sampler(self, n_samples: int, *, shuffle: bool) -> ShardedSampler:
+        """The sampler of a loader over ``n_samples``: this rank's share, reshuffled by ``set_epoch``."""
+        return ShardedSampler(n_samples, rank=self.rank, world_size=self.world_size,
+                              shuffle=shuffle and self.shuffle, seed=self.seed)
+
+    @property
+    def worker_seed(self) -> int:
+        """Seed of the loader's worker processes: different on every rank."""
+        return self.seed + 1_000_003 * self.rank
 
 
 class DataModule:

@@ -109,13 +109,14 @@ class CocoDet(DataModule):
         return data
 
     def _loader(self, dataset, loader: LoaderSettings, shuffle: bool, collate_fn=collate_images_targets_meta):
-        if len(dataset) < loader.batch_size:
+        if len(dataset) // loader.world_size < loader.batch_size:
+            processes = f' x {loader.world_size} processes' if loader.world_size > 1 else ''
             raise ValueError(f'{self.name}: {len(dataset)} usable images, fewer than --batch-size '
-                             f'{loader.batch_size} (full batches only)')
-        generator = torch.Generator()
-        generator.manual_seed(loader.seed)
+                             f'{loader.batch_size}{processes} (full batches only)')
+        generator = torch.Generator()  # seeds the worker processes
+        generator.manual_seed(loader.worker_seed)
         return torch.utils.data.DataLoader(
-            dataset, batch_size=loader.batch_size, shuffle=shuffle and loader.shuffle,
+            dataset, batch_size=loader.batch_size, sampler=loader.sampler(len(dataset), shuffle=shuffle),
             num_workers=loader.workers, pin_memory=loader.pin_memory, drop_last=True,
             collate_fn=collate_fn, generator=generator, persistent_workers=loader.workers > 0)
 

@@ -345,10 +345,10 @@ class CocoKp(DataModule):
                              image_dir_flag=self.flag(f'{split}-image-dir'))
 
     def _loader(self, dataset, loader: LoaderSettings, shuffle: bool, collate_fn=collate_images_targets_meta):
-        generator = torch.Generator()
-        generator.manual_seed(loader.seed)
+        generator = torch.Generator()  # seeds the worker processes
+        generator.manual_seed(loader.worker_seed)
         return torch.utils.data.DataLoader(
-            dataset, batch_size=loader.batch_size, shuffle=shuffle and loader.shuffle,
+            dataset, batch_size=loader.batch_size, sampler=loader.sampler(len(dataset), shuffle=shuffle),
             num_workers=loader.workers, pin_memory=loader.pin_memory, drop_last=True,
             collate_fn=collate_fn, generator=generator,
             persistent_workers=loader.workers > 0)
@@ -400,6 +400,7 @@ class CocoKp(DataModule):
                      sigmas=cif.sigmas, keypoint_names=cif.keypoints)]
 
     def _check_batches(self, dataset, loader: LoaderSettings, split: str):
-        if len(dataset) < loader.batch_size:
+        if len(dataset) // loader.world_size < loader.batch_size:
+            processes = f' x {loader.world_size} processes' if loader.world_size > 1 else ''
             raise ValueError(f'{self.flag(split + "-annotations")}: {len(dataset)} usable images, fewer '
-                             f'than --batch-size {loader.batch_size} (full batches only)')
+                             f'than --batch-size {loader.batch_size}{processes} (full batches only)')
