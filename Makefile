@@ -6,7 +6,7 @@ STAMP := $(VENV)/.openfields-installed
 DEMO_DIR := outputs/demo
 PYTEST_FLAGS ?=
 
-.PHONY: venv demo test test-slow bench docs clean
+.PHONY: venv demo test test-slow test-slurm bench docs clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PYTHON3) -m venv $(VENV)
@@ -18,34 +18,48 @@ venv:
 	rm -f $(STAMP)
 	$(MAKE) $(STAMP)
 
+# the demo's synthetic set: 129x129 images of 1-2 upright people, no crowds or occluders (an easy set, so a
+# few CPU minutes of training show poses); the same flags select the same cached validation set in eval
+DEMO_DATA := --dataset synthetic --synthetic-image-size 129 --synthetic-people 1 2 --synthetic-heights 0.5 0.9 \
+	--synthetic-max-rotation 15 --synthetic-crowd-probability 0 --synthetic-occlusion-probability 0 \
+	--synthetic-train-images 256 --synthetic-val-images 32
+
 demo: $(STAMP)
-	@echo "== openfields demo: training shufflenetv2k16 on the embedded synthetic dataset (CPU, a few minutes)"
+	@echo "== openfields demo: training shufflenetv2k16 on the embedded synthetic dataset (CPU, about 7 minutes)"
 	rm -rf $(DEMO_DIR)
-	$(PYTHON) -m openfields.train --dataset synthetic --basenet shufflenetv2k16 \
-		--synthetic-train-images 256 --synthetic-val-images 32 --synthetic-square-edge 129 \
-		--synthetic-upsample 2 --synthetic-no-augmentation \
-		--epochs 8 --batch-size 8 --optimizer adam --lr 0.002 --b-scale 5.0 \
+	$(PYTHON) -m openfields.train $(DEMO_DATA) --basenet shufflenetv2k16 \
+		--synthetic-square-edge 129 --synthetic-upsample 2 --synthetic-no-augmentation \
+		--epochs 16 --batch-size 8 --optimizer adam --lr 0.002 --b-scale 5.0 \
 		--ema 0.1 --batchnorm-momentum 0.1 --lr-warm-up-epochs 0.5 \
 		--display-interval 8 --loader-workers 1 --seed 1 \
 		--output $(DEMO_DIR)/demo.pkl
 	@echo "== openfields demo: evaluating on the synthetic validation set (COCO AP with pycocotools)"
-	$(PYTHON) -m openfields.eval --checkpoint $(DEMO_DIR)/demo.pkl --dataset synthetic \
-		--synthetic-train-images 256 --synthetic-val-images 32 --coco-eval-long-edge 129 \
+	$(PYTHON) -m openfields.eval --checkpoint $(DEMO_DIR)/demo.pkl $(DEMO_DATA) --coco-eval-long-edge 129 \
 		--loader-workers 1 --output $(DEMO_DIR)/demo.eval-synthetic
-	@echo "== openfields demo: predicting three validation images"
+	@echo "== openfields demo: predicting three validation images, with debug plots of two fields"
 	$(PYTHON) -m openfields.predict $$($(PYTHON) -m openfields.demo_summary $(DEMO_DIR)/demo.pkl --val-images 3) \
 		--checkpoint $(DEMO_DIR)/demo.pkl --long-edge 129 \
-		--json-output $(DEMO_DIR)/predictions --image-output $(DEMO_DIR)/predictions
+		--json-output $(DEMO_DIR)/predictions --image-output $(DEMO_DIR)/predictions \
+		--debug-indices cif:5 caf:5 --save-all $(DEMO_DIR)/debug
+	@echo "== openfields demo: loss curves"
+	$(PYTHON) -m openfields.logs $(DEMO_DIR)/demo.pkl.log --output $(DEMO_DIR)/logs
 	@echo
 	@echo "== openfields demo: what was written"
 	$(PYTHON) -m openfields.demo_summary $(DEMO_DIR)/demo.pkl --stats $(DEMO_DIR)/demo.eval-synthetic.stats.json
 	@echo "  predictions        $(DEMO_DIR)/predictions/ (drawn images and json)"
+	@echo "  debug plots        $(DEMO_DIR)/debug/ (input, CIF field 5 and CAF field 5 of each image)"
+	@echo "  loss curves        $(DEMO_DIR)/logs/ (python -m openfields.logs)"
 
 test: $(STAMP)
-	$(PYTHON) -m pytest -m "not slow" $(PYTEST_FLAGS) tests
+	$(PYTHON) -m pytest -m "not slow and not slurm" $(PYTEST_FLAGS) tests
 
 test-slow: $(STAMP)
-	$(PYTHON) -m pytest -m slow $(PYTEST_FLAGS) tests
+	$(PYTHON) -m pytest -m "slow and not slurm" $(PYTEST_FLAGS) tests
+
+# a one-node Slurm cluster on loopback: sbatch slurm/train.sh (2 tasks), then slurm/eval.sh; as root it
+# installs Debian's slurmctld, slurmd, slurm-client and munge when missing, otherwise it is skipped
+test-slurm: $(STAMP)
+	$(PYTHON) -m pytest -m slurm $(PYTEST_FLAGS) tests/test_slurm.py
 
 bench: $(STAMP)
 	$(PYTHON) -m openfields.benchmark --output outputs/bench/train.json

@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
                    help='basenet stride for --oracle without a checkpoint (default: the --basenet\'s)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
     p.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
-    datasets_factory.cli(p)
+    datasets_factory.cli(p, several=False)
     # the oracle encodes the ground truth the metric scores, so no labelled keypoint is suppressed
     encoder.cli(p, encoder.EncoderSettings(suppress_selfhidden=False))
     network_factory.cli(p, checkpoint_help='checkpoint to evaluate (a glob with --watch)')
@@ -143,8 +143,9 @@ def batch_fields(s: Setup, images, anns, metas, device) -> tuple[list[list[np.nd
     start = time.perf_counter()
     outputs = [None] * len(s.metas)
     if s.model is not None:
+        head_mask = [i in s.head_indices for i in range(len(s.model.heads))]  # skip other datasets' heads
         with torch.inference_mode():
-            heads = s.model(images.to(device, non_blocking=True))
+            heads = s.model(images.to(device, non_blocking=True), head_mask=head_mask)
         outputs = [heads[i].cpu().numpy() for i in s.head_indices]
     nn_seconds = time.perf_counter() - start
     per_image = []
@@ -162,6 +163,9 @@ def batch_fields(s: Setup, images, anns, metas, device) -> tuple[list[list[np.nd
 
 def evaluate(args, checkpoint_path: str | None, device) -> dict:
     """Evaluate one checkpoint (or the oracle); returns the stats that were written."""
+    if '-' in args.dataset:
+        raise ValueError(f'--dataset {args.dataset}: evaluation is per dataset; evaluate a checkpoint trained '
+                         f'on several datasets once per dataset (--dataset {args.dataset.split("-")[0]}, ...)')
     datamodule = datasets_factory.datamodule_from_args(args)
     s = setup(args, datamodule, checkpoint_path, device)
     decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args), names=args.decoder)

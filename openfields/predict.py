@@ -2,7 +2,8 @@
 
 ``IMAGES`` are files, folders (every image inside) or globs. Per image, ``--json-output`` writes the poses
 as COCO-style json (keypoints, score, bbox, category) and ``--image-output`` the image with the poses drawn.
-A file that is missing or not an image gets an error naming it; the others are still processed.
+A file that is missing or not an image gets an error naming it; the others are still processed. For a
+checkpoint trained on several datasets (``--dataset a-b``), ``--dataset NAME`` decodes the heads of one.
 
 ``--show`` opens every figure in a window and ``--save-all [DIR]`` writes each as a PNG: the drawn image
 and, with ``--debug-indices`` / ``--debug-images``, the debug plots of the network input and the
@@ -44,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--version', action='version', version=f'openfields {version()}')
     p.add_argument('images', nargs='+', help='image files, folders or globs')
     p.add_argument('--checkpoint', required=True, help='trained checkpoint')
+    p.add_argument('--dataset', default=None,
+                   help='decode only the heads trained on this dataset (for a checkpoint of several; '
+                        'default: every head, the decoder picks)')
     p.add_argument('--json-output', nargs='?', const='', default=None, metavar='DIR',
                    help='write <image>.predictions.json (next to the image, or into DIR)')
     p.add_argument('--long-edge', type=int, default=None,
@@ -143,6 +147,18 @@ def figures(args, head_metas, decoder_settings: decoder_factory.DecoderSettings)
     return canvas, debug.DebugPlots(canvas, head_metas, selections, decoder_settings)
 
 
+def dataset_head_indices(head_metas, dataset: str | None, checkpoint_path) -> list[int]:
+    """Indices of the heads trained on ``dataset`` (all heads for None); error listing the datasets."""
+    if dataset is None:
+        return list(range(len(head_metas)))
+    indices = [i for i, meta in enumerate(head_metas) if meta.dataset == dataset]
+    if not indices:
+        available = sorted({meta.dataset for meta in head_metas})
+        raise ValueError(f'--dataset {dataset}: {checkpoint_path} has no heads of it; its datasets: '
+                         f'{", ".join(available)}')
+    return indices
+
+
 def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
     if args.batch_size > 1 and args.long_edge is None:
@@ -152,9 +168,12 @@ def run(args) -> int:
     canvas_module.CanvasSettings.from_args(args)
     device = resolve_device(args.device)
     model = network_factory.from_checkpoint(checkpoint.load(args.checkpoint)).to(device).eval()
+    head_indices = dataset_head_indices(model.head_metas, args.dataset, args.checkpoint)
+    head_mask = [i in head_indices for i in range(len(model.head_metas))]
+    head_metas = [model.head_metas[i] for i in head_indices]
     decoder_settings = decoder_factory.DecoderSettings.from_args(args)
-    decode = decoder_factory.factory(model.head_metas, decoder_settings, names=args.decoder)
-    canvas, plots = figures(args, model.head_metas, decoder_settings)
+    decode = decoder_factory.factory(head_metas, decoder_settings, names=args.decoder)
+    canvas, plots = figures(args, head_metas, decoder_settings)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'
     dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16))
@@ -170,7 +189,8 @@ def run(args) -> int:
         if images is None:
             continue
         with torch.inference_mode():
-            heads = [h.cpu().numpy() for h in model(images.to(device))]
+            outputs = model(images.to(device), head_mask=head_mask)
+            heads = [outputs[i].cpu().numpy() for i in head_indices]
         for b, meta in enumerate(metas):
             fields = [h[b] for h in heads]
             if plots is not None:

@@ -1,24 +1,28 @@
 """Train a composite-field pose model: ``python -m openfields.train``.
 
-Read top to bottom: parse flags, build the data, build the model and loss, run the epochs, save.
+Read top to bottom: parse flags, join the other processes (``--ddp``), build the data, build the model and
+loss, restore a stopped run (``--resume``), run the epochs, save.
 """
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import logging
 import os
 import pathlib
+import random
 import socket
 import sys
 
+import numpy as np
 import torch
 
-from . import encoder, optimize, plugin, trainer
-from .datasets import factory as datasets_factory
+from . import config, distributed, encoder, optimize, plugin, preemption, resume, trainer
+from .datasets import factory as datasets_factory, sampler
 from .datasets.coco import DatasetError
 from .network import checkpoint, factory as network_factory
-from .network import losses
+from .network import losses, syncbn
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
 from .training_log import TrainingLog
@@ -39,10 +43,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'openfields {version()}')
     parser.add_argument('-o', '--output', default=None,
                         help='checkpoint path; a folder (ending in /) gets the default name '
-                             '(default: outputs/<basenet>-<yymmdd-HHMMSS>-<dataset>-<8 hex>.pkl)')
+                             '(default: outputs/<basenet>-<yymmdd-HHMMSS>-<dataset>-<8 hex>.pkl, '
+                             'with slurm<JOB_ID> for the 8 hex in a Slurm job)')
     parser.add_argument('--seed', type=int, default=None, help='random seed (default: drawn and logged)')
     parser.add_argument('--device', default='auto', help='auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps')
     parser.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
+    config.cli(parser)
     datasets_factory.cli(parser)
     encoder.cli(parser)
     network_factory.cli(parser)
@@ -50,11 +56,13 @@ def parser() -> argparse.ArgumentParser:
     optimize.cli(parser)
     trainer.cli(parser)
     training_debug.cli(parser)
+    resume.cli(parser)
+    distributed.cli(parser)
     return parser
 
 
 def cli(argv=None) -> argparse.Namespace:
-    args = parser().parse_args(argv)
+    args = config.parse_args(parser(), argv)
     args.argv = list(sys.argv if argv is None else ['python -m openfields.train', *argv])
     return args
 
@@ -75,9 +83,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def output_path(args, now: datetime.datetime) -> pathlib.Path:
+def output_path(args, now: datetime.datetime, environ=None) -> pathlib.Path:
+    """Under Slurm the name ends in ``-slurm<JOB_ID>``, so that a requeued job finds its run."""
     stamp = now.strftime('%y%m%d-%H%M%S')
-    token = hashlib.sha256(f'{stamp} {os.getpid()} {args.argv}'.encode()).hexdigest()[:8]
+    job_id = (os.environ if environ is None else environ).get('SLURM_JOB_ID')
+    token = f'slurm{job_id}' if job_id else \
+        hashlib.sha256(f'{stamp} {os.getpid()} {args.argv}'.encode()).hexdigest()[:8]
     default_name = f'{args.basenet}-{stamp}-{args.dataset}-{token}.pkl'
     if args.output is None:
         return pathlib.Path('outputs') / default_name
@@ -94,72 +105,204 @@ def check_stability_rule(args):
                     args.lr * args.clip_grad_value, args.batchnorm_eps ** 0.5)
 
 
-def seed_everything(args):
+def seed_everything(seed: int):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+class Stopped(Exception):
+    """Training ended by a stop signal; ``path`` is the checkpoint to resume from."""
+
+    def __init__(self, signal_name: str | None, path: str):
+        super().__init__(f'stopped by {signal_name or "a signal to another rank"}; continue with --resume {path}')
+        self.path = path
+
+
+def run(args, launch: distributed.Launch | None = None) -> pathlib.Path:
+    """Train; ``launch`` (default: from ``--ddp`` and the environment) places this process in the job."""
+    context = distributed.Context(launch if launch is not None else distributed.launch_from_args(args))
+    device = distributed.device_for(context.launch, resolve_device(args.device))
+    context.start(device, getattr(args, 'ddp_timeout', 1800.0))
+    try:
+        return _train(args, context, device)
+    finally:
+        context.close()
+
+
+def _resumed_state(args, context) -> tuple[str | None, dict | None]:
+    """The checkpoint ``--resume`` continues (every rank checks, rank 0's choice counts) and its state."""
+    path = context.broadcast_object(resume.checkpoint_to_resume(args))
+    if path is None:
+        return None, None
+    resumed = checkpoint.load(path)
+    if resumed.get('training_state') is None:
+        raise checkpoint.CheckpointError(f'--resume {path}: no training state in it (a final checkpoint); '
+                                         'resume from its .epochNNN checkpoint')
+    saved_seed = resumed['training_state']['seed']
+    if args.seed is not None and args.seed != saved_seed:
+        LOG.warning('--resume: continuing with the run\'s --seed %d, not %d', saved_seed, args.seed)
+    args.seed = saved_seed
+    return path, resumed
+
+
+def _network(args, datamodule, resumed):
+    """A new network (``--basenet``/``--checkpoint``) or the resumed run's, with its weights."""
+    if resumed is None:
+        return network_factory.factory(args, datamodule.head_metas)
+    saved = [meta.full_name for meta in checkpoint.head_metas(resumed)]
+    wanted = [meta.full_name for meta in datamodule.head_metas]
+    if saved != wanted:
+        raise ValueError(f'--resume: the checkpoint has heads {saved}, --dataset {args.dataset} trains {wanted}')
+    name = resumed['model']['basenet']['name']
+    if args.basenet not in (None, name):
+        raise ValueError(f'--resume: the checkpoint is a {name}, not --basenet {args.basenet}')
+    network = network_factory.from_checkpoint(resumed, datamodule.head_metas)
+    args.basenet = name
+    return network
+
+
+def _datamodule(args, context):
+    """Rank 0 builds first (it may render or download data), then the others."""
+    if context.is_main:
+        datamodule = datasets_factory.datamodule_from_args(args)
+    context.barrier()
+    if not context.is_main:
+        datamodule = datasets_factory.datamodule_from_args(args)
+    return datamodule
+
+
+def _train(args, context: distributed.Context, device: torch.device) -> pathlib.Path:
+    context.check_same_arguments(vars(args))
+    resume_path, resumed = _resumed_state(args, context)
     if args.seed is None:
-        args.seed = int.from_bytes(os.urandom(4), 'little') >> 1
-    torch.manual_seed(args.seed)
-
-
-def run(args) -> pathlib.Path:
-    seed_everything(args)
-    device = resolve_device(args.device)
+        args.seed = context.broadcast_object(int.from_bytes(os.urandom(4), 'little') >> 1)
+    seed_everything(args.seed)  # the same initial weights on every rank
     settings = trainer.TrainerSettings.from_args(args)
     schedule = optimize.LearningRateSchedule.from_args(args)
-    datamodule = datasets_factory.datamodule_from_args(args)
-    model = network_factory.factory(args, datamodule.head_metas).to(device)
-    loss = losses.factory(args, model.head_metas)
+    datamodule = _datamodule(args, context)
+    network = _network(args, datamodule, resumed).to(device)
+    if context.active:
+        seed_everything(args.seed + 1_000_003 * context.rank)  # different augmentations on every rank
+    if context.active and args.ddp_sync_bn:
+        network = syncbn.synchronize_batchnorm(network, device)
+    model = network
+    if context.active:
+        several_datasets = len({meta.dataset for meta in network.head_metas}) > 1
+        model = torch.nn.parallel.DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == 'cuda' else None,
+            find_unused_parameters=several_datasets)  # heads of the other datasets get no gradient
+    loss = losses.factory(args, network.head_metas)
     check_stability_rule(args)
-    debug_plots = training_debug.TrainingDebug.from_args(args, model)  # None without debug flags
-    loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
-                                                                 shuffle=debug_plots is None)
+    debug_plots = training_debug.TrainingDebug.from_args(args, network)  # None without debug flags
+    loader_settings = dataclasses.replace(  # the same shuffling on every rank, plots by rank 0 only
+        datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
+                                                   shuffle=debug_plots is None),
+        rank=context.rank, world_size=context.world_size)
     train_loader = datamodule.train_loader(loader_settings)
-    val_loader = datamodule.val_loader(loader_settings)
-    optimizer = optimize.optimizer_from_args(args, model.parameters())
+    val_loaders = datamodule.val_loaders(loader_settings)
+    for what, loader in (('training', train_loader), *(('validation', v) for v in val_loaders.values())):
+        sampler.check_sharded(loader, context.world_size, f'{args.dataset} {what}')
+    optimizer = optimize.optimizer_from_args(args, network.parameters())
     n_train_batches = min(len(train_loader), args.train_batches or len(train_loader))
     scheduler = optimize.scheduler(optimizer, schedule, n_train_batches)
 
-    out = output_path(args, datetime.datetime.now())
+    if resumed is not None and not resume.names_a_file(args.output):  # continue the run where it was
+        out = pathlib.Path(resumed['training_state']['output'])
+    else:
+        out = pathlib.Path(context.broadcast_object(str(output_path(args, datetime.datetime.now()))))
     meta = {'args': {k: v for k, v in vars(args).items() if k != 'argv'}, 'argv': args.argv,
             'version': version(), 'plugin_versions': plugin.versions(), 'hostname': socket.gethostname()}
-    log = TrainingLog(f'{out}.log')
-    log.write('process', **meta, datasets={datamodule.name: datamodule.describe()}, world_size=1,
-              global_batch_size=args.batch_size, device=str(device))
-    LOG.info('training %s on %s (%d train batches per epoch) on %s; writing %s', args.basenet,
-             args.dataset, n_train_batches, device, out)
+    log = TrainingLog(f'{out}.log' if context.is_main else None)
+    if context.is_main:
+        config.write(f'{out}.config.json', parser(), args)
+    log.write('process', **meta, datasets=datamodule.describe_datasets(),
+              world_size=context.world_size, global_batch_size=args.batch_size * context.world_size,
+              launcher=context.launch.launcher, device=str(device), resumed_from=resume_path)
+    LOG.info('training %s on %s (%d train batches per epoch, %d process%s) on %s; writing %s', args.basenet,
+             args.dataset, n_train_batches, context.world_size, 'es' if context.active else '', device, out)
 
-    def save(epoch):
-        checkpoint.save(f'{out}.epoch{epoch:03d}', model, epoch=epoch, meta=meta)
-        if epoch == settings.epochs:
-            checkpoint.save(out, model, epoch=epoch, meta=meta)
+    saved = []
 
-    runner = trainer.Trainer(model, loss, optimizer, scheduler, device=device, settings=settings,
-                             log=log, save_checkpoint=save, n_heads=len(model.head_metas),
-                             batch_hook=debug_plots)
-    try:
-        runner.loop(train_loader, val_loader)
-    except losses.NonFiniteLossError as error:
-        log.write('error', message=str(error))
-        raise
+    def save(position: resume.Position, interrupted: bool, trainer_state: dict):
+        rng = context.gather_objects(resume.rng_state())  # a collective: on every rank
+        path = resume.checkpoint_path(out, position, interrupted=interrupted)
+        saved.append(path)
+        if context.is_main:
+            state = {'position': dataclasses.asdict(position), 'trainer': trainer_state, 'rng': rng,
+                     'seed': args.seed, 'world_size': context.world_size, 'batch_size': args.batch_size,
+                     'batches_per_epoch': n_train_batches, 'output': str(out)}
+            checkpoint.save(path, network, epoch=position.epoch, meta=meta, training_state=state)
+            if not interrupted:
+                for stale in resume.interrupted_checkpoints(out):
+                    if resume.position_from_name(stale) <= position:
+                        os.remove(stale)
+            if position.epoch == settings.epochs and not interrupted:
+                checkpoint.save(out, network, epoch=position.epoch, meta=meta)
+        context.barrier()  # nobody leaves (and has a launcher stop rank 0) before the file is written
+
+    with preemption.StopSignals() as stop:
+        runner = trainer.Trainer(model, loss, optimizer, scheduler, device=device, settings=settings,
+                                 log=log, save_checkpoint=save, n_heads=len(network.head_metas),
+                                 batch_hook=debug_plots if context.is_main else None, network=network,
+                                 distributed=context, stop_signal=lambda: stop.name)
+        start = resume.Position()
+        if resumed is not None:
+            state = resumed['training_state']
+            resume.check_compatible(state, world_size=context.world_size, batch_size=args.batch_size,
+                                    batches_per_epoch=n_train_batches)
+            runner.load_state_dict(state['trainer'])
+            start = resume.Position(**state['position'])
+            if start.epoch >= settings.epochs and args.resume == 'auto':
+                LOG.info('--resume auto: %s is complete (%d epochs); nothing to train', out, start.epoch)
+                return out
+            if state['world_size'] == context.world_size:
+                resume.set_rng_state(state['rng'][context.rank])  # last: nothing may draw after it
+            log.write('resume', checkpoint=resume_path, epoch=start.epoch, batches=start.batches)
+        try:
+            runner.loop(train_loader, val_loaders, start)
+        except losses.NonFiniteLossError as error:
+            log.write('error', message=str(error))
+            raise
+        except trainer.Interrupted as interruption:
+            log.write('stopped', message=str(interruption), signal=stop.name, checkpoint=saved[-1])
+            raise Stopped(stop.name, saved[-1]) from None
     LOG.info('done: checkpoint %s, log %s.log', out, out)
     return out
+
+
+def configure_logging(quiet: bool, launch: distributed.Launch):
+    """Rank 0 logs as asked; the other ranks log warnings and errors only, prefixed with their rank."""
+    prefix = f'rank {launch.rank}/{launch.world_size} ' if launch.world_size > 1 else ''
+    logging.basicConfig(level=logging.WARNING if quiet or not launch.is_main else logging.INFO,
+                        format=f'%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
 
 
 def main(argv=None):
     args = cli(argv)
     tune_glibc_malloc()
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
+    launch = distributed.Launch()
     try:
-        run(args)
+        launch = distributed.launch_from_args(args)
+        configure_logging(args.quiet, launch)
+        run(args, launch)
     except losses.NonFiniteLossError as error:
-        print(f'openfields.train: error: {error}; the last saved checkpoint is intact', file=sys.stderr)
-        sys.exit(1)
+        _exit(launch, 1, f'{error}; the last saved checkpoint is intact')
     except USER_ERRORS as error:
-        print(f'openfields.train: error: {error}', file=sys.stderr)
-        sys.exit(2)
+        _exit(launch, 2, str(error))
+    except Stopped as stopped:
+        _exit(launch, preemption.EXIT_CODE, str(stopped))
     except KeyboardInterrupt:
-        print('openfields.train: interrupted; the last saved checkpoint is intact', file=sys.stderr)
-        sys.exit(130)
+        _exit(launch, 130, 'interrupted; the last saved checkpoint is intact')
+
+
+def _exit(launch: distributed.Launch, code: int, message: str):
+    rank = f' (rank {launch.rank}/{launch.world_size})' if launch.world_size > 1 else ''
+    kind = 'stopped' if code == preemption.EXIT_CODE else 'error'
+    if code == preemption.EXIT_CODE and not launch.is_main:
+        sys.exit(code)  # rank 0 says it
+    print(f'openfields.train: {kind}{rank}: {message}', file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,15 @@
 validation and checkpoints are the exponential moving average of the parameters when ``--ema`` > 0
 (``ema <- (1 - ema) * ema + ema * theta`` after every optimizer step, kept across epochs); training
 continues from the raw parameters.
+
+A batch's samples name their dataset (``meta['dataset']``) and the network positions of its targets
+(``meta['head_indices']``), so one loader may interleave several datasets (``--dataset a-b``): the heads of
+the other datasets get no target, are skipped by the network and get no gradient. Validation runs per dataset.
+
+Under ``--ddp`` every rank runs this loop in lockstep: ``model`` is the DistributedDataParallel wrapper
+that trains, ``network`` the model itself that is averaged, validated and saved; logged losses are means
+over the ranks. After each step the ranks agree whether a stop signal arrived; if so, a checkpoint of the
+position is written and :class:`Interrupted` is raised (see :mod:`openfields.resume`).
 """
 
 import argparse
@@ -14,6 +23,9 @@ import time
 
 import torch
 
+from .datasets import sampler
+from .distributed import Context, Launch
+from .resume import Position
 from .training_log import TrainingLog
 
 LOG = logging.getLogger(__name__)
@@ -68,6 +80,10 @@ class TrainerSettings:
                    display_interval=args.display_interval)
 
 
+class Interrupted(Exception):
+    """A stop signal ended training after a checkpoint to resume from was written."""
+
+
 class ExponentialMovingAverage:
     """EMA of floating-point parameters and buffers; ``swap()`` exchanges them with the model's."""
 
@@ -76,6 +92,7 @@ class ExponentialMovingAverage:
         # state_dict() tensors alias the live parameters and buffers: keep them to avoid lookups per step
         self.live = [v for v in model.state_dict().values() if v.dtype.is_floating_point]
         self.shadow = [v.detach().clone() for v in self.live]
+        self.swapped = False  # True while the model holds the averages
 
     @torch.no_grad()
     def update(self):
@@ -87,6 +104,21 @@ class ExponentialMovingAverage:
             current = live.clone()
             live.copy_(shadow)
             shadow.copy_(current)
+        self.swapped = not self.swapped
+
+    def state_dict(self) -> dict:
+        return {'shadow': list(self.shadow), 'swapped': self.swapped}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict):
+        """Restore the averages; when saved swapped, the model's weights are the averages: swap back."""
+        if len(state['shadow']) != len(self.shadow):
+            raise ValueError(f'EMA state of {len(state["shadow"])} tensors for a model with {len(self.shadow)}')
+        for shadow, saved in zip(self.shadow, state['shadow']):
+            shadow.copy_(saved)
+        self.swapped = state['swapped']
+        if self.swapped:
+            self.swap()
 
 
 def _format_duration(seconds: float) -> str:
@@ -107,11 +139,18 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 class Trainer:
-    """Trains ``model`` with ``loss``; ``save_checkpoint(epoch)`` is called after every validated epoch."""
+    """Trains ``model`` with ``loss``.
+
+    ``save_checkpoint(position, interrupted, state)`` is called on every rank after every validated epoch
+    (``interrupted=False``) and when a stop signal ends training (``interrupted=True``); ``state`` is
+    :meth:`state_dict`. ``stop_signal()`` returns the name of a stop signal this process received, or None.
+    """
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
-                 log: TrainingLog, save_checkpoint, n_heads: int, batch_hook=None):
+                 log: TrainingLog, save_checkpoint, n_heads: int, batch_hook=None, network=None,
+                 distributed: Context | None = None, stop_signal=None):
         self.model = model
+        self.network = network if network is not None else model
         self.loss = loss
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -121,33 +160,59 @@ class Trainer:
         self.save_checkpoint = save_checkpoint
         self.n_heads = n_heads
         self.batch_hook = batch_hook  # debug plots: (epoch, batch_index, images, targets, metas) before a step
-        self.ema = ExponentialMovingAverage(model, settings.ema) if settings.ema > 0 else None
+        self.distributed = distributed if distributed is not None else Context(Launch())
+        self.stop_signal = stop_signal if stop_signal is not None else lambda: None
+        self.ema = ExponentialMovingAverage(self.network, settings.ema) if settings.ema > 0 else None
         self.n_clipped = 0
+        self.start = Position()
 
-    def loop(self, train_loader, val_loader, start_epoch: int = 0):
-        if start_epoch >= self.settings.epochs:
+    def state_dict(self) -> dict:
+        """Optimizer, schedule, EMA and counters: what continuing needs besides weights and RNG."""
+        return {'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
+                'ema': self.ema.state_dict() if self.ema is not None else None, 'n_clipped': self.n_clipped}
+
+    def load_state_dict(self, state: dict):
+        """Restore :meth:`state_dict` (the network's weights must already be those of the checkpoint)."""
+        if (state['ema'] is None) != (self.ema is None):
+            raise ValueError('--resume: the checkpoint was trained with' + (' no' if state['ema'] is None else '')
+                             + ' EMA of the weights; resume with the same --ema')
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.scheduler.load_state_dict(state['scheduler'])
+        if self.ema is not None:
+            self.ema.load_state_dict(state['ema'])
+        self.n_clipped = state['n_clipped']
+
+    def loop(self, train_loader, val_loaders: dict, start: Position = Position()):
+        """Epochs ``start.epoch + 1 .. epochs``, validating on each of ``val_loaders`` ({dataset name:
+        loader}); the first epoch skips the ``start.batches`` already trained."""
+        if start.epoch >= self.settings.epochs:
             raise ValueError(f'--epochs {self.settings.epochs}: nothing to train, the run starts after '
-                             f'epoch {start_epoch}')
+                             f'epoch {start.epoch}')
         self.log.write('config', field_names=self.loss.field_names)
         self.run_start = time.perf_counter()
-        for epoch in range(start_epoch + 1, self.settings.epochs + 1):
-            self._set_epoch(train_loader, epoch)
-            self.train_epoch(train_loader, epoch, start_epoch)
+        self.start = start
+        for epoch in range(start.epoch + 1, self.settings.epochs + 1):
+            self.train_epoch(train_loader, epoch, start.batches if epoch == start.epoch + 1 else 0)
+            saved = False
             if self.ema is not None:
                 self.ema.swap()  # validate and save the averaged weights
             if epoch % self.settings.val_interval == 0 or epoch == self.settings.epochs:
                 # checkpoints go with validation: an overfitting run of 1000 one-batch epochs with
                 # --val-interval 100 writes 10 checkpoints, not 1000
-                self.val_epoch(val_loader, epoch)
-                self.save_checkpoint(epoch)
+                for dataset, val_loader in val_loaders.items():
+                    self.val_epoch(val_loader, epoch, dataset)
+                self.save_checkpoint(Position(epoch, 0), False, self.state_dict())
+                saved = True
             if self.ema is not None:
                 self.ema.swap()  # back to the raw weights for training
+            if epoch < self.settings.epochs and self._stop_agreed():
+                if not saved:
+                    self.save_checkpoint(Position(epoch, 0), True, self.state_dict())
+                raise Interrupted(f'stopped after epoch {epoch}')
 
-    @staticmethod
-    def _set_epoch(loader, epoch):
-        sampler = getattr(loader, 'sampler', None)
-        if hasattr(sampler, 'set_epoch'):
-            sampler.set_epoch(epoch)
+    def _stop_agreed(self) -> bool:
+        """True on every rank when any rank received a stop signal (a collective: all ranks call it)."""
+        return self.distributed.any(self.stop_signal() is not None)
 
     def _n_batches(self, loader, cap):
         return min(len(loader), cap) if cap is not None else len(loader)
@@ -182,45 +247,68 @@ class Trainer:
         if self.settings.clip_grad_value:
             torch.nn.utils.clip_grad_value_(parameters, self.settings.clip_grad_value)
 
-    def train_epoch(self, loader, epoch: int, start_epoch: int):
+    def train_epoch(self, loader, epoch: int, first_batch: int = 0):
+        """Batches ``first_batch ..`` of ``epoch``; raises :class:`Interrupted` after a stop signal."""
         self.model.train()
+        sampler.set_epoch(loader, epoch)
         n_batches = self._n_batches(loader, self.settings.train_batches)
+        sampler.skip_batches(loader, first_batch)
         losses, components, epoch_start = [], [], time.perf_counter()
         last = time.perf_counter()
         n_images = 0
-        for batch_index, batch in enumerate(loader):
+        batches_per_dataset: dict[str, int] = {}
+        for batch_index, batch in enumerate(loader, start=first_batch):
             if batch_index >= n_batches:
                 break
-            if batch is None:  # every image of the batch was unreadable
-                continue
-            images, targets, metas = batch
-            data_time = time.perf_counter() - last
-            if self.batch_hook is not None:
-                self.batch_hook(epoch, batch_index, images, targets, metas)
-            compute_start = time.perf_counter()
-            lr = self.optimizer.param_groups[0]['lr']
-            loss, head_losses = self.train_batch(images, self._full_targets(targets, metas))
-            compute_time = time.perf_counter() - compute_start
-            losses.append(loss)
-            components.append(head_losses)
-            n_images += images.shape[0]
-            if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
-                self.log.write('train', epoch=epoch, batch=batch_index, n_batches=n_batches, lr=lr,
-                               loss=loss, head_losses=head_losses, data_time=round(data_time, 4),
-                               time=round(compute_time, 4))
-                self._print_progress(epoch, batch_index, n_batches, loss, lr, n_images,
-                                     time.perf_counter() - epoch_start, start_epoch)
+            # a batch whose images were all unreadable is skipped by every rank together
+            if not self.distributed.any(batch is None):
+                loss, head_losses, n_images = self._step(epoch, batch_index, n_batches, batch,
+                                                         time.perf_counter() - last, n_images, epoch_start)
+                losses.append(loss)
+                components.append(head_losses)
+                dataset = batch[2][0].get('dataset', '')
+                batches_per_dataset[dataset] = batches_per_dataset.get(dataset, 0) + 1
+            # the last batch of an epoch goes on to validation and the epoch checkpoint instead
+            if batch_index + 1 < n_batches and self._stop_agreed():
+                LOG.warning('stopping on %s after batch %d of epoch %d',
+                            self.stop_signal() or 'another rank\'s signal', batch_index + 1, epoch)
+                self.save_checkpoint(Position(epoch - 1, batch_index + 1), True, self.state_dict())
+                raise Interrupted(f'stopped after batch {batch_index + 1} of epoch {epoch}')
             last = time.perf_counter()
         self.log.write('train-epoch', epoch=epoch, loss=_mean(losses),
                        head_losses=self._mean_components(components), n_batches=len(losses),
-                       n_clipped_grad=self.n_clipped, time=round(time.perf_counter() - epoch_start, 3))
+                       batches_per_dataset=batches_per_dataset, n_clipped_grad=self.n_clipped,
+                       time=round(time.perf_counter() - epoch_start, 3))
         LOG.info('epoch %d/%d train loss %.4f (%d batches, %s)', epoch, self.settings.epochs,
                  _mean(losses) or math.nan, len(losses),
                  _format_duration(time.perf_counter() - epoch_start))
 
-    def _print_progress(self, epoch, batch_index, n_batches, loss, lr, n_images, elapsed, start_epoch):
-        done_batches = (epoch - start_epoch - 1) * n_batches + batch_index + 1
-        total_batches = (self.settings.epochs - start_epoch) * n_batches
+    def _step(self, epoch, batch_index, n_batches, batch, data_time, n_images, epoch_start):
+        """One optimizer step on ``batch``, logged; returns its losses (means over the ranks) and the images
+        seen so far in the epoch (by all ranks)."""
+        images, targets, metas = batch
+        if self.batch_hook is not None:
+            self.batch_hook(epoch, batch_index, images, targets, metas)
+        compute_start = time.perf_counter()
+        lr = self.optimizer.param_groups[0]['lr']
+        loss, head_losses = self._mean_over_ranks(*self.train_batch(images, self._full_targets(targets, metas)))
+        compute_time = time.perf_counter() - compute_start
+        n_images += images.shape[0] * self.distributed.world_size
+        if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
+            self.log.write('train', epoch=epoch, batch=batch_index, n_batches=n_batches, lr=lr, loss=loss,
+                           head_losses=head_losses, data_time=round(data_time, 4), time=round(compute_time, 4))
+            self._print_progress(epoch, batch_index, n_batches, loss, lr, n_images,
+                                 time.perf_counter() - epoch_start)
+        return loss, head_losses, n_images
+
+    def _mean_over_ranks(self, total, components: dict):
+        """The losses averaged over the ranks (for logging; the gradients are averaged by DDP)."""
+        values = self.distributed.mean([total, *components.values()])
+        return values[0], dict(zip(components, values[1:]))
+
+    def _print_progress(self, epoch, batch_index, n_batches, loss, lr, n_images, elapsed):
+        done_batches = (epoch - self.start.epoch - 1) * n_batches + batch_index + 1 - self.start.batches
+        total_batches = (self.settings.epochs - self.start.epoch) * n_batches - self.start.batches
         run_elapsed = time.perf_counter() - self.run_start
         eta = run_elapsed / done_batches * (total_batches - done_batches)
         LOG.info('epoch %d/%d batch %d/%d loss %.4f lr %.2e %.1f img/s ETA %s', epoch,
@@ -239,7 +327,9 @@ class Trainer:
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
 
-    def val_epoch(self, loader, epoch: int):
+    def val_epoch(self, loader, epoch: int, dataset: str):
+        """Mean validation losses of ``network`` on ``loader``, whose batches all come from ``dataset``
+        (each rank validates its share of the images)."""
         self._eval_batchnorm()
         n_batches = self._n_batches(loader, self.settings.val_batches)
         losses, components, start, n_images = [], [], time.perf_counter(), 0
@@ -251,7 +341,7 @@ class Trainer:
                     continue
                 images, targets, metas = batch
                 targets = self._full_targets(targets, metas)
-                outputs = self.model(images.to(self.device), head_mask=[t is not None for t in targets])
+                outputs = self.network(images.to(self.device), head_mask=[t is not None for t in targets])
                 total, head_losses = _floats(*self.loss(outputs, targets))
                 losses.append(total)
                 components.append(head_losses)
@@ -263,9 +353,11 @@ class Trainer:
                              self.settings.epochs, batch_index + 1, n_batches,
                              total if total is not None else math.nan, n_images / max(elapsed, 1e-9),
                              _format_duration(eta))
-        self.log.write('val-epoch', epoch=epoch, loss=_mean(losses),
-                       head_losses=self._mean_components(components), n_batches=len(losses),
-                       time=round(time.perf_counter() - start, 3))
-        LOG.info('epoch %d/%d val loss %.4f (%d batches)', epoch, self.settings.epochs,
-                 _mean(losses) or math.nan, len(losses))
+        loss, head_losses = self._mean_over_ranks(_mean(losses), self._mean_components(components))
+        # components are None only for heads without targets: those of the other datasets
+        head_losses = {name: value for name, value in head_losses.items() if value is not None}
+        self.log.write('val-epoch', epoch=epoch, dataset=dataset, loss=loss, head_losses=head_losses,
+                       n_batches=len(losses), time=round(time.perf_counter() - start, 3))
+        LOG.info('epoch %d/%d val loss %.4f on %s (%d batches)', epoch, self.settings.epochs,
+                 loss or math.nan, dataset, len(losses))
         self.model.train()

@@ -2,13 +2,21 @@
 
 One JSON object per line, each with a ``type``:
 
-* ``process`` (first line): ``argv``, ``args`` (every resolved flag value), ``version``,
-  ``plugin_versions``, ``hostname``, ``datasets`` (resolved dataset settings), ``world_size``;
+* ``process`` (first line, and again when a run is resumed): ``argv``, ``args`` (every resolved flag value),
+  ``version``, ``plugin_versions``, ``hostname``, ``datasets`` ({dataset name: resolved settings}; with several
+  datasets each also holds its normalised ``weight``), ``world_size``, ``global_batch_size`` (``--batch-size``
+  times the world size), ``launcher``, ``device``, ``resumed_from``;
+* ``resume``: the ``checkpoint`` a resumed run continues and its position (``epoch``, ``batches``);
 * ``config``: ``field_names`` (the loss components ``<dataset>.<head>.<component>``);
 * ``train`` (every ``--display-interval`` batches): ``epoch``, ``batch``, ``n_batches``, ``lr``, ``loss``,
-  ``head_losses`` ({component: value}), ``data_time``, ``time`` (compute seconds of the batch);
-* ``train-epoch`` / ``val-epoch``: ``epoch``, ``loss``, ``head_losses`` (means), ``n_batches``, ``time``;
-* ``error``: a message that ended the run.
+  ``head_losses`` ({component: value}; None for the heads of datasets other than the batch's),
+  ``data_time``, ``time`` (compute seconds of the batch);
+* ``train-epoch``: ``epoch``, ``loss``, ``head_losses`` (means over the batches that trained each
+  component), ``n_batches``, ``batches_per_dataset`` ({dataset name: batches}), ``n_clipped_grad``, ``time``;
+* ``val-epoch``: one per dataset and validated epoch, ``epoch``, ``dataset`` (its name), ``loss``,
+  ``head_losses`` (means over the ranks, only the heads of that dataset), ``n_batches``, ``time``;
+* ``error``: a message that ended the run;
+* ``stopped``: a stop signal ended the run; ``signal``, ``checkpoint`` to resume from.
 
 Each record is appended with a single ``write`` of a complete line followed by a flush, so a run killed
 at any moment leaves every earlier line intact (readers skip an incomplete last line).

@@ -74,3 +74,74 @@ def test_adam_variants_take_momentum_as_beta1(name, cls):
     optimizer = optimize.optimizer_from_args(args, [torch.nn.Parameter(torch.zeros(1))])
     assert type(optimizer) is cls
     assert optimizer.defaults['betas'] == (0.95, 0.99) and optimizer.defaults['weight_decay'] == 0.01
+
+
+def lrs_per_epoch(args, epochs, batches_per_epoch=3):
+    """``{epoch (from 1): [lr of each batch]}`` from the per-batch scheduler of ``args``."""
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = optimize.optimizer_from_args(args, [parameter])
+    scheduler = optimize.scheduler(optimizer, optimize.LearningRateSchedule.from_args(args), batches_per_epoch)
+    lrs = {}
+    for epoch in range(1, epochs + 1):
+        for _ in range(batches_per_epoch):
+            lrs.setdefault(epoch, []).append(optimizer.param_groups[0]['lr'])
+            optimizer.step()
+            scheduler.step()
+    return lrs
+
+
+def test_milestone_schedule_sets_the_listed_learning_rates_after_the_listed_epochs():
+    args = parse('--lr', '0.1', '--lr-schedule', 'milestones', '--lr-milestones', '2', '4',
+                 '--lr-values', '0.01', '0.001', '--lr-warm-up-epochs', '0')
+    expected = {1: 0.1, 2: 0.1, 3: 0.01, 4: 0.01, 5: 0.001, 6: 0.001}
+    for epoch, lrs in lrs_per_epoch(args, 6).items():
+        assert lrs == pytest.approx([expected[epoch]] * 3), epoch
+
+
+def test_milestone_schedule_follows_deeplabcuts_default_epochs():
+    args = parse('--lr', '1e-4', '--lr-schedule', 'milestones', '--lr-milestones', '160', '190',
+                 '--lr-values', '1e-5', '1e-6', '--lr-warm-up-epochs', '0')
+    schedule = optimize.LearningRateSchedule.from_args(args)
+
+    def lr_of_epoch(epoch):  # epoch n (from 1) starts at e = n - 1 and ends just before e = n
+        return [1e-4 * schedule(epoch - 1), 1e-4 * schedule(epoch - 1e-6)]
+    for epoch, lr in ((1, 1e-4), (160, 1e-4), (161, 1e-5), (190, 1e-5), (191, 1e-6), (200, 1e-6)):
+        assert lr_of_epoch(epoch) == pytest.approx([lr, lr]), epoch
+
+
+def test_step_schedule_multiplies_by_gamma_every_step_size_epochs():
+    args = parse('--lr', '0.1', '--lr-schedule', 'step', '--lr-step-size', '2', '--lr-gamma', '0.5',
+                 '--lr-warm-up-epochs', '0')
+    lrs = lrs_per_epoch(args, 5)
+    assert [lrs[e][0] for e in range(1, 6)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+    assert lrs[3] == pytest.approx([0.05] * 3)  # constant within an epoch
+
+
+def test_cosine_schedule_falls_from_lr_to_the_minimum_at_the_last_epoch_after_the_warm_up():
+    args = parse('--lr', '0.1', '--lr-schedule', 'cosine', '--lr-cosine-min', '0.01',
+                 '--lr-warm-up-epochs', '1', '--lr-warm-up-factor', '0.01')
+    args.epochs = 10  # a trainer flag
+    schedule = optimize.LearningRateSchedule.from_args(args)
+    assert 0.1 * schedule(0.0) == pytest.approx(0.001)  # warm-up start: factor times the cosine (1 at 0)
+    assert 0.1 * schedule(5.0) == pytest.approx(0.055)  # halfway: the mean of lr and the minimum
+    assert 0.1 * schedule(10.0) == pytest.approx(0.01)
+    assert 0.1 * schedule(12.0) == pytest.approx(0.01)  # stays at the minimum after --epochs
+    lrs = lrs_per_epoch(args, 10, batches_per_epoch=4)
+    assert lrs[6][0] > lrs[6][1] > lrs[6][2]  # per batch, not per epoch
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--lr-schedule', 'milestones', '--lr-milestones', '2', '4', '--lr-values', '0.1'],
+     'one --lr-values entry per --lr-milestones epoch'),
+    (['--lr-schedule', 'milestones', '--lr-milestones', '4', '2', '--lr-values', '0.1', '0.01'],
+     '--lr-milestones must be increasing'),
+    (['--lr-schedule', 'step'], '--lr-schedule step needs --lr-step-size'),
+    (['--lr-schedule', 'cosine', '--lr-cosine-min', '1'], '--lr-cosine-min must be in'),
+    (['--lr-decay', '10'] + ['--lr-schedule', 'cosine'], '--lr-decay belongs to --lr-schedule decay'),
+    (['--lr-milestones', '10'], '--lr-milestones/--lr-values belongs to --lr-schedule milestones'),
+])
+def test_schedule_flags_that_do_not_fit_name_their_flag(argv, message):
+    args = parse(*argv)
+    args.epochs = 10
+    with pytest.raises(ValueError, match=message):
+        optimize.LearningRateSchedule.from_args(args)

@@ -80,7 +80,9 @@ def test_log_has_train_records_per_display_interval_and_epoch_means(tiny_run):
     epochs = [r for r in records if r['type'] == 'train-epoch']
     assert [r['epoch'] for r in epochs] == [1, 2]
     assert epochs[0]['loss'] == pytest.approx((batches[0]['loss'] + batches[1]['loss']) / 2, rel=1e-6)
-    assert [r['epoch'] for r in records if r['type'] == 'val-epoch'] == [1, 2]
+    assert [r['batches_per_dataset'] for r in epochs] == [{'synthetic': 2}, {'synthetic': 2}]
+    assert [(r['epoch'], r['dataset']) for r in records if r['type'] == 'val-epoch'] == \
+        [(1, 'synthetic'), (2, 'synthetic')]
 
 
 def test_default_output_name_has_basenet_time_dataset_and_token(tmp_path):

@@ -4,16 +4,26 @@ import argparse
 import os
 
 from .module import DataModule, LoaderSettings
+from .multi import MultiDataModule
 from .registry import DATAMODULES
+from .weighted_counter import normalised_weights
 
 DEFAULT_DATASET = 'synthetic'
 
 
-def cli(parser: argparse.ArgumentParser) -> None:
+def cli(parser: argparse.ArgumentParser, several: bool = True) -> None:
+    """Data flags; ``several=False`` for CLIs that work on one dataset (no ``a-b``, no weights)."""
     group = parser.add_argument_group('data')
     group.add_argument('--dataset', default=DEFAULT_DATASET,
                        help=f'dataset to train on, one of: {", ".join(sorted(DATAMODULES))} '
-                            f'(default: {DEFAULT_DATASET}, the embedded synthetic set)')
+                            f'(default: {DEFAULT_DATASET}, the embedded synthetic set)'
+                            + ('; several joined by "-" (a-b) train one network with the heads of each'
+                               if several else ''))
+    if several:
+        group.add_argument('--dataset-weights', nargs='+', type=float, default=None, metavar='WEIGHT',
+                           help='with --dataset a-b: one positive weight per dataset (normalised; default '
+                                'equal); the next batch comes from the dataset with the fewest batches '
+                                'served per weight')
     group.add_argument('--batch-size', type=int, default=1, help='images per batch (per process)')
     group.add_argument('--loader-workers', type=int, default=None,
                        help='data loader processes (default: min(batch size, CPU count))')
@@ -22,12 +32,20 @@ def cli(parser: argparse.ArgumentParser) -> None:
 
 
 def datamodule_from_args(args: argparse.Namespace) -> DataModule:
-    if args.dataset not in DATAMODULES:
-        if '-' in args.dataset:
-            raise ValueError(f'--dataset {args.dataset}: training on several datasets at once '
-                             '("a-b") is not available in this version')
-        raise ValueError(f'unknown --dataset {args.dataset!r}; choose from: {", ".join(sorted(DATAMODULES))}')
-    return DATAMODULES[args.dataset].from_args(args)
+    """The DataModule of ``--dataset``; a :class:`MultiDataModule` for ``a-b[-c...]``."""
+    names = args.dataset.split('-')
+    for name in names:
+        if name not in DATAMODULES:
+            within = f' (in {args.dataset!r})' if len(names) > 1 else ''
+            raise ValueError(f'unknown --dataset {name!r}{within}; choose from: {", ".join(sorted(DATAMODULES))}')
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f'--dataset {args.dataset}: {", ".join(repeated)} named more than once')
+    weights = normalised_weights(getattr(args, 'dataset_weights', None), names)
+    modules = [DATAMODULES[name].from_args(args) for name in names]
+    if len(modules) == 1:
+        return modules[0]
+    return MultiDataModule(modules, weights)
 
 
 def loader_settings_from_args(args: argparse.Namespace, *, pin_memory: bool, shuffle: bool = True

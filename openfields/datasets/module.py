@@ -7,7 +7,12 @@ A DataModule
 * owns the head metas of the heads trained on it (``head_metas``), which the network fills in with
   strides and head indices before any loader is requested;
 * gives a ``train_loader`` and a ``val_loader`` yielding ``(images (B, 3, H, W), targets, metas)`` where
-  ``targets`` holds one tensor ``(B, F, C, h, w)`` per head of this module (see docs/architecture.md).
+  ``targets`` holds one tensor ``(B, F, C, h, w)`` per head of this module (see docs/architecture.md),
+  and ``metas[i]['dataset']`` is the module's name.
+
+Several datasets trained at once (``--dataset a-b``) are one :class:`~openfields.datasets.multi.MultiDataModule`;
+the training CLI reads validation loaders and settings per dataset through ``val_loaders`` and
+``describe_datasets``, which a single module answers for itself.
 """
 
 import argparse
@@ -17,6 +22,7 @@ from typing import ClassVar
 import torch
 
 from .. import headmeta
+from .sampler import ShardedSampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +34,18 @@ class LoaderSettings:
     pin_memory: bool = False
     shuffle: bool = True  # off when debugging, so the first images are the ones used
     seed: int = 0
+    rank: int = 0  # this process's share of every epoch (distributed training)
+    world_size: int = 1
+
+    def sampler(self, n_samples: int, *, shuffle: bool) -> ShardedSampler:
+        """The sampler of a loader over ``n_samples``: this rank's share, reshuffled by ``set_epoch``."""
+        return ShardedSampler(n_samples, rank=self.rank, world_size=self.world_size,
+                              shuffle=shuffle and self.shuffle, seed=self.seed)
+
+    @property
+    def worker_seed(self) -> int:
+        """Seed of the loader's worker processes: different on every rank."""
+        return self.seed + 1_000_003 * self.rank
 
 
 class DataModule:
@@ -51,6 +69,14 @@ class DataModule:
     def val_loader(self, loader: LoaderSettings) -> torch.utils.data.DataLoader:
         raise NotImplementedError
 
+    def val_loaders(self, loader: LoaderSettings) -> dict[str, torch.utils.data.DataLoader]:
+        """Validation loader per dataset name (one here)."""
+        return {self.name: self.val_loader(loader)}
+
     def describe(self) -> dict:
         """Resolved settings of this module, recorded in the training log."""
         return {}
+
+    def describe_datasets(self) -> dict[str, dict]:
+        """Resolved settings per dataset name (one here), recorded in the training log."""
+        return {self.name: self.describe()}

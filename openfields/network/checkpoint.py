@@ -12,7 +12,7 @@ checkpoint from elsewhere cannot run code, and old checkpoints survive refactors
                 'state_dict': {name: tensor}},
       'epoch': int,                                   # epochs completed
       'meta': {'args': dict, 'argv': list, 'version': str, 'plugin_versions': dict},
-      'training_state': dict | None,                  # optimizer / scheduler / EMA state
+      'training_state': dict | None,                  # what --resume needs (openfields/resume.py)
     }
 
 Writes go to a temporary file in the same folder that is renamed over the target, so a run killed at

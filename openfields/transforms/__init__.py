@@ -7,24 +7,27 @@ rotation, then undoing the flip) are documented in :mod:`openfields.transforms.g
 :func:`to_original` / :func:`keypoints_to_original` to map predictions back.
 """
 
+from .affine import Affine, affine
 from .annotations import NormalizeAnnotations, bbox_from_keypoints
 from .compose import Compose, RandomApply, RandomChoice
-from .crop import Crop, area_of_interest, crop
+from .covering import Covering
+from .crop import CROP_SAMPLING_METHODS, CoverResizeCrop, Crop, KeypointAwareCrop, area_of_interest, crop, window
 from .encoders import Encoders
-from .geometry import keypoints_to_original, to_current, to_original
+from .geometry import keypoints_to_original, to_current, to_original, unlabel_outside
 from .hflip import HFlip
-from .image import (IMAGENET_MEAN, IMAGENET_STD, Blur, ColorJitter, ImageToTensor, Normalize, RandomGrayscale,
-                    RandomJpeg)
-from .pad import EVAL_FILL, CenterPad, CenterPadTight, SquarePad, pad
-from .pipeline import eval_pipeline, train_pipeline
+from .image import (IMAGENET_MEAN, IMAGENET_STD, Blur, ColorJitter, GaussianNoise, HistogramEqualization,
+                    ImageToTensor, MotionBlur, Normalize, RandomGrayscale, RandomJpeg)
+from .pad import EVAL_FILL, CenterPad, CenterPadTight, PadToMultiple, SquarePad, pad
+from .pipeline import ExtraAugmentation, eval_pipeline, train_pipeline
 from .rotate import Rotate, RotateBy90, RotateUniform, rotate
-from .scale import RescaleAbsolute, RescaleRelative, rescale
+from .scale import RescaleAbsolute, RescaleRelative, ResizeKeepRatio, rescale
 
 __all__ = [
-    'Blur', 'CenterPad', 'CenterPadTight', 'ColorJitter', 'Compose', 'Crop', 'EVAL_FILL', 'Encoders', 'HFlip',
-    'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageToTensor', 'Normalize', 'NormalizeAnnotations', 'RandomApply',
-    'RandomChoice', 'RandomGrayscale', 'RandomJpeg', 'RescaleAbsolute', 'RescaleRelative', 'Rotate',
-    'RotateBy90', 'RotateUniform', 'SquarePad', 'area_of_interest', 'bbox_from_keypoints', 'crop',
-    'eval_pipeline', 'keypoints_to_original', 'pad', 'rescale', 'rotate', 'to_current', 'to_original',
-    'train_pipeline',
+    'Affine', 'Blur', 'CROP_SAMPLING_METHODS', 'CenterPad', 'CenterPadTight', 'ColorJitter', 'Compose', 'CoverResizeCrop', 'Covering',
+    'Crop', 'EVAL_FILL', 'Encoders', 'ExtraAugmentation', 'GaussianNoise', 'HFlip', 'HistogramEqualization',
+    'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageToTensor', 'KeypointAwareCrop', 'MotionBlur', 'Normalize',
+    'NormalizeAnnotations', 'PadToMultiple', 'RandomApply', 'RandomChoice', 'RandomGrayscale', 'RandomJpeg',
+    'RescaleAbsolute', 'RescaleRelative', 'ResizeKeepRatio', 'Rotate', 'RotateBy90', 'RotateUniform', 'SquarePad',
+    'affine', 'area_of_interest', 'bbox_from_keypoints', 'crop', 'eval_pipeline', 'keypoints_to_original', 'pad',
+    'rescale', 'rotate', 'to_current', 'to_original', 'train_pipeline', 'unlabel_outside', 'window',
 ]

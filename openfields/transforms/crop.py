@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import PIL.Image
 import torch
 
 from . import geometry
+from .pad import random_gray
+from .scale import rescale
 
 
 def crop(image, anns, meta, x0: int, y0: int, width: int, height: int):
@@ -75,3 +78,132 @@ class Crop:
 
     def __repr__(self):
         return f'Crop({self.long_edge}, use_area_of_interest={self.use_area_of_interest})'
+
+
+CROP_SAMPLING_METHODS = ('uniform', 'keypoints', 'density', 'hybrid')
+
+
+def points_of_interest(anns: list[dict], width: int, height: int) -> np.ndarray:
+    """``(N, 2)`` labelled keypoints (v > 0) inside the image of the non-crowd annotations, and the box centre
+    of non-crowd annotations without keypoint rows (detection); crowd regions do not attract crops."""
+    points = []
+    for ann in anns:
+        if ann.get('iscrowd'):
+            continue
+        kps = ann.get('keypoints')
+        if kps is not None and len(kps):
+            points.extend(kps[kps[:, 2] > 0, :2])
+        elif ann.get('bbox') is not None:
+            x, y, w, h = ann['bbox']
+            points.append((x + w / 2, y + h / 2))
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    inside = (points[:, 0] >= -0.5) & (points[:, 0] < width - 0.5) & \
+        (points[:, 1] >= -0.5) & (points[:, 1] < height - 0.5)
+    return points[inside]
+
+
+def density_weights(points: np.ndarray, radius: float) -> np.ndarray:
+    """``1 +`` the number of other points within ``radius`` of each point."""
+    distances = np.linalg.norm(points[:, None] - points[None, :], axis=-1)
+    return (distances <= radius).sum(axis=1).astype(np.float64)  # each point counts itself: the 1
+
+
+class KeypointAwareCrop:
+    """Crop to at most ``long_edge x long_edge`` pixels with DeepLabCut's ``crop_sampling`` (smaller sides kept).
+
+    The window start on each axis is ``floor(f (L - l))`` for an image side ``L`` and window side ``l``, with
+    the start fraction ``f``:
+
+    * ``uniform``: ``f`` uniform in ``[0, 1)``;
+    * ``keypoints``: ``f = (p + shift) / L`` clipped to ``[0, 1)`` for a random point of interest ``p``
+      (:func:`points_of_interest`), so ``p`` lands at about the same relative place inside the window;
+    * ``density``: the same with ``p`` drawn proportionally to ``1 +`` the number of other points within
+      ``0.1 min(W, H)`` (crowded places more often);
+    * ``hybrid``: ``uniform`` or ``density`` with probability 1/2 each.
+
+    ``shift = max_shift * u * l`` with ``u`` uniform in ``[0, 1)`` per axis (``max_shift`` in ``[0, 0.4]``, a
+    fraction of the window). Without points of interest every method is ``uniform``. Keypoints outside the
+    window become unlabelled (``v = 0``).
+    """
+
+    def __init__(self, long_edge: int, method: str = 'hybrid', max_shift: float = 0.1):
+        if method not in CROP_SAMPLING_METHODS:
+            raise ValueError(f'unknown crop sampling method {method!r}; choose from {CROP_SAMPLING_METHODS}')
+        if not 0.0 <= max_shift <= 0.4:
+            raise ValueError(f'max_shift must be in [0, 0.4], got {max_shift}')
+        self.long_edge = int(long_edge)
+        self.method = method
+        self.max_shift = float(max_shift)
+
+    def _start_fractions(self, anns, w, h, cw, ch) -> np.ndarray:
+        method = self.method
+        if method == 'hybrid':
+            method = 'uniform' if float(torch.rand(())) < 0.5 else 'density'
+        points = points_of_interest(anns, w, h) if method != 'uniform' else np.zeros((0, 2))
+        u = np.array(torch.rand(2).tolist())
+        if not len(points):
+            return u
+        weights = density_weights(points, 0.1 * min(w, h)) if method == 'density' else np.ones(len(points))
+        point = points[int(torch.multinomial(torch.as_tensor(weights), 1))]
+        shift = self.max_shift * u * np.array([cw, ch])
+        return np.clip((point + shift) / np.array([w, h]), 0.0, np.nextafter(1.0, 0.0))
+
+    def __call__(self, image, anns, meta):
+        w, h = image.size
+        cw, ch = min(w, self.long_edge), min(h, self.long_edge)
+        fx, fy = self._start_fractions(anns, w, h, cw, ch)
+        x0, y0 = int(fx * (w - cw)), int(fy * (h - ch))
+        image, anns, meta = crop(image, anns, meta, x0, y0, cw, ch)
+        geometry.unlabel_outside(anns, cw, ch)
+        return image, anns, meta
+
+    def __repr__(self):
+        return f'KeypointAwareCrop({self.long_edge}, method={self.method!r}, max_shift={self.max_shift})'
+
+
+def window(image, anns, meta, x0: int, y0: int, width: int, height: int, fill=(124, 116, 104)):
+    """The window ``[x0, x0 + width) x [y0, y0 + height)``, which may reach past the image (filled with
+    ``fill``, outside ``valid_area``); boxes are clipped, keypoints outside become unlabelled. Returns copies."""
+    anns, meta = geometry.copy_anns(anns), geometry.copy_meta(meta)
+    canvas = PIL.Image.new(image.mode, (width, height), tuple(fill))
+    canvas.paste(image, (-x0, -y0))
+    geometry.translate(anns, meta, (x0, y0))
+    geometry.clip_boxes(anns, width, height)
+    geometry.clip_valid_area(meta, width, height)
+    geometry.unlabel_outside(anns, width, height)
+    return canvas, anns, meta
+
+
+def _window_start_range(size: int, target: int, max_shift: int) -> tuple[int, int]:
+    """Inclusive range of window starts on one axis: the window covers the image where it can and may reach
+    ``max_shift`` px past it, but never so far that more than half of the window is empty."""
+    low = -min(max(0, target - size) + max_shift, target // 2)
+    high = max(0, size - target) + min(max_shift, min(size, target) // 2)
+    return low, high
+
+
+class CoverResizeCrop:
+    """Resize keeping the aspect ratio so the image covers ``width x height`` (the long side at most
+    ``max_size``), then take a random ``width x height`` window that may reach ``max_shift`` px past the image
+    (DeepLabCut's per-item step of its resizing collate functions); ``fill=None`` uses a random gray."""
+
+    def __init__(self, width: int, height: int, max_size: int = 2048, max_shift: int = 10,
+                 fill: tuple[int, int, int] | None = None):
+        self.width, self.height = int(width), int(height)
+        self.max_size = int(max_size)
+        self.max_shift = int(max_shift)
+        self.fill = fill
+
+    def __call__(self, image, anns, meta):
+        w, h = image.size
+        factor = min(max(self.width / w, self.height / h), self.max_size / max(w, h))
+        image, anns, meta = rescale(image, anns, meta, (max(1, round(w * factor)), max(1, round(h * factor))))
+        (x_low, x_high), (y_low, y_high) = (_window_start_range(image.size[0], self.width, self.max_shift),
+                                            _window_start_range(image.size[1], self.height, self.max_shift))
+        x0 = int(torch.randint(x_low, x_high + 1, ()))
+        y0 = int(torch.randint(y_low, y_high + 1, ()))
+        fill = random_gray() if self.fill is None else self.fill
+        return window(image, anns, meta, x0, y0, self.width, self.height, fill)
+
+    def __repr__(self):
+        return f'CoverResizeCrop({self.width}, {self.height}, max_size={self.max_size}, max_shift={self.max_shift})'

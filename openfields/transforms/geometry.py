@@ -138,6 +138,18 @@ def clip_boxes(anns: list[dict], width: int, height: int) -> None:
         box[:] = (x0, y0, x1 - x0, y1 - y0)
 
 
+def unlabel_outside(anns: list[dict], width: int, height: int) -> None:
+    """Keypoints outside the image extent ``[-0.5, W - 0.5) x [-0.5, H - 0.5)`` get ``v = 0`` (unlabelled);
+    their coordinates are kept, never clamped onto the border."""
+    for ann in anns:
+        kps = ann.get('keypoints')
+        if kps is None or not len(kps):
+            continue
+        x, y = kps[:, 0], kps[:, 1]
+        outside = (x < -0.5) | (x >= width - 0.5) | (y < -0.5) | (y >= height - 0.5)
+        kps[outside, 2] = 0.0
+
+
 # ---- the elementary moves; each updates anns (copied by the caller) and meta (copied by the caller) ----
 
 def translate(anns: list[dict], meta: dict, shift: tuple[float, float]) -> None:

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import PIL.Image
 import PIL.ImageFilter
+import PIL.ImageOps
 import torch
 import torchvision.transforms
 
@@ -105,3 +106,71 @@ class Normalize:
         mean = tuple(round(v, 4) for v in self.mean.flatten().tolist())
         std = tuple(round(v, 4) for v in self.std.flatten().tolist())
         return f'Normalize(mean={mean}, std={std})'
+
+
+class GaussianNoise:
+    """With probability ``p``, add per-pixel, per-channel noise ``N(0, sigma^2)`` with ``sigma^2`` uniform in
+    ``[0, std^2]`` (``std`` in 0-255 units, DeepLabCut's ``gaussian_noise``); values are clipped to 0-255."""
+
+    def __init__(self, std: float = 12.75, p: float = 0.5):
+        if std < 0:
+            raise ValueError(f'std must be >= 0, got {std}')
+        self.std = float(std)
+        self.p = float(p)
+
+    def __call__(self, image, anns, meta):
+        if float(torch.rand(())) >= self.p:
+            return image, anns, meta
+        sigma = (float(torch.rand(())) * self.std ** 2) ** 0.5
+        array = torch.from_numpy(np.asarray(image, dtype=np.float32).copy())
+        noisy = (array + sigma * torch.randn(array.shape)).clamp_(0, 255).round_()
+        return PIL.Image.fromarray(noisy.numpy().astype(np.uint8)), anns, meta
+
+    def __repr__(self):
+        return f'GaussianNoise(std={self.std}, p={self.p})'
+
+
+def motion_blur_kernel(size: int, angle: float) -> np.ndarray:
+    """``(size, size)`` kernel: a line through the centre at ``angle`` degrees, summing to 1. The line is
+    point-symmetric about the centre, so the blur does not move anything (keypoints stay valid)."""
+    if size % 2 != 1:
+        raise ValueError(f'size must be odd, got {size}')
+    centre = (size - 1) // 2
+    t = np.linspace(-centre, centre, 4 * size)  # symmetric about 0
+    direction = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+    cells = centre + np.rint(t[:, None] * direction).astype(int)  # rint(-x) = -rint(x): symmetric cells
+    kernel = np.zeros((size, size))
+    kernel[cells[:, 1], cells[:, 0]] = 1.0
+    return kernel / kernel.sum()
+
+
+class MotionBlur:
+    """Blur along a line at a uniform random angle, length an odd size in ``[3, max_size]``
+    (DeepLabCut's ``motion_blur``: albumentations' 3 to 7)."""
+
+    def __init__(self, max_size: int = 7):
+        if max_size < 3:
+            raise ValueError(f'max_size must be >= 3, got {max_size}')
+        self.max_size = int(max_size)
+
+    def __call__(self, image, anns, meta):
+        size = 3 + 2 * int(torch.randint(0, (self.max_size - 3) // 2 + 1, ()))
+        kernel = motion_blur_kernel(size, 180.0 * float(torch.rand(())))
+        array = torch.from_numpy(np.asarray(image, dtype=np.float32).copy()).permute(2, 0, 1)[:, None]
+        padded = torch.nn.functional.pad(array, (size // 2,) * 4, mode='replicate')
+        blurred = torch.nn.functional.conv2d(padded, torch.from_numpy(kernel).float()[None, None])
+        out = blurred[:, 0].permute(1, 2, 0).clamp_(0, 255).round_().numpy().astype(np.uint8)
+        return PIL.Image.fromarray(out), anns, meta
+
+    def __repr__(self):
+        return f'MotionBlur(max_size={self.max_size})'
+
+
+class HistogramEqualization:
+    """Equalise the histogram of each channel (PIL's ``ImageOps.equalize``; DeepLabCut's ``hist_eq``)."""
+
+    def __call__(self, image, anns, meta):
+        return PIL.ImageOps.equalize(image), anns, meta
+
+    def __repr__(self):
+        return 'HistogramEqualization()'

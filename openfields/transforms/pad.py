@@ -84,3 +84,33 @@ class SquarePad(_CenterPadBase):
 
     def __repr__(self):
         return f'SquarePad(fill={self.fill})'
+
+
+class PadToMultiple:
+    """Pad each side up to the next size of the form ``k * multiple + 1`` (DeepLabCut's ``auto_padding`` to a
+    divisor; the ``+ 1`` is openfields' field alignment: cells on the first and the last pixel, which
+    upsampled heads need), the image at a random place on the canvas; ``fill=None`` uses a random gray."""
+
+    def __init__(self, multiple: int, fill: tuple[int, int, int] | None = None):
+        if multiple < 1:
+            raise ValueError(f'multiple must be >= 1, got {multiple}')
+        self.multiple = int(multiple)
+        self.fill = fill
+
+    def __call__(self, image, anns, meta):
+        w, h = image.size
+        tw, th = aligned_size(w, self.multiple), aligned_size(h, self.multiple)
+        u, v = torch.rand(2).tolist()
+        left, top = min(int(u * (tw - w + 1)), tw - w), min(int(v * (th - h + 1)), th - h)
+        fill = random_gray() if self.fill is None else self.fill
+        if (tw, th) == (w, h):
+            return image, anns, meta
+        return pad(image, anns, meta, left, top, tw, th, fill)
+
+    def __repr__(self):
+        return f'PadToMultiple({self.multiple})'
+
+
+def aligned_size(n: int, multiple: int) -> int:
+    """The smallest ``k * multiple + 1 >= n``."""
+    return -(-(n - 1) // multiple) * multiple + 1

@@ -2,21 +2,77 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
+from .affine import Affine
 from .annotations import NormalizeAnnotations
 from .compose import Compose, RandomApply, RandomChoice
-from .crop import Crop
+from .covering import Covering
+from .crop import CROP_SAMPLING_METHODS, Crop, KeypointAwareCrop
 from .encoders import Encoders
 from .hflip import HFlip
-from .image import Blur, ColorJitter, ImageToTensor, Normalize, RandomGrayscale, RandomJpeg
-from .pad import CenterPad, CenterPadTight
+from .image import (Blur, ColorJitter, GaussianNoise, HistogramEqualization, ImageToTensor, MotionBlur, Normalize,
+                    RandomGrayscale, RandomJpeg)
+from .pad import CenterPad, CenterPadTight, PadToMultiple
 from .rotate import RotateBy90, RotateUniform
-from .scale import RescaleAbsolute, RescaleRelative
+from .scale import RescaleAbsolute, RescaleRelative, ResizeKeepRatio
 
 
 def _tensor_tail(encoders: Sequence) -> list:
     return [ImageToTensor(), Normalize(), Encoders(encoders) if encoders else None]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraAugmentation:
+    """DeepLabCut's augmentations, added to the OpenPifPaf pipeline; the defaults switch every one off.
+
+    Probabilities: ``affine``, ``hist_eq``, ``motion_blur``, ``covering``; ``gaussian_noise`` is a standard
+    deviation in 0-255 units (applied with probability 0.5). ``crop_sampling`` ``'people'`` keeps OpenPifPaf's
+    crop around the people, the other :data:`CROP_SAMPLING_METHODS` use :class:`KeypointAwareCrop`.
+    """
+
+    resize: tuple[int, int] | None = None  # (width, height): fit inside, keep the aspect ratio, pad
+    affine: float = 0.0
+    affine_rotation: float = 30.0
+    affine_scaling: tuple[float, float] = (0.5, 1.25)
+    affine_translation: float = 0.0
+    crop_sampling: str = 'people'
+    crop_max_shift: float = 0.1
+    auto_padding: int = 0
+    hist_eq: float = 0.0
+    motion_blur: float = 0.0
+    covering: float = 0.0
+    gaussian_noise: float = 0.0
+
+    def __post_init__(self):
+        if self.crop_sampling not in ('people', *CROP_SAMPLING_METHODS):
+            raise ValueError(f'unknown crop sampling {self.crop_sampling!r}')
+
+    def resize_step(self):
+        return ResizeKeepRatio(*self.resize) if self.resize is not None else None
+
+    def affine_step(self):
+        if self.affine <= 0.0:
+            return None
+        return RandomApply(Affine(self.affine_rotation, self.affine_scaling, self.affine_translation), self.affine)
+
+    def crop_step(self, square_edge: int, crop_area_of_interest: bool = True):
+        if self.crop_sampling == 'people':
+            return Crop(square_edge, use_area_of_interest=crop_area_of_interest)
+        return KeypointAwareCrop(square_edge, self.crop_sampling, self.crop_max_shift)
+
+    def padding_step(self):
+        return PadToMultiple(self.auto_padding) if self.auto_padding > 0 else None
+
+    def image_steps(self) -> list:
+        """Histogram equalisation, motion blur, covering (before the colour jitter)."""
+        return [RandomApply(HistogramEqualization(), self.hist_eq) if self.hist_eq > 0.0 else None,
+                RandomApply(MotionBlur(), self.motion_blur) if self.motion_blur > 0.0 else None,
+                RandomApply(Covering(), self.covering) if self.covering > 0.0 else None]
+
+    def noise_step(self):
+        return GaussianNoise(self.gaussian_noise) if self.gaussian_noise > 0.0 else None
 
 
 def train_pipeline(
@@ -37,25 +93,32 @@ def train_pipeline(
     color_jitter: bool = True,
     jpeg: float = 0.1,
     grayscale: float = 0.01,
+    extras: ExtraAugmentation = ExtraAugmentation(),
+    batch_resize: bool = False,
 ) -> Compose:
     """Training pipeline:
 
-    NormalizeAnnotations -> HFlip (``hflip_probability``, only with ``keypoints`` and an ``hflip`` map) ->
-    RescaleRelative ([0.4, 2.0], [0.25, 2.0] with ``extended_scale``, times ``rescale_images``) ->
-    Blur (probability ``blur``) -> one of RotateBy90 (probability ``orientation_invariant``) and
-    RotateUniform(``max_rotation``) (probability ``upright_rotation``) -> Crop(``square_edge``) ->
-    CenterPad(``square_edge``, random gray) -> ColorJitter, RandomJpeg(50, ``jpeg``), RandomGrayscale
-    (``grayscale``) -> ImageToTensor -> Normalize -> Encoders (when ``encoders`` are given).
+    NormalizeAnnotations -> ResizeKeepRatio (``extras.resize``) -> HFlip (``hflip_probability``, only with
+    ``keypoints`` and an ``hflip`` map) -> RescaleRelative ([0.4, 2.0], [0.25, 2.0] with ``extended_scale``,
+    times ``rescale_images``) -> Blur (probability ``blur``) -> one of RotateBy90 (probability
+    ``orientation_invariant``) and RotateUniform(``max_rotation``) (probability ``upright_rotation``) ->
+    Affine (``extras.affine``) -> Crop(``square_edge``) or KeypointAwareCrop (``extras.crop_sampling``) ->
+    CenterPad(``square_edge``, random gray) -> PadToMultiple (``extras.auto_padding``) -> HistogramEqualization,
+    MotionBlur, Covering (``extras``) -> ColorJitter, RandomJpeg(50, ``jpeg``), RandomGrayscale (``grayscale``)
+    -> GaussianNoise (``extras.gaussian_noise``) -> ImageToTensor -> Normalize -> Encoders (when ``encoders``
+    are given).
 
     Every augmentation is switched off by a zero probability (or False). ``augmentation=False`` gives
     NormalizeAnnotations -> RescaleAbsolute(``square_edge``) -> CenterPad(``square_edge``) -> tensor -> Encoders.
+    ``batch_resize=True`` leaves the size to the collate function (:mod:`openfields.datasets.collate`): no crop,
+    padding, tensor conversion or encoders here; the samples stay PIL images with annotations.
     """
     if not augmentation:
         return Compose([
             NormalizeAnnotations(),
-            RescaleAbsolute(square_edge),
-            CenterPad(square_edge),
-            *_tensor_tail(encoders),
+            RescaleAbsolute(square_edge) if not batch_resize else None,
+            CenterPad(square_edge) if not batch_resize else None,
+            *(_tensor_tail(encoders) if not batch_resize else []),
         ])
 
     scale_range = (0.25 if extended_scale else 0.4, 2.0)
@@ -67,18 +130,23 @@ def train_pipeline(
     if orientation_invariant > 0.0 or upright_rotation > 0.0:
         rotation = RandomChoice([RotateBy90(), RotateUniform(max_rotation)],
                                 [orientation_invariant, upright_rotation])
+    sizing = [extras.crop_step(square_edge, crop_area_of_interest), CenterPad(square_edge, fill=None),
+              extras.padding_step()]
     return Compose([
         NormalizeAnnotations(),
+        extras.resize_step(),
         flip,
         RescaleRelative(scale_range, power_law=True, stretch_range=stretch_range),
         RandomApply(Blur(), blur) if blur > 0.0 else None,
         rotation,
-        Crop(square_edge, use_area_of_interest=crop_area_of_interest),
-        CenterPad(square_edge, fill=None),
+        extras.affine_step(),
+        *(sizing if not batch_resize else []),
+        *extras.image_steps(),
         ColorJitter() if color_jitter else None,
         RandomJpeg(50, p=jpeg) if jpeg > 0.0 else None,
         RandomGrayscale(p=grayscale) if grayscale > 0.0 else None,
-        *_tensor_tail(encoders),
+        extras.noise_step(),
+        *(_tensor_tail(encoders) if not batch_resize else []),
     ])
 
 

@@ -14,6 +14,7 @@ import PIL.Image
 import torch
 
 from . import geometry
+from .pad import pad, random_gray
 
 
 def _factor(old: int, new: int) -> float:
@@ -102,3 +103,27 @@ class RescaleAbsolute:
 
     def __repr__(self):
         return f'RescaleAbsolute({self.long_edge})'
+
+
+class ResizeKeepRatio:
+    """Resize to fit inside ``width x height`` keeping the aspect ratio, then pad at the bottom and right to
+    exactly that size (DeepLabCut's ``resize`` with ``keep_ratio``); ``fill=None`` uses a random gray."""
+
+    def __init__(self, width: int, height: int, fill: tuple[int, int, int] | None = None,
+                 resample=PIL.Image.Resampling.BICUBIC):
+        if width < 1 or height < 1:
+            raise ValueError(f'size must be positive, got {width} x {height}')
+        self.width, self.height = int(width), int(height)
+        self.fill = fill
+        self.resample = resample
+
+    def __call__(self, image, anns, meta):
+        w, h = image.size
+        s = min(self.width / w, self.height / h)
+        size = (min(self.width, max(1, round(w * s))), min(self.height, max(1, round(h * s))))
+        image, anns, meta = rescale(image, anns, meta, size, self.resample)
+        fill = random_gray() if self.fill is None else self.fill
+        return pad(image, anns, meta, 0, 0, self.width, self.height, fill)
+
+    def __repr__(self):
+        return f'ResizeKeepRatio({self.width}, {self.height})'

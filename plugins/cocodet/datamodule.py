@@ -89,9 +89,11 @@ class CocoDet(DataModule):
         return {'categories': self.head_metas[0].categories, 'train_annotations': self.train_annotations,
                 'val_annotations': self.val_annotations}
 
-    def _preprocess(self):
-        encoders = encoder.factory(self.head_metas, self.encoder_settings, bmin=self.bmin)
-        return det_transforms.train_pipeline(self.augmentation, encoders)
+    def _encoders(self):
+        return encoder.factory(self.head_metas, self.encoder_settings, bmin=self.bmin)
+
+    def _preprocess(self, batch_resize: bool = False):
+        return det_transforms.train_pipeline(self.augmentation, self._encoders(), batch_resize=batch_resize)
 
     def _dataset(self, data, annotations, image_dir, split, preprocess, min_anns) -> CocoDetections:
         return CocoDetections(data, annotations, image_dir, self.category_ids, preprocess,
@@ -106,21 +108,25 @@ class CocoDet(DataModule):
                              f'from the training json\'s {self.category_ids}')
         return data
 
-    def _loader(self, dataset, loader: LoaderSettings, shuffle: bool):
-        if len(dataset) < loader.batch_size:
+    def _loader(self, dataset, loader: LoaderSettings, shuffle: bool, collate_fn=collate_images_targets_meta):
+        if len(dataset) // loader.world_size < loader.batch_size:
+            processes = f' x {loader.world_size} processes' if loader.world_size > 1 else ''
             raise ValueError(f'{self.name}: {len(dataset)} usable images, fewer than --batch-size '
-                             f'{loader.batch_size} (full batches only)')
-        generator = torch.Generator()
-        generator.manual_seed(loader.seed)
+                             f'{loader.batch_size}{processes} (full batches only)')
+        generator = torch.Generator()  # seeds the worker processes
+        generator.manual_seed(loader.worker_seed)
         return torch.utils.data.DataLoader(
-            dataset, batch_size=loader.batch_size, shuffle=shuffle and loader.shuffle,
+            dataset, batch_size=loader.batch_size, sampler=loader.sampler(len(dataset), shuffle=shuffle),
             num_workers=loader.workers, pin_memory=loader.pin_memory, drop_last=True,
-            collate_fn=collate_images_targets_meta, generator=generator, persistent_workers=loader.workers > 0)
+            collate_fn=collate_fn, generator=generator, persistent_workers=loader.workers > 0)
 
     def train_loader(self, loader: LoaderSettings):
+        batch_resize = self.augmentation.batch_resize is not None
         dataset = self._dataset(self._train_data, self.train_annotations, self.train_image_dir, 'train',
-                                self._preprocess(), self.min_anns)
-        return self._loader(dataset, loader, shuffle=True)
+                                self._preprocess(batch_resize), self.min_anns)
+        collate = self.augmentation.train_collate(self._encoders(), self.head_metas[0].base_stride, self.name,
+                                                  finish_before=[det_transforms.IgnoreTinyBoxes()])
+        return self._loader(dataset, loader, shuffle=True, collate_fn=collate)
 
     def val_loader(self, loader: LoaderSettings):
         dataset = self._dataset(self._val_data(), self.val_annotations, self.val_image_dir, 'val',

@@ -82,7 +82,7 @@ class Squares(DataModule):
                                          transforms.Normalize(), transforms.Encoders(encoders)])
         return torch.utils.data.DataLoader(
             SquareImages(n_images, self.image_size, seed, preprocess), batch_size=loader.batch_size,
-            shuffle=shuffle and loader.shuffle, num_workers=loader.workers, drop_last=True,
+            sampler=loader.sampler(n_images, shuffle=shuffle), num_workers=loader.workers, drop_last=True,
             collate_fn=collate_images_targets_meta)
 
     def train_loader(self, loader: LoaderSettings):

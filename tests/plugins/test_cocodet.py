@@ -186,3 +186,18 @@ def test_guide_detection_command_trains_on_the_coco_sample(tmp_path):
     assert set(train_epoch['head_losses']) == {'cocodet.cifdet.c', 'cocodet.cifdet.vec'}
     assert all(v > 0 for v in train_epoch['head_losses'].values())
     assert records[0]['args']['resnet_block5_dilation'] == 2 and out.is_file()
+
+
+def test_variable_size_batches_resize_boxes_then_encode(pets):
+    datamodule, loader = datamodule_and_loader_settings(flags(pets, pets.parent) + [
+        '--cocodet-collate-scale', '0.6', '1.0', '--cocodet-collate-short-side', '48', '128', '--batch-size=2'])
+    torch.manual_seed(0)
+    for images, targets, metas in datamodule.train_loader(loader):
+        height, width = images.shape[-2:]
+        assert 48 <= min(height, width) <= 128 and (height - 1) % 16 == 0 and (width - 1) % 16 == 0
+        assert targets[0].shape[-2:] == ((height - 1) // 16 + 1, (width - 1) // 16 + 1)
+        for meta in metas:
+            for ann in meta['annotations']:
+                x, y, w, h = ann['bbox']
+                assert -0.5 <= x and x + w <= width - 0.5 and -0.5 <= y and y + h <= height - 0.5
+                assert ann['iscrowd'] or min(w, h) > 4  # tiny boxes are ignored after the resize

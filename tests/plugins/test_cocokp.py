@@ -2,13 +2,14 @@
 
 import json
 import logging
+import re
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
 
-from openfields import train
+from openfields import train, transforms
 from openfields.datasets import factory as datasets_factory
 from openfields.datasets.coco import KeypointCategory
 from openfields.network import factory as network_factory
@@ -83,3 +84,86 @@ def test_fewer_usable_images_than_the_batch_size_is_an_error(animal_set):
     network_factory.factory(args, datamodule.head_metas)
     with pytest.raises(ValueError, match='4 usable images, fewer than --batch-size 8'):
         datamodule.train_loader(datasets_factory.loader_settings_from_args(args, pin_memory=False))
+
+
+def cocokp_args(annotations, *flags):
+    return train.cli(['--dataset', 'cocokp', '--cocokp-train-annotations', str(annotations),
+                      '--cocokp-val-annotations', str(annotations), '--cocokp-train-image-dir', str(annotations.parent),
+                      '--cocokp-val-image-dir', str(annotations.parent), '--basenet', 'resnet18', *flags])
+
+
+@pytest.fixture()
+def unpaired_set(animal_set):
+    """The animal set with keypoints that have no left/right partner (no flip map)."""
+    data = json.loads(animal_set.read_text())
+    data['categories'][0]['keypoints'] = ['snout', 'ear', 'tail']
+    path = animal_set.with_name('unpaired.json')
+    path.write_text(json.dumps(data))
+    return path
+
+
+def flip_of(datamodule):
+    """``(probability, permutation)`` of the training pipeline's flip; None without one."""
+    for step in datamodule._preprocess().transforms:
+        if isinstance(step, transforms.RandomApply) and isinstance(step.transform, transforms.HFlip):
+            return step.probability, step.transform.permutation
+    return None
+
+
+def test_hflip_is_refused_with_an_explanation_for_keypoints_without_a_flip_map(unpaired_set):
+    with pytest.raises(ValueError, match=r'--cocokp-hflip 0.5: the keypoints \[.snout.*no left/right pairs.*'
+                                         r'mirrored labels.*--cocokp-hflip 0'):
+        datasets_factory.datamodule_from_args(cocokp_args(unpaired_set, '--cocokp-hflip', '0.5'))
+
+
+def test_hflip_defaults_to_half_with_a_flip_map_and_off_without(animal_set, unpaired_set):
+    assert flip_of(datasets_factory.datamodule_from_args(cocokp_args(animal_set))) == (0.5, [0, 2, 1])
+    assert flip_of(datasets_factory.datamodule_from_args(cocokp_args(animal_set, '--cocokp-hflip', '0.2'))) == \
+        (0.2, [0, 2, 1])  # nose stays, the paws swap
+    assert flip_of(datasets_factory.datamodule_from_args(cocokp_args(unpaired_set))) is None
+    assert flip_of(datasets_factory.datamodule_from_args(cocokp_args(unpaired_set, '--cocokp-hflip', '0'))) is None
+
+
+def test_augmentation_flags_reach_the_pipeline(animal_set):
+    args = cocokp_args(animal_set, '--cocokp-affine', '0.7', '--cocokp-affine-scaling', '0.8', '1.1',
+                       '--cocokp-crop-sampling', 'density', '--cocokp-gaussian-noise', '10', '--cocokp-resize', '200', '100')
+    extras = datasets_factory.datamodule_from_args(args).augmentation.extras
+    assert extras == transforms.ExtraAugmentation(affine=0.7, affine_scaling=(0.8, 1.1), crop_sampling='density',
+                                                  gaussian_noise=10.0, resize=(200, 100))
+    defaults = datasets_factory.datamodule_from_args(cocokp_args(animal_set)).augmentation.extras
+    assert defaults == transforms.ExtraAugmentation()  # every extra off
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--cocokp-affine', '1.5'], '--cocokp-affine is a probability'),
+    (['--cocokp-affine-scaling', '1.2', '0.8'], '--cocokp-affine-scaling must be 0 < MIN <= MAX'),
+    (['--cocokp-crop-max-shift', '0.5'], '--cocokp-crop-max-shift must be in [0, 0.4]'),
+])
+def test_bad_augmentation_values_name_their_flag(animal_set, flags, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        datasets_factory.datamodule_from_args(cocokp_args(animal_set, *flags))
+
+
+def test_collate_flags_give_variable_size_training_batches_and_fixed_size_validation(animal_set):
+    args = cocokp_args(animal_set, '--cocokp-collate-scale', '0.5', '1.0', '--cocokp-collate-short-side', '32', '96',
+                       '--batch-size', '2', '--loader-workers', '0', '--cocokp-square-edge', '65')
+    datamodule = datasets_factory.datamodule_from_args(args)
+    network_factory.factory(args, datamodule.head_metas)  # strides
+    settings = datasets_factory.loader_settings_from_args(args, pin_memory=False)
+    torch.manual_seed(0)
+    sizes = set()
+    for _ in range(3):
+        for images, targets, _ in datamodule.train_loader(settings):
+            height, width = images.shape[-2:]
+            assert 32 <= min(height, width) <= 96 and (height - 1) % 16 == 0 and (width - 1) % 16 == 0
+            assert targets[0].shape[-2:] == ((height - 1) // 16 + 1, (width - 1) // 16 + 1)
+            sizes.add((width, height))
+    assert len(sizes) >= 2
+    images, _, _ = next(iter(datamodule.val_loader(settings)))
+    assert images.shape[-2:] == (65, 65)
+
+
+@pytest.mark.parametrize('flags', [['--cocokp-crop-sampling', 'density'], ['--cocokp-auto-padding', '32']])
+def test_collate_excludes_crop_sampling_and_auto_padding(animal_set, flags):
+    with pytest.raises(ValueError, match=f'{flags[0]} .*--cocokp-collate-scale.*choose one'):
+        datasets_factory.datamodule_from_args(cocokp_args(animal_set, '--cocokp-collate-scale', '0.5', '1', *flags))

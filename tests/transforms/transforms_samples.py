@@ -51,3 +51,41 @@ def coco_sample(width=640, height=427, seed=0):
 def normalized_coco():
     """``coco_sample()`` after NormalizeAnnotations."""
     return T.NormalizeAnnotations()(*coco_sample())
+
+
+def marker_sample(points, width=121, height=91, sigma=1.5):
+    """Black image with a Gaussian spot (peak 255, ``sigma`` px) on each point and one annotation whose
+    keypoints are the points (all visible), normalized. Spots survive resizing and sub-pixel warps."""
+    yy, xx = np.mgrid[:height, :width]
+    gray = np.zeros((height, width))
+    for x, y in points:
+        gray = np.maximum(gray, np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2)))
+    array = np.repeat(np.rint(255 * gray).astype(np.uint8)[:, :, None], 3, axis=2)
+    keypoints = [[x, y, 2] for x, y in points]
+    anns = [{'keypoints': keypoints, 'bbox': [0, 0, width, height], 'iscrowd': 0, 'category_id': 1}]
+    return T.NormalizeAnnotations()(PIL.Image.fromarray(array), anns, {'image_id': 1})
+
+
+def spot_centre(image, near, radius=4):
+    """Brightness-weighted centre ``(x, y)`` of the image within ``radius`` px of the pixel ``near``."""
+    gray = np.asarray(image).astype(np.float64).sum(axis=2)
+    i, j = (int(round(v)) for v in near)
+    x0, x1 = max(i - radius, 0), min(i + radius + 1, gray.shape[1])
+    y0, y1 = max(j - radius, 0), min(j + radius + 1, gray.shape[0])
+    window = gray[y0:y1, x0:x1]
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    return np.array([(window * xx).sum(), (window * yy).sum()]) / window.sum()
+
+
+def assert_spots_under_keypoints(image, anns, tolerance=0.5):
+    """Every labelled keypoint lies inside the image and, unless the border cuts its spot, on the spot's
+    centre."""
+    width, height = image.size
+    for x, y, v in anns[0]['keypoints']:
+        inside = -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5
+        if v > 0:
+            assert inside, f'labelled keypoint ({x:.1f}, {y:.1f}) outside the {width}x{height} image'
+            if min(x, y, width - 1 - x, height - 1 - y) < 4:
+                continue
+            found = spot_centre(image, (x, y))
+            assert np.all(np.abs(found - (x, y)) <= tolerance), f'spot at {found} vs keypoint ({x}, {y})'

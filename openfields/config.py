@@ -1,0 +1,227 @@
+"""Run configuration files: ``--config FILE`` in, ``<run>.config.json`` out.
+
+A config file is a JSON object (or, when PyYAML is installed, a YAML mapping in a ``.yaml`` / ``.yml``
+file) whose keys are the long flag names of the command line, with or without the leading dashes and with
+``-`` or ``_`` (``lr-decay``, ``--lr-decay`` and ``lr_decay`` are one key). Values are what the flag takes:
+
+* a number or a string for a flag with one value, a list for a flag with several (``"lr-decay": [130, 140]``;
+  a single value is taken as a list of one);
+* ``true`` / ``false`` for a switch: whether it is given (``"cocokp-no-augmentation": true`` is
+  ``--cocokp-no-augmentation``; ``"nesterov": false`` is ``--no-nesterov``);
+* ``null`` for the flag's unset value (``"seed": null`` draws a seed).
+
+The file replaces the defaults and the command line overrides the file; a flag given on the command line
+also clears the file's value of the flags it is mutually exclusive with (``--checkpoint`` on the command
+line drops a ``basenet`` from the file). Unknown keys are an error that names the nearest valid ones.
+
+:func:`write` records a run: every flag of the parser with its resolved value, except :data:`NOT_RECORDED`
+(``output``: a run started from a recorded config never overwrites the run it came from), so
+``--config <run>.config.json`` trains the same run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import pathlib
+import tempfile
+
+NOT_RECORDED = ('config', 'output')
+_UNSET = object()
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+def cli(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--config', default=None, metavar='FILE',
+                        help='JSON (or YAML) file of flag values keyed by the long flag names; flags on the '
+                             'command line override it. Every training run writes <output>.config.json')
+
+
+def read(path: str | os.PathLike) -> dict:
+    """The mapping stored in a JSON or YAML file."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f'--config: file not found: {path}')
+    text = path.read_text(encoding='utf-8')
+    if path.suffix.lower() in ('.yaml', '.yml'):
+        data = _read_yaml(text, path)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f'{path}: not valid JSON ({error.msg} at line {error.lineno} column '
+                              f'{error.colno})') from None
+    if not isinstance(data, dict):
+        raise ConfigError(f'{path}: must hold a mapping of flag names to values, not {type(data).__name__}')
+    return data
+
+
+def _read_yaml(text: str, path: pathlib.Path):
+    try:
+        import yaml  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise ConfigError(f'{path}: reading YAML needs PyYAML (pip install pyyaml); or write the config '
+                          'as JSON') from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f'{path}: not valid YAML ({" ".join(str(error).split())})') from None
+
+
+def _is_recordable(action: argparse.Action) -> bool:
+    return (bool(action.option_strings) and action.dest != argparse.SUPPRESS
+            and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)))
+
+
+def _flag_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """Long flag name without dashes -> action."""
+    return {option[2:]: action for action in parser._actions if _is_recordable(action)
+            for option in action.option_strings if option.startswith('--')}
+
+
+def _normalise(key: str) -> str:
+    return str(key).lstrip('-').replace('_', '-')
+
+
+def values_from(parser: argparse.ArgumentParser, mapping: dict, source: str) -> dict:
+    """``{dest: value}`` of a config mapping, converted and checked like the command line would."""
+    actions = _flag_actions(parser)
+    unknown = [key for key in mapping if _normalise(key) not in actions or _normalise(key) == 'config']
+    if unknown:
+        raise ConfigError(f'{source}: unknown keys: {", ".join(_suggestion(str(k), actions) for k in unknown)}')
+    values, origin = {}, {}
+    for key, value in mapping.items():
+        name = _normalise(key)
+        action = actions[name]
+        converted = _dest_value(action, name, value, f'{source}: key {key!r}')
+        if action.dest in values and values[action.dest] != converted:
+            raise ConfigError(f'{source}: keys {origin[action.dest]!r} and {key!r} contradict each other')
+        values[action.dest], origin[action.dest] = converted, key
+    return values
+
+
+def _suggestion(key: str, actions: dict) -> str:
+    close = difflib.get_close_matches(_normalise(key), [n for n in actions if n != 'config'], n=3, cutoff=0.6)
+    return f'{key} (did you mean {" or ".join(close)}?)' if close else f'{key} (no flag with a similar name)'
+
+
+def _dest_value(action: argparse.Action, name: str, value, where: str):
+    if isinstance(action, argparse.BooleanOptionalAction):
+        if not isinstance(value, bool):
+            raise ConfigError(f'{where}: a switch takes true or false, got {value!r}')
+        return value if f'--{name}' == action.option_strings[0] else not value  # '--no-x': the negation
+    if action.nargs == 0:  # store_true / store_false / store_const
+        if not isinstance(value, bool):
+            raise ConfigError(f'{where}: a switch takes true (given) or false (not given), got {value!r}')
+        if value:
+            return action.const
+        return (not action.const) if isinstance(action.const, bool) else action.default
+    if value is None:
+        return None
+    if action.nargs in (None, '?'):
+        if isinstance(value, list):
+            raise ConfigError(f'{where}: takes one value, got the list {value!r}')
+        return _convert(action, value, where)
+    values = value if isinstance(value, list) else [value]
+    if not values and action.default == []:  # the flag's own default (a recorded config holds it)
+        return []
+    if (isinstance(action.nargs, int) and len(values) != action.nargs) or (action.nargs == '+' and not values):
+        expected = action.nargs if isinstance(action.nargs, int) else 'at least 1'
+        raise ConfigError(f'{where}: takes {expected} values, got {len(values)}')
+    return [_convert(action, v, where) for v in values]
+
+
+def _convert(action: argparse.Action, value, where: str):
+    if isinstance(value, (list, dict)):
+        raise ConfigError(f'{where}: invalid value {value!r}')
+    if action.nargs == '?' and value == action.const:
+        return value
+    if isinstance(value, bool) and action.type in (int, float):
+        raise ConfigError(f'{where}: takes a number, got {value!r}')
+    try:
+        converted = action.type(str(value)) if action.type is not None else str(value)
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+        raise ConfigError(f'{where}: invalid value {value!r} ({error})') from None
+    if action.choices is not None and converted not in action.choices:
+        raise ConfigError(f'{where}: {value!r} is not one of {", ".join(map(str, action.choices))}')
+    return converted
+
+
+def _command_line_dests(parser: argparse.ArgumentParser, argv) -> set[str]:
+    """The dests that ``argv`` sets: parse into a namespace pre-filled with a marker no flag can produce."""
+    namespace = argparse.Namespace(**{a.dest: _UNSET for a in parser._actions if a.dest != argparse.SUPPRESS})
+    parsed = parser.parse_args(argv, namespace=namespace)
+    return {dest for dest, value in vars(parsed).items() if value is not _UNSET}
+
+
+def _config_path(argv) -> str | None:
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument('--config', default=None)
+    return pre.parse_known_args(argv)[0].config
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` with the values of ``--config FILE`` as defaults (changes the parser's
+    defaults). A bad config file exits with status 2 and one line naming the file and the key."""
+    path = _config_path(argv)
+    if path is None:
+        return parser.parse_args(argv)
+    try:
+        values = values_from(parser, read(path), str(path))
+    except ConfigError as error:
+        parser.exit(2, f'{parser.prog}: error: {error}\n')
+    given = _command_line_dests(parser, argv)
+    for group in parser._mutually_exclusive_groups:
+        dests = {action.dest for action in group._group_actions}
+        if dests & given:
+            for dest in dests - given:
+                values.pop(dest, None)
+    parser.set_defaults(**values)
+    return parser.parse_args(argv)
+
+
+def resolved(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """``{long flag name: value}`` of every flag (one key per destination), the form :func:`parse_args`
+    reads back; the :data:`NOT_RECORDED` flags are left out."""
+    by_dest: dict[str, list[argparse.Action]] = {}
+    for action in parser._actions:
+        if _is_recordable(action) and action.dest not in NOT_RECORDED and hasattr(args, action.dest):
+            by_dest.setdefault(action.dest, []).append(action)
+    result = {}
+    for dest, actions in by_dest.items():
+        value = getattr(args, dest)
+        stores = [a for a in actions if a.nargs != 0]
+        if stores:
+            result[_long_name(stores[0])] = list(value) if isinstance(value, tuple) else value
+        elif isinstance(actions[0], argparse.BooleanOptionalAction):
+            result[_long_name(actions[0])] = bool(value)
+        else:
+            result[_long_name(actions[0])] = value == actions[0].const
+    return result
+
+
+def _long_name(action: argparse.Action) -> str:
+    return next(option[2:] for option in action.option_strings if option.startswith('--'))
+
+
+def write(path: str | os.PathLike, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Write :func:`resolved` as JSON atomically (a temporary sibling renamed over ``path``)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(resolved(parser, args), indent=1, default=str) + '\n'
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

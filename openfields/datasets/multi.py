@@ -1,0 +1,54 @@
+"""Training on several datasets at once: ``--dataset a-b[-c...]``.
+
+The network carries the heads of every dataset, in the order the datasets are named. Each training batch
+comes from one dataset (interleaved by :class:`~openfields.datasets.weighted_counter.WeightedCounterLoader`);
+its samples carry ``meta['head_indices']``, the network positions of that dataset's heads, so the trainer
+gives the other heads no target: the network skips them and the loss covers only the batch's dataset.
+Validation runs per dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .module import DataModule, LoaderSettings
+from .weighted_counter import WeightedCounterLoader
+
+
+class MultiDataModule(DataModule):
+    """Several DataModules behind one interface; ``name`` is their names joined by ``-``.
+
+    ``head_metas`` are the modules' own meta objects (not copies), so the strides and head indices the
+    network writes into them reach each module's encoders.
+    """
+
+    def __init__(self, modules: Sequence[DataModule], weights: Sequence[float]):
+        if len(modules) != len(weights):
+            raise ValueError(f'{len(weights)} weights for {len(modules)} datasets')
+        self.modules = list(modules)
+        self.weights = list(weights)
+        self.name = '-'.join(m.name for m in self.modules)
+        self.head_metas = [meta for m in self.modules for meta in m.head_metas]
+        self._check_distinct_heads()
+
+    def _check_distinct_heads(self):
+        owners: dict[str, str] = {}
+        for module in self.modules:
+            for meta in module.head_metas:
+                if meta.full_name in owners:
+                    raise ValueError(f'--dataset {self.name}: datasets {owners[meta.full_name]} and '
+                                     f'{module.name} both have a head named {meta.full_name}; a DataModule '
+                                     'sets its head metas\' dataset to its own name')
+                owners[meta.full_name] = module.name
+
+    def train_loader(self, loader: LoaderSettings) -> WeightedCounterLoader:
+        return WeightedCounterLoader([m.train_loader(loader) for m in self.modules], self.weights)
+
+    def val_loader(self, loader: LoaderSettings):
+        raise NotImplementedError(f'--dataset {self.name}: validation is per dataset, see val_loaders()')
+
+    def val_loaders(self, loader: LoaderSettings) -> dict:
+        return {m.name: m.val_loader(loader) for m in self.modules}
+
+    def describe_datasets(self) -> dict:
+        return {m.name: {**m.describe(), 'weight': w} for m, w in zip(self.modules, self.weights)}

@@ -1,0 +1,150 @@
+"""Continuing a run where it stopped: ``--resume PATH|auto``, the checkpoints' ``training_state``.
+
+A run writes ``<out>.epochNNN`` after every validated epoch and, when stopped by a signal
+(:mod:`openfields.preemption`), ``<out>.epochNNN.batchBBBBBB``: NNN epochs done and BBBBBB batches of the
+next. Both carry a ``training_state`` (the final ``<out>``, the model to use, does not)::
+
+    {'position': {'epoch': int, 'batches': int},    # where training continues
+     'trainer': {'optimizer', 'scheduler', 'ema', 'n_clipped'},   # Trainer.state_dict()
+     'rng': [per-rank {'python', 'numpy', 'torch', 'cuda'}],        # random number generator states
+     'seed': int, 'world_size': int, 'batch_size': int, 'batches_per_epoch': int,
+     'output': str}                                  # the run's <out>
+
+``--resume`` loads it and continues at the next step as if the run had never stopped: the same
+computations in the same order, so the same parameters at the end (with ``--loader-workers`` > 0 the
+augmentation draws of the resumed epoch differ). ``--epochs`` stays the total.
+``--resume auto`` takes the newest checkpoint of the run named by ``--output`` (or, without it, of the
+Slurm job: default output names carry ``-slurm<JOB_ID>``) and starts a new run when there is none, so
+a requeued job can always pass it.
+"""
+
+import argparse
+import dataclasses
+import glob
+import logging
+import os
+import pathlib
+import random
+import re
+
+import numpy as np
+import torch
+
+LOG = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = re.compile(r'\.epoch(\d{3,})(?:\.batch(\d{6,}))?$')
+
+
+def cli(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('resume')
+    group.add_argument('--resume', default=None, metavar='PATH|auto',
+                       help='continue the run of this checkpoint (optimizer, schedule, EMA, random state, '
+                            'position in the epoch); auto: the newest checkpoint of --output (or of this '
+                            'Slurm job), or a new run when there is none')
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Position:
+    """``epoch`` epochs done and ``batches`` batches of the next."""
+
+    epoch: int = 0
+    batches: int = 0
+
+
+def checkpoint_path(out, position: Position, *, interrupted: bool) -> str:
+    """``<out>.epochNNN`` after a validated epoch, ``<out>.epochNNN.batchBBBBBB`` after a stop signal."""
+    name = f'{out}.epoch{position.epoch:03d}'
+    return f'{name}.batch{position.batches:06d}' if interrupted else name
+
+
+def position_from_name(path) -> Position | None:
+    match = CHECKPOINT_NAME.search(str(path))
+    if match is None:
+        return None
+    return Position(int(match.group(1)), int(match.group(2) or 0))
+
+
+def newest_checkpoint(pattern: str) -> str | None:
+    """The checkpoint matching ``pattern`` (a glob of outputs) with the furthest position, or None."""
+    candidates = [(position_from_name(p), p) for p in glob.glob(pattern + '.epoch*')]
+    candidates = [(position, p) for position, p in candidates if position is not None]
+    return max(candidates)[1] if candidates else None
+
+
+def interrupted_checkpoints(out) -> list[str]:
+    return [p for p in glob.glob(f'{glob.escape(str(out))}.epoch*.batch*') if position_from_name(p)]
+
+
+def names_a_file(output: str | None) -> bool:
+    """``--output`` names the checkpoint itself (not a folder for the default name)."""
+    return bool(output) and not (output.endswith('/') or pathlib.Path(output).is_dir())
+
+
+def run_pattern(output: str | None, environ) -> str:
+    """The glob of the outputs of the run that ``--resume auto`` continues."""
+    if names_a_file(output):
+        return glob.escape(output)
+    job_id = environ.get('SLURM_JOB_ID')
+    if job_id is None:
+        raise ValueError('--resume auto needs --output FILE (or a Slurm job) to know which run to continue')
+    folder = pathlib.Path(output or 'outputs')
+    return str(glob.escape(str(folder)) / pathlib.Path(f'*-slurm{job_id}.pkl'))
+
+
+def checkpoint_to_resume(args: argparse.Namespace, environ=None) -> str | None:
+    """The checkpoint ``--resume`` names (None: a new run)."""
+    if args.resume is None:
+        return None
+    if args.checkpoint:
+        raise ValueError('--resume continues a run, --checkpoint starts a new one from trained weights: '
+                         'pass only one of them')
+    if args.resume != 'auto':
+        if not os.path.isfile(args.resume):
+            raise ValueError(f'--resume: file not found: {args.resume}')
+        return args.resume
+    pattern = run_pattern(args.output, os.environ if environ is None else environ)
+    path = newest_checkpoint(pattern)
+    if path is None:
+        LOG.info('--resume auto: no checkpoint matches %s.epoch*; starting a new run', pattern)
+    else:
+        LOG.info('--resume auto: continuing from %s', path)
+    return path
+
+
+def rng_state() -> dict:
+    """Python's, NumPy's and torch's (CPU and CUDA) global random states as tensors and plain types."""
+    version, python_state, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state = {'python': [version, list(python_state), gauss],
+             'numpy': {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
+                       'has_gauss': int(has_gauss), 'cached_gaussian': float(cached)},
+             'torch': torch.get_rng_state(),
+             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, python_state, gauss = state['python']
+    random.setstate((version, tuple(python_state), gauss))
+    numpy_state = state['numpy']
+    np.random.set_state(('MT19937', numpy_state['keys'].numpy().astype(np.uint32), numpy_state['pos'],
+                         numpy_state['has_gauss'], numpy_state['cached_gaussian']))
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def check_compatible(state: dict, *, world_size: int, batch_size: int, batches_per_epoch: int) -> None:
+    """Continuing inside an epoch needs the same samples per step: same world size and batch size."""
+    position = Position(**state['position'])
+    saved = {'world size': state['world_size'], '--batch-size': state['batch_size'],
+             'batches per epoch': state['batches_per_epoch']}
+    now = {'world size': world_size, '--batch-size': batch_size, 'batches per epoch': batches_per_epoch}
+    changed = [f'{k} {saved[k]} -> {now[k]}' for k in saved if saved[k] != now[k]]
+    if not changed:
+        return
+    if position.batches:
+        raise ValueError(f'--resume: the checkpoint stopped inside epoch {position.epoch + 1}; continuing it '
+                         f'needs the same data per step, but {", ".join(changed)}')
+    LOG.warning('--resume at the start of epoch %d with %s: the learning-rate schedule is kept per epoch '
+                'and random states are drawn anew', position.epoch + 1, ', '.join(changed))

@@ -1,0 +1,55 @@
+"""MultiDataModule: the heads of every dataset, distinct by dataset, loaders per dataset."""
+
+import pytest
+
+from openfields import headmeta
+from openfields.datasets import DataModule, LoaderSettings
+from openfields.datasets.multi import MultiDataModule
+from openfields.datasets.weighted_counter import WeightedCounterLoader
+
+
+class ListModule(DataModule):
+    """A DataModule whose loaders are lists of ``n_batches`` named batches."""
+
+    def __init__(self, name, n_batches, head_dataset=None):
+        self.name = name
+        self.n_batches = n_batches
+        self.head_metas = [headmeta.Cif(name='cif', dataset=head_dataset or name, keypoints=['x'], sigmas=[0.1])]
+
+    def train_loader(self, loader):
+        return [f'{self.name}{i}' for i in range(self.n_batches)]
+
+    def val_loader(self, loader):
+        return [f'{self.name}-val']
+
+    def describe(self):
+        return {'n_batches': self.n_batches}
+
+
+def test_heads_of_every_dataset_in_order_are_the_modules_own_metas():
+    a, b = ListModule('a', 4), ListModule('b', 2)
+    multi = MultiDataModule([a, b], [0.5, 0.5])
+    assert multi.name == 'a-b'
+    assert [m.full_name for m in multi.head_metas] == ['a.cif', 'b.cif']
+    assert multi.head_metas[1] is b.head_metas[0]  # the network's strides reach b's encoders
+
+
+def test_train_loader_interleaves_by_weight_and_validation_is_per_dataset():
+    multi = MultiDataModule([ListModule('a', 10), ListModule('b', 2)], [2 / 3, 1 / 3])
+    train = multi.train_loader(LoaderSettings())
+    assert isinstance(train, WeightedCounterLoader)
+    assert list(train) == ['a0', 'b0', 'a1', 'a2', 'b1', 'a3', 'a4']
+    assert multi.val_loaders(LoaderSettings()) == {'a': ['a-val'], 'b': ['b-val']}
+    assert multi.describe_datasets() == {'a': {'n_batches': 10, 'weight': pytest.approx(2 / 3)},
+                                         'b': {'n_batches': 2, 'weight': pytest.approx(1 / 3)}}
+
+
+def test_a_single_module_answers_per_dataset_for_itself():
+    single = ListModule('a', 3)
+    assert single.val_loaders(LoaderSettings()) == {'a': ['a-val']}
+    assert single.describe_datasets() == {'a': {'n_batches': 3}}
+
+
+def test_two_datasets_with_the_same_head_full_name_are_refused():
+    with pytest.raises(ValueError, match='datasets a and b both have a head named a.cif'):
+        MultiDataModule([ListModule('a', 1), ListModule('b', 1, head_dataset='a')], [0.5, 0.5])

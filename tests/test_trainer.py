@@ -1,0 +1,103 @@
+"""Trainer with several datasets: batches of one dataset train only its heads; logs per dataset."""
+
+import pytest
+import torch
+from torch import nn
+
+from openfields import headmeta, trainer
+from openfields.datasets.weighted_counter import WeightedCounterLoader
+from openfields.network.heads import CompositeField
+from openfields.network.losses import CompositeLoss, LossSettings, MultiHeadLoss
+from openfields.network.nets import Shell
+from openfields.training_log import TrainingLog, read
+
+SIZE = 17  # input pixels; fields of 5 x 5 cells at stride 4
+
+
+class TinyBasenet(nn.Module):
+    """One strided convolution: enough to test what the trainer does with heads."""
+
+    name = 'tiny'
+    config: dict = {}
+    stride = 4
+    out_features = 8
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, self.out_features, kernel_size=5, stride=self.stride, padding=2)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
+def two_dataset_model():
+    """Datasets ``a`` and ``b`` each with a head named ``cif``: distinct heads ``a.cif`` and ``b.cif``."""
+    torch.manual_seed(0)
+    basenet = TinyBasenet()
+    metas = [headmeta.Cif(name='cif', dataset=dataset, keypoints=['x', 'y', 'z'], sigmas=[0.1] * 3)
+             for dataset in ('a', 'b')]
+    model = Shell(basenet, [CompositeField(meta, basenet.out_features) for meta in metas])
+    loss = MultiHeadLoss([CompositeLoss(meta, LossSettings()) for meta in metas])
+    return model, loss
+
+
+def batch(dataset: str, head_index: int, seed: int, size: int = 2):
+    """``(images, [cif target], metas)`` as a dataset's loader yields it: one positive cell per field."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(size, 3, SIZE, SIZE, generator=generator)
+    target = torch.full((size, 3, 5, 5, 5), float('nan'))
+    target[:, :, 0] = 0.0
+    target[:, :, :, 2, 2] = torch.tensor([1.0, 0.3, -0.2, 0.1, 2.0])
+    metas = [{'dataset': dataset, 'head_indices': [head_index]} for _ in range(size)]
+    return images, [target], metas
+
+
+def make_trainer(model, loss, tmp_path, **settings):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return trainer.Trainer(model, loss, optimizer, scheduler, device=torch.device('cpu'),
+                           settings=trainer.TrainerSettings(**{'epochs': 1, 'ema': 0.0, **settings}),
+                           log=TrainingLog(tmp_path / 'log'), save_checkpoint=lambda *position_and_state: None, n_heads=2)
+
+
+def test_heads_without_targets_get_no_gradient_and_no_update(tmp_path):
+    model, loss = two_dataset_model()
+    runner = make_trainer(model, loss, tmp_path)
+    images, targets, metas = batch('b', 1, seed=1)
+    runner.train_batch(images, runner._full_targets(targets, metas))  # b.cif gets momentum
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    images, targets, metas = batch('a', 0, seed=2)
+    full = runner._full_targets(targets, metas)
+    assert [t is not None for t in full] == [True, False]
+    total, components = runner.train_batch(images, full)
+
+    assert total > 0
+    assert components['b.cif.c'] is None and components['a.cif.c'] > 0
+    assert all(p.grad is None for p in model.heads[1].parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.heads[0].parameters())
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    # neither momentum nor weight decay moved the idle head
+    assert changed == {'basenet.conv.weight', 'basenet.conv.bias', 'heads.0.conv.weight', 'heads.0.conv.bias'}
+
+
+def test_epoch_logs_batches_per_dataset_and_validation_per_dataset(tmp_path):
+    model, loss = two_dataset_model()
+    runner = make_trainer(model, loss, tmp_path, display_interval=1)
+    train_loader = WeightedCounterLoader([[batch('a', 0, seed=i) for i in range(10)],
+                                          [batch('b', 1, seed=10 + i) for i in range(2)]], [2 / 3, 1 / 3])
+    val_loaders = {'a': [batch('a', 0, seed=20)], 'b': [batch('b', 1, seed=21), batch('b', 1, seed=22)]}
+    runner.loop(train_loader, val_loaders)
+
+    records = read(tmp_path / 'log')
+    train_epoch = next(r for r in records if r['type'] == 'train-epoch')
+    assert train_epoch['batches_per_dataset'] == {'a': 5, 'b': 2}  # a b a a b a a, then b ran out
+    assert train_epoch['n_batches'] == 7
+    served = [next(name.split('.')[0] for name, v in r['head_losses'].items() if v is not None)
+              for r in records if r['type'] == 'train']
+    assert served == ['a', 'b', 'a', 'a', 'b', 'a', 'a']
+    val = [r for r in records if r['type'] == 'val-epoch']
+    assert [(r['dataset'], r['n_batches']) for r in val] == [('a', 1), ('b', 2)]
+    assert set(val[0]['head_losses']) == {'a.cif.c', 'a.cif.vec', 'a.cif.scales'}
+    assert set(val[1]['head_losses']) == {'b.cif.c', 'b.cif.vec', 'b.cif.scales'}
+    assert val[1]['loss'] == pytest.approx(sum(val[1]['head_losses'].values()), rel=1e-6)
