@@ -2,7 +2,7 @@
 
 from setuptools import setup
 
-PLUGINS = ['cocodet', 'cocokp', 'crowdpose', 'synthetic']
+PLUGINS = ['cocodet', 'cocokp', 'crowdpose', 'dlc', 'synthetic']
 
 setup(
     name='openfields',
@@ -33,6 +33,7 @@ setup(
         'scipy==1.17.1',
         'matplotlib==3.11.2',
         'pillow==13.0.0',
+        'pyyaml==6.0.3',  # DeepLabCut's config.yaml (plugins/dlc)
     ],
     extras_require={
         'test': ['pytest==9.2.0'],

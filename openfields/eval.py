@@ -167,6 +167,8 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
         raise ValueError(f'--dataset {args.dataset}: evaluation is per dataset; evaluate a checkpoint trained '
                          f'on several datasets once per dataset (--dataset {args.dataset.split("-")[0]}, ...)')
     datamodule = datasets_factory.datamodule_from_args(args)
+    if checkpoint_path is not None:
+        datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
     s = setup(args, datamodule, checkpoint_path, device)
     decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args), names=args.decoder)
     loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',

@@ -216,6 +216,7 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     log = TrainingLog(f'{out}.log' if context.is_main else None)
     if context.is_main:
         config.write(f'{out}.config.json', parser(), args)
+        datamodule.write_run_files(out)  # e.g. the data split, for evaluating this run's checkpoints
     log.write('process', **meta, datasets=datamodule.describe_datasets(),
               world_size=context.world_size, global_batch_size=args.batch_size * context.world_size,
               launcher=context.launch.launcher, device=str(device), resumed_from=resume_path)

@@ -80,3 +80,10 @@ class DataModule:
     def describe_datasets(self) -> dict[str, dict]:
         """Resolved settings per dataset name (one here), recorded in the training log."""
         return {self.name: self.describe()}
+
+    def write_run_files(self, checkpoint_path) -> None:
+        """Before training: write what evaluating this run's checkpoints needs (a data split) next to
+        ``checkpoint_path``, as ``<checkpoint_path>.<something>``. Default: nothing."""
+
+    def use_run_files(self, checkpoint_path) -> None:
+        """Before evaluating ``checkpoint_path``: read back what ``write_run_files`` wrote. Default: nothing."""

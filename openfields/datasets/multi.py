@@ -50,5 +50,13 @@ class MultiDataModule(DataModule):
     def val_loaders(self, loader: LoaderSettings) -> dict:
         return {m.name: m.val_loader(loader) for m in self.modules}
 
+    def write_run_files(self, checkpoint_path) -> None:
+        for module in self.modules:
+            module.write_run_files(checkpoint_path)
+
+    def use_run_files(self, checkpoint_path) -> None:
+        for module in self.modules:
+            module.use_run_files(checkpoint_path)
+
     def describe_datasets(self) -> dict:
         return {m.name: {**m.describe(), 'weight': w} for m, w in zip(self.modules, self.weights)}
