@@ -1,6 +1,7 @@
 """Plugin discovery.
 
-A plugin is a module with a ``register()`` function that adds DataModules (and may add basenets)
+A plugin is a module with a ``register()`` function that adds DataModules (and may add basenets and
+decoders, :func:`openfields.decoder.factory.register_decoder`)
 through :func:`openfields.datasets.register_datamodule` and
 :func:`openfields.network.basenets.register_basenet`. Three sources are loaded, in this order:
 
@@ -40,6 +41,7 @@ class Plugin:
     source: str  # 'in-repo', 'module' or 'entry point'
     datasets: tuple[str, ...] = ()
     basenets: tuple[str, ...] = ()
+    decoders: tuple[str, ...] = ()
 
 
 _loaded: dict[str, str] = {}  # plugin name -> version, filled once by register_all()
@@ -60,8 +62,9 @@ def _prefixed_modules() -> list[str]:
 def _registries() -> list[dict]:
     """The registries a plugin may add to (restored when it fails half-way)."""
     from .datasets import DATAMODULES
+    from .decoder.factory import DECODERS
     from .network import basenets
-    return [DATAMODULES, basenets.BASENETS, basenets.CONFIG_FROM_ARGS]
+    return [DATAMODULES, basenets.BASENETS, basenets.CONFIG_FROM_ARGS, DECODERS]
 
 
 def _module_version(module: types.ModuleType, source: str) -> str:
@@ -95,7 +98,7 @@ def _load(name: str, source: str, load: Callable[[], tuple[Callable[[], None], s
         return
     added = [sorted(set(registry) - set(saved)) for registry, saved in zip(registries, before)]
     _plugins[name] = Plugin(name=name, version=version, source=source, datasets=tuple(added[0]),
-                            basenets=tuple(added[1]))
+                            basenets=tuple(added[1]), decoders=tuple(added[3]))
     _loaded[name] = version
 
 
@@ -157,7 +160,8 @@ def listing() -> str:
     """Human-readable table of the loaded plugins (and the failed ones) for ``python -m openfields.plugins``."""
     rows = [('plugin', 'version', 'source', 'adds')]
     for p in plugins():
-        adds = [f'dataset {d}' for d in p.datasets] + [f'basenet {b}' for b in p.basenets]
+        adds = ([f'dataset {d}' for d in p.datasets] + [f'basenet {b}' for b in p.basenets]
+                + [f'decoder {k}' for k in p.decoders])
         rows.append((p.name, p.version or '-', p.source, ', '.join(adds) or '-'))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ['  '.join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + '  ' + row[3] for row in rows]

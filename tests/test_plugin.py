@@ -8,6 +8,7 @@ import pytest
 
 from openfields import plugin, train
 from openfields.datasets import DATAMODULES
+from openfields.decoder import factory as decoder_factory
 from openfields.network import basenets
 from openfields.training_log import read
 
@@ -20,7 +21,7 @@ def fresh_plugin_state(monkeypatch):
     plugins register is gone afterwards."""
     for name in ('_loaded', '_plugins', '_failures'):
         monkeypatch.setattr(plugin, name, {})
-    registries = [DATAMODULES, basenets.BASENETS, basenets.CONFIG_FROM_ARGS]
+    registries = [DATAMODULES, basenets.BASENETS, basenets.CONFIG_FROM_ARGS, decoder_factory.DECODERS]
     saved = [dict(registry) for registry in registries]
     DATAMODULES.clear()
     yield
@@ -103,7 +104,8 @@ def test_example_plugin_is_discovered_shows_its_flags_and_trains_one_epoch(tmp_p
     help_text = train.parser().format_help()
     assert '--squares-image-size' in help_text and 'squarenet' in help_text
     info = {p.name: p for p in plugin.plugins()}['openfields_squares']
-    assert (info.version, info.source, info.datasets, info.basenets) == ('1.0', 'module', ('squares',), ('squarenet',))
+    assert (info.version, info.source, info.datasets, info.basenets, info.decoders) == \
+        ('1.0', 'module', ('squares',), ('squarenet',), ('bestbox',))
 
     out = tmp_path / 'squares.pkl'
     train.run(train.cli(['--dataset=squares', '--basenet=squarenet', '--squares-train-images=8',
@@ -132,7 +134,7 @@ def test_listing_names_versions_what_each_plugin_adds_and_the_failures(tmp_path,
     assert status == 1
     squares = next(line for line in lines if line.startswith('openfields_squares '))
     assert squares.split()[:3] == ['openfields_squares', '1.0', 'module']
-    assert squares.endswith('dataset squares, basenet squarenet')
+    assert squares.endswith('dataset squares, basenet squarenet, decoder bestbox')
     crowdpose = next(line for line in lines if line.startswith('openfields.plugins.crowdpose '))
     assert crowdpose.split()[2] == 'in-repo' and crowdpose.endswith('dataset crowdpose')
     assert lines[-2:] == ['failed to load (1):', 'openfields_broken: RuntimeError: boom']
@@ -144,3 +146,22 @@ def test_listing_of_the_in_repo_plugins_exits_with_success(monkeypatch, capsys):
     assert lines[0].startswith('openfields ') and lines[1].split() == ['plugin', 'version', 'source', 'adds']
     assert {'openfields.plugins.cocodet', 'openfields.plugins.cocokp', 'openfields.plugins.crowdpose'} <= {
         line.split()[0] for line in lines[2:]}
+
+
+def test_a_plugin_decoder_is_chosen_by_name_and_decodes(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_PLUGIN_DIR))
+    plugin.register_all()
+    import numpy as np
+    from openfields import headmeta
+    meta = headmeta.CifDet(name='cifdet', dataset='squares', categories=['square', 'disc'], base_stride=8)
+    settings = decoder_factory.DecoderSettings()
+    names = [c.name for c in decoder_factory.candidates([meta], settings)]
+    assert names == ['cifdet:0', 'bestbox:0']
+    fields = np.zeros((2, 6, 9, 9), np.float32)  # [log_b, conf, x, y, w, h] per category, field units
+    for x, y, conf in ((2, 2, 0.9), (6, 6, 0.7)):  # two squares, no disc: 3x3 cells vote for each centre
+        cells = np.s_[0, :, y - 1:y + 2, x - 1:x + 2]
+        fields[cells][1], fields[cells][2], fields[cells][3] = conf, x, y
+        fields[cells][4:6] = 2.0
+    all_boxes = decoder_factory.factory([meta], settings, names=['cifdet'])([fields])
+    best = decoder_factory.factory([meta], settings, names=['bestbox'])([fields])
+    assert len(all_boxes) == 2 and len(best) == 1 and best[0].score == max(b.score for b in all_boxes)

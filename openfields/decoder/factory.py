@@ -9,11 +9,15 @@ Candidates, named ``<kind>:<index>`` in head order:
 
 Without ``--decoder`` the best candidate decodes: pose decoders before detection, bigger heads
 first (priority ``n_fields / 1000``, detection ``-1``).
+
+Plugins add decoders with :func:`register_decoder`: a function ``(head_metas, settings) -> [Candidate]``
+under a kind name; its candidates are named ``<kind>:<n>`` like the built-in ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -161,8 +165,22 @@ class Decoder:
         return {name: dict(getattr(decode, 'stats', {})) for name, _, decode in self.decoders}
 
 
+CandidateFinder = Callable[[Sequence[headmeta.Base], DecoderSettings], list[Candidate]]
+
+# kind name -> candidates of a plugin's decoder (the built-in cifcaf and cifdet are in candidates())
+DECODERS: dict[str, CandidateFinder] = {}
+
+
+def register_decoder(kind: str, find: CandidateFinder) -> None:
+    """Add (or replace) a decoder kind: ``find(head_metas, settings)`` returns the candidates the heads
+    allow (their ``name`` is set here, ``<kind>:<n>``)."""
+    if kind in ('cifcaf', 'cifdet'):
+        raise ValueError(f'decoder kind {kind!r} is built in')
+    DECODERS[kind] = find
+
+
 def candidates(head_metas: Sequence[headmeta.Base], settings: DecoderSettings) -> list[Candidate]:
-    """All decoders the heads allow, in naming order."""
+    """All decoders the heads allow, in naming order: built-in ones, then the plugins'."""
     found = []
     cifs = [(i, m) for i, m in enumerate(head_metas) if isinstance(m, headmeta.Cif)]
     for i, cif in cifs:
@@ -180,6 +198,9 @@ def candidates(head_metas: Sequence[headmeta.Base], settings: DecoderSettings) -
     for n, (i, det) in enumerate(dets):
         found.append(Candidate(f'cifdet:{n}', (i,), -1.0 + det.n_fields / 1000,
                                lambda det=det: CifDet(det, settings)))
+    for kind, find in DECODERS.items():
+        for n, candidate in enumerate(find(head_metas, settings)):
+            found.append(dataclasses.replace(candidate, name=f'{kind}:{n}'))
     return found
 
 
@@ -213,4 +234,4 @@ def _first_caf(head_metas: Sequence[headmeta.Base], cif: headmeta.Cif, dense: bo
     return None
 
 
-__all__ = ['Candidate', 'Decoder', 'DecoderSettings', 'candidates', 'cli', 'factory']
+__all__ = ['DECODERS', 'Candidate', 'Decoder', 'DecoderSettings', 'candidates', 'cli', 'factory', 'register_decoder']

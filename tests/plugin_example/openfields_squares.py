@@ -1,7 +1,8 @@
 """``openfields_squares``: a complete openfields plugin in one file (the worked example of docs/plugins.md).
 
 It adds the dataset ``--dataset squares`` (light squares on a gray background, drawn on the fly, found
-by one CifDet head) and the basenet ``--basenet squarenet`` (three strided convolutions). Any module
+by one CifDet head), the basenet ``--basenet squarenet`` (three strided convolutions) and the decoder
+``--decoder bestbox`` (the single most confident box of each category). Any module
 named ``openfields_*`` on the Python path is a plugin: openfields imports it and calls ``register()``.
 """
 
@@ -15,6 +16,8 @@ from torch import nn
 from openfields import encoder, headmeta, transforms
 from openfields.datasets import DataModule, LoaderSettings, register_datamodule
 from openfields.datasets.collate import collate_images_targets_meta
+from openfields.decoder.cifdet import CifDet
+from openfields.decoder.factory import Candidate, register_decoder
 from openfields.network.basenets import register_basenet
 
 __version__ = '1.0'  # listed by `python -m openfields.plugins`, recorded in logs and checkpoints
@@ -112,6 +115,29 @@ class SquareNet(nn.Module):
         return self.layers(x)
 
 
+def best_box_per_category(boxes):
+    """The most confident box of each category."""
+    best = {}
+    for box in boxes:
+        if box.category_id not in best or box.score > best[box.category_id].score:
+            best[box.category_id] = box
+    return list(best.values())
+
+
+def bestbox_candidates(head_metas, settings):
+    """A decoder kind: for every CifDet head, its CIFdet boxes reduced to the best one per category.
+    The priority (below the built-in decoders) keeps it from being chosen without ``--decoder``."""
+    found = []
+    for index, meta in enumerate(head_metas):
+        if isinstance(meta, headmeta.CifDet):
+            def build(meta=meta):
+                decode = CifDet(meta, settings)
+                return lambda fields: best_box_per_category(decode(fields))
+            found.append(Candidate(name='', head_indices=(index,), priority=-2.0, build=build))
+    return found
+
+
 def register():
     register_datamodule(Squares)
     register_basenet('squarenet', SquareNet)
+    register_decoder('bestbox', bestbox_candidates)
