@@ -20,7 +20,7 @@ from .occupancy import Occupancy
 from .seeds import Seeds, cif_seeds
 
 if TYPE_CHECKING:
-    from .factory import DecoderSettings
+    from .settings import DecoderSettings
 
 # confidence of a joint copied from a neighbour by the force-complete flood fill
 FLOOD_FILL_CONFIDENCE = 1e-5

@@ -16,7 +16,7 @@ from .occupancy import Occupancy
 from .seeds import cifdet_seeds
 
 if TYPE_CHECKING:
-    from .factory import DecoderSettings
+    from .settings import DecoderSettings
 
 # boxes emitted before NMS, at most
 MAX_BOXES_BEFORE_NMS = 120

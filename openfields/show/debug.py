@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import headmeta
 from ..decoder.cifhr import CifHr
-from ..decoder.factory import DecoderSettings
+from ..decoder.settings import DecoderSettings
 from ..decoder.oracle import fields_from_targets
 from ..decoder.seeds import cif_seeds
 from . import field_painters
