@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(PYTHON) -m openfields.train $(DEMO_DATA) --basenet shufflenetv2k16 \
 		--synthetic-square-edge 129 --synthetic-upsample 2 --synthetic-no-augmentation \
 		--epochs 16 --batch-size 8 --optimizer adam --lr 0.002 --b-scale 5.0 \
-		--ema 0.1 --batchnorm-momentum 0.1 --lr-warm-up-epochs 0.5 \
+		--ema 0.1 --batchnorm-momentum 0.1 --bn-recalibration-batches 8 --lr-warm-up-epochs 0.5 \
 		--display-interval 8 --loader-workers 1 --seed 1 \
 		--output $(DEMO_DIR)/demo.pkl
 	@echo "== openfields demo: evaluating on the synthetic validation set (COCO AP with pycocotools)"

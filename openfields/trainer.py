@@ -47,6 +47,10 @@ def cli(parser: argparse.ArgumentParser) -> None:
                             'validation and checkpoints (0: off)')
     group.add_argument('--display-interval', type=int, default=10,
                        help='print progress and write a train log record every N batches')
+    group.add_argument('--bn-recalibration-batches', type=int, default=0, metavar='N',
+                       help='before each validation and checkpoint, recompute the BatchNorm statistics of the '
+                            '(averaged) weights on the first N training batches (0: keep the running ones); '
+                            'short runs need it, their running statistics lag the weights')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +63,7 @@ class TrainerSettings:
     clip_grad_value: float = 0.0
     ema: float = 0.01
     display_interval: int = 10
+    bn_recalibration_batches: int = 0
 
     @classmethod
     def from_args(cls, args) -> 'TrainerSettings':
@@ -74,10 +79,13 @@ class TrainerSettings:
             raise ValueError('--clip-grad-norm and --clip-grad-value must be >= 0')
         if not 0.0 <= args.ema < 1.0:
             raise ValueError(f'--ema must be in [0, 1), got {args.ema}')
+        if args.bn_recalibration_batches < 0:
+            raise ValueError(f'--bn-recalibration-batches must be >= 0, got {args.bn_recalibration_batches}')
         return cls(epochs=args.epochs, train_batches=args.train_batches, val_batches=args.val_batches,
                    val_interval=args.val_interval, clip_grad_norm=args.clip_grad_norm,
                    clip_grad_value=args.clip_grad_value, ema=args.ema,
-                   display_interval=args.display_interval)
+                   display_interval=args.display_interval,
+                   bn_recalibration_batches=args.bn_recalibration_batches)
 
 
 class Interrupted(Exception):
@@ -199,6 +207,7 @@ class Trainer:
             if epoch % self.settings.val_interval == 0 or epoch == self.settings.epochs:
                 # checkpoints go with validation: an overfitting run of 1000 one-batch epochs with
                 # --val-interval 100 writes 10 checkpoints, not 1000
+                self.recalibrate_batchnorm(train_loader)
                 for dataset, val_loader in val_loaders.items():
                     self.val_epoch(val_loader, epoch, dataset)
                 self.save_checkpoint(Position(epoch, 0), False, self.state_dict())
@@ -209,6 +218,35 @@ class Trainer:
                 if not saved:
                     self.save_checkpoint(Position(epoch, 0), True, self.state_dict())
                 raise Interrupted(f'stopped after epoch {epoch}')
+
+    def recalibrate_batchnorm(self, loader) -> None:
+        """``--bn-recalibration-batches N``: the BatchNorm running statistics of the current weights
+        recomputed as the plain mean over the first N batches of ``loader`` (train-mode forward passes
+        without gradient; every rank runs the same batches count, so synchronised BatchNorm agrees).
+
+        The running statistics follow the weights with a delay of about ``1 / momentum`` steps (and the
+        EMA of the weights adds its own): after a few hundred steps of a fast-changing network they
+        describe other weights, and eval-mode outputs collapse."""
+        n_batches = min(self.settings.bn_recalibration_batches, len(loader))
+        norms = [m for m in self.network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if n_batches == 0 or not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        self.network.train()
+        with torch.no_grad():
+            for batch_index, batch in enumerate(loader):
+                if batch_index >= n_batches:
+                    break
+                if self.distributed.any(batch is None):
+                    continue
+                images, targets, metas = batch
+                targets = self._full_targets(targets, metas)
+                self.network(images.to(self.device), head_mask=[t is not None for t in targets])
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
 
     def _stop_agreed(self) -> bool:
         """True on every rank when any rank received a stop signal (a collective: all ranks call it)."""

@@ -57,7 +57,8 @@ def make_trainer(model, loss, tmp_path, **settings):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     return trainer.Trainer(model, loss, optimizer, scheduler, device=torch.device('cpu'),
                            settings=trainer.TrainerSettings(**{'epochs': 1, 'ema': 0.0, **settings}),
-                           log=TrainingLog(tmp_path / 'log'), save_checkpoint=lambda *position_and_state: None, n_heads=2)
+                           log=TrainingLog(tmp_path / 'log'), save_checkpoint=lambda *position_and_state: None,
+                           n_heads=len(model.heads))
 
 
 def test_heads_without_targets_get_no_gradient_and_no_update(tmp_path):
@@ -101,3 +102,36 @@ def test_epoch_logs_batches_per_dataset_and_validation_per_dataset(tmp_path):
     assert set(val[0]['head_losses']) == {'a.cif.c', 'a.cif.vec', 'a.cif.scales'}
     assert set(val[1]['head_losses']) == {'b.cif.c', 'b.cif.vec', 'b.cif.scales'}
     assert val[1]['loss'] == pytest.approx(sum(val[1]['head_losses'].values()), rel=1e-6)
+
+
+def batchnorm_model():
+    """A network whose only BatchNorm sits after the basenet's convolution."""
+    torch.manual_seed(0)
+    basenet = TinyBasenet()
+    basenet.conv = nn.Sequential(basenet.conv, nn.BatchNorm2d(basenet.out_features, momentum=0.01))
+    meta = headmeta.Cif(name='cif', dataset='a', keypoints=['x', 'y', 'z'], sigmas=[0.1] * 3)
+    return Shell(basenet, [CompositeField(meta, basenet.out_features)]), MultiHeadLoss([CompositeLoss(meta, LossSettings())])
+
+
+def test_batchnorm_recalibration_gives_the_statistics_of_the_first_batches(tmp_path):
+    model, loss = batchnorm_model()
+    runner = make_trainer(model, loss, tmp_path, bn_recalibration_batches=2)
+    loader = [batch('a', 0, seed=i, size=4) for i in range(3)]
+    norm = model.basenet.conv[1]
+    norm.running_mean.fill_(5.0)  # statistics of other weights
+    runner.recalibrate_batchnorm(loader)
+
+    with torch.no_grad():
+        features = torch.cat([model.basenet.conv[0](images) for images, _, _ in loader[:2]])
+    assert torch.allclose(norm.running_mean, features.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert torch.allclose(norm.running_var, features.var(dim=(0, 2, 3)), rtol=0.05)
+    assert norm.momentum == 0.01  # restored
+
+
+def test_without_recalibration_the_running_statistics_stay(tmp_path):
+    model, loss = batchnorm_model()
+    runner = make_trainer(model, loss, tmp_path)
+    norm = model.basenet.conv[1]
+    norm.running_mean.fill_(5.0)
+    runner.recalibrate_batchnorm([batch('a', 0, seed=0)])
+    assert torch.all(norm.running_mean == 5.0)
