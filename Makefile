@@ -65,9 +65,10 @@ bench: $(STAMP)
 	$(PYTHON) -m openfields.benchmark --output outputs/bench/train.json
 	$(PYTHON) -m openfields.benchmark_decode --output outputs/bench/decode.json
 
-# regenerate the CLI reference from the parsers
+# regenerate the CLI and configuration references from the parsers
 docs: $(STAMP)
 	$(PYTHON) -m openfields.cli_reference > docs/cli.md
+	$(PYTHON) -m openfields.config_reference > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache all-images

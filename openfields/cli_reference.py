@@ -4,6 +4,7 @@
 """
 
 import argparse
+from collections.abc import Callable
 
 from . import eval as eval_cli, logs, predict, train
 
@@ -22,19 +23,33 @@ def _default(action: argparse.Action) -> str:
     return f'`{action.default}`'
 
 
+def _meaning(action: argparse.Action) -> str:
+    text = (action.help or '').replace('|', '\\|').replace('%%', '%')
+    if '%(default)' in text:
+        text = text.replace('%(default)s', str(action.default))
+    return text
+
+
+def table(actions, extra_column: tuple[str, Callable[[argparse.Action], str]] | None = None) -> list[str]:
+    """Markdown table of ``actions``: flag, default, meaning; ``extra_column = (title, cell of an action)``
+    adds a fourth column. The one renderer of flag tables (``docs/cli.md``, ``docs/configuration.md``)."""
+    titles = ['flag', 'default', 'meaning'] + ([extra_column[0]] if extra_column else [])
+    lines = ['| ' + ' | '.join(titles) + ' |', '|' + ' --- |' * len(titles)]
+    for action in actions:
+        cells = [_flag_names(action), _default(action), _meaning(action)]
+        if extra_column:
+            cells.append(extra_column[1](action))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines
+
+
 def markdown(parser: argparse.ArgumentParser, title: str) -> str:
     lines = [f'## `{title}`', '', parser.description or '', '']
     for group in parser._action_groups:
         actions = [a for a in group._group_actions if a.option_strings]
         if not actions:
             continue
-        lines += [f'### {group.title}', '', '| flag | default | meaning |', '| --- | --- | --- |']
-        for action in actions:
-            text = (action.help or '').replace('|', '\\|').replace('%%', '%')
-            if '%(default)' in text:
-                text = text.replace('%(default)s', str(action.default))
-            lines.append(f'| {_flag_names(action)} | {_default(action)} | {text} |')
-        lines.append('')
+        lines += [f'### {group.title}', '', *table(actions), '']
     return '\n'.join(lines)
 
 

@@ -84,14 +84,20 @@ def _flag_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]
             for option in action.option_strings if option.startswith('--')}
 
 
+def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The keys a config file may hold -> their actions: the long flag names without the dashes (the file
+    may write ``_`` for ``-``), every flag but ``--config`` and ``--help`` / ``--version``."""
+    return {name: action for name, action in _flag_actions(parser).items() if name != 'config'}
+
+
 def _normalise(key: str) -> str:
     return str(key).lstrip('-').replace('_', '-')
 
 
 def values_from(parser: argparse.ArgumentParser, mapping: dict, source: str) -> dict:
     """``{dest: value}`` of a config mapping, converted and checked like the command line would."""
-    actions = _flag_actions(parser)
-    unknown = [key for key in mapping if _normalise(key) not in actions or _normalise(key) == 'config']
+    actions = keys(parser)
+    unknown = [key for key in mapping if _normalise(key) not in actions]
     if unknown:
         raise ConfigError(f'{source}: unknown keys: {", ".join(_suggestion(str(k), actions) for k in unknown)}')
     values, origin = {}, {}
@@ -106,7 +112,7 @@ def values_from(parser: argparse.ArgumentParser, mapping: dict, source: str) -> 
 
 
 def _suggestion(key: str, actions: dict) -> str:
-    close = difflib.get_close_matches(_normalise(key), [n for n in actions if n != 'config'], n=3, cutoff=0.6)
+    close = difflib.get_close_matches(_normalise(key), list(actions), n=3, cutoff=0.6)
     return f'{key} (did you mean {" or ".join(close)}?)' if close else f'{key} (no flag with a similar name)'
 
 
