@@ -67,8 +67,8 @@ bench: $(STAMP)
 
 # regenerate the CLI and configuration references from the parsers
 docs: $(STAMP)
-	$(PYTHON) -m openfields.cli_reference > docs/cli.md
-	$(PYTHON) -m openfields.config_reference > docs/configuration.md
+	$(PYTHON) -m openfields.cli_reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
+	$(PYTHON) -m openfields.config_reference > docs/configuration.md.tmp && mv docs/configuration.md.tmp docs/configuration.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache all-images

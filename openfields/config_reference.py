@@ -228,6 +228,8 @@ def section_of(action: argparse.Action, group_title: str) -> str | None:
     for option in action.option_strings:
         if option in FLAG_SECTIONS:
             return FLAG_SECTIONS[option]
+    if group_title not in GROUP_SECTIONS and group_title.startswith('dataset '):
+        return 'data'  # every DataModule's group, also those of plugins installed outside the repository
     return GROUP_SECTIONS.get(group_title)
 
 

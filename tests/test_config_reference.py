@@ -115,3 +115,10 @@ def test_deeplabcut_table_lists_every_key_and_marks_flags_not_there_yet(parser_f
     for key in ('train_settings.batch_size', 'train_settings.epochs', 'runner.snapshots.save_optimizer_state',
                 'resume_training_from', 'data.train.collate: ResizeFromDataSizeCollate', 'logger: WandbLogger'):
         assert any(entry.key.startswith(key) for entry in config_reference.DLC_KEYS), key
+
+
+def test_a_dataset_plugin_installed_elsewhere_lands_in_the_data_section():
+    parser = train.parser()
+    parser.add_argument_group('dataset zebrafish').add_argument('--zebrafish-train-annotations')
+    data_part = config_reference.markdown(parser).split('## Data')[1].split('## Model')[0]
+    assert '| `--zebrafish-train-annotations` |' in data_part
