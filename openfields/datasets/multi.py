@@ -4,7 +4,7 @@ The network carries the heads of every dataset, in the order the datasets are na
 comes from one dataset (interleaved by :class:`~openfields.datasets.weighted_counter.WeightedCounterLoader`);
 its samples carry ``meta['head_indices']``, the network positions of that dataset's heads, so the trainer
 gives the other heads no target: the network skips them and the loss covers only the batch's dataset.
-Validation runs per dataset.
+Validation and evaluation run per dataset.
 """
 
 from __future__ import annotations
@@ -49,6 +49,24 @@ class MultiDataModule(DataModule):
 
     def val_loaders(self, loader: LoaderSettings) -> dict:
         return {m.name: m.val_loader(loader) for m in self.modules}
+
+    def eval_loader(self, loader: LoaderSettings, long_edge: int | None = -1):
+        raise NotImplementedError(f'--dataset {self.name}: evaluation is per dataset, see eval_loaders()')
+
+    def eval_loaders(self, loader: LoaderSettings) -> dict:
+        return {m.name: m.eval_loader(loader) for m in self.modules}
+
+    def metrics(self) -> list:
+        raise NotImplementedError(f'--dataset {self.name}: metrics are per dataset, see metrics_per_dataset()')
+
+    def metrics_per_dataset(self) -> dict:
+        return {m.name: m.metrics() for m in self.modules}
+
+    def metric_names(self) -> list[str]:
+        raise NotImplementedError(f'--dataset {self.name}: metrics are per dataset, see metric_names_per_dataset()')
+
+    def metric_names_per_dataset(self) -> dict:
+        return {m.name: m.metric_names() for m in self.modules}
 
     def write_run_files(self, checkpoint_path) -> None:
         for module in self.modules:
