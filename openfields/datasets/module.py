@@ -15,9 +15,9 @@ Evaluation (``openfields.eval``, and ``--eval-interval`` during training) asks f
 report (their ``names``), known before anything is evaluated.
 
 Several datasets trained at once (``--dataset a-b``) are one :class:`~openfields.datasets.multi.MultiDataModule`;
-the training CLI reads loaders, metrics and settings per dataset through ``val_loaders``, ``eval_loaders``,
-``metrics_per_dataset``, ``metric_names_per_dataset`` and ``describe_datasets``, which a single module
-answers for itself.
+the training CLI reads validation loaders and settings per dataset through ``val_loaders`` and
+``describe_datasets``, and evaluates each dataset through its own module (``dataset_modules``), which a
+single module answers for itself.
 """
 
 import argparse
@@ -83,17 +83,10 @@ class DataModule:
         (``long_edge=-1``: the module's default size)."""
         raise NotImplementedError(f'--dataset {self.name} has no evaluation images')
 
-    def eval_loaders(self, loader: LoaderSettings) -> dict[str, torch.utils.data.DataLoader]:
-        """Evaluation loader (at the default size) per dataset name (one here)."""
-        return {self.name: self.eval_loader(loader)}
-
     def metrics(self) -> list:
         """New metrics for one evaluation: each has ``accumulate(predictions, image_meta)``, ``stats()``,
         ``write_predictions(prefix)`` and ``names`` (the scores ``stats()`` reports)."""
         raise NotImplementedError(f'--dataset {self.name} has no metrics')
-
-    def metrics_per_dataset(self) -> dict[str, list]:
-        return {self.name: self.metrics()}
 
     def metric_names(self) -> list[str]:
         """The scores of :meth:`metrics`, in their order, without evaluating (the default builds the
@@ -107,8 +100,9 @@ class DataModule:
             names += [name for name in declared if name not in names]
         return names
 
-    def metric_names_per_dataset(self) -> dict[str, list[str]]:
-        return {self.name: self.metric_names()}
+    def dataset_modules(self) -> dict[str, 'DataModule']:
+        """The module of each dataset by name: this one here."""
+        return {self.name: self}
 
     def describe(self) -> dict:
         """Resolved settings of this module, recorded in the training log."""

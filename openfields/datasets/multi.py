@@ -51,22 +51,17 @@ class MultiDataModule(DataModule):
         return {m.name: m.val_loader(loader) for m in self.modules}
 
     def eval_loader(self, loader: LoaderSettings, long_edge: int | None = -1):
-        raise NotImplementedError(f'--dataset {self.name}: evaluation is per dataset, see eval_loaders()')
-
-    def eval_loaders(self, loader: LoaderSettings) -> dict:
-        return {m.name: m.eval_loader(loader) for m in self.modules}
+        raise NotImplementedError(f'--dataset {self.name}: evaluation is per dataset, see dataset_modules()')
 
     def metrics(self) -> list:
-        raise NotImplementedError(f'--dataset {self.name}: metrics are per dataset, see metrics_per_dataset()')
-
-    def metrics_per_dataset(self) -> dict:
-        return {m.name: m.metrics() for m in self.modules}
+        raise NotImplementedError(f'--dataset {self.name}: metrics are per dataset, see dataset_modules()')
 
     def metric_names(self) -> list[str]:
-        raise NotImplementedError(f'--dataset {self.name}: metrics are per dataset, see metric_names_per_dataset()')
+        """``<dataset>.<score>`` of every dataset's metrics."""
+        return [f'{m.name}.{name}' for m in self.modules for name in m.metric_names()]
 
-    def metric_names_per_dataset(self) -> dict:
-        return {m.name: m.metric_names() for m in self.modules}
+    def dataset_modules(self) -> dict:
+        return {m.name: m for m in self.modules}
 
     def write_run_files(self, checkpoint_path) -> None:
         for module in self.modules:

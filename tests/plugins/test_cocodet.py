@@ -208,4 +208,4 @@ def test_metric_names_are_the_box_scores_declared_without_evaluating(pets):
     datamodule = datasets_factory.datamodule_from_args(args)
     assert datamodule.metric_names() == list(CocoBoxes(str(pets), category_ids=[3, 7]).names)
     assert datamodule.metric_names()[:3] == ['AP', 'AP50', 'AP75'] and 'AR100' in datamodule.metric_names()
-    assert datamodule.metric_names_per_dataset() == {'cocodet': datamodule.metric_names()}
+    assert datamodule.dataset_modules() == {'cocodet': datamodule}
