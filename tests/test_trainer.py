@@ -57,7 +57,7 @@ def make_trainer(model, loss, tmp_path, **settings):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     return trainer.Trainer(model, loss, optimizer, scheduler, device=torch.device('cpu'),
                            settings=trainer.TrainerSettings(**{'epochs': 1, 'ema': 0.0, **settings}),
-                           log=TrainingLog(tmp_path / 'log'), save_checkpoint=lambda *position_and_state: None,
+                           log=TrainingLog(tmp_path / 'log'), save_checkpoint=lambda *args, **kwargs: None,
                            n_heads=len(model.heads))
 
 
