@@ -12,7 +12,8 @@ model to use, does not)::
      'rng': [per-rank {'python', 'numpy', 'torch', 'cuda'}],        # random number generator states
      'seed': int, 'world_size': int, 'batch_size': int, 'batches_per_epoch': int,
      'output': str,                                  # the run's <out>
-     'best': {'epoch', 'metric', 'value', 'larger_is_better'} | None}   # openfields.snapshots
+     'best': {'epoch', 'metric', 'value', 'larger_is_better'} | None,   # openfields.snapshots
+     'schedule': dict}                               # optimize.LearningRateSchedule.to_dict()
 
 ``--resume`` loads it and continues at the next step as if the run had never stopped: the same
 computations in the same order, so the same parameters at the end (with ``--loader-workers`` > 0 the
@@ -45,7 +46,12 @@ def cli(parser: argparse.ArgumentParser) -> None:
                        help='continue the run of this checkpoint (optimizer, schedule, EMA, random state, '
                             'position in the epoch); auto: the newest checkpoint of --output (or of this '
                             'Slurm job), or a new run when there is none')
-
+    group.add_argument('--load-scheduler-state', default=True, action=argparse.BooleanOptionalAction,
+                       help='--resume: continue the saved learning-rate schedule and scheduler state (the --lr* '
+                            'flags of the resumed run; a warning names what this run\'s flags would change). '
+                            'With --no-load-scheduler-state the schedule of this run\'s flags (e.g. new '
+                            '--lr-milestones) is placed at the resumed step (epochs done x batches per epoch '
+                            '+ batches) and sets the learning rate from the first resumed step on')
 
 
 @dataclasses.dataclass(frozen=True, order=True)

@@ -149,6 +149,21 @@ def _resumed_state(args, context) -> tuple[str | None, dict | None]:
     return path, resumed
 
 
+def _schedule(args, resumed) -> optimize.LearningRateSchedule:
+    """This run's learning-rate schedule; when resuming with the saved scheduler state, the saved run's
+    (a warning names what this run's flags would change: --no-load-scheduler-state follows them)."""
+    schedule = optimize.LearningRateSchedule.from_args(args)
+    saved = None if resumed is None else resumed['training_state'].get('schedule')
+    if saved is None or not args.load_scheduler_state:
+        return schedule
+    saved = optimize.LearningRateSchedule.from_dict(saved)
+    changes = saved.differences(schedule)
+    if changes:
+        LOG.warning('--resume: continuing the saved learning-rate schedule; this run\'s flags would change %s '
+                    '(pass --no-load-scheduler-state to follow them)', ', '.join(changes))
+    return saved
+
+
 def _network(args, datamodule, resumed):
     """A new network (``--basenet``/``--checkpoint``) or the resumed run's, with its weights."""
     if resumed is None:
@@ -220,7 +235,7 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     seed_everything(args.seed)  # the same initial weights on every rank
     settings = trainer.TrainerSettings.from_args(args)
     snapshot_settings = snapshots.SnapshotSettings.from_args(args)
-    schedule = optimize.LearningRateSchedule.from_args(args)
+    schedule = _schedule(args, resumed)
     datamodule = _datamodule(args, context)
     key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     network = _network(args, datamodule, resumed).to(device)
@@ -276,7 +291,8 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
         improved = scores is not None and best.update(position.epoch, scores)  # the same on every rank
         state = {'position': dataclasses.asdict(position), 'trainer': trainer_state, 'rng': rng,
                  'seed': args.seed, 'world_size': context.world_size, 'batch_size': args.batch_size,
-                 'batches_per_epoch': n_train_batches, 'output': str(out), 'best': best.state_dict()}
+                 'batches_per_epoch': n_train_batches, 'output': str(out), 'best': best.state_dict(),
+                 'schedule': schedule.to_dict()}
         snapshot_state = state if snapshot_settings.save_optimizer_state else snapshots.without_optimizer(state)
         path = resume.checkpoint_path(out, position, interrupted=interrupted)
         if interrupted or snapshot:
@@ -309,8 +325,10 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
             state = resumed['training_state']
             resume.check_compatible(state, world_size=context.world_size, batch_size=args.batch_size,
                                     batches_per_epoch=n_train_batches)
-            runner.load_state_dict(state['trainer'])
+            runner.load_state_dict(state['trainer'], scheduler=args.load_scheduler_state)
             start = resume.Position(**state['position'])
+            if not args.load_scheduler_state:
+                optimize.fast_forward(scheduler, start.epoch * n_train_batches + start.batches)
             if context.is_main:
                 _restore_best(best, state, out)
             best.best = context.broadcast_object(best.best)  # every rank agrees on what beats it

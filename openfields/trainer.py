@@ -212,11 +212,12 @@ class Trainer:
         return {'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
                 'ema': self.ema.state_dict() if self.ema is not None else None, 'n_clipped': self.n_clipped}
 
-    def load_state_dict(self, state: dict):
+    def load_state_dict(self, state: dict, *, scheduler: bool = True):
         """Restore :meth:`state_dict` (the network's weights must already be those of the checkpoint).
 
-        Without an optimizer state (``--no-save-optimizer-state``) the optimizer starts afresh. The learning
-        rates are those of the scheduler after this."""
+        Without an optimizer state (``--no-save-optimizer-state``) the optimizer starts afresh;
+        ``scheduler=False`` keeps the new scheduler (``--no-load-scheduler-state``: the caller places it).
+        The learning rates are those of the scheduler after this."""
         if (state['ema'] is None) != (self.ema is None):
             raise ValueError('--resume: the checkpoint was trained with' + (' no' if state['ema'] is None else '')
                              + ' EMA of the weights; resume with the same --ema')
@@ -225,9 +226,10 @@ class Trainer:
                         'optimizer starts afresh (no momentum or Adam moments)')
         else:
             self.optimizer.load_state_dict(state['optimizer'])
-        self.scheduler.load_state_dict(state['scheduler'])
-        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
-            group['lr'] = lr
+        if scheduler:
+            self.scheduler.load_state_dict(state['scheduler'])
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group['lr'] = lr
         if self.ema is not None:
             self.ema.load_state_dict(state['ema'])
         self.n_clipped = state['n_clipped']
