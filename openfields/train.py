@@ -195,7 +195,10 @@ def _key_metric(datamodule, settings: trainer.TrainerSettings, snapshot_settings
     a ``--key-metric`` the metrics do not produce is an error listing those they do); else (None, {})."""
     if not settings.eval_interval:
         return None, {}
-    names = {name: module.metric_names() for name, module in datamodule.dataset_modules().items()}
+    try:
+        names = {name: module.metric_names() for name, module in datamodule.dataset_modules().items()}
+    except NotImplementedError as error:  # a plugin's dataset without evaluation
+        raise ValueError(f'--eval-interval: {error}') from None
     return snapshots.key_metric(snapshot_settings, names), names
 
 
