@@ -149,8 +149,8 @@ class Run:
     """One training run as read from its log.
 
     ``train`` maps ``(epoch, batch)``, ``train_epochs`` an epoch, ``val_epochs`` and ``tests``
-    ``(epoch, dataset)`` (dataset None for single-dataset logs) to a record. When a resumed run starts again at epoch e, what
-    the earlier part of the log recorded for epochs >= e is dropped.
+    ``(epoch, dataset)`` (dataset None for single-dataset logs) to a record. When a resumed run starts again
+    at epoch e, what the earlier part of the log recorded for epochs >= e is dropped.
     """
     name: str
     path: pathlib.Path
