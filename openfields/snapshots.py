@@ -172,13 +172,13 @@ class BestTracker:
         metric and better than the best so far."""
         if saved is None or self.key is None:
             return
-        if (saved['metric'], saved['larger_is_better']) != (self.key.name, self.key.larger_is_better):
-            LOG.warning('%s: its best snapshot was chosen by %s (%s is better), this run chooses by %s (%s); '
-                        'the next evaluation replaces it', source, saved['metric'],
-                        'larger' if saved['larger_is_better'] else 'smaller', self.key.name,
-                        'larger' if self.key.larger_is_better else 'smaller')
+        if (saved.get('metric'), saved.get('larger_is_better')) != (self.key.name, self.key.larger_is_better):
+            LOG.warning('%s: its best snapshot was chosen by %s (larger is better: %s), this run chooses by %s '
+                        '(%s); the next evaluation replaces it', source, saved.get('metric'),
+                        saved.get('larger_is_better'), self.key.name, self.key.larger_is_better)
             return
-        if is_better(saved['value'], None if self.best is None else self.best['value'], self.key.larger_is_better):
+        if is_better(float(saved.get('value', math.nan)), None if self.best is None else self.best['value'],
+                     self.key.larger_is_better):
             self.best = dict(saved)
 
 
