@@ -27,9 +27,9 @@ from . import encoder, plugin
 from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
-from .decoder.annotation import inverse_transform
 from .decoder.oracle import fields_from_targets
 from .malloc_tuning import tune_glibc_malloc
+from .metric import scoring
 from .network import basenets, checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .train import resolve_device
@@ -140,24 +140,14 @@ def setup(args, datamodule, checkpoint_path: str | None, device) -> Setup:
 
 def batch_fields(s: Setup, images, anns, metas, device) -> tuple[list[list[np.ndarray]], float]:
     """Eval-mode fields per image and head ``[image][head] -> (F, C, h, w)``; and network seconds."""
-    start = time.perf_counter()
-    outputs = [None] * len(s.metas)
+    per_image, nn_seconds = [[None] * len(s.metas) for _ in range(images.shape[0])], 0.0
     if s.model is not None:
-        head_mask = [i in s.head_indices for i in range(len(s.model.heads))]  # skip other datasets' heads
-        with torch.inference_mode():
-            heads = s.model(images.to(device, non_blocking=True), head_mask=head_mask)
-        outputs = [heads[i].cpu().numpy() for i in s.head_indices]
-    nn_seconds = time.perf_counter() - start
-    per_image = []
-    for b in range(images.shape[0]):
-        fields = []
+        per_image, nn_seconds = scoring.network_fields(s.model, s.head_indices, device)(images, anns, metas)
+    for b, fields in enumerate(per_image):
         for h, meta in enumerate(s.metas):
             if meta.name in s.oracle_encoders:
                 target = s.oracle_encoders[meta.name](images[b], anns[b], metas[b]).numpy()
-                fields.append(fields_from_targets(meta, target))
-            else:
-                fields.append(outputs[h][b])
-        per_image.append(fields)
+                fields[h] = fields_from_targets(meta, target)
     return per_image, nn_seconds
 
 
@@ -176,30 +166,16 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     loader = datamodule.eval_loader(loader_settings, **({} if args.long_edge is None else
                                                         {'long_edge': args.long_edge or None}))
     metrics = datamodule.metrics()
-    nn_seconds = decoder_seconds = 0.0
-    n_images = 0
-    for batch in loader:
-        if batch is None:
-            continue
-        images, anns, metas = batch
-        fields, seconds = batch_fields(s, images, anns, metas, device)
-        nn_seconds += seconds
-        start = time.perf_counter()
-        for image_fields, meta in zip(fields, metas):
-            predictions = [inverse_transform(a, meta) for a in decode(image_fields)]
-            for metric in metrics:
-                metric.accumulate(predictions, meta)
-        decoder_seconds += time.perf_counter() - start
-        n_images += images.shape[0]
+    scored = scoring.accumulate(loader, lambda images, anns, metas: batch_fields(s, images, anns, metas, device),
+                                decode, metrics)
+    n_images = scored.n_images
     if n_images == 0:
         raise ValueError(f'--dataset {args.dataset}: no evaluation images')
-    stats = {}
-    for metric in metrics:
-        stats.update(metric.stats())
+    stats = scoring.merged_stats(metrics)
     prefix = output_prefix(args, checkpoint_path)
     result = {**stats, 'n_images': n_images,
-              'nn_time_ms': round(1000 * nn_seconds / n_images, 2),
-              'decoder_time_ms': round(1000 * decoder_seconds / n_images, 2),
+              'nn_time_ms': round(1000 * scored.nn_seconds / n_images, 2),
+              'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
               'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle,
               'args': {k: v for k, v in vars(args).items()}, 'version': version()}
     write_json_atomic(f'{prefix}.stats.json', result)

@@ -3,10 +3,10 @@
 A LOG is the JSON-lines file ``<run>.pkl.log`` that ``openfields.train`` writes (see ``training_log``); the
 run's name is the file name without ``.pkl.log``. For every run the plots show the loss of each head component
 (train per display interval, train and val per epoch), the learning rate, the seconds per epoch and the
-evaluation metrics of the ``<checkpoint>.eval-<dataset>.stats.json`` files next to the log (AP against epoch,
-as written by ``openfields.eval --watch``). Several runs share the axes, one colour each. A table compares
-the runs side by side: final and best losses, best AP and its epoch, epochs, wall time and the flags in
-which the runs differ.
+evaluation metrics against epoch: the ``test`` records of the log (``--eval-interval``) and the
+``<checkpoint>.eval-<dataset>.stats.json`` files next to it (as written by ``openfields.eval --watch``).
+Several runs share the axes, one colour each. A table compares the runs side by side: final and best losses,
+best AP and its epoch (of both sources), epochs, wall time and the flags in which the runs differ.
 
 Logs still being written and logs of interrupted or resumed runs are read as they are: an incomplete last
 line is ignored; a resumed run (a later ``process`` record) continues its epochs, and a record repeated for
@@ -25,9 +25,10 @@ import sys
 
 from .version import version
 
-LOG_TYPES = ('process', 'config', 'train', 'train-epoch', 'val-epoch', 'error')
-EPOCH_RECORD_TYPES = ('train', 'train-epoch', 'val-epoch')
-EVAL_METRICS = ('AP', 'AP50', 'AP75', 'AR')
+LOG_TYPES = ('process', 'config', 'train', 'train-epoch', 'val-epoch', 'test', 'error')
+EPOCH_RECORD_TYPES = ('train', 'train-epoch', 'val-epoch', 'test')
+EVAL_METRICS = ('AP', 'AP50', 'AP75', 'AR', 'test_pixel_error', 'test_pck')  # plotted when present
+EVAL_SOURCES = {'stats': 'eval stats files', 'test': 'test records (--eval-interval)'}
 IGNORED_FLAGS = ('output',)  # differs between any two runs; the run name already says it
 MAX_REPORTED_LINES = 10  # corrupt lines reported one by one per file; the rest are counted
 CHECKPOINT_EPOCH = re.compile(r'\.epoch(\d+)$')
@@ -134,20 +135,22 @@ def read_records(path: pathlib.Path) -> list[dict] | None:
 
 @dataclasses.dataclass
 class EvalPoint:
-    """The stats of one evaluated checkpoint of a run."""
+    """The stats of one evaluated epoch of a run: from a stats file (``source='stats'``, ``path``) or from a
+    ``test`` record of the log (``source='test'``, ``path`` the log; ``stats`` without the ``test.`` prefix)."""
     epoch: int
     dataset: str
     stats: dict
     path: pathlib.Path
+    source: str = 'stats'
 
 
 @dataclasses.dataclass
 class Run:
     """One training run as read from its log.
 
-    ``train`` maps ``(epoch, batch)``, ``train_epochs`` an epoch and ``val_epochs`` ``(epoch, dataset)``
-    (dataset None for single-dataset logs) to a record. When a resumed run starts again at epoch e, what
-    the earlier part of the log recorded for epochs >= e is dropped.
+    ``train`` maps ``(epoch, batch)``, ``train_epochs`` an epoch, ``val_epochs`` and ``tests``
+    ``(epoch, dataset)`` (dataset None for single-dataset logs) to a record. When a resumed run starts again
+    at epoch e, what the earlier part of the log recorded for epochs >= e is dropped.
     """
     name: str
     path: pathlib.Path
@@ -156,6 +159,7 @@ class Run:
     train: dict = dataclasses.field(default_factory=dict)
     train_epochs: dict = dataclasses.field(default_factory=dict)
     val_epochs: dict = dataclasses.field(default_factory=dict)
+    tests: dict = dataclasses.field(default_factory=dict)
     error: str | None = None
     wall_time: float = 0.0
     evals: list[EvalPoint] = dataclasses.field(default_factory=list)
@@ -214,6 +218,7 @@ def _drop_epochs_from(run: Run, first_epoch: int) -> None:
     run.train = {key: r for key, r in run.train.items() if key[0] < first_epoch}
     run.train_epochs = {epoch: r for epoch, r in run.train_epochs.items() if epoch < first_epoch}
     run.val_epochs = {key: r for key, r in run.val_epochs.items() if key[0] < first_epoch}
+    run.tests = {key: r for key, r in run.tests.items() if key[0] < first_epoch}
 
 
 def _add_record(run: Run, record: dict) -> None:
@@ -233,9 +238,10 @@ def _add_record(run: Run, record: dict) -> None:
         run.train[(record['epoch'], record['batch'])] = record
     elif kind == 'train-epoch':
         run.train_epochs[record['epoch']] = record
-    elif kind == 'val-epoch':
+    elif kind in ('val-epoch', 'test'):
         dataset = record.get('dataset')
-        run.val_epochs[(record['epoch'], dataset if isinstance(dataset, str) else None)] = record
+        records = run.val_epochs if kind == 'val-epoch' else run.tests
+        records[(record['epoch'], dataset if isinstance(dataset, str) else None)] = record
     elif kind == 'error':
         run.error = str(record.get('message', 'error'))
 
@@ -262,7 +268,7 @@ def run_from_records(name: str, path: pathlib.Path, records: list[dict], stats_f
     for record in records:
         _add_record(run, record)
     run.wall_time = wall_time(records)
-    run.evals = find_evals(run, {} if stats_files is None else stats_files)
+    run.evals = find_evals(run, {} if stats_files is None else stats_files) + test_points(run)
     return run
 
 
@@ -327,6 +333,16 @@ def find_evals(run: Run, stats_files: dict) -> list[EvalPoint]:
         if (dataset, epoch) not in points or checkpoint != base:
             points[(dataset, epoch)] = EvalPoint(epoch=epoch, dataset=dataset, stats=stats, path=path)
     return [points[key] for key in sorted(points)]
+
+
+def test_points(run: Run) -> list[EvalPoint]:
+    """The ``test`` records of the log as points (``test.AP`` -> ``AP``), sorted by dataset and epoch."""
+    points = []
+    for (epoch, dataset), record in sorted(run.tests.items(), key=lambda item: (str(item[0][1]), item[0][0])):
+        metrics = record.get('metrics') if isinstance(record.get('metrics'), dict) else {}
+        stats = {name[len('test.'):] if name.startswith('test.') else name: value for name, value in metrics.items()}
+        points.append(EvalPoint(epoch=epoch, dataset=dataset or '', stats=stats, path=run.path, source='test'))
+    return points
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -400,7 +416,8 @@ def _final_and_best(losses: dict[int, float]) -> tuple[str, str]:
 
 
 def best_metric(run: Run, dataset: str, metric: str = 'AP') -> tuple[float, int] | None:
-    """The highest finite, defined (pycocotools writes -1 for undefined) metric and its first epoch."""
+    """The highest finite, defined (pycocotools writes -1 for undefined) metric and its first epoch, of the
+    stats files and the test records together."""
     points = [(number(p.stats.get(metric)), p.epoch) for p in run.evals if p.dataset == dataset]
     points = [(value, epoch) for value, epoch in points if math.isfinite(value) and value >= 0]
     if not points:
@@ -614,25 +631,41 @@ def epoch_time_figure(runs: list[Run], new_figure):
     return fig
 
 
+def _eval_metrics(points: list[EvalPoint]) -> list[str]:
+    """The columns of the evaluation figure: :data:`EVAL_METRICS` that some point has, else the first four
+    names of the first point."""
+    present = [m for m in EVAL_METRICS if any(m in p.stats for p in points)]
+    return present or [name for name in points[0].stats if math.isfinite(number(points[0].stats[name]))][:4]
+
+
 def eval_figure(runs: list[Run], new_figure):
-    """Metric against epoch: a row per dataset, a column per metric; None without any stats."""
-    datasets = sorted({p.dataset for run in runs for p in run.evals})
-    if not datasets:
+    """Metric against epoch: a row per dataset, a column per metric, a line style per source (stats files,
+    test records); None without any evaluation."""
+    from matplotlib.lines import Line2D
+    points = [p for run in runs for p in run.evals]
+    datasets = sorted({p.dataset for p in points})
+    metrics = _eval_metrics(points) if points else []
+    if not datasets or not metrics:
         return None
-    fig = new_figure(figsize=(3.6 * len(EVAL_METRICS), 3.2 * len(datasets) + 0.8))
-    fig.suptitle('evaluation (stats files next to the logs)')
-    axes = fig.subplots(len(datasets), len(EVAL_METRICS), squeeze=False)
+    styles = {'stats': dict(marker='o'), 'test': dict(marker='s', linestyle=':')}
+    fig = new_figure(figsize=(3.6 * len(metrics), 3.2 * len(datasets) + 0.8))
+    fig.suptitle('evaluation (test records of the logs, stats files next to them)')
+    axes = fig.subplots(len(datasets), len(metrics), squeeze=False)
     for row, dataset in zip(axes, datasets):
-        for ax, metric in zip(row, EVAL_METRICS):
+        for ax, metric in zip(row, metrics):
             for i, run in enumerate(runs):
-                points = [p for p in run.evals if p.dataset == dataset]
-                values = [number(p.stats.get(metric)) for p in points]
-                values = [v if v >= 0 else math.nan for v in values]  # -1: undefined in pycocotools
-                ax.plot([p.epoch for p in points], values, color=run_colour(i), marker='o')
+                for source, style in styles.items():
+                    chosen = [p for p in run.evals if p.dataset == dataset and p.source == source]
+                    values = [number(p.stats.get(metric)) for p in chosen]
+                    values = [v if v >= 0 else math.nan for v in values]  # -1: undefined in pycocotools
+                    ax.plot([p.epoch for p in chosen], values, color=run_colour(i), **style)
             ax.set_title(f'{metric} {dataset}', fontsize='medium')
             ax.set_xlabel('epoch')
             _finish_axes(ax, [])
-    _legend(fig, runs, with_styles=False)
+    handles = [Line2D([], [], color=run_colour(i), linewidth=2, label=run.name) for i, run in enumerate(runs)]
+    handles += [Line2D([], [], color='grey', label=EVAL_SOURCES[source], **style) for source, style in styles.items()
+                if any(p.source == source for p in points)]
+    fig.legend(handles=handles, loc='outside lower center', ncol=min(len(handles), 4), fontsize='small')
     return fig
 
 

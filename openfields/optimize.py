@@ -86,6 +86,19 @@ class LearningRateSchedule:
     def __call__(self, epoch: float) -> float:
         return self.warm_up(epoch) * getattr(self, f'_{self.shape}')(epoch)
 
+    def to_dict(self) -> dict:
+        """Plain values, for a checkpoint's training state."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> 'LearningRateSchedule':
+        return cls(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in values.items()})
+
+    def differences(self, other: 'LearningRateSchedule') -> list[str]:
+        """``name: this -> other`` for every field that differs."""
+        return [f'{f.name} {getattr(self, f.name)} -> {getattr(other, f.name)}' for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(other, f.name)]
+
     def warm_up(self, epoch: float) -> float:
         if self.warm_up_epochs > 0:
             progress = (epoch - self.warm_up_start) / self.warm_up_epochs
@@ -192,3 +205,13 @@ def scheduler(optimizer, schedule: LearningRateSchedule, batches_per_epoch: int,
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: schedule(step / batches_per_epoch),
         last_epoch=start_epoch * batches_per_epoch - 1)
+
+
+def fast_forward(scheduler: torch.optim.lr_scheduler.LambdaLR, steps: int) -> None:
+    """Place a new per-batch scheduler after ``steps`` steps and set the learning rates it gives there
+    (the schedule is a function of the step, so no history is needed)."""
+    scheduler.last_epoch = steps
+    rates = [base * function(steps) for base, function in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, rate in zip(scheduler.optimizer.param_groups, rates):
+        group['lr'] = rate
+    scheduler._last_lr = rates

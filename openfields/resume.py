@@ -1,14 +1,19 @@
 """Continuing a run where it stopped: ``--resume PATH|auto``, the checkpoints' ``training_state``.
 
-A run writes ``<out>.epochNNN`` after every validated epoch and, when stopped by a signal
+A run writes ``<out>.epochNNN`` after every validated epoch (or every ``--save-epochs``, see
+:mod:`openfields.snapshots`) and, when stopped by a signal
 (:mod:`openfields.preemption`), ``<out>.epochNNN.batchBBBBBB``: NNN epochs done and BBBBBB batches of the
-next. Both carry a ``training_state`` (the final ``<out>``, the model to use, does not)::
+next. Both, and the best snapshot ``<run>.best.pkl``, carry a ``training_state`` (the final ``<out>``, the
+model to use, does not)::
 
     {'position': {'epoch': int, 'batches': int},    # where training continues
-     'trainer': {'optimizer', 'scheduler', 'ema', 'n_clipped'},   # Trainer.state_dict()
+     'trainer': {'optimizer', 'scheduler', 'ema', 'n_clipped'},   # Trainer.state_dict(); optimizer
+                                                   # None with --no-save-optimizer-state
      'rng': [per-rank {'python', 'numpy', 'torch', 'cuda'}],        # random number generator states
      'seed': int, 'world_size': int, 'batch_size': int, 'batches_per_epoch': int,
-     'output': str}                                  # the run's <out>
+     'output': str,                                  # the run's <out>
+     'best': {'epoch', 'metric', 'value', 'larger_is_better'} | None,   # openfields.snapshots
+     'schedule': dict}                               # optimize.LearningRateSchedule.to_dict()
 
 ``--resume`` loads it and continues at the next step as if the run had never stopped: the same
 computations in the same order, so the same parameters at the end (with ``--loader-workers`` > 0 the
@@ -41,6 +46,12 @@ def cli(parser: argparse.ArgumentParser) -> None:
                        help='continue the run of this checkpoint (optimizer, schedule, EMA, random state, '
                             'position in the epoch); auto: the newest checkpoint of --output (or of this '
                             'Slurm job), or a new run when there is none')
+    group.add_argument('--load-scheduler-state', default=True, action=argparse.BooleanOptionalAction,
+                       help='--resume: continue the saved learning-rate schedule and scheduler state (the --lr* '
+                            'flags of the resumed run; a warning names what this run\'s flags would change). '
+                            'With --no-load-scheduler-state the schedule of this run\'s flags (e.g. new '
+                            '--lr-milestones) is placed at the resumed step (epochs done x batches per epoch '
+                            '+ batches) and sets the learning rate from the first resumed step on')
 
 
 @dataclasses.dataclass(frozen=True, order=True)

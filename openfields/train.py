@@ -1,7 +1,8 @@
 """Train a composite-field pose model: ``python -m openfields.train``.
 
 Read top to bottom: parse flags, join the other processes (``--ddp``), build the data, build the model and
-loss, restore a stopped run (``--resume``), run the epochs, save.
+loss, restore a stopped run (``--resume``), run the epochs, save (regular, best and final snapshots, see
+:mod:`openfields.snapshots`).
 """
 
 import argparse
@@ -18,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from . import config, distributed, encoder, optimize, plugin, preemption, resume, trainer
+from . import config, distributed, encoder, optimize, plugin, preemption, resume, snapshots, trainer
 from .datasets import factory as datasets_factory, sampler
 from .datasets.coco import DatasetError
 from .network import checkpoint, factory as network_factory
@@ -27,6 +28,7 @@ from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
 from .training_log import TrainingLog
 from .malloc_tuning import tune_glibc_malloc
+from .metric import scoring
 from .version import version
 
 LOG = logging.getLogger('openfields.train')
@@ -55,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
     losses.cli(parser)
     optimize.cli(parser)
     trainer.cli(parser)
+    snapshots.cli(parser)
     training_debug.cli(parser)
     resume.cli(parser)
     distributed.cli(parser)
@@ -146,6 +149,21 @@ def _resumed_state(args, context) -> tuple[str | None, dict | None]:
     return path, resumed
 
 
+def _schedule(args, resumed) -> optimize.LearningRateSchedule:
+    """This run's learning-rate schedule; when resuming with the saved scheduler state, the saved run's
+    (a warning names what this run's flags would change: --no-load-scheduler-state follows them)."""
+    schedule = optimize.LearningRateSchedule.from_args(args)
+    saved = None if resumed is None else resumed['training_state'].get('schedule')
+    if saved is None or not args.load_scheduler_state:
+        return schedule
+    saved = optimize.LearningRateSchedule.from_dict(saved)
+    changes = saved.differences(schedule)
+    if changes:
+        LOG.warning('--resume: continuing the saved learning-rate schedule; this run\'s flags would change %s '
+                    '(pass --no-load-scheduler-state to follow them)', ', '.join(changes))
+    return saved
+
+
 def _network(args, datamodule, resumed):
     """A new network (``--basenet``/``--checkpoint``) or the resumed run's, with its weights."""
     if resumed is None:
@@ -172,6 +190,46 @@ def _datamodule(args, context):
     return datamodule
 
 
+def _key_metric(datamodule, settings: trainer.TrainerSettings, snapshot_settings: snapshots.SnapshotSettings):
+    """The key metric and each dataset's score names with ``--eval-interval`` (checked before training:
+    a ``--key-metric`` the metrics do not produce is an error listing those they do); else (None, {})."""
+    if not settings.eval_interval:
+        return None, {}
+    try:
+        names = {name: module.metric_names() for name, module in datamodule.dataset_modules().items()}
+    except NotImplementedError as error:  # a plugin's dataset without evaluation
+        raise ValueError(f'--eval-interval: {error}') from None
+    return snapshots.key_metric(snapshot_settings, names), names
+
+
+def _test_sets(args, datamodule, network, names: dict, device) -> dict[str, scoring.TestSet]:
+    """``--eval-interval``: each dataset's evaluation images (one per batch, at the dataset's default
+    evaluation size) and metrics, scored on the network's heads of that dataset."""
+    loader_settings = dataclasses.replace(datasets_factory.loader_settings_from_args(
+        args, pin_memory=device.type == 'cuda', shuffle=False), batch_size=1)
+    test_sets = {}
+    for name, module in datamodule.dataset_modules().items():
+        head_indices = [i for i, meta in enumerate(network.head_metas) if meta.dataset == name]
+        test_sets[name] = scoring.TestSet(module.eval_loader(loader_settings), head_indices, module.metrics,
+                                          names[name])
+    return test_sets
+
+
+def _restore_best(best: snapshots.BestTracker, state: dict, out: pathlib.Path) -> None:
+    """A resumed run's best score: its training state's, or its best snapshot's if that is better (written
+    after the checkpoint the run resumes)."""
+    best.restore(state.get('best'), '--resume')
+    path = snapshots.best_path(out)
+    if best.key is None or not path.is_file():
+        return
+    try:
+        on_disk = checkpoint.load(path)['meta'].get('best')
+    except checkpoint.CheckpointError as error:
+        LOG.warning('%s; the next evaluation replaces it', error)
+        return
+    best.restore(on_disk, str(path))
+
+
 def _train(args, context: distributed.Context, device: torch.device) -> pathlib.Path:
     context.check_same_arguments(vars(args))
     resume_path, resumed = _resumed_state(args, context)
@@ -179,8 +237,10 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
         args.seed = context.broadcast_object(int.from_bytes(os.urandom(4), 'little') >> 1)
     seed_everything(args.seed)  # the same initial weights on every rank
     settings = trainer.TrainerSettings.from_args(args)
-    schedule = optimize.LearningRateSchedule.from_args(args)
+    snapshot_settings = snapshots.SnapshotSettings.from_args(args)
+    schedule = _schedule(args, resumed)
     datamodule = _datamodule(args, context)
+    key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     network = _network(args, datamodule, resumed).to(device)
     if context.active:
         seed_everything(args.seed + 1_000_003 * context.rank)  # different augmentations on every rank
@@ -203,6 +263,8 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     val_loaders = datamodule.val_loaders(loader_settings)
     for what, loader in (('training', train_loader), *(('validation', v) for v in val_loaders.values())):
         sampler.check_sharded(loader, context.world_size, f'{args.dataset} {what}')
+    test_sets = _test_sets(args, datamodule, network, metric_names, device) \
+        if settings.eval_interval and context.is_main else {}
     optimizer = optimize.optimizer_from_args(args, network.parameters())
     n_train_batches = min(len(train_loader), args.train_batches or len(train_loader))
     scheduler = optimize.scheduler(optimizer, schedule, n_train_batches)
@@ -224,20 +286,34 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
              args.dataset, n_train_batches, context.world_size, 'es' if context.active else '', device, out)
 
     saved = []
+    best = snapshots.BestTracker(key_metric)
 
-    def save(position: resume.Position, interrupted: bool, trainer_state: dict):
+    def save(position: resume.Position, interrupted: bool, trainer_state: dict, snapshot: bool = True,
+             scores: dict | None = None):
         rng = context.gather_objects(resume.rng_state())  # a collective: on every rank
+        improved = scores is not None and best.update(position.epoch, scores)  # the same on every rank
+        state = {'position': dataclasses.asdict(position), 'trainer': trainer_state, 'rng': rng,
+                 'seed': args.seed, 'world_size': context.world_size, 'batch_size': args.batch_size,
+                 'batches_per_epoch': n_train_batches, 'output': str(out), 'best': best.state_dict(),
+                 'schedule': schedule.to_dict()}
+        snapshot_state = state if snapshot_settings.save_optimizer_state else snapshots.without_optimizer(state)
         path = resume.checkpoint_path(out, position, interrupted=interrupted)
-        saved.append(path)
+        if interrupted or snapshot:
+            saved.append(path)
         if context.is_main:
-            state = {'position': dataclasses.asdict(position), 'trainer': trainer_state, 'rng': rng,
-                     'seed': args.seed, 'world_size': context.world_size, 'batch_size': args.batch_size,
-                     'batches_per_epoch': n_train_batches, 'output': str(out)}
-            checkpoint.save(path, network, epoch=position.epoch, meta=meta, training_state=state)
-            if not interrupted:
+            if interrupted or snapshot:  # on a stop signal, with the optimizer state: exact resume
+                checkpoint.save(path, network, epoch=position.epoch, meta=meta,
+                                training_state=state if interrupted else snapshot_state)
+            if snapshot and not interrupted:
                 for stale in resume.interrupted_checkpoints(out):
                     if resume.position_from_name(stale) <= position:
                         os.remove(stale)
+                snapshots.rotate(out, snapshot_settings.max_snapshots)
+            if improved:
+                checkpoint.save(snapshots.best_path(out), network, epoch=position.epoch,
+                                meta={**meta, 'best': best.state_dict()}, training_state=snapshot_state)
+                LOG.info('epoch %d: new best %s %.4f, wrote %s', position.epoch, key_metric.name,
+                         best.best['value'], snapshots.best_path(out))
             if position.epoch == settings.epochs and not interrupted:
                 checkpoint.save(out, network, epoch=position.epoch, meta=meta)
         context.barrier()  # nobody leaves (and has a launcher stop rank 0) before the file is written
@@ -246,14 +322,19 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
         runner = trainer.Trainer(model, loss, optimizer, scheduler, device=device, settings=settings,
                                  log=log, save_checkpoint=save, n_heads=len(network.head_metas),
                                  batch_hook=debug_plots if context.is_main else None, network=network,
-                                 distributed=context, stop_signal=lambda: stop.name)
+                                 distributed=context, stop_signal=lambda: stop.name, test_sets=test_sets)
         start = resume.Position()
         if resumed is not None:
             state = resumed['training_state']
             resume.check_compatible(state, world_size=context.world_size, batch_size=args.batch_size,
                                     batches_per_epoch=n_train_batches)
-            runner.load_state_dict(state['trainer'])
+            runner.load_state_dict(state['trainer'], scheduler=args.load_scheduler_state)
             start = resume.Position(**state['position'])
+            if not args.load_scheduler_state:
+                optimize.fast_forward(scheduler, start.epoch * n_train_batches + start.batches)
+            if context.is_main:
+                _restore_best(best, state, out)
+            best.best = context.broadcast_object(best.best)  # every rank agrees on what beats it
             if start.epoch >= settings.epochs and args.resume == 'auto':
                 LOG.info('--resume auto: %s is complete (%d epochs); nothing to train', out, start.epoch)
                 return out

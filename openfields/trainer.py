@@ -1,9 +1,12 @@
-"""The training loop: epochs of batches, validation, EMA and checkpoints.
+"""The training loop: epochs of batches, validation, evaluation, EMA and checkpoints.
 
 ``Trainer.loop`` runs epochs ``start_epoch + 1 .. epochs``. After each epoch the weights used for
-validation and checkpoints are the exponential moving average of the parameters when ``--ema`` > 0
-(``ema <- (1 - ema) * ema + ema * theta`` after every optimizer step, kept across epochs); training
-continues from the raw parameters.
+validation, evaluation and checkpoints are the exponential moving average of the parameters when
+``--ema`` > 0 (``ema <- (1 - ema) * ema + ema * theta`` after every optimizer step, kept across epochs);
+training continues from the raw parameters. At the end of an epoch, in this order and each on its own
+schedule (see :class:`TrainerSettings`): BatchNorm recalibration, validation losses (``val-epoch`` records),
+the datasets' metrics in eval mode (``--eval-interval``, ``test`` records; rank 0 scores, every rank gets
+the scores), then ``save_checkpoint`` (regular snapshot and/or best snapshot, see :mod:`openfields.snapshots`).
 
 A batch's samples name their dataset (``meta['dataset']``) and the network positions of its targets
 (``meta['head_indices']``), so one loader may interleave several datasets (``--dataset a-b``): the heads of
@@ -25,7 +28,7 @@ import torch
 
 from .datasets import sampler
 from .distributed import Context, Launch
-from .resume import Position
+from .resume import Position, rng_state, set_rng_state
 from .training_log import TrainingLog
 
 LOG = logging.getLogger(__name__)
@@ -37,7 +40,13 @@ def cli(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--train-batches', type=int, default=None, help='batches per training epoch (cap)')
     group.add_argument('--val-batches', type=int, default=None, help='batches per validation (cap)')
     group.add_argument('--val-interval', type=int, default=1,
-                       help='validate and write a checkpoint every N epochs (and after the last)')
+                       help='validate every N epochs and after the last (and write a checkpoint, unless '
+                            '--save-epochs says otherwise)')
+    group.add_argument('--eval-interval', type=int, default=0, metavar='N',
+                       help='every N epochs and after the last, score the averaged weights with the datasets\' '
+                            'metrics (COCO AP, pixel error, ...) on their evaluation images, in eval mode after '
+                            'BatchNorm recalibration, and log them as test records (0: off); they select the '
+                            'best snapshot, see --key-metric')
     group.add_argument('--clip-grad-norm', type=float, default=0.0,
                        help='clip the L2 norm of all gradients to this value (0: off)')
     group.add_argument('--clip-grad-value', type=float, default=0.0,
@@ -64,6 +73,21 @@ class TrainerSettings:
     ema: float = 0.01
     display_interval: int = 10
     bn_recalibration_batches: int = 0
+    eval_interval: int = 0  # 0: no evaluation
+    save_epochs: int | None = None  # --save-epochs (openfields.snapshots); None: with every validation
+
+    def validates(self, epoch: int) -> bool:
+        return epoch % self.val_interval == 0 or epoch == self.epochs
+
+    def evaluates(self, epoch: int) -> bool:
+        return self.eval_interval > 0 and (epoch % self.eval_interval == 0 or epoch == self.epochs)
+
+    def snapshots(self, epoch: int) -> bool:
+        """A regular (resumable) snapshot after ``epoch``: by default with every validation (an overfitting run
+        of 1000 one-batch epochs with ``--val-interval 100`` writes 10 checkpoints, not 1000)."""
+        if self.save_epochs is None:
+            return self.validates(epoch)
+        return epoch % self.save_epochs == 0 or epoch == self.epochs
 
     @classmethod
     def from_args(cls, args) -> 'TrainerSettings':
@@ -81,11 +105,16 @@ class TrainerSettings:
             raise ValueError(f'--ema must be in [0, 1), got {args.ema}')
         if args.bn_recalibration_batches < 0:
             raise ValueError(f'--bn-recalibration-batches must be >= 0, got {args.bn_recalibration_batches}')
+        if args.eval_interval < 0:
+            raise ValueError(f'--eval-interval must be >= 0, got {args.eval_interval}')
+        if args.save_epochs is not None and args.save_epochs < 1:
+            raise ValueError(f'--save-epochs must be >= 1, got {args.save_epochs}')
         return cls(epochs=args.epochs, train_batches=args.train_batches, val_batches=args.val_batches,
                    val_interval=args.val_interval, clip_grad_norm=args.clip_grad_norm,
                    clip_grad_value=args.clip_grad_value, ema=args.ema,
                    display_interval=args.display_interval,
-                   bn_recalibration_batches=args.bn_recalibration_batches)
+                   bn_recalibration_batches=args.bn_recalibration_batches,
+                   eval_interval=args.eval_interval, save_epochs=args.save_epochs)
 
 
 class Interrupted(Exception):
@@ -149,14 +178,17 @@ def _mean(values: list[float | None]) -> float | None:
 class Trainer:
     """Trains ``model`` with ``loss``.
 
-    ``save_checkpoint(position, interrupted, state)`` is called on every rank after every validated epoch
-    (``interrupted=False``) and when a stop signal ends training (``interrupted=True``); ``state`` is
-    :meth:`state_dict`. ``stop_signal()`` returns the name of a stop signal this process received, or None.
+    ``save_checkpoint(position, interrupted, state, snapshot=..., scores=...)`` is called on every rank
+    after an epoch with a regular snapshot (``snapshot=True``) or with evaluation scores (``scores``:
+    {dataset: {score name: value}}, the same on every rank; else None), and when a stop signal ends
+    training (``interrupted=True``); ``state`` is :meth:`state_dict`. ``test_sets`` ({dataset:
+    :class:`~openfields.metric.scoring.TestSet`}) are needed on rank 0 only. ``stop_signal()`` returns the
+    name of a stop signal this process received, or None.
     """
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
                  log: TrainingLog, save_checkpoint, n_heads: int, batch_hook=None, network=None,
-                 distributed: Context | None = None, stop_signal=None):
+                 distributed: Context | None = None, stop_signal=None, test_sets: dict | None = None):
         self.model = model
         self.network = network if network is not None else model
         self.loss = loss
@@ -170,6 +202,7 @@ class Trainer:
         self.batch_hook = batch_hook  # debug plots: (epoch, batch_index, images, targets, metas) before a step
         self.distributed = distributed if distributed is not None else Context(Launch())
         self.stop_signal = stop_signal if stop_signal is not None else lambda: None
+        self.test_sets = test_sets if test_sets is not None else {}
         self.ema = ExponentialMovingAverage(self.network, settings.ema) if settings.ema > 0 else None
         self.n_clipped = 0
         self.start = Position()
@@ -179,13 +212,24 @@ class Trainer:
         return {'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
                 'ema': self.ema.state_dict() if self.ema is not None else None, 'n_clipped': self.n_clipped}
 
-    def load_state_dict(self, state: dict):
-        """Restore :meth:`state_dict` (the network's weights must already be those of the checkpoint)."""
+    def load_state_dict(self, state: dict, *, scheduler: bool = True):
+        """Restore :meth:`state_dict` (the network's weights must already be those of the checkpoint).
+
+        Without an optimizer state (``--no-save-optimizer-state``) the optimizer starts afresh;
+        ``scheduler=False`` keeps the new scheduler (``--no-load-scheduler-state``: the caller places it).
+        The learning rates are those of the scheduler after this."""
         if (state['ema'] is None) != (self.ema is None):
             raise ValueError('--resume: the checkpoint was trained with' + (' no' if state['ema'] is None else '')
                              + ' EMA of the weights; resume with the same --ema')
-        self.optimizer.load_state_dict(state['optimizer'])
-        self.scheduler.load_state_dict(state['scheduler'])
+        if state['optimizer'] is None:
+            LOG.warning('--resume: the checkpoint has no optimizer state (--no-save-optimizer-state); the '
+                        'optimizer starts afresh (no momentum or Adam moments)')
+        else:
+            self.optimizer.load_state_dict(state['optimizer'])
+        if scheduler:
+            self.scheduler.load_state_dict(state['scheduler'])
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group['lr'] = lr
         if self.ema is not None:
             self.ema.load_state_dict(state['ema'])
         self.n_clipped = state['n_clipped']
@@ -201,23 +245,63 @@ class Trainer:
         self.start = start
         for epoch in range(start.epoch + 1, self.settings.epochs + 1):
             self.train_epoch(train_loader, epoch, start.batches if epoch == start.epoch + 1 else 0)
-            saved = False
-            if self.ema is not None:
-                self.ema.swap()  # validate and save the averaged weights
-            if epoch % self.settings.val_interval == 0 or epoch == self.settings.epochs:
-                # checkpoints go with validation: an overfitting run of 1000 one-batch epochs with
-                # --val-interval 100 writes 10 checkpoints, not 1000
-                self.recalibrate_batchnorm(train_loader)
-                for dataset, val_loader in val_loaders.items():
-                    self.val_epoch(val_loader, epoch, dataset)
-                self.save_checkpoint(Position(epoch, 0), False, self.state_dict())
-                saved = True
-            if self.ema is not None:
-                self.ema.swap()  # back to the raw weights for training
+            saved = self.end_epoch(train_loader, val_loaders, epoch)
             if epoch < self.settings.epochs and self._stop_agreed():
                 if not saved:
                     self.save_checkpoint(Position(epoch, 0), True, self.state_dict())
                 raise Interrupted(f'stopped after epoch {epoch}')
+
+    def end_epoch(self, train_loader, val_loaders: dict, epoch: int) -> bool:
+        """Validation, evaluation and snapshots of the (averaged, recalibrated) weights, each when its
+        interval says so; True when a regular snapshot was written."""
+        validate, evaluate = self.settings.validates(epoch), self.settings.evaluates(epoch)
+        snapshot = self.settings.snapshots(epoch)
+        if not (validate or evaluate or snapshot):
+            return False
+        if self.ema is not None:
+            self.ema.swap()  # validate, evaluate and save the averaged weights
+        self.recalibrate_batchnorm(train_loader)
+        if validate:
+            for dataset, val_loader in val_loaders.items():
+                self.val_epoch(val_loader, epoch, dataset)
+        scores = self.test_epoch(epoch) if evaluate else None
+        if snapshot or scores is not None:
+            self.save_checkpoint(Position(epoch, 0), False, self.state_dict(), snapshot=snapshot, scores=scores)
+        if self.ema is not None:
+            self.ema.swap()  # back to the raw weights for training
+        return snapshot
+
+    def test_epoch(self, epoch: int) -> dict[str, dict[str, float]]:
+        """The metrics of ``network`` on every test set ({dataset: {score: value}}): rank 0 scores, every
+        rank returns its result; logged as one ``test`` record per dataset."""
+        outcome = None
+        if self.distributed.is_main:
+            try:
+                outcome = self._score_test_sets()
+            except Exception as error:
+                self.distributed.broadcast_object(f'{type(error).__name__}: {error}')
+                raise
+        outcome = self.distributed.broadcast_object(outcome)
+        if isinstance(outcome, str):
+            raise RuntimeError(f'rank 0 failed to evaluate epoch {epoch}: {outcome}')
+        for dataset, scores in outcome.items():
+            self.log.write('test', epoch=epoch, dataset=dataset,
+                           metrics={f'test.{name}': value for name, value in scores.items()})
+            LOG.info('epoch %d/%d test on %s: %s', epoch, self.settings.epochs, dataset,
+                     ' '.join(f'{name} {value:.4f}' for name, value in list(scores.items())[:4]))
+        return outcome
+
+    def _score_test_sets(self) -> dict[str, dict[str, float]]:
+        """Eval-mode scores; the mode and the random states (loaders draw seeds) are restored after, so
+        evaluating does not change what is trained."""
+        was_training, random_state = self.network.training, rng_state()
+        self.network.eval()
+        try:
+            return {dataset: test_set.score(self.network, self.device)
+                    for dataset, test_set in self.test_sets.items()}
+        finally:
+            self.network.train(was_training)
+            set_rng_state(random_state)
 
     def recalibrate_batchnorm(self, loader) -> None:
         """``--bn-recalibration-batches N``: the BatchNorm running statistics of the current weights

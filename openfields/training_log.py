@@ -15,6 +15,9 @@ One JSON object per line, each with a ``type``:
   component), ``n_batches``, ``batches_per_dataset`` ({dataset name: batches}), ``n_clipped_grad``, ``time``;
 * ``val-epoch``: one per dataset and validated epoch, ``epoch``, ``dataset`` (its name), ``loss``,
   ``head_losses`` (means over the ranks, only the heads of that dataset), ``n_batches``, ``time``;
+* ``test`` (``--eval-interval``): one per dataset and evaluated epoch, ``epoch``, ``dataset``, ``metrics``
+  ({``test.<score>``: float}, the scores the dataset's metrics declare, e.g. ``test.AP``; NaN for an
+  undefined one, written as ``'nan'``; pycocotools' -1 as it is);
 * ``error``: a message that ended the run;
 * ``stopped``: a stop signal ended the run; ``signal``, ``checkpoint`` to resume from.
 

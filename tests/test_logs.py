@@ -212,7 +212,7 @@ def test_corrupt_line_and_non_log_files_are_reported_and_skipped(runs, cli_outpu
         'double quotes)',
         f'openfields.logs: {corrupt}:8: corrupt line skipped: "val-epoch" record without an integer "epoch"',
         f'openfields.logs: {not_a_log}: not a training log (no JSON-lines records of type process, config, '
-        'train, train-epoch, val-epoch, error); skipped',
+        'train, train-epoch, val-epoch, test, error); skipped',
         f'openfields.logs: {checkpoint}: not a training log (binary file); skipped']
     table = parse_text_table(out)
     assert table['run'] == ['a', 'b']
@@ -329,3 +329,41 @@ def test_nothing_readable_exits_non_zero_with_the_reason(tmp_path):
         f'openfields.logs: {missing}: cannot read (No such file or directory); skipped',
         f'openfields.logs: {tmp_path}: is a folder, not a training log; skipped',
         'openfields.logs: error: none of the given files could be read as a training log']
+
+
+def test_test_records_are_evaluations_of_their_epoch_and_count_for_the_best_ap(tmp_path, capsys):
+    process = {'type': 'process', 'args': {'epochs': 3}}
+
+    def test(epoch, ap, pixel_error='nan'):
+        return {'type': 'test', 'time_unix': 1000.0 + epoch, 'epoch': epoch, 'dataset': 'dlc',
+                'metrics': {'test.test_pixel_error': pixel_error, 'test.AP': ap}}
+
+    log = tmp_path / 'evaluated.pkl.log'
+    write_log(log, [{**process, 'time_unix': 1000.0}, *_epoch_records(1, 1000.0, 8.0, {'dlc': 3.0}), test(1, 0.2, 9.5),
+                    *_epoch_records(2, 1010.0, 7.0, {'dlc': 2.0}), test(2, 0.9),  # superseded by the resume
+                    {**process, 'time_unix': 2000.0}, *_epoch_records(2, 2000.0, 6.0, {'dlc': 2.0}), test(2, 0.4),
+                    *_epoch_records(3, 2010.0, 5.0, {'dlc': 2.0}), test(3, 0.3, 4.0)])
+    run = logs.read_runs([str(log)])[0]
+    assert [(p.epoch, p.dataset, p.source, p.stats['AP']) for p in run.evals] == \
+        [(1, 'dlc', 'test', 0.2), (2, 'dlc', 'test', 0.4), (3, 'dlc', 'test', 0.3)]
+    assert dict(logs.table_rows([run]))['best AP dlc'] == ['0.4000 (epoch 2)']
+    assert logs._eval_metrics(run.evals) == ['AP', 'test_pixel_error']
+    code, _, err = run_cli([log, '--output', tmp_path / 'plots'], capsys)
+    assert code == 0 and err == ''
+    assert colour_pixels(tmp_path / 'plots' / 'eval.png', logs.run_colour(0)) > 100
+
+
+def test_a_real_run_with_eval_interval_is_plotted_from_its_test_records(tmp_path, capsys):
+    cache = ['--synthetic-cache-dir', str(tmp_path / 'cache')]
+    out = tmp_path / 'e.pkl'
+    train.run(train.cli(TINY + cache + ['--lr', '1e-3', '--train-batches', '1', '--eval-interval', '1',
+                                        '--coco-eval-long-edge', '0', '--output', str(out)]))
+    run = logs.read_runs([f'{out}.log'])[0]
+    tests = records(f'{out}.log', 'test')
+    assert [(p.epoch, p.source, p.stats['AP']) for p in run.evals] == \
+        [(r['epoch'], 'test', r['metrics']['test.AP']) for r in tests]
+    code, out_text, _ = run_cli([f'{out}.log', '--output', tmp_path / 'plots'], capsys)
+    best = max(range(len(tests)), key=lambda i: (tests[i]['metrics']['test.AP'], -i))
+    assert parse_text_table(out_text)['best AP synthetic'] == \
+        [f'{tests[best]["metrics"]["test.AP"]:.4f} (epoch {best + 1})']
+    assert (tmp_path / 'plots' / 'eval.png').is_file()

@@ -145,3 +145,22 @@ def test_schedule_flags_that_do_not_fit_name_their_flag(argv, message):
     args.epochs = 10
     with pytest.raises(ValueError, match=message):
         optimize.LearningRateSchedule.from_args(args)
+
+
+def test_fast_forward_places_a_new_scheduler_mid_schedule_and_sets_its_rate():
+    args = parse('--lr', '0.1', '--lr-warm-up-epochs', '0', '--lr-schedule', 'milestones', '--lr-milestones', '2',
+                 '--lr-values', '0.01')
+    optimizer = optimize.optimizer_from_args(args, [torch.nn.Parameter(torch.zeros(1))])
+    scheduler = optimize.scheduler(optimizer, optimize.LearningRateSchedule.from_args(args), batches_per_epoch=4)
+    optimize.fast_forward(scheduler, 7)  # epoch 1.75: before the milestone
+    assert optimizer.param_groups[0]['lr'] == scheduler.get_last_lr()[0] == pytest.approx(0.1)
+    optimizer.step()
+    scheduler.step()  # step 8: epoch 2
+    assert optimizer.param_groups[0]['lr'] == pytest.approx(0.01) and scheduler.last_epoch == 8
+
+
+def test_a_schedule_round_trips_through_plain_values_and_names_its_differences():
+    schedule = optimize.LearningRateSchedule.from_args(parse('--lr-decay', '10', '20'))
+    assert optimize.LearningRateSchedule.from_dict(schedule.to_dict()) == schedule
+    other = optimize.LearningRateSchedule.from_args(parse('--lr-decay', '10', '30'))
+    assert schedule.differences(other) == ['decay_epochs (10.0, 20.0) -> (10.0, 30.0)']

@@ -165,3 +165,11 @@ def test_a_plugin_decoder_is_chosen_by_name_and_decodes(monkeypatch):
     all_boxes = decoder_factory.factory([meta], settings, names=['cifdet'])([fields])
     best = decoder_factory.factory([meta], settings, names=['bestbox'])([fields])
     assert len(all_boxes) == 2 and len(best) == 1 and best[0].score == max(b.score for b in all_boxes)
+
+
+def test_eval_interval_on_a_plugin_dataset_without_metrics_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(EXAMPLE_PLUGIN_DIR))
+    with pytest.raises(ValueError, match='--eval-interval: --dataset squares has no metrics'):
+        train.run(train.cli(['--dataset=squares', '--basenet=squarenet', '--squares-train-images=8',
+                             '--squares-val-images=4', '--batch-size=4', '--epochs=1', '--loader-workers=0',
+                             '--eval-interval=1', f'--output={tmp_path / "squares.pkl"}']))

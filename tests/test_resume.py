@@ -169,3 +169,19 @@ def test_a_signal_to_the_whole_process_group_spares_the_loader_workers(argv, tmp
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == preemption.EXIT_CODE, err[-2000:]
     assert 'stopped by SIGUSR1' in err and 'killed by signal' not in err
+
+
+@pytest.mark.parametrize('flag, resumed_rates', [([], [1e-4, 1e-4]), (['--no-load-scheduler-state'], [1e-3, 1e-3])])
+def test_resuming_with_new_milestones_follows_them_only_without_the_saved_scheduler_state(
+        argv, tmp_path, caplog, flag, resumed_rates):
+    out = tmp_path / 'm.pkl'
+    schedule = ['--lr', '1e-3', '--lr-warm-up-epochs', '0', '--lr-schedule', 'milestones', '--lr-values', '1e-4']
+    train.run(train.cli(argv + schedule + ['--lr-milestones', '1', '--epochs', '1', '--output', str(out)]))
+    caplog.set_level('WARNING')
+    train.run(train.cli(argv + schedule + ['--lr-milestones', '5', '--epochs', '2', '--resume', f'{out}.epoch001']
+                        + flag))
+    rates = [(r['epoch'], r['lr']) for r in read(f'{out}.log') if r['type'] == 'train']
+    assert rates == [(1, 1e-3), (1, 1e-3), *((2, rate) for rate in resumed_rates)]
+    warned = 'continuing the saved learning-rate schedule; this run\'s flags would change milestones (1,) -> (5,)'
+    assert (warned in caplog.text) == (not flag)
+    assert checkpoint.load(f'{out}.epoch002')['training_state']['schedule']['milestones'] == ((5,) if flag else (1,))

@@ -11,7 +11,10 @@ import sys
 import pytest
 import torch
 
+from openfields import eval as eval_cli
+from openfields import predict as predict_cli
 from openfields import train
+from openfields.metric.coco import KEYPOINT_STAT_NAMES
 from openfields.network import checkpoint, factory
 from openfields.training_log import read
 
@@ -207,3 +210,34 @@ def test_every_flag_is_documented_in_the_cli_reference():
 def test_json_log_is_valid_json_per_line(tiny_run):
     for line in open(f'{tiny_run}.log'):
         json.loads(line)
+
+
+def test_eval_interval_logs_test_metrics_keeps_the_best_snapshot_and_trains_the_same_weights(
+        tiny_run, cache_dir, tmp_path):
+    out = tmp_path / 'evaluated.pkl'
+    train.run(train.cli(TINY + ['--synthetic-cache-dir', str(cache_dir), '--output', str(out),
+                                '--eval-interval', '1', '--coco-eval-long-edge', '0']))
+    tests = [r for r in read(f'{out}.log') if r['type'] == 'test']
+    assert [(r['epoch'], r['dataset']) for r in tests] == [(1, 'synthetic'), (2, 'synthetic')]
+    for r in tests:
+        assert list(r['metrics']) == [f'test.{name}' for name in KEYPOINT_STAT_NAMES]
+        assert all(isinstance(v, float) for v in r['metrics'].values())
+    values = [r['metrics']['test.AP'] for r in tests]
+    best_epoch = values.index(max(values)) + 1  # the first of equal values: only a strictly better one replaces
+    best = checkpoint.load(tmp_path / 'evaluated.best.pkl')
+    assert best['epoch'] == best_epoch
+    assert best['meta']['best'] == {'epoch': best_epoch, 'metric': 'test.AP', 'value': max(values),
+                                    'larger_is_better': True}
+    # evaluating (eval mode, its own loader) changes nothing of what is trained
+    final, plain = checkpoint.load(out)['model']['state_dict'], checkpoint.load(tiny_run)['model']['state_dict']
+    assert all(torch.equal(final[k], plain[k]) for k in plain)
+
+    # the best snapshot is a checkpoint for eval and predict; eval scores it as training did
+    stats = eval_cli.run(eval_cli.parser().parse_args(
+        TINY[:10] + ['--synthetic-cache-dir', str(cache_dir), '--coco-eval-long-edge', '0', '--loader-workers', '0',
+                     '--checkpoint', str(tmp_path / 'evaluated.best.pkl'), '--device', 'cpu']))[0]
+    assert {f'test.{k}': stats[k] for k in KEYPOINT_STAT_NAMES} == tests[best_epoch - 1]['metrics']
+    image = sorted(cache_dir.glob('*/val/images/*'))[0]
+    assert predict_cli.run(predict_cli.parser().parse_args(
+        [str(image), '--checkpoint', str(tmp_path / 'evaluated.best.pkl'), '--json-output', str(tmp_path)])) == 0
+    assert (tmp_path / f'{image.name}.predictions.json').is_file()

@@ -11,7 +11,7 @@ import pytest
 
 from openfields import train
 from openfields.datasets import factory as datasets_factory
-from openfields.network import factory as network_factory
+from openfields.network import checkpoint, factory as network_factory
 from openfields.training_log import read
 
 from distributed_runs import (TINY_DDP, TRAIN_FAILING_RANK, TRAIN_FLOAT64, environment, finish, relative_difference,
@@ -151,3 +151,17 @@ def test_ddp_with_a_world_of_one_trains_as_a_single_process(monkeypatch, tmp_pat
                            '--train-batches', '1', '--val-batches', '1', '--output', str(out), '--ddp'])
     assert 'training as a single process' in caplog.text
     assert read(f'{out}.log')[0]['world_size'] == 1 and out.is_file()
+
+
+def test_under_ddp_rank_0_evaluates_and_the_others_get_its_scores(tmp_path, cache_dir):
+    out = tmp_path / 'ddp.pkl'
+    result = torchrun(TINY_DDP + ['--synthetic-cache-dir', str(cache_dir), '--batch-size', '2', '--epochs', '2',
+                                  '--train-batches', '1', '--val-batches', '1', '--eval-interval', '1',
+                                  '--coco-eval-long-edge', '0', '--output', str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    tests = [r for r in read(f'{out}.log') if r['type'] == 'test']
+    assert [(r['epoch'], r['dataset']) for r in tests] == [(1, 'synthetic'), (2, 'synthetic')]
+    values = [r['metrics']['test.AP'] for r in tests]
+    best = checkpoint.load(tmp_path / 'ddp.best.pkl')
+    assert best['meta']['best']['epoch'] == values.index(max(values)) + 1
+    assert best['training_state']['world_size'] == 2

@@ -154,3 +154,17 @@ def test_bad_dataset_names_and_weights_are_one_line_naming_the_flag(argv, messag
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+@needs_shared
+def test_eval_interval_scores_each_dataset_with_its_own_heads_and_the_key_metric_names_one(cache_dir, tmp_path):
+    out = tmp_path / 'evaluated.pkl'
+    train.run(train.cli(multi_flags(cache_dir) + ['--output', str(out), '--eval-interval', '1',
+                                                  '--coco-eval-long-edge', '65', '--key-metric', 'test.cocokp.AR']))
+    tests = {r['dataset']: r for r in read(f'{out}.log') if r['type'] == 'test'}
+    assert sorted(tests) == ['cocokp', 'synthetic'] and {r['epoch'] for r in tests.values()} == {1}
+    best = checkpoint.load(tmp_path / 'evaluated.best.pkl')['meta']['best']
+    assert (best['metric'], best['value']) == ('test.cocokp.AR', tests['cocokp']['metrics']['test.AR'])
+    for dataset, record in tests.items():  # the same numbers as openfields.eval of that dataset's heads
+        stats = eval_cli.run(eval_args(tmp_path / 'evaluated.best.pkl', dataset, cache_dir, tmp_path))[0]
+        assert {name: stats[name[len('test.'):]] for name in record['metrics']} == record['metrics']

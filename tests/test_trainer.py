@@ -57,7 +57,7 @@ def make_trainer(model, loss, tmp_path, **settings):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     return trainer.Trainer(model, loss, optimizer, scheduler, device=torch.device('cpu'),
                            settings=trainer.TrainerSettings(**{'epochs': 1, 'ema': 0.0, **settings}),
-                           log=TrainingLog(tmp_path / 'log'), save_checkpoint=lambda *position_and_state: None,
+                           log=TrainingLog(tmp_path / 'log'), save_checkpoint=lambda *args, **kwargs: None,
                            n_heads=len(model.heads))
 
 
@@ -135,3 +135,40 @@ def test_without_recalibration_the_running_statistics_stay(tmp_path):
     norm.running_mean.fill_(5.0)
     runner.recalibrate_batchnorm([batch('a', 0, seed=0)])
     assert torch.all(norm.running_mean == 5.0)
+
+
+class FixedTestSet:
+    """Scores ``AP`` = the call count / 10 and records the network's mode while scoring."""
+
+    def __init__(self):
+        self.modes = []
+
+    def score(self, network, device):
+        self.modes.append(network.training)
+        return {'AP': len(self.modes) / 10, 'AR': float('nan')}
+
+
+@pytest.mark.parametrize('save_epochs, saves', [
+    (None, {2: (True, None), 3: (False, 0.1), 4: (True, 0.2)}),  # snapshots with validation
+    (3, {3: (True, 0.1), 4: (True, 0.2)})])
+def test_each_end_of_epoch_step_follows_its_interval_and_scores_reach_the_checkpoint(tmp_path, save_epochs, saves):
+    model, loss = two_dataset_model()
+    calls = {}
+    runner = make_trainer(model, loss, tmp_path, epochs=4, val_interval=2, eval_interval=3, save_epochs=save_epochs)
+
+    def save_checkpoint(position, interrupted, state, snapshot=True, scores=None):
+        assert not interrupted
+        calls[position.epoch] = (snapshot, scores['a']['AP'] if scores is not None else None)
+
+    runner.save_checkpoint = save_checkpoint
+    runner.test_sets = {'a': FixedTestSet()}
+    runner.loop([batch('a', 0, seed=i) for i in range(2)], {'a': [batch('a', 0, seed=9)]})
+
+    assert calls == saves
+    records = read(tmp_path / 'log')
+    assert [r['epoch'] for r in records if r['type'] == 'val-epoch'] == [2, 4]
+    tests = [r for r in records if r['type'] == 'test']
+    assert [(r['epoch'], r['dataset'], r['metrics']['test.AP']) for r in tests] == [(3, 'a', 0.1), (4, 'a', 0.2)]
+    assert tests[0]['metrics']['test.AR'] == 'nan'  # the log writes non-finite floats as strings
+    assert runner.test_sets['a'].modes == [False, False]  # scored in eval mode ...
+    assert model.training  # ... and back to training after

@@ -10,9 +10,14 @@ A DataModule
   ``targets`` holds one tensor ``(B, F, C, h, w)`` per head of this module (see docs/architecture.md),
   and ``metas[i]['dataset']`` is the module's name.
 
+Evaluation (``openfields.eval``, and ``--eval-interval`` during training) asks for an ``eval_loader`` yielding
+``(images, annotations, metas)`` and fresh ``metrics()``; ``metric_names()`` are the scores those metrics
+report (their ``names``), known before anything is evaluated.
+
 Several datasets trained at once (``--dataset a-b``) are one :class:`~openfields.datasets.multi.MultiDataModule`;
 the training CLI reads validation loaders and settings per dataset through ``val_loaders`` and
-``describe_datasets``, which a single module answers for itself.
+``describe_datasets``, and evaluates each dataset through its own module (``dataset_modules``), which a
+single module answers for itself.
 """
 
 import argparse
@@ -72,6 +77,32 @@ class DataModule:
     def val_loaders(self, loader: LoaderSettings) -> dict[str, torch.utils.data.DataLoader]:
         """Validation loader per dataset name (one here)."""
         return {self.name: self.val_loader(loader)}
+
+    def eval_loader(self, loader: LoaderSettings, long_edge: int | None = -1) -> torch.utils.data.DataLoader:
+        """Evaluation images without augmentation: ``(images, annotations, metas)`` batches
+        (``long_edge=-1``: the module's default size)."""
+        raise NotImplementedError(f'--dataset {self.name} has no evaluation images')
+
+    def metrics(self) -> list:
+        """New metrics for one evaluation: each has ``accumulate(predictions, image_meta)``, ``stats()``,
+        ``write_predictions(prefix)`` and ``names`` (the scores ``stats()`` reports)."""
+        raise NotImplementedError(f'--dataset {self.name} has no metrics')
+
+    def metric_names(self) -> list[str]:
+        """The scores of :meth:`metrics`, in their order, without evaluating (the default builds the
+        metrics to ask them; a module whose metrics are expensive to build may override it)."""
+        names = []
+        for metric in self.metrics():
+            declared = getattr(metric, 'names', None)
+            if declared is None:
+                raise ValueError(f'--dataset {self.name}: metric {type(metric).__name__} declares no `names` '
+                                 '(the scores its stats() reports)')
+            names += [name for name in declared if name not in names]
+        return names
+
+    def dataset_modules(self) -> dict[str, 'DataModule']:
+        """The module of each dataset by name: this one here."""
+        return {self.name: self}
 
     def describe(self) -> dict:
         """Resolved settings of this module, recorded in the training log."""

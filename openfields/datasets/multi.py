@@ -4,7 +4,7 @@ The network carries the heads of every dataset, in the order the datasets are na
 comes from one dataset (interleaved by :class:`~openfields.datasets.weighted_counter.WeightedCounterLoader`);
 its samples carry ``meta['head_indices']``, the network positions of that dataset's heads, so the trainer
 gives the other heads no target: the network skips them and the loss covers only the batch's dataset.
-Validation runs per dataset.
+Validation and evaluation run per dataset.
 """
 
 from __future__ import annotations
@@ -49,6 +49,19 @@ class MultiDataModule(DataModule):
 
     def val_loaders(self, loader: LoaderSettings) -> dict:
         return {m.name: m.val_loader(loader) for m in self.modules}
+
+    def eval_loader(self, loader: LoaderSettings, long_edge: int | None = -1):
+        raise NotImplementedError(f'--dataset {self.name}: evaluation is per dataset, see dataset_modules()')
+
+    def metrics(self) -> list:
+        raise NotImplementedError(f'--dataset {self.name}: metrics are per dataset, see dataset_modules()')
+
+    def metric_names(self) -> list[str]:
+        """``<dataset>.<score>`` of every dataset's metrics."""
+        return [f'{m.name}.{name}' for m in self.modules for name in m.metric_names()]
+
+    def dataset_modules(self) -> dict:
+        return {m.name: m for m in self.modules}
 
     def write_run_files(self, checkpoint_path) -> None:
         for module in self.modules:

@@ -95,6 +95,11 @@ class Coco:
         self._predictions: dict[int, list[dict]] = {}  # image id -> COCO result dicts, best score first
         self.summary = ''  # COCOeval's printed summary of the last stats() call
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The scores :meth:`stats` returns (COCOeval's summary, in its order), known before evaluating."""
+        return KEYPOINT_STAT_NAMES if self.iou_type == 'keypoints' else BBOX_STAT_NAMES
+
     # --- collecting -----------------------------------------------------------------------------------
 
     def accumulate(self, predictions: list[Annotation | AnnotationDet], image_meta: dict):
@@ -162,8 +167,7 @@ class Coco:
         LOG.info('COCO %s evaluation of %d images:\n%s', self.iou_type, len(image_ids), self.summary)
         if verbose:
             print(self.summary)
-        names = KEYPOINT_STAT_NAMES if self.iou_type == 'keypoints' else BBOX_STAT_NAMES
-        return {**{name: float(value) for name, value in zip(names, evaluation.stats)},
+        return {**{name: float(value) for name, value in zip(self.names, evaluation.stats)},
                 'n_images': len(image_ids)}
 
     def _coco_eval(self, image_ids: list[int]) -> COCOeval:

@@ -26,6 +26,8 @@ from scipy.optimize import linear_sum_assignment
 
 from ..decoder.annotation import Annotation
 
+SCORES = ('pixel_error', 'pixel_error_pcutoff', 'pck')  # per group, in this order
+
 
 class KeypointError:
     """Pixel error, pixel error above a confidence cutoff and PCK for named groups of images.
@@ -63,6 +65,12 @@ class KeypointError:
         self.multi_animal = multi_animal
         self.match_sigma = float(match_sigma)
         self._predictions: dict[int, list[tuple[float, np.ndarray]]] = {}  # image id -> (score, (K, 3))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The scores :meth:`stats` returns per group (``test_pixel_error``, ``test_pixel_error_pcutoff``,
+        ``test_pck``, then the next group's), known before evaluating; counts and settings are not scores."""
+        return tuple(f'{group}_{score}' for group in self.groups for score in SCORES)
 
     def accumulate(self, predictions: list[Annotation], image_meta: dict):
         """Keep the predictions (original image coordinates) of ``image_meta['image_id']``; calling again for

@@ -17,6 +17,10 @@ class CocoBoxes:
         self.category_ids = list(category_ids)
         self.coco = Coco(annotations, iou_type='bbox', category_id=None)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.coco.names
+
     def accumulate(self, predictions, image_meta: dict):
         mapped = [dataclasses.replace(p, category_id=self.category_ids[p.category_id - 1]) for p in predictions]
         self.coco.accumulate(mapped, image_meta)

@@ -54,6 +54,11 @@ class CrowdPoseCoco:
         self.per_split = {name: Coco(data, **settings) for name, _, _ in CROWD_INDEX_SPLITS}
         self._seen = {name: False for name in self.per_split}
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """COCOeval's scores of all images, then ``AP_easy``, ``AP_medium``, ``AP_hard``."""
+        return (*self.overall.names, *(f'AP_{name}' for name in self.per_split))
+
     def accumulate(self, predictions, image_meta: dict):
         self.overall.accumulate(predictions, image_meta)
         split = self.splits.get(int(image_meta['image_id']))

@@ -53,3 +53,35 @@ def test_a_single_module_answers_per_dataset_for_itself():
 def test_two_datasets_with_the_same_head_full_name_are_refused():
     with pytest.raises(ValueError, match='datasets a and b both have a head named a.cif'):
         MultiDataModule([ListModule('a', 1), ListModule('b', 1, head_dataset='a')], [0.5, 0.5])
+
+
+class Named:
+    """A metric that only declares its scores."""
+
+    def __init__(self, *names):
+        self.names = names
+
+
+class ScoredModule(ListModule):
+    def metrics(self):
+        return [Named('AP', 'AR'), Named('AR', 'pck')]
+
+
+def test_metric_names_are_declared_per_dataset_without_evaluating():
+    a, b = ScoredModule('a', 1), ScoredModule('b', 1)
+    assert a.metric_names() == ['AP', 'AR', 'pck']  # in order, each once
+    assert a.dataset_modules() == {'a': a}
+    multi = MultiDataModule([a, b], [0.5, 0.5])
+    assert multi.dataset_modules() == {'a': a, 'b': b}
+    assert multi.metric_names() == ['a.AP', 'a.AR', 'a.pck', 'b.AP', 'b.AR', 'b.pck']
+    with pytest.raises(NotImplementedError, match='per dataset, see dataset_modules'):
+        multi.metrics()
+
+
+def test_a_metric_without_names_is_an_error_naming_it():
+    class Unnamed(ListModule):
+        def metrics(self):
+            return [object()]
+
+    with pytest.raises(ValueError, match='--dataset a: metric object declares no `names`'):
+        Unnamed('a', 1).metric_names()

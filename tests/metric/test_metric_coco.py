@@ -358,3 +358,13 @@ def test_invalid_inputs_are_refused():
 
 def test_coco_sigmas_are_the_published_ones():
     assert coco_sigmas() == pytest.approx(constants.COCO_PERSON_SIGMAS)
+
+
+def test_names_are_the_scores_of_stats_known_before_evaluating():
+    dataset = tiny_dataset()
+    metric = Coco(dataset)
+    assert metric.names == ('AP', 'AP50', 'AP75', 'APM', 'APL', 'AR', 'AR50', 'AR75', 'ARM', 'ARL')
+    metric.accumulate([pose(dataset['annotations'][0])], {'image_id': 1})
+    assert list(metric.stats()) == [*metric.names, 'n_images']
+    boxes = Coco(dataset, iou_type='bbox', category_id=None)
+    assert boxes.names[:3] == ('AP', 'AP50', 'AP75') and 'AR100' in boxes.names

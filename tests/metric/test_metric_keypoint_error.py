@@ -98,3 +98,12 @@ def test_oks_is_the_mean_gaussian_similarity_over_labelled_keypoints_scaled_by_t
 def test_single_animal_ground_truth_with_two_individuals_is_refused():
     with pytest.raises(ValueError, match='image 4 has 2 labelled individuals'):
         KeypointError({4: [individual((0, 0), (1, 1), (2, 2))] * 2}, {'test': [4]}, keypoint_names=NAMES)
+
+
+def test_names_are_the_scores_per_group_in_order(single_animal):
+    assert single_animal.names == ('test_pixel_error', 'test_pixel_error_pcutoff', 'test_pck')
+    stats = single_animal.stats()
+    assert set(single_animal.names) <= set(stats)
+    two_groups = KeypointError({1: [individual((1, 1), None, None)]}, {'test': [1], 'train': [1]},
+                               keypoint_names=NAMES)
+    assert two_groups.names[3:] == ('train_pixel_error', 'train_pixel_error_pcutoff', 'train_pck')

@@ -201,3 +201,11 @@ def test_variable_size_batches_resize_boxes_then_encode(pets):
                 x, y, w, h = ann['bbox']
                 assert -0.5 <= x and x + w <= width - 0.5 and -0.5 <= y and y + h <= height - 0.5
                 assert ann['iscrowd'] or min(w, h) > 4  # tiny boxes are ignored after the resize
+
+
+def test_metric_names_are_the_box_scores_declared_without_evaluating(pets):
+    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', *flags(pets, pets.parent)])
+    datamodule = datasets_factory.datamodule_from_args(args)
+    assert datamodule.metric_names() == list(CocoBoxes(str(pets), category_ids=[3, 7]).names)
+    assert datamodule.metric_names()[:3] == ['AP', 'AP50', 'AP75'] and 'AR100' in datamodule.metric_names()
+    assert datamodule.dataset_modules() == {'cocodet': datamodule}

@@ -152,3 +152,11 @@ def test_oracle_recovers_the_crowdpose_sample(tmp_path):
     # both sample images have a crowd index of medium difficulty (0.33, 0.39)
     assert stats['AP_medium'] == stats['AP'] and stats['n_images_medium'] == 2
     assert stats['AP_easy'] == stats['AP_hard'] == -1.0
+
+
+def test_names_add_the_difficulty_levels_to_cocos_scores(crowd_levels):
+    cif, _ = head_metas('crowdpose', 1)
+    metric = CrowdPoseCoco(str(crowd_levels), category_id=1, sigmas=cif.sigmas, keypoint_names=cif.keypoints)
+    assert metric.names[:2] == ('AP', 'AP50') and metric.names[-3:] == ('AP_easy', 'AP_medium', 'AP_hard')
+    metric.accumulate([], {'image_id': 2})
+    assert set(metric.names) <= set(metric.stats())

@@ -313,3 +313,10 @@ def test_one_epoch_trains_and_evaluation_writes_dlc_stats_on_the_training_split(
                 'test_pck', 'train_pck', 'AP', 'pcutoff', 'pck_radius'):
         assert key in stats
     assert stats['pcutoff'] == 0.5 and stats['test_labelled_keypoints'] + stats['train_labelled_keypoints'] == 23
+
+
+def test_metric_names_are_pixel_error_and_pck_per_split_then_oks_ap(mice):
+    names = datamodule(mice).metric_names()
+    assert names[:6] == ['test_pixel_error', 'test_pixel_error_pcutoff', 'test_pck',
+                         'train_pixel_error', 'train_pixel_error_pcutoff', 'train_pck']
+    assert names[6:9] == ['AP', 'AP50', 'AP75']

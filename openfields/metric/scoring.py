@@ -1,0 +1,113 @@
+"""Scoring a network on evaluation images: fields -> decoder -> original image coordinates -> metrics.
+
+Shared by ``openfields.eval`` (a checkpoint, or oracle fields) and by training with ``--eval-interval``
+(the averaged weights of the run, :class:`TestSet`). Every batch of an evaluation loader is
+``(images (B, 3, H, W), annotations, metas)``; ``fields(images, annotations, metas)`` gives per image the
+fields of the decoded heads, ``[image][head] -> (F, C, h, w)`` arrays; the decoder turns them into
+annotations in network-input coordinates, which ``inverse_transform`` maps back to the original image
+(``meta``) before every metric accumulates them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..decoder import factory as decoder_factory
+from ..decoder.annotation import inverse_transform
+
+LOG = logging.getLogger(__name__)
+
+Fields = Callable[..., tuple[list[list[np.ndarray]], float]]  # (per-image fields, network seconds)
+
+
+@dataclasses.dataclass
+class Scored:
+    """What a scoring pass saw: images and the seconds spent in the network and in decoding + metrics."""
+
+    n_images: int = 0
+    nn_seconds: float = 0.0
+    decoder_seconds: float = 0.0
+
+
+def accumulate(loader, fields: Fields, decode, metrics: list) -> Scored:
+    """Predict every image of ``loader`` and hand the predictions, in original image coordinates, to
+    every metric (``metric.accumulate``); ``None`` batches (unreadable images) are skipped."""
+    scored = Scored()
+    for batch in loader:
+        if batch is None:
+            continue
+        images, anns, metas = batch
+        per_image, seconds = fields(images, anns, metas)
+        scored.nn_seconds += seconds
+        start = time.perf_counter()
+        for image_fields, meta in zip(per_image, metas):
+            predictions = [inverse_transform(a, meta) for a in decode(image_fields)]
+            for metric in metrics:
+                metric.accumulate(predictions, meta)
+        scored.decoder_seconds += time.perf_counter() - start
+        scored.n_images += images.shape[0]
+    return scored
+
+
+def network_fields(model: torch.nn.Module, head_indices: list[int], device) -> Fields:
+    """``fields`` of the heads ``head_indices`` of ``model`` (the other heads are skipped), in the mode the
+    model is in; returns the per-image fields and the seconds the network took."""
+    head_mask = [i in head_indices for i in range(len(model.heads))]
+
+    def fields(images, anns, metas):
+        start = time.perf_counter()
+        with torch.inference_mode():
+            heads = model(images.to(device, non_blocking=True), head_mask=head_mask)
+        outputs = [heads[i].cpu().numpy() for i in head_indices]
+        per_image = [[output[b] for output in outputs] for b in range(images.shape[0])]
+        return per_image, time.perf_counter() - start
+    return fields
+
+
+def merged_stats(metrics: list) -> dict:
+    """Every metric's ``stats()`` in one dict (a later metric's key wins)."""
+    stats = {}
+    for metric in metrics:
+        stats.update(metric.stats())
+    return stats
+
+
+def scores(stats: dict, names) -> dict[str, float]:
+    """The declared score ``names`` of ``stats`` as floats: NaN for a missing or undefined (None) one."""
+    def value(v):
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+    return {name: value(stats.get(name)) for name in names}
+
+
+@dataclasses.dataclass
+class TestSet:
+    """One dataset's evaluation during training: its evaluation ``loader``, the network positions of its
+    heads, a factory of fresh ``metrics`` and the score ``names`` they report."""
+
+    __test__ = False  # not a pytest class
+
+    loader: object
+    head_indices: list[int]
+    new_metrics: Callable[[], list]
+    names: list[str]
+    decoder_settings: decoder_factory.DecoderSettings = dataclasses.field(
+        default_factory=decoder_factory.DecoderSettings)
+
+    def score(self, network: torch.nn.Module, device) -> dict[str, float]:
+        """``{score name: value}`` of ``network`` (in the mode it is in) on every image of the loader."""
+        metas = [network.head_metas[i] for i in self.head_indices]
+        decode = decoder_factory.factory(metas, self.decoder_settings)
+        metrics = self.new_metrics()
+        scored = accumulate(self.loader, network_fields(network, self.head_indices, device), decode, metrics)
+        if scored.n_images == 0:
+            raise ValueError('no evaluation images')
+        LOG.info('scored %d images (network %.1f ms, decoder %.1f ms per image)', scored.n_images,
+                 1000 * scored.nn_seconds / scored.n_images, 1000 * scored.decoder_seconds / scored.n_images)
+        return scores(merged_stats(metrics), self.names)
