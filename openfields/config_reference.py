@@ -51,6 +51,7 @@ GROUP_SECTIONS = {
     'debug plots': 'logging',
     'show': 'logging',
     'resume': 'runner',
+    'snapshots': 'runner',
     'distributed (--ddp)': 'runner',
 }
 
@@ -63,17 +64,7 @@ FLAG_SECTIONS = {
     '--val-interval': 'runner',
     '--val-batches': 'runner',
     '--display-interval': 'logging',
-    # checkpoint policy (which epochs, how many, the best one) and resume options: runner, whichever
-    # group declares them
-    '--eval-interval': 'runner',
-    '--save-epochs': 'runner',
-    '--max-snapshots': 'runner',
-    '--key-metric': 'runner',
-    '--key-metric-asc': 'runner',
-    '--key-metric-desc': 'runner',
-    '--save-optimizer-state': 'runner',
-    '--no-save-optimizer-state': 'runner',
-    '--no-load-scheduler-state': 'runner',
+    '--eval-interval': 'runner',  # declared with the trainer's flags; decides snapshots like the rest of runner
 }
 
 class DlcKey(typing.NamedTuple):
@@ -128,7 +119,8 @@ DLC_KEYS = (
            'DLC default 25: a regular snapshot every N epochs and after the last'),
     DlcKey('runner.snapshots.save_optimizer_state', ('--save-optimizer-state', '--no-save-optimizer-state'),
            '**DLC default false**: its snapshots hold no optimizer state, so a resumed AdamW starts its '
-           'moments again. openfields\' checkpoints hold the optimizer state: `--resume` continues exactly'),
+           'moments again. openfields\' default is on, so `--resume` continues exactly; '
+           '`--no-save-optimizer-state` writes smaller snapshots, and resuming one starts the optimizer afresh'),
     DlcKey('runner.key_metric', ('--key-metric',),
            'the metric that decides the best snapshot; DLC default `test.mAP` (or `test.rmse` with '
            '`key_metric_asc: false`)'),
@@ -147,8 +139,9 @@ DLC_KEYS = (
            'the run exactly (optimizer, schedule, EMA, random state, position in the epoch); `--resume auto` '
            'takes the newest checkpoint of `--output`. New run from trained weights: `--checkpoint`'),
     DlcKey('load_scheduler_state_dict', ('--no-load-scheduler-state',),
-           'DLC default true: on resume the scheduler state is restored; `--resume` restores the schedule by '
-           'default too'),
+           'DLC default true: on resume the scheduler state is restored; so does `--resume` by default. '
+           'With `--no-load-scheduler-state` the schedule is built from the new `--lr*` flags and placed at '
+           'the resumed step (to change `--lr-milestones` on resume)'),
     DlcKey('data.train.affine {p, rotation, scaling, translation}',
            ('--dlc-affine', '--dlc-affine-rotation', '--dlc-affine-scaling', '--dlc-affine-translation'),
            'DLC\'s bottom-up default: p 0.5, rotation 30, scaling [0.5, 1.25], translation 0 (p 0.9 when '
@@ -309,11 +302,11 @@ def _intro() -> list[str]:
     ]
 
 
-def _dlc_table(flags_in_parser: set[str]) -> list[str]:
+def _dlc_table() -> list[str]:
     def flag_cell(flags):
         if not flags:
             return '(none)'
-        return ', '.join(f'`{f}`' + ('' if f in flags_in_parser else ' †') for f in flags)
+        return ', '.join(f'`{f}`' for f in flags)
     lines = [
         '## Coming from DeepLabCut', '',
         'DeepLabCut 3 (PyTorch engine) configures a training run in `pytorch_config.yaml`. The openfields flags '
@@ -323,8 +316,6 @@ def _dlc_table(flags_in_parser: set[str]) -> list[str]:
         '| `pytorch_config.yaml` | openfields | note |', '| --- | --- | --- |',
     ]
     lines += [f'| `{entry.key}` | {flag_cell(entry.flags)} | {entry.note} |' for entry in DLC_KEYS]
-    if any(f not in flags_in_parser for entry in DLC_KEYS for f in entry.flags):
-        lines += ['', '†: announced, not a flag of this version yet.']
     return lines + ['']
 
 
@@ -338,8 +329,7 @@ def markdown(parser: argparse.ArgumentParser | None = None) -> str:
         for title, actions in by_section[section]:
             lines += [f'### {title}', '',
                       *cli_reference.table(actions, ('config key', key_cell)), '']
-    flags_in_parser = {option for action in parser._actions for option in action.option_strings}
-    lines += _dlc_table(flags_in_parser)
+    lines += _dlc_table()
     return '\n'.join(lines)
 
 

@@ -14,11 +14,6 @@ DOC = pathlib.Path(__file__).parent.parent / 'docs' / 'configuration.md'
 
 # flags the DeepLabCut table names before they exist: they land with issue 7 items 1-2 (checkpoint policy,
 # key metric, resume options); each is skipped only while the parser lacks it
-PENDING_FLAGS = {'--eval-interval', '--save-epochs', '--max-snapshots', '--key-metric', '--key-metric-asc',
-                 '--key-metric-desc', '--save-optimizer-state', '--no-save-optimizer-state',
-                 '--no-load-scheduler-state'}
-
-
 @pytest.fixture(scope='module')
 def parser_flags():
     return {option for action in train.parser()._actions for option in action.option_strings}
@@ -81,7 +76,7 @@ def test_the_tables_name_only_groups_sections_and_flags_that_exist(parser_flags)
     assert set(config_reference.GROUP_SECTIONS) <= titles
     assert set(config_reference.GROUP_SECTIONS.values()) <= set(config_reference.SECTIONS)
     assert set(config_reference.FLAG_SECTIONS.values()) <= set(config_reference.SECTIONS)
-    assert set(config_reference.FLAG_SECTIONS) <= parser_flags | PENDING_FLAGS
+    assert set(config_reference.FLAG_SECTIONS) <= parser_flags
 
 
 def test_the_example_config_in_the_reference_trains_with_the_train_parser(tmp_path):
@@ -101,17 +96,13 @@ def test_deeplabcut_keys_map_to_flags_of_the_train_parser(parser_flags):
     for entry in config_reference.DLC_KEYS:
         named |= set(entry.flags)
         named |= set(re.findall(r'(?<![\w-])(--[a-z0-9][a-z0-9-]*[a-z0-9])', entry.note))
-    missing = sorted(f for f in named - parser_flags if f not in PENDING_FLAGS)
-    assert missing == []
-    assert PENDING_FLAGS <= named  # an entry left here after its row went away is stale
+    assert sorted(named - parser_flags) == []
 
 
-def test_deeplabcut_table_lists_every_key_and_marks_flags_not_there_yet(parser_flags, generated):
+def test_deeplabcut_table_lists_every_key(generated):
     table = generated[generated.index('## Coming from DeepLabCut'):]
     for entry in config_reference.DLC_KEYS:
         assert f'| `{entry.key}` |' in table
-    for flag in PENDING_FLAGS:
-        assert (f'`{flag}` †' in table) == (flag not in parser_flags)
     for key in ('train_settings.batch_size', 'train_settings.epochs', 'runner.snapshots.save_optimizer_state',
                 'resume_training_from', 'data.train.collate: ResizeFromDataSizeCollate', 'logger: WandbLogger'):
         assert any(entry.key.startswith(key) for entry in config_reference.DLC_KEYS), key
