@@ -19,19 +19,21 @@ venv:
 	$(MAKE) $(STAMP)
 
 # the demo's synthetic set: 129x129 images of 1-2 upright people, no crowds or occluders (an easy set, so a
-# few CPU minutes of training show poses); the same flags select the same cached validation set in eval
+# few CPU minutes of training show poses); the same flags select the same cached validation set in eval.
+# resnet18 (from scratch) takes 0.38 s per step of 8 images here, shufflenetv2k16 0.62 s: 24 epochs reach
+# AP 0.57 / 0.58 / 0.56 with seeds 1 / 2 / 3 (tests/test_demo.py checks AP >= 0.5)
 DEMO_DATA := --dataset synthetic --synthetic-image-size 129 --synthetic-people 1 2 --synthetic-heights 0.5 0.9 \
 	--synthetic-max-rotation 15 --synthetic-crowd-probability 0 --synthetic-occlusion-probability 0 \
 	--synthetic-train-images 256 --synthetic-val-images 32
 
 demo: $(STAMP)
-	@echo "== openfields demo: training shufflenetv2k16 on the embedded synthetic dataset (CPU, about 7 minutes)"
+	@echo "== openfields demo: training resnet18 on the embedded synthetic dataset (2 CPU cores: about 7 minutes)"
 	rm -rf $(DEMO_DIR)
-	$(PYTHON) -m openfields.train $(DEMO_DATA) --basenet shufflenetv2k16 \
+	$(PYTHON) -m openfields.train $(DEMO_DATA) --basenet resnet18 \
 		--synthetic-square-edge 129 --synthetic-upsample 2 --synthetic-no-augmentation \
-		--epochs 16 --batch-size 8 --optimizer adam --lr 0.002 --b-scale 5.0 \
+		--epochs 24 --batch-size 8 --optimizer adam --lr 0.002 --b-scale 5.0 \
 		--ema 0.1 --batchnorm-momentum 0.1 --bn-recalibration-batches 8 --lr-warm-up-epochs 0.5 \
-		--display-interval 8 --loader-workers 1 --seed 1 \
+		--display-interval 8 --loader-workers 1 --seed 1 --max-snapshots 2 \
 		--output $(DEMO_DIR)/demo.pkl
 	@echo "== openfields demo: evaluating on the synthetic validation set (COCO AP with pycocotools)"
 	$(PYTHON) -m openfields.eval --checkpoint $(DEMO_DIR)/demo.pkl $(DEMO_DATA) --coco-eval-long-edge 129 \
