@@ -17,29 +17,39 @@ HR_WEIGHT = 0.9
 class Associations:
     """Associations of one directed skeleton edge: ``(n, 7)`` float64 rows
     ``[c, x_src, y_src, x_tgt, y_tgt, s_src, s_tgt]`` (pixels), sorted by ``y_src`` so that a box
-    query slices a contiguous range (``bisect`` on a Python list of ``y_src``) before any array work."""
+    query only visits a contiguous range (``bisect`` on the list of ``y_src``)."""
 
     def __init__(self, rows: np.ndarray):
         order = np.argsort(rows[:, 2], kind='stable')
         self.rows = np.ascontiguousarray(rows[order], dtype=np.float64)
-        # contiguous columns and a Python list for bisect: queries work on short slices, where
-        # numpy's per-call overhead dominates
-        self.confidence = self.rows[:, 0].copy()
-        self.source_x = self.rows[:, 1].copy()
-        self.source_y_array = self.rows[:, 2].copy()
-        self.source_y = self.source_y_array.tolist()
-        self.targets = self.rows[:, [3, 4, 6]]  # x_tgt, y_tgt, s_tgt
+        self._columns = None
 
     def __len__(self) -> int:
-        return len(self.source_y)
+        return len(self.rows)
+
+    def above(self, threshold: float) -> 'Associations':
+        """The associations with ``c > threshold`` (still sorted)."""
+        return Associations(self.rows[self.rows[:, 0] > threshold])
+
+    def columns(self) -> tuple[list[float], ...]:
+        """``c, x_src, y_src, x_tgt, y_tgt, s_tgt`` as Python lists, built on the first query.
+
+        A query visits 10-100 candidates, where numpy's per-call overhead (about 20 calls per query)
+        costs twice a plain loop over lists. Flat lists only: a list per row would add a container
+        per association for the cyclic garbage collector to track.
+        """
+        if self._columns is None:
+            self._columns = tuple(self.rows[:, c].tolist() for c in (0, 1, 2, 3, 4, 6))
+        return self._columns
 
     def blend(self, x: float, y: float, scale: float, filter_sigmas: float):
         """Connection from a joint at ``(x, y)`` with ``scale`` (pixels) along this edge.
 
         1. ``s = max(scale, 0.5)``, ``sigma = s / 2``; candidates: associations whose source lies in the
            box ``|dx|, |dy| <= filter_sigmas * sigma`` around the joint (rows ``[low, high)`` by
-           bisection on the sorted ``y_src``, then a mask on ``x_src``);
-        2. each candidate scores ``c * exp(-0.5 d^2 / sigma^2)`` (``d``: source-joint distance);
+           bisection on the sorted ``y_src``, then a test of ``x_src``);
+        2. each candidate scores ``c * exp(-0.5 d^2 / sigma^2)`` (``d``: source-joint distance); one
+           pass keeps the best and the second best (first of equal scores, as ``argmax``);
         3. none -> None; with a best and a second candidate: if the second scores below 0.01 or below
            half the best, or the two targets lie farther apart than half the best's target scale, the
            result is the best target at half its score; otherwise the score-weighted mean of the two
@@ -49,27 +59,29 @@ class Associations:
         """
         s = max(scale, 0.5)
         radius = filter_sigmas * 0.5 * s
-        low = bisect.bisect_left(self.source_y, y - radius)
-        high = bisect.bisect_right(self.source_y, y + radius, lo=low)
-        if low == high:
+        factor = -2.0 / (s * s)  # -1 / (2 sigma^2)
+        confidence, source_x, source_y, target_x, target_y, target_s = self.columns()
+        low = bisect.bisect_left(source_y, y - radius)
+        high = bisect.bisect_right(source_y, y + radius, lo=low)
+        # best and second score with their rows; strict comparisons keep the first of equal scores
+        best = second = 0.0
+        first = second_index = -1
+        for i in range(low, high):
+            dx = source_x[i] - x
+            if dx > radius or dx < -radius:
+                continue
+            dy = source_y[i] - y
+            score = confidence[i] * math.exp((dx * dx + dy * dy) * factor)
+            if score > best:
+                second, second_index, best, first = best, first, score, i
+            elif score > second:
+                second, second_index = score, i
+        if first < 0:
             return None
-        dx = self.source_x[low:high] - x
-        dy = self.source_y_array[low:high] - y
-        score = self.confidence[low:high] * np.exp((dx * dx + dy * dy) * (-2.0 / (s * s)))
-        score[np.abs(dx) > radius] = 0.0
-        first = int(score.argmax())
-        best = float(score[first])
-        if best <= 0.0:
-            return None
-        bx, by, bs = self.targets[low + first].tolist()
-        if high - low == 1:
-            return 0.5 * best, bx, by, bs
-        score[first] = 0.0
-        second_index = int(score.argmax())
-        second = float(score[second_index])
+        bx, by, bs = target_x[first], target_y[first], target_s[first]
         if second < 0.01 or second < 0.5 * best:
             return 0.5 * best, bx, by, bs
-        sx, sy, ss = self.targets[low + second_index].tolist()
+        sx, sy, ss = target_x[second_index], target_y[second_index], target_s[second_index]
         if math.hypot(bx - sx, by - sy) > 0.5 * bs:
             return 0.5 * best, bx, by, bs
         total = best + second
@@ -86,6 +98,12 @@ class CafScored:
 
     def __getitem__(self, directed_edge: int) -> Associations:
         return self.directed[directed_edge]
+
+    def above(self, threshold: float) -> 'CafScored':
+        """The associations with ``c > threshold``: for ``threshold`` at least the one these were
+        scored with, the same as :func:`score_caf` at ``threshold`` (a rescored ``c`` never exceeds the
+        unscored one), without scoring again."""
+        return CafScored([associations.above(threshold) for associations in self.directed])
 
 
 def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, threshold: float,

@@ -46,7 +46,8 @@ class CifCaf:
     1. ``accumulation``: :class:`CifHr` map ``(K, H, W)`` of the CIF cells with ``conf >= cif_th``;
     2. ``seeds``: :func:`cif_seeds`, cells with ``conf >= seed_threshold`` rescored with the map;
     3. ``caf_scoring``: :func:`score_caf`, associations per directed edge (the dense edges' confidences
-       times ``dense_connections``);
+       times ``dense_connections``); with ``force_complete_pose``, scored once at the lower
+       ``force_complete_caf_th`` and the growth's taken from those (:meth:`CafScored.above`);
     4. ``growth``: for each seed in order whose place is not occupied yet, a pose grows from that joint
        (:meth:`grow`); its joints then occupy their places so weaker seeds on them start nothing;
        then fragments (joints the skeleton cannot connect to their person's pose) merge into the pose
@@ -93,14 +94,21 @@ class CifCaf:
         seeds = cif_seeds(cif, stride, self.cifhr, settings.seed_threshold)
         timer.lap('seeds')
         dense = as_array(fields[2]) if self.dense_meta is not None else None
-        caf_scored = self.score_associations(caf, dense, settings.caf_th)
+        weak = None  # the force-complete associations, scored once: the strong ones are a subset
+        if settings.force_complete_pose and settings.force_complete_caf_th <= settings.caf_th:
+            weak = self.score_associations(caf, dense, settings.force_complete_caf_th)
+            caf_scored = weak.above(settings.caf_th)
+        else:
+            caf_scored = self.score_associations(caf, dense, settings.caf_th)
         timer.lap('caf_scoring')
         occupancy = Occupancy(self.cifhr.shape)
         joint_sets = merge_fragments(self.grow_from_seeds(seeds, caf_scored, occupancy),
                                      settings.fragment_merge_distance, self.sigmas)
         timer.lap('growth')
         if settings.force_complete_pose and any(v == 0.0 for joints in joint_sets for v, _, _, _ in joints):
-            self.complete(joint_sets, self.score_associations(caf, dense, settings.force_complete_caf_th))
+            if weak is None:
+                weak = self.score_associations(caf, dense, settings.force_complete_caf_th)
+            self.complete(joint_sets, weak)
         timer.lap('force_complete')
         annotations = [self._annotation(joints) for joints in joint_sets]
         annotations = keypoint_nms(annotations, occupancy, settings.keypoint_threshold,
