@@ -81,3 +81,35 @@ def test_associations_above_a_threshold_equal_scoring_at_it():
     assert sum(len(a) for a in strong.directed) < sum(len(a) for a in weak.directed)
     for derived, direct in zip(weak.above(0.3).directed, strong.directed):
         np.testing.assert_array_equal(derived.rows, direct.rows)
+
+
+def reference_cifhr(shape, field, x, y, sigma, amplitude) -> np.ndarray:
+    """:meth:`CifHr.accumulate` one vote at a time: the window ``[ceil(c - sigma), floor(c + sigma)]``
+    clipped to the map, ``a exp(-0.5 d^2 / sigma^2)`` per pixel, the nearest pixel the full ``a``."""
+    hr = np.zeros(shape, np.float32)
+    _, height, width = shape
+    for f, vx, vy, s, a in zip(field, x, y, sigma, amplitude):
+        x0, x1 = max(math.ceil(vx - s), 0), min(math.floor(vx + s), width - 1)
+        y0, y1 = max(math.ceil(vy - s), 0), min(math.floor(vy + s), height - 1)
+        if x1 < x0 or y1 < y0:
+            continue
+        gx = np.exp(((np.arange(x0, x1 + 1) - vx) ** 2 * (-0.5 / s ** 2)).astype(np.float32))
+        gy = np.exp(((np.arange(y0, y1 + 1) - vy) ** 2 * (-0.5 / s ** 2)).astype(np.float32)) * a
+        patch = gy[:, None] * gx[None, :]
+        nx, ny = math.floor(vx + 0.5), math.floor(vy + 0.5)
+        if x0 <= nx <= x1 and y0 <= ny <= y1:
+            patch[ny - y0, nx - x0] = a
+        hr[f, y0:y1 + 1, x0:x1 + 1] += patch
+    return np.minimum(hr, 1.0)
+
+
+def test_cifhr_matches_one_vote_at_a_time():
+    rng = np.random.default_rng(2)
+    shape, m = (3, 40, 50), 400
+    field = rng.integers(0, 3, m)
+    x, y = rng.uniform(-5, 55, m).astype(np.float32), rng.uniform(-5, 45, m).astype(np.float32)
+    sigma = np.maximum(1.0, rng.uniform(0, 40, m)).astype(np.float32)  # sides past DEFAULT_PADDING too
+    amplitude = rng.uniform(0, 0.3, m).astype(np.float32)
+    hr = CifHr().reset(shape).accumulate(field, x, y, sigma, amplitude)
+    np.testing.assert_allclose(hr.values(), reference_cifhr(shape, field, x, y, sigma, amplitude),
+                               rtol=1e-5, atol=1e-6)
