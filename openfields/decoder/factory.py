@@ -5,7 +5,9 @@ Candidates, named ``<kind>:<index>`` in head order:
 * ``cifcaf:i``: the i-th Cif head paired with the first sparse Caf head (``sparse_skeleton`` unset) of
   the same dataset and keypoints; with ``--dense-connections`` also the first dense Caf head
   (``sparse_skeleton`` set) of that dataset;
-* ``cifdet:i``: the i-th CifDet head.
+* ``cifdet:i``: the i-th CifDet head;
+* ``cifmax:i``: the i-th Cif head alone, one pose per image from each keypoint's map peak (single
+  individual per image, e.g. single-animal DeepLabCut projects); chosen only by name.
 
 Without ``--decoder`` the best candidate decodes: pose decoders before detection, bigger heads
 first (priority ``n_fields / 1000``, detection ``-1``).
@@ -26,6 +28,7 @@ from .. import headmeta
 from .annotation import Annotation, AnnotationDet
 from .cifcaf import CifCaf
 from .cifdet import CifDet
+from .cifmax import CifMax
 from .settings import (DEFAULT_INSTANCE_THRESHOLD, DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_KEYPOINT_THRESHOLD_REL,
                        DecoderSettings)
 
@@ -108,14 +111,14 @@ class Decoder:
 
 CandidateFinder = Callable[[Sequence[headmeta.Base], DecoderSettings], list[Candidate]]
 
-# kind name -> candidates of a plugin's decoder (the built-in cifcaf and cifdet are in candidates())
+# kind name -> candidates of a plugin's decoder (the built-in cifcaf, cifdet and cifmax are in candidates())
 DECODERS: dict[str, CandidateFinder] = {}
 
 
 def register_decoder(kind: str, find: CandidateFinder) -> None:
     """Add (or replace) a decoder kind: ``find(head_metas, settings)`` returns the candidates the heads
     allow (their ``name`` is set here, ``<kind>:<n>``)."""
-    if kind in ('cifcaf', 'cifdet'):
+    if kind in ('cifcaf', 'cifdet', 'cifmax'):
         raise ValueError(f'decoder kind {kind!r} is built in')
     DECODERS[kind] = find
 
@@ -139,6 +142,9 @@ def candidates(head_metas: Sequence[headmeta.Base], settings: DecoderSettings) -
     for n, (i, det) in enumerate(dets):
         found.append(Candidate(f'cifdet:{n}', (i,), -1.0 + det.n_fields / 1000,
                                lambda det=det: CifDet(det, settings)))
+    for n, (i, cif) in enumerate(cifs):  # by name only: below every multi-instance decoder
+        found.append(Candidate(f'cifmax:{n}', (i,), -2.0 + cif.n_fields / 1000,
+                               lambda cif=cif: CifMax(cif, settings)))
     for kind, find in DECODERS.items():
         for n, candidate in enumerate(find(head_metas, settings)):
             found.append(dataclasses.replace(candidate, name=f'{kind}:{n}'))

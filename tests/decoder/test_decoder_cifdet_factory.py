@@ -92,7 +92,7 @@ def test_factory_selects_by_name_and_lists_choices():
     assert decode.names == ['cifcaf:0'] and isinstance(decode.decoders[0][2], CifCaf)
     assert factory(metas, DecoderSettings()).names == ['cifcaf:0']  # default: the pose decoder
     assert factory(metas, DecoderSettings(), names=['cifdet']).names == ['cifdet:0']
-    with pytest.raises(ValueError, match='available: cifcaf:0, cifdet:0'):
+    with pytest.raises(ValueError, match='available: cifcaf:0, cifdet:0, cifmax:0'):
         factory(metas, DecoderSettings(), names=['cifcaf:1'])
     with pytest.raises(ValueError, match='no decoder'):
         factory([caf_meta()], DecoderSettings())
