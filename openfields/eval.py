@@ -160,7 +160,8 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     if checkpoint_path is not None:
         datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
     s = setup(args, datamodule, checkpoint_path, device)
-    decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args), names=args.decoder)
+    decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args),
+                                     names=args.decoder or datamodule.decoder_names())
     loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
                                                                  shuffle=False)
     loader = datamodule.eval_loader(loader_settings, **({} if args.long_edge is None else
@@ -176,7 +177,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     result = {**stats, 'n_images': n_images,
               'nn_time_ms': round(1000 * scored.nn_seconds / n_images, 2),
               'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
-              'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle,
+              'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle, 'decoder': decode.names,
               'args': {k: v for k, v in vars(args).items()}, 'version': version()}
     write_json_atomic(f'{prefix}.stats.json', result)
     if args.write_predictions:

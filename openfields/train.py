@@ -211,7 +211,7 @@ def _test_sets(args, datamodule, network, names: dict, device) -> dict[str, scor
     for name, module in datamodule.dataset_modules().items():
         head_indices = [i for i, meta in enumerate(network.head_metas) if meta.dataset == name]
         test_sets[name] = scoring.TestSet(module.eval_loader(loader_settings), head_indices, module.metrics,
-                                          names[name])
+                                          names[name], decoder_names=module.decoder_names())
     return test_sets
 
 

@@ -88,6 +88,11 @@ class DataModule:
         ``write_predictions(prefix)`` and ``names`` (the scores ``stats()`` reports)."""
         raise NotImplementedError(f'--dataset {self.name} has no metrics')
 
+    def decoder_names(self) -> list[str] | None:
+        """The decoders that suit this dataset's images when ``--decoder`` is not given (e.g. ``['cifmax']``
+        for one individual per image); None: the best one for the heads."""
+        return None
+
     def metric_names(self) -> list[str]:
         """The scores of :meth:`metrics`, in their order, without evaluating (the default builds the
         metrics to ask them; a module whose metrics are expensive to build may override it)."""

@@ -99,11 +99,12 @@ class TestSet:
     names: list[str]
     decoder_settings: decoder_factory.DecoderSettings = dataclasses.field(
         default_factory=decoder_factory.DecoderSettings)
+    decoder_names: list[str] | None = None  # None: the best decoder for the heads
 
     def score(self, network: torch.nn.Module, device) -> dict[str, float]:
         """``{score name: value}`` of ``network`` (in the mode it is in) on every image of the loader."""
         metas = [network.head_metas[i] for i in self.head_indices]
-        decode = decoder_factory.factory(metas, self.decoder_settings)
+        decode = decoder_factory.factory(metas, self.decoder_settings, names=self.decoder_names)
         metrics = self.new_metrics()
         scored = accumulate(self.loader, network_fields(network, self.head_indices, device), decode, metrics)
         if scored.n_images == 0:

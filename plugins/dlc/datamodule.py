@@ -219,6 +219,11 @@ class Dlc(CocoKp):
 
     # --- evaluation -------------------------------------------------------------------------------------
 
+    def decoder_names(self) -> list[str] | None:
+        """Single-animal projects: each body part at its map's peak (``cifmax``), DeepLabCut's read-out;
+        no body part can be lost to a weak connection or a second, fragmentary pose."""
+        return None if self.config.multi_animal else ['cifmax']
+
     def metrics(self) -> list:
         """Pixel error / PCK of test and train frames, and OKS AP of the test frames."""
         from openfields.metric import Coco, KeypointError

@@ -1,5 +1,6 @@
 """The dlc plugin: DeepLabCut project folders (config.yaml + labeled-data CSVs) as an openfields dataset."""
 
+import dataclasses
 import json
 import logging
 import pathlib
@@ -313,6 +314,14 @@ def test_one_epoch_trains_and_evaluation_writes_dlc_stats_on_the_training_split(
                 'test_pck', 'train_pck', 'AP', 'pcutoff', 'pck_radius'):
         assert key in stats
     assert stats['pcutoff'] == 0.5 and stats['test_labelled_keypoints'] + stats['train_labelled_keypoints'] == 23
+    assert stats['decoder'] == ['cifmax:0']  # a single-animal project: each body part at its map's peak
+
+
+def test_single_animal_projects_decode_with_cifmax_multi_animal_ones_with_cifcaf(mice):
+    single = datamodule(mice)
+    assert single.decoder_names() == ['cifmax']
+    single.config = dataclasses.replace(single.config, multi_animal=True)
+    assert single.decoder_names() is None  # the best decoder for the heads: cifcaf
 
 
 def test_metric_names_are_pixel_error_and_pck_per_split_then_oks_ap(mice):
