@@ -159,6 +159,12 @@ def dataset_head_indices(head_metas, dataset: str | None, checkpoint_path) -> li
     return indices
 
 
+def trained_decoders(saved: dict, dataset: str) -> list[str] | None:
+    """The decoders the training dataset asked for (``decoder_names()``, recorded in the checkpoint's meta),
+    or None: the best one for the heads."""
+    return (saved.get('meta') or {}).get('decoders', {}).get(dataset)
+
+
 def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
     if args.batch_size > 1 and args.long_edge is None:
@@ -167,12 +173,15 @@ def run(args) -> int:
     debug.DebugSettings.from_args(args)
     canvas_module.CanvasSettings.from_args(args)
     device = resolve_device(args.device)
-    model = network_factory.from_checkpoint(checkpoint.load(args.checkpoint)).to(device).eval()
+    saved = checkpoint.load(args.checkpoint)
+    model = network_factory.from_checkpoint(saved).to(device).eval()
     head_indices = dataset_head_indices(model.head_metas, args.dataset, args.checkpoint)
     head_mask = [i in head_indices for i in range(len(model.head_metas))]
     head_metas = [model.head_metas[i] for i in head_indices]
     decoder_settings = decoder_factory.DecoderSettings.from_args(args)
-    decode = decoder_factory.factory(head_metas, decoder_settings, names=args.decoder)
+    decode = decoder_factory.factory(head_metas, decoder_settings,
+                                     names=args.decoder or trained_decoders(saved, head_metas[0].dataset))
+    LOG.info('decoding with %s', ', '.join(decode.names))
     canvas, plots = figures(args, head_metas, decoder_settings)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'

@@ -274,7 +274,9 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     else:
         out = pathlib.Path(context.broadcast_object(str(output_path(args, datetime.datetime.now()))))
     meta = {'args': {k: v for k, v in vars(args).items() if k != 'argv'}, 'argv': args.argv,
-            'version': version(), 'plugin_versions': plugin.versions(), 'hostname': socket.gethostname()}
+            'version': version(), 'plugin_versions': plugin.versions(), 'hostname': socket.gethostname(),
+            # what predict decodes with when --decoder is not given (e.g. cifmax for single-animal projects)
+            'decoders': {name: module.decoder_names() for name, module in datamodule.dataset_modules().items()}}
     log = TrainingLog(f'{out}.log' if context.is_main else None)
     if context.is_main:
         config.write(f'{out}.config.json', parser(), args)

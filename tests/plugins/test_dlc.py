@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from openfields import eval as eval_cli
-from openfields import train
+from openfields import predict, train
 from openfields.datasets import factory as datasets_factory
 from openfields.datasets.coco import DatasetError
 from openfields.decoder.annotation import Annotation
+from openfields.network import checkpoint
 from openfields.plugins.dlc import project
 from openfields.plugins.dlc.split import make_split
 
@@ -315,6 +316,24 @@ def test_one_epoch_trains_and_evaluation_writes_dlc_stats_on_the_training_split(
         assert key in stats
     assert stats['pcutoff'] == 0.5 and stats['test_labelled_keypoints'] + stats['train_labelled_keypoints'] == 23
     assert stats['decoder'] == ['cifmax:0']  # a single-animal project: each body part at its map's peak
+
+
+def test_predict_decodes_a_single_animal_checkpoint_with_cifmax(mice, tmp_path, caplog):
+    out = tmp_path / 'run.pkl'
+    train.run(mice_args(mice, '--dlc-square-edge', '65', '--batch-size', '2', '--epochs', '1', '--seed', '0',
+                        '--train-batches', '1', '--val-batches', '1', '--output', str(out)))
+    assert checkpoint.load(out)['meta']['decoders'] == {'dlc': ['cifmax']}
+    image = str(mice / 'labeled-data' / 'v1' / 'img000.png')
+    with caplog.at_level(logging.INFO, logger='openfields.predict'):
+        assert predict.run(predict.parser().parse_args([image, '--checkpoint', str(out), '--device', 'cpu',
+                                                        '--json-output', str(tmp_path / 'json')])) == 0
+    assert 'decoding with cifmax:0' in caplog.text
+    assert (tmp_path / 'json' / 'img000.png.predictions.json').is_file()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger='openfields.predict'):
+        predict.run(predict.parser().parse_args([image, '--checkpoint', str(out), '--device', 'cpu',
+                                                 '--decoder', 'cifcaf']))
+    assert 'decoding with cifcaf:0' in caplog.text  # --decoder wins
 
 
 def test_single_animal_projects_decode_with_cifmax_multi_animal_ones_with_cifcaf(mice):
