@@ -76,7 +76,10 @@ def test_a_signalled_job_checkpoints_requeues_itself_and_resumes_to_the_end(clus
     while cluster.job_state(job)['Restarts'] == '0':  # train.sh requeues the job ...
         assert time.monotonic() < deadline and cluster.job_state(job)['JobState'] != 'FAILED'
         time.sleep(0.5)
-    # ... which Slurm holds for two minutes before it may start again: let it start now
+    # ... which Slurm holds for two minutes before it may start again: let it start now, but not within
+    # a second or so of the requeue: slurmd then still holds the killed run's credential as revoked and
+    # refuses the relaunch ("Job credential revoked" in slurmctld.log), which fails the job
+    time.sleep(2.0)
     cluster.command('scontrol', 'update', f'JobId={job}', 'StartTime=now', check=False)
 
     state = cluster.wait(job, timeout=900)
