@@ -29,7 +29,7 @@ from .network import factory as network_factory, losses
 from .plugins.cocokp import constants
 from .plugins.cocokp.datamodule import head_metas_for
 from .plugins.synthetic import render
-from .malloc_tuning import tune_glibc_malloc
+from .network.malloc_tuning import tune_glibc_malloc
 from .version import version
 
 LOG = logging.getLogger(__name__)

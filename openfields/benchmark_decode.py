@@ -36,7 +36,7 @@ from . import encoder, headmeta, transforms
 from .benchmark import coco_metas, cpu_name
 from .decoder import DecoderSettings, fields_from_targets
 from .decoder.cifcaf import CifCaf
-from .malloc_tuning import tune_glibc_malloc
+from .network.malloc_tuning import tune_glibc_malloc
 from .network import factory as network_factory
 from .plugins.synthetic import render
 from .version import version

@@ -7,7 +7,7 @@ import argparse
 import json
 import pathlib
 
-from .training_log import read
+from .training.log import read
 
 
 def summary(checkpoint: pathlib.Path) -> str:

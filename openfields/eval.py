@@ -28,7 +28,7 @@ from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
-from .malloc_tuning import tune_glibc_malloc
+from .network.malloc_tuning import tune_glibc_malloc
 from .metric import scoring
 from .network import basenets, checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing

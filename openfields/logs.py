@@ -23,10 +23,9 @@ import pathlib
 import re
 import sys
 
+from .training import log as training_log
 from .version import version
 
-LOG_TYPES = ('process', 'config', 'train', 'train-epoch', 'val-epoch', 'test', 'error')
-EPOCH_RECORD_TYPES = ('train', 'train-epoch', 'val-epoch', 'test')
 EVAL_METRICS = ('AP', 'AP50', 'AP75', 'AR', 'test_pixel_error', 'test_pck')  # plotted when present
 EVAL_SOURCES = {'stats': 'eval stats files', 'test': 'test records (--eval-interval)'}
 IGNORED_FLAGS = ('output',)  # differs between any two runs; the run name already says it
@@ -57,76 +56,25 @@ def number(value) -> float:
 # reading
 
 
-def _is_binary(path: pathlib.Path) -> bool:
-    """NUL bytes near the start of a file that does not start like a log (a checkpoint, an image).
-    A log cut by a crash can end in NUL bytes: it still starts with ``{``."""
-    with open(path, 'rb') as f:
-        head = f.read(4096)
-    return b'\0' in head and not head.lstrip().startswith(b'{')
-
-
-def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
-    """``(record, None)`` for a JSON object with a string ``type``, else ``(None, reason)``."""
+def read_records(path: pathlib.Path) -> training_log.LogContents | None:
+    """The log as :func:`openfields.training.log.read_log` reads it, or None (reported) when ``path`` is
+    not a log. Corrupt lines and a cut last line are reported."""
     try:
-        record = json.loads(raw.decode('utf-8'))
-    except UnicodeDecodeError:
-        return None, 'not UTF-8 text'
-    except json.JSONDecodeError as error:
-        return None, f'not JSON ({error.msg})'
-    if not isinstance(record, dict) or not isinstance(record.get('type'), str):
-        return None, 'not a JSON object with a "type"'
-    return record, None
-
-
-def _check_record(record: dict) -> str | None:
-    """Why a record of a known type cannot be used, or None."""
-    if record['type'] not in EPOCH_RECORD_TYPES:
+        contents = training_log.read_log(path)
+    except training_log.NotALog as error:
+        report(f'{error}; skipped')
         return None
-    epoch = record.get('epoch')
-    if not isinstance(epoch, int) or isinstance(epoch, bool):
-        return f'"{record["type"]}" record without an integer "epoch"'
-    if record['type'] == 'train' and not isinstance(record.get('batch'), int):
-        return '"train" record without an integer "batch"'
-    return None
-
-
-def read_records(path: pathlib.Path) -> list[dict] | None:
-    """The usable records of a log in file order, or None (reported) when ``path`` is not a log.
-
-    Each corrupt line is reported with its line number and skipped. The last line without a newline is a
-    record still being written: ignored unless it is already complete JSON.
-    """
-    try:
-        if _is_binary(path):
-            report(f'{path}: not a training log (binary file); skipped')
-            return None
-        with open(path, 'rb') as f:
-            lines = f.readlines()
     except OSError as error:
         report(f'{path}: cannot read ({error.strerror or error}); skipped')
         return None
-    records, corrupt = [], []
-    for line_number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        record, reason = _parse_line(raw)
-        if record is None and line_number == len(lines) and not raw.endswith(b'\n'):
-            continue  # incomplete last line: the writer is still at it (or was killed mid-write)
-        if record is not None and record['type'] in LOG_TYPES:
-            reason = _check_record(record)
-            if reason is None:
-                records.append(record)
-                continue
-        if reason is not None:
-            corrupt.append((line_number, reason))
-    if not records:
-        report(f'{path}: not a training log (no JSON-lines records of type {", ".join(LOG_TYPES)}); skipped')
-        return None
-    for line_number, reason in corrupt[:MAX_REPORTED_LINES]:
+    for line_number, reason in contents.corrupt[:MAX_REPORTED_LINES]:
         report(f'{path}:{line_number}: corrupt line skipped: {reason}')
-    if len(corrupt) > MAX_REPORTED_LINES:
-        report(f'{path}: {len(corrupt) - MAX_REPORTED_LINES} more corrupt lines skipped')
-    return records
+    if len(contents.corrupt) > MAX_REPORTED_LINES:
+        report(f'{path}: {len(contents.corrupt) - MAX_REPORTED_LINES} more corrupt lines skipped')
+    if contents.cut_last_line:
+        report(f'{path}: the last line is cut (the run was killed while writing it, or is writing it now); '
+               'ignored')
+    return contents
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -149,8 +97,8 @@ class Run:
     """One training run as read from its log.
 
     ``train`` maps ``(epoch, batch)``, ``train_epochs`` an epoch, ``val_epochs`` and ``tests``
-    ``(epoch, dataset)`` (dataset None for single-dataset logs) to a record. When a resumed run starts again
-    at epoch e, what the earlier part of the log recorded for epochs >= e is dropped.
+    ``(epoch, dataset)`` (dataset None for single-dataset logs) to a record. What a resumed run did again
+    is already left out by the reader (:func:`openfields.training.log.read_log`).
     """
     name: str
     path: pathlib.Path
@@ -163,7 +111,8 @@ class Run:
     error: str | None = None
     wall_time: float = 0.0
     evals: list[EvalPoint] = dataclasses.field(default_factory=list)
-    resuming: bool = False  # a later process record came; its first epoch supersedes the earlier ones
+    stopped: dict | None = None  # the stop signal that ended the run last, until it resumed
+    cut_last_line: bool = False  # the log ends in half a record
 
     @property
     def args(self) -> dict:
@@ -214,24 +163,15 @@ def _add_field_names(run: Run, names) -> None:
             run.field_names.append(name)
 
 
-def _drop_epochs_from(run: Run, first_epoch: int) -> None:
-    run.train = {key: r for key, r in run.train.items() if key[0] < first_epoch}
-    run.train_epochs = {epoch: r for epoch, r in run.train_epochs.items() if epoch < first_epoch}
-    run.val_epochs = {key: r for key, r in run.val_epochs.items() if key[0] < first_epoch}
-    run.tests = {key: r for key, r in run.tests.items() if key[0] < first_epoch}
-
-
 def _add_record(run: Run, record: dict) -> None:
     kind = record['type']
     if isinstance(record.get('head_losses'), dict):
         _add_field_names(run, record['head_losses'])
-    if kind in EPOCH_RECORD_TYPES and run.resuming:
-        _drop_epochs_from(run, record['epoch'])
-        run.resuming = False
     if kind == 'process':
-        run.resuming = bool(run.processes)
         run.processes.append(record)
-        run.error = None  # a resumed run starts afresh
+        run.error = run.stopped = None  # a resumed run starts afresh
+    elif kind == 'stopped':
+        run.stopped = record
     elif kind == 'config':
         _add_field_names(run, record.get('field_names') or [])
     elif kind == 'train':
@@ -262,9 +202,13 @@ def wall_time(records: list[dict]) -> float:
     return total + (last - start if start is not None else 0.0)
 
 
-def run_from_records(name: str, path: pathlib.Path, records: list[dict], stats_files: dict | None = None) -> Run:
+def run_from_records(name: str, path: pathlib.Path, contents: training_log.LogContents | list[dict],
+                     stats_files: dict | None = None) -> Run:
     """``stats_files`` caches the eval stats read so far (path -> stats or None) across runs."""
-    run = Run(name=name, path=path)
+    if isinstance(contents, list):
+        contents = training_log.LogContents(records=contents, corrupt=[])
+    records = contents.records
+    run = Run(name=name, path=path, cut_last_line=contents.cut_last_line)
     for record in records:
         _add_record(run, record)
     run.wall_time = wall_time(records)
@@ -428,7 +372,12 @@ def best_metric(run: Run, dataset: str, metric: str = 'AP') -> tuple[float, int]
 def _status(run: Run) -> str:
     if run.error is not None:
         return f'error: {run.error}'
-    if run.planned_epochs is not None and run.last_epoch is not None and run.last_epoch >= run.planned_epochs:
+    if run.stopped is not None:
+        return f'stopped by {run.stopped.get("signal") or "a signal"}; resume from {run.stopped.get("checkpoint")}'
+    finished = run.planned_epochs is not None and run.last_epoch is not None and run.last_epoch >= run.planned_epochs
+    if run.cut_last_line:
+        return ('finished, but ' if finished else '') + 'the log ends in a cut line (killed while writing?)'
+    if finished:
         return 'finished'
     return 'incomplete (running or interrupted)'
 

@@ -25,7 +25,7 @@ import torch
 from . import plugin, transforms
 from .decoder import factory as decoder_factory
 from .decoder.annotation import inverse_transform
-from .malloc_tuning import tune_glibc_malloc
+from .network.malloc_tuning import tune_glibc_malloc
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug

@@ -1,14 +1,12 @@
 """Train a composite-field pose model: ``python -m openfields.train``.
 
-Read top to bottom: parse flags, join the other processes (``--ddp``), build the data, build the model and
-loss, restore a stopped run (``--resume``), run the epochs, save (regular, best and final snapshots, see
-:mod:`openfields.snapshots`).
+Read top to bottom: parse flags, join the other processes (``--ddp``), build the data, the model, the loss
+and the optimizer, then fit (:mod:`openfields.training.fit`: lock, log, resume, epochs, snapshots).
 """
 
 import argparse
 import dataclasses
 import datetime
-import hashlib
 import logging
 import os
 import pathlib
@@ -19,21 +17,26 @@ import sys
 import numpy as np
 import torch
 
-from . import config, distributed, encoder, optimize, plugin, preemption, resume, snapshots, trainer
+from . import config, encoder, outputs, plugin
 from .datasets import factory as datasets_factory, sampler
 from .datasets.coco import DatasetError
-from .network import checkpoint, factory as network_factory
-from .network import losses, syncbn
+from .metric import scoring
+from .network import checkpoint, factory as network_factory, losses, syncbn
+from .network.malloc_tuning import tune_glibc_malloc
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
-from .training_log import TrainingLog
-from .malloc_tuning import tune_glibc_malloc
-from .metric import scoring
+from .training import distributed, fit, optimize, preemption, resume, snapshots
+from .training.fit import Stopped
+from .training.lock import RunLocked
+from .training.log import TrainingLog
+from .training.loop import TrainerSettings
+from .training import loop as trainer
+from .training.run_files import RunFiles, default_name, names_a_file, output_path
 from .version import version
 
 LOG = logging.getLogger('openfields.train')
 
-USER_ERRORS = (ValueError, DatasetError, checkpoint.CheckpointError, PretrainedWeightsMissing)
+USER_ERRORS = (ValueError, DatasetError, checkpoint.CheckpointError, PretrainedWeightsMissing, RunLocked)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,20 +89,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def output_path(args, now: datetime.datetime, environ=None) -> pathlib.Path:
-    """Under Slurm the name ends in ``-slurm<JOB_ID>``, so that a requeued job finds its run."""
-    stamp = now.strftime('%y%m%d-%H%M%S')
-    job_id = (os.environ if environ is None else environ).get('SLURM_JOB_ID')
-    token = f'slurm{job_id}' if job_id else \
-        hashlib.sha256(f'{stamp} {os.getpid()} {args.argv}'.encode()).hexdigest()[:8]
-    default_name = f'{args.basenet}-{stamp}-{args.dataset}-{token}.pkl'
-    if args.output is None:
-        return pathlib.Path('outputs') / default_name
-    if args.output.endswith('/') or pathlib.Path(args.output).is_dir():
-        return pathlib.Path(args.output) / default_name
-    return pathlib.Path(args.output)
-
-
 def check_stability_rule(args):
     """BatchNorm with eps divides by at most 1/sqrt(eps): keep lr * clip-grad-value below sqrt(eps)."""
     if args.clip_grad_value and args.lr * args.clip_grad_value > args.batchnorm_eps ** 0.5:
@@ -114,16 +103,9 @@ def seed_everything(seed: int):
     torch.manual_seed(seed)
 
 
-class Stopped(Exception):
-    """Training ended by a stop signal; ``path`` is the checkpoint to resume from."""
-
-    def __init__(self, signal_name: str | None, path: str):
-        super().__init__(f'stopped by {signal_name or "a signal to another rank"}; continue with --resume {path}')
-        self.path = path
-
-
 def run(args, launch: distributed.Launch | None = None) -> pathlib.Path:
     """Train; ``launch`` (default: from ``--ddp`` and the environment) places this process in the job."""
+    outputs.check_output_path(args.output, '--output', folder=not names_a_file(args.output))
     context = distributed.Context(launch if launch is not None else distributed.launch_from_args(args))
     device = distributed.device_for(context.launch, resolve_device(args.device))
     context.start(device, getattr(args, 'ddp_timeout', 1800.0))
@@ -133,51 +115,31 @@ def run(args, launch: distributed.Launch | None = None) -> pathlib.Path:
         context.close()
 
 
-def _resumed_state(args, context) -> tuple[str | None, dict | None]:
-    """The checkpoint ``--resume`` continues (every rank checks, rank 0's choice counts) and its state."""
-    path = context.broadcast_object(resume.checkpoint_to_resume(args))
-    if path is None:
-        return None, None
-    resumed = checkpoint.load(path)
-    if resumed.get('training_state') is None:
-        raise checkpoint.CheckpointError(f'--resume {path}: no training state in it (a final checkpoint); '
-                                         'resume from its .epochNNN checkpoint')
-    saved_seed = resumed['training_state']['seed']
-    if args.seed is not None and args.seed != saved_seed:
-        LOG.warning('--resume: continuing with the run\'s --seed %d, not %d', saved_seed, args.seed)
-    args.seed = saved_seed
-    return path, resumed
+def _resumed_run(args, context) -> fit.Resumed | None:
+    """``--resume``: the checkpoint and its state; the run continues with its saved seed."""
+    resumed = fit.resumed_run(args, context)
+    if resumed is not None:
+        saved_seed = resumed.state['seed']
+        if args.seed is not None and args.seed != saved_seed:
+            LOG.warning('--resume: continuing with the run\'s --seed %d, not %d', saved_seed, args.seed)
+        args.seed = saved_seed
+    return resumed
 
 
-def _schedule(args, resumed) -> optimize.LearningRateSchedule:
-    """This run's learning-rate schedule; when resuming with the saved scheduler state, the saved run's
-    (a warning names what this run's flags would change: --no-load-scheduler-state follows them)."""
-    schedule = optimize.LearningRateSchedule.from_args(args)
-    saved = None if resumed is None else resumed['training_state'].get('schedule')
-    if saved is None or not args.load_scheduler_state:
-        return schedule
-    saved = optimize.LearningRateSchedule.from_dict(saved)
-    changes = saved.differences(schedule)
-    if changes:
-        LOG.warning('--resume: continuing the saved learning-rate schedule; this run\'s flags would change %s '
-                    '(pass --no-load-scheduler-state to follow them)', ', '.join(changes))
-    return saved
-
-
-def _network(args, datamodule, resumed):
+def _network(args, datamodule, resumed: fit.Resumed | None):
     """A new network (``--basenet``/``--checkpoint``) or the resumed run's, with its weights."""
     if resumed is None:
         return network_factory.factory(args, datamodule.head_metas)
-    saved = [meta.full_name for meta in checkpoint.head_metas(resumed)]
+    saved_checkpoint = checkpoint.load(resumed.path)
+    saved = [meta.full_name for meta in checkpoint.head_metas(saved_checkpoint)]
     wanted = [meta.full_name for meta in datamodule.head_metas]
     if saved != wanted:
         raise ValueError(f'--resume: the checkpoint has heads {saved}, --dataset {args.dataset} trains {wanted}')
-    name = resumed['model']['basenet']['name']
+    name = saved_checkpoint['model']['basenet']['name']
     if args.basenet not in (None, name):
         raise ValueError(f'--resume: the checkpoint is a {name}, not --basenet {args.basenet}')
-    network = network_factory.from_checkpoint(resumed, datamodule.head_metas)
     args.basenet = name
-    return network
+    return network_factory.from_checkpoint(saved_checkpoint, datamodule.head_metas)
 
 
 def _datamodule(args, context):
@@ -190,7 +152,19 @@ def _datamodule(args, context):
     return datamodule
 
 
-def _key_metric(datamodule, settings: trainer.TrainerSettings, snapshot_settings: snapshots.SnapshotSettings):
+def _distributed_model(network, context, device, sync_bn: bool):
+    """What trains: under ``--ddp`` the network in DistributedDataParallel (BatchNorm synchronised)."""
+    if not context.active:
+        return network
+    if sync_bn:
+        network = syncbn.synchronize_batchnorm(network, device)
+    several_datasets = len({meta.dataset for meta in network.head_metas}) > 1
+    return torch.nn.parallel.DistributedDataParallel(
+        network, device_ids=[device.index] if device.type == 'cuda' else None,
+        find_unused_parameters=several_datasets)  # heads of the other datasets get no gradient
+
+
+def _key_metric(datamodule, settings: TrainerSettings, snapshot_settings: snapshots.SnapshotSettings):
     """The key metric and each dataset's score names with ``--eval-interval`` (checked before training:
     a ``--key-metric`` the metrics do not produce is an error listing those they do); else (None, {})."""
     if not settings.eval_interval:
@@ -215,43 +189,38 @@ def _test_sets(args, datamodule, network, names: dict, device) -> dict[str, scor
     return test_sets
 
 
-def _restore_best(best: snapshots.BestTracker, state: dict, out: pathlib.Path) -> None:
-    """A resumed run's best score: its training state's, or its best snapshot's if that is better (written
-    after the checkpoint the run resumes)."""
-    best.restore(state.get('best'), '--resume')
-    path = snapshots.best_path(out)
-    if best.key is None or not path.is_file():
-        return
-    try:
-        on_disk = checkpoint.load(path)['meta'].get('best')
-    except checkpoint.CheckpointError as error:
-        LOG.warning('%s; the next evaluation replaces it', error)
-        return
-    best.restore(on_disk, str(path))
+def _run_files(args, context, resumed: fit.Resumed | None) -> RunFiles:
+    """A resumed run continues its own files (unless ``--output`` names another); else ``--output``."""
+    if resumed is not None and not names_a_file(args.output):
+        return RunFiles(resumed.state['output'])
+    name = default_name(args.basenet, args.dataset, datetime.datetime.now(), ' '.join(args.argv))
+    return RunFiles(context.broadcast_object(str(output_path(args.output, name))))
+
+
+def _meta(args, datamodule) -> dict:
+    """What every checkpoint and the log's process record say about the run."""
+    return {'args': {k: v for k, v in vars(args).items() if k != 'argv'}, 'argv': args.argv,
+            'version': version(), 'plugin_versions': plugin.versions(), 'hostname': socket.gethostname(),
+            # what predict decodes with when --decoder is not given (e.g. cifmax for single-animal projects)
+            'decoders': {name: module.decoder_names() for name, module in datamodule.dataset_modules().items()}}
 
 
 def _train(args, context: distributed.Context, device: torch.device) -> pathlib.Path:
     context.check_same_arguments(vars(args))
-    resume_path, resumed = _resumed_state(args, context)
+    resumed = _resumed_run(args, context)
     if args.seed is None:
         args.seed = context.broadcast_object(int.from_bytes(os.urandom(4), 'little') >> 1)
     seed_everything(args.seed)  # the same initial weights on every rank
-    settings = trainer.TrainerSettings.from_args(args)
+    settings = TrainerSettings.from_args(args)
     snapshot_settings = snapshots.SnapshotSettings.from_args(args)
-    schedule = _schedule(args, resumed)
+    schedule = fit.schedule_for(args, resumed)
+
     datamodule = _datamodule(args, context)
     key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     network = _network(args, datamodule, resumed).to(device)
     if context.active:
         seed_everything(args.seed + 1_000_003 * context.rank)  # different augmentations on every rank
-    if context.active and args.ddp_sync_bn:
-        network = syncbn.synchronize_batchnorm(network, device)
-    model = network
-    if context.active:
-        several_datasets = len({meta.dataset for meta in network.head_metas}) > 1
-        model = torch.nn.parallel.DistributedDataParallel(
-            network, device_ids=[device.index] if device.type == 'cuda' else None,
-            find_unused_parameters=several_datasets)  # heads of the other datasets get no gradient
+    model = _distributed_model(network, context, device, args.ddp_sync_bn)
     loss = losses.factory(args, network.head_metas)
     check_stability_rule(args)
     debug_plots = training_debug.TrainingDebug.from_args(args, network)  # None without debug flags
@@ -266,93 +235,32 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     test_sets = _test_sets(args, datamodule, network, metric_names, device) \
         if settings.eval_interval and context.is_main else {}
     optimizer = optimize.optimizer_from_args(args, network.parameters())
-    n_train_batches = min(len(train_loader), args.train_batches or len(train_loader))
-    scheduler = optimize.scheduler(optimizer, schedule, n_train_batches)
 
-    if resumed is not None and not resume.names_a_file(args.output):  # continue the run where it was
-        out = pathlib.Path(resumed['training_state']['output'])
-    else:
-        out = pathlib.Path(context.broadcast_object(str(output_path(args, datetime.datetime.now()))))
-    meta = {'args': {k: v for k, v in vars(args).items() if k != 'argv'}, 'argv': args.argv,
-            'version': version(), 'plugin_versions': plugin.versions(), 'hostname': socket.gethostname(),
-            # what predict decodes with when --decoder is not given (e.g. cifmax for single-animal projects)
-            'decoders': {name: module.decoder_names() for name, module in datamodule.dataset_modules().items()}}
-    log = TrainingLog(f'{out}.log' if context.is_main else None)
-    if context.is_main:
-        config.write(f'{out}.config.json', parser(), args)
-        datamodule.write_run_files(out)  # e.g. the data split, for evaluating this run's checkpoints
-    log.write('process', **meta, datasets=datamodule.describe_datasets(),
-              world_size=context.world_size, global_batch_size=args.batch_size * context.world_size,
-              launcher=context.launch.launcher, device=str(device), resumed_from=resume_path)
-    LOG.info('training %s on %s (%d train batches per epoch, %d process%s) on %s; writing %s', args.basenet,
-             args.dataset, n_train_batches, context.world_size, 'es' if context.active else '', device, out)
-
-    saved = []
-    best = snapshots.BestTracker(key_metric)
-
-    def save(position: resume.Position, interrupted: bool, trainer_state: dict, snapshot: bool = True,
-             scores: dict | None = None):
-        rng = context.gather_objects(resume.rng_state())  # a collective: on every rank
-        improved = scores is not None and best.update(position.epoch, scores)  # the same on every rank
-        state = {'position': dataclasses.asdict(position), 'trainer': trainer_state, 'rng': rng,
-                 'seed': args.seed, 'world_size': context.world_size, 'batch_size': args.batch_size,
-                 'batches_per_epoch': n_train_batches, 'output': str(out), 'best': best.state_dict(),
-                 'schedule': schedule.to_dict()}
-        snapshot_state = state if snapshot_settings.save_optimizer_state else snapshots.without_optimizer(state)
-        path = resume.checkpoint_path(out, position, interrupted=interrupted)
-        if interrupted or snapshot:
-            saved.append(path)
+    files = _run_files(args, context, resumed)
+    plan = fit.Plan(network=network, model=model, loss=loss, optimizer=optimizer, schedule=schedule,
+                    train_loader=train_loader, val_loaders=val_loaders, settings=settings,
+                    snapshot_settings=snapshot_settings, seed=args.seed, batch_size=args.batch_size,
+                    meta=_meta(args, datamodule), key_metric=key_metric, test_sets=test_sets,
+                    batch_hook=debug_plots if context.is_main else None, train_batches=args.train_batches)
+    lock = fit.hold_lock(files, context)
+    try:
+        log = TrainingLog(files.log if context.is_main else None)
         if context.is_main:
-            if interrupted or snapshot:  # on a stop signal, with the optimizer state: exact resume
-                checkpoint.save(path, network, epoch=position.epoch, meta=meta,
-                                training_state=state if interrupted else snapshot_state)
-            if snapshot and not interrupted:
-                for stale in resume.interrupted_checkpoints(out):
-                    if resume.position_from_name(stale) <= position:
-                        os.remove(stale)
-                snapshots.rotate(out, snapshot_settings.max_snapshots)
-            if improved:
-                checkpoint.save(snapshots.best_path(out), network, epoch=position.epoch,
-                                meta={**meta, 'best': best.state_dict()}, training_state=snapshot_state)
-                LOG.info('epoch %d: new best %s %.4f, wrote %s', position.epoch, key_metric.name,
-                         best.best['value'], snapshots.best_path(out))
-            if position.epoch == settings.epochs and not interrupted:
-                checkpoint.save(out, network, epoch=position.epoch, meta=meta)
-        context.barrier()  # nobody leaves (and has a launcher stop rank 0) before the file is written
-
-    with preemption.StopSignals() as stop:
-        runner = trainer.Trainer(model, loss, optimizer, scheduler, device=device, settings=settings,
-                                 log=log, save_checkpoint=save, n_heads=len(network.head_metas),
-                                 batch_hook=debug_plots if context.is_main else None, network=network,
-                                 distributed=context, stop_signal=lambda: stop.name, test_sets=test_sets)
-        start = resume.Position()
-        if resumed is not None:
-            state = resumed['training_state']
-            resume.check_compatible(state, world_size=context.world_size, batch_size=args.batch_size,
-                                    batches_per_epoch=n_train_batches)
-            runner.load_state_dict(state['trainer'], scheduler=args.load_scheduler_state)
-            start = resume.Position(**state['position'])
-            if not args.load_scheduler_state:
-                optimize.fast_forward(scheduler, start.epoch * n_train_batches + start.batches)
-            if context.is_main:
-                _restore_best(best, state, out)
-            best.best = context.broadcast_object(best.best)  # every rank agrees on what beats it
-            if start.epoch >= settings.epochs and args.resume == 'auto':
-                LOG.info('--resume auto: %s is complete (%d epochs); nothing to train', out, start.epoch)
-                return out
-            if state['world_size'] == context.world_size:
-                resume.set_rng_state(state['rng'][context.rank])  # last: nothing may draw after it
-            log.write('resume', checkpoint=resume_path, epoch=start.epoch, batches=start.batches)
-        try:
-            runner.loop(train_loader, val_loaders, start)
-        except losses.NonFiniteLossError as error:
-            log.write('error', message=str(error))
-            raise
-        except trainer.Interrupted as interruption:
-            log.write('stopped', message=str(interruption), signal=stop.name, checkpoint=saved[-1])
-            raise Stopped(stop.name, saved[-1]) from None
-    LOG.info('done: checkpoint %s, log %s.log', out, out)
-    return out
+            if resumed is not None:
+                fit.remove_stale_temp_files(files)
+            config.write(files.config, parser(), args)
+            datamodule.write_run_files(files.out)  # e.g. the data split, for evaluating this run's checkpoints
+        log.write('process', **plan.meta, datasets=datamodule.describe_datasets(),
+                  world_size=context.world_size, global_batch_size=args.batch_size * context.world_size,
+                  launcher=context.launch.launcher, device=str(device),
+                  resumed_from=resumed.path if resumed is not None else None)
+        LOG.info('training %s on %s (%d process%s) on %s; writing %s', args.basenet, args.dataset,
+                 context.world_size, 'es' if context.active else '', device, files.out)
+        return fit.fit(plan, files, context, device, log, resumed, load_scheduler_state=args.load_scheduler_state,
+                       resume_auto=args.resume == 'auto')
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def configure_logging(quiet: bool, launch: distributed.Launch):
@@ -370,14 +278,15 @@ def main(argv=None):
         launch = distributed.launch_from_args(args)
         configure_logging(args.quiet, launch)
         run(args, launch)
-    except losses.NonFiniteLossError as error:
-        _exit(launch, 1, f'{error}; the last saved checkpoint is intact')
+    except fit.TrainingFailed as error:
+        _exit(launch, 1, str(error))
     except USER_ERRORS as error:
         _exit(launch, 2, str(error))
     except Stopped as stopped:
         _exit(launch, preemption.EXIT_CODE, str(stopped))
     except KeyboardInterrupt:
-        _exit(launch, 130, 'interrupted; the last saved checkpoint is intact')
+        _exit(launch, 130, 'interrupted; checkpoints written so far are complete (the current one, if any, was '
+                           'not written)')
 
 
 def _exit(launch: distributed.Launch, code: int, message: str):

@@ -10,7 +10,7 @@ from openfields import plugin, train
 from openfields.datasets import DATAMODULES
 from openfields.decoder import factory as decoder_factory
 from openfields.network import basenets
-from openfields.training_log import read
+from openfields.training.log import read
 
 EXAMPLE_PLUGIN_DIR = pathlib.Path(__file__).parent / 'plugin_example'
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from openfields.training_log import read
+from openfields.training.log import read
 
 import slurm_cluster
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from openfields import distributed, preemption
+from openfields.training import distributed, preemption
 
 SLURM = pathlib.Path(__file__).parent.parent / 'slurm'
 AWKWARD = ['--lr=0.1', 'two words', "it's", '$HOME', '*.pkl', '--output=a;b', '']

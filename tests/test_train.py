@@ -16,7 +16,7 @@ from openfields import predict as predict_cli
 from openfields import train
 from openfields.metric.coco import KEYPOINT_STAT_NAMES
 from openfields.network import checkpoint, factory
-from openfields.training_log import read
+from openfields.training.log import read
 
 # a small, fast run: a few tiny synthetic images, two epochs of two batches
 TINY = ['--dataset', 'synthetic', '--synthetic-train-images', '4', '--synthetic-val-images', '2',

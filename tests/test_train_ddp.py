@@ -12,7 +12,7 @@ import pytest
 from openfields import train
 from openfields.datasets import factory as datasets_factory
 from openfields.network import checkpoint, factory as network_factory
-from openfields.training_log import read
+from openfields.training.log import read
 
 from distributed_runs import (TINY_DDP, TRAIN_FAILING_RANK, TRAIN_FLOAT64, environment, finish, relative_difference,
                               start_ranks, state_of, torchrun, torchrun_command)

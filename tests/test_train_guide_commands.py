@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from openfields import train
-from openfields.training_log import read
+from openfields.training.log import read
 
 COCO_SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'coco-val-sample'
 

@@ -10,7 +10,7 @@ from openfields import eval as eval_cli
 from openfields import predict, train
 from openfields.datasets import factory as datasets_factory
 from openfields.network import checkpoint, factory, heads
-from openfields.training_log import read
+from openfields.training.log import read
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'coco-val-sample'
 needs_shared = pytest.mark.skipif(not (SHARED / 'annotations.json').is_file(),

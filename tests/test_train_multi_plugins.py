@@ -6,7 +6,7 @@ import pathlib
 import pytest
 
 from openfields import train
-from openfields.training_log import read
+from openfields.training.log import read
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
 needs_shared = pytest.mark.skipif(not (SHARED / 'crowdpose-sample' / 'annotations.json').is_file(),

@@ -9,7 +9,7 @@ import pytest
 
 from openfields import eval as eval_cli
 from openfields import train
-from openfields.training_log import read
+from openfields.training.log import read
 
 COCO_SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'coco-val-sample'
 

@@ -12,20 +12,19 @@ checkpoint from elsewhere cannot run code, and old checkpoints survive refactors
                 'state_dict': {name: tensor}},
       'epoch': int,                                   # epochs completed
       'meta': {'args': dict, 'argv': list, 'version': str, 'plugin_versions': dict},
-      'training_state': dict | None,                  # what --resume needs (openfields/resume.py)
+      'training_state': dict | None,                  # what --resume needs (openfields/training/resume.py)
     }
 
-Writes go to a temporary file in the same folder that is renamed over the target, so a run killed at
-any moment leaves the previous checkpoint intact.
+Writes go through :func:`openfields.outputs.atomic_write`, so a run killed at any moment leaves the
+previous checkpoint intact.
 """
 
 import os
 import pathlib
-import tempfile
 
 import torch
 
-from .. import headmeta
+from .. import headmeta, outputs
 
 FORMAT = 'openfields.checkpoint'
 FORMAT_VERSION = 1
@@ -49,32 +48,26 @@ def model_description(model) -> dict:
     }
 
 
-def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary sibling, fsync, then rename over ``path``."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save(path, model, *, epoch: int, meta: dict, training_state: dict | None = None) -> None:
-    atomic_torch_save({
+def payload(model, *, epoch: int, meta: dict, training_state: dict | None = None) -> dict:
+    """What a checkpoint file holds (plain tensors and types: loadable with ``weights_only``)."""
+    return {
         'format': FORMAT,
         'format_version': FORMAT_VERSION,
         'model': model_description(model),
         'epoch': int(epoch),
         'meta': meta,
         'training_state': training_state,
-    }, path)
+    }
+
+
+def write(path: str | os.PathLike, data: dict) -> None:
+    """``torch.save`` atomically: a reader (``eval --watch``) never sees half a checkpoint."""
+    with outputs.atomic_write(path, 'wb') as f:
+        torch.save(data, f)
+
+
+def save(path, model, *, epoch: int, meta: dict, training_state: dict | None = None) -> None:
+    write(path, payload(model, epoch=epoch, meta=meta, training_state=training_state))
 
 
 def load(path: str | os.PathLike) -> dict:

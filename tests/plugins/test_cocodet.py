@@ -20,7 +20,7 @@ from openfields.plugins.cocodet.datamodule import CocoDet
 from openfields.plugins.cocodet.metric import CocoBoxes
 from openfields.plugins.cocokp.datamodule import CocoKp
 from openfields.plugins.cocodet.transforms import IgnoreCroppedBoxes, IgnoreTinyBoxes
-from openfields.training_log import read
+from openfields.training.log import read
 
 COCO_SAMPLE = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'coco-val-sample'
 needs_coco_sample = pytest.mark.skipif(not (COCO_SAMPLE / 'annotations.json').is_file(),

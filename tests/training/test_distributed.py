@@ -7,8 +7,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from openfields import distributed
-from openfields.distributed import Context, Launch, LaunchError, launch_from_environment
+from openfields.training import distributed
+from openfields.training.distributed import Context, Launch, LaunchError, launch_from_environment
 
 from distributed_runs import free_port
 

@@ -5,10 +5,12 @@ import math
 
 import pytest
 
-from openfields import snapshots, train
+from openfields import train
+from openfields.training import snapshots
+from openfields.training.run_files import RunFiles
 from openfields.metric import scoring
 from openfields.network import checkpoint
-from openfields.training_log import read
+from openfields.training.log import read
 
 # --- the key metric ---------------------------------------------------------------------------------------
 
@@ -106,25 +108,6 @@ def test_a_restored_best_is_kept_only_for_the_same_metric_and_direction():
     other = snapshots.BestTracker(key)
     other.restore({'epoch': 4, 'metric': 'test.AR', 'value': 0.9, 'larger_is_better': True}, 'other metric')
     assert other.best is None
-
-
-# --- files ------------------------------------------------------------------------------------------------
-
-def test_best_path_replaces_the_pkl_suffix():
-    assert str(snapshots.best_path('outputs/x.pkl')) == 'outputs/x.best.pkl'
-    assert str(snapshots.best_path('outputs/x')) == 'outputs/x.best.pkl'
-
-
-def test_rotation_deletes_the_oldest_regular_snapshots_of_this_run_only(tmp_path):
-    names = ['m.pkl', 'm.best.pkl', 'm.pkl.epoch001', 'm.pkl.epoch002', 'm.pkl.epoch010', 'm.pkl.epoch011',
-             'm.pkl.epoch003.batch000002', 'm.pkl.epoch001.eval-synthetic.stats.json', 'm.pkl.log',
-             'm2.pkl.epoch001', 'other.pkl.epoch000']
-    for name in names:
-        (tmp_path / name).touch()
-    assert snapshots.rotate(tmp_path / 'm.pkl', 0) == []
-    removed = snapshots.rotate(tmp_path / 'm.pkl', 2)
-    assert sorted(removed) == [str(tmp_path / 'm.pkl.epoch001'), str(tmp_path / 'm.pkl.epoch002')]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names) - {'m.pkl.epoch001', 'm.pkl.epoch002'})
 
 
 # --- in training ------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Continuing a run where it stopped: ``--resume PATH|auto``, the checkpoints' ``training_state``.
 
 A run writes ``<out>.epochNNN`` after every validated epoch (or every ``--save-epochs``, see
-:mod:`openfields.snapshots`) and, when stopped by a signal
-(:mod:`openfields.preemption`), ``<out>.epochNNN.batchBBBBBB``: NNN epochs done and BBBBBB batches of the
+:mod:`openfields.training.snapshots`) and, when stopped by a signal
+(:mod:`openfields.training.preemption`), ``<out>.epochNNN.batchBBBBBB``: NNN epochs done and BBBBBB batches of the
 next. Both, and the best snapshot ``<run>.best.pkl``, carry a ``training_state`` (the final ``<out>``, the
 model to use, does not)::
 
@@ -28,16 +28,14 @@ import dataclasses
 import glob
 import logging
 import os
-import pathlib
 import random
-import re
 
 import numpy as np
 import torch
 
-LOG = logging.getLogger(__name__)
+from .run_files import Position, names_a_file, position_from_name, slurm_run_pattern
 
-CHECKPOINT_NAME = re.compile(r'\.epoch(\d{3,})(?:\.batch(\d{6,}))?$')
+LOG = logging.getLogger(__name__)
 
 
 def cli(parser: argparse.ArgumentParser) -> None:
@@ -54,52 +52,22 @@ def cli(parser: argparse.ArgumentParser) -> None:
                             '+ batches) and sets the learning rate from the first resumed step on')
 
 
-@dataclasses.dataclass(frozen=True, order=True)
-class Position:
-    """``epoch`` epochs done and ``batches`` batches of the next."""
-
-    epoch: int = 0
-    batches: int = 0
-
-
-def checkpoint_path(out, position: Position, *, interrupted: bool) -> str:
-    """``<out>.epochNNN`` after a validated epoch, ``<out>.epochNNN.batchBBBBBB`` after a stop signal."""
-    name = f'{out}.epoch{position.epoch:03d}'
-    return f'{name}.batch{position.batches:06d}' if interrupted else name
-
-
-def position_from_name(path) -> Position | None:
-    match = CHECKPOINT_NAME.search(str(path))
-    if match is None:
-        return None
-    return Position(int(match.group(1)), int(match.group(2) or 0))
-
-
-def newest_checkpoint(pattern: str) -> str | None:
-    """The checkpoint matching ``pattern`` (a glob of outputs) with the furthest position, or None."""
-    candidates = [(position_from_name(p), p) for p in glob.glob(pattern + '.epoch*')]
-    candidates = [(position, p) for position, p in candidates if position is not None]
+def newest_checkpoint(out_pattern: str) -> str | None:
+    """The resumable snapshot with the furthest position among the runs whose ``<out>`` matches
+    ``out_pattern`` (a glob), or None."""
+    candidates = [(position_from_name(path), path) for path in glob.glob(out_pattern + '.epoch*')]
+    candidates = [(position, path) for position, path in candidates if position is not None]
     return max(candidates)[1] if candidates else None
 
 
-def interrupted_checkpoints(out) -> list[str]:
-    return [p for p in glob.glob(f'{glob.escape(str(out))}.epoch*.batch*') if position_from_name(p)]
-
-
-def names_a_file(output: str | None) -> bool:
-    """``--output`` names the checkpoint itself (not a folder for the default name)."""
-    return bool(output) and not (output.endswith('/') or pathlib.Path(output).is_dir())
-
-
 def run_pattern(output: str | None, environ) -> str:
-    """The glob of the outputs of the run that ``--resume auto`` continues."""
+    """The glob of the ``<out>`` of the run that ``--resume auto`` continues."""
     if names_a_file(output):
         return glob.escape(output)
     job_id = environ.get('SLURM_JOB_ID')
     if job_id is None:
         raise ValueError('--resume auto needs --output FILE (or a Slurm job) to know which run to continue')
-    folder = pathlib.Path(output or 'outputs')
-    return str(glob.escape(str(folder)) / pathlib.Path(f'*-slurm{job_id}.pkl'))
+    return slurm_run_pattern(output, job_id)
 
 
 def checkpoint_to_resume(args: argparse.Namespace, environ=None) -> str | None:

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from openfields import preemption, resume, train, trainer
+from openfields import train
+from openfields.training import loop as trainer, preemption, resume
 from openfields.network import checkpoint
-from openfields.training_log import read
+from openfields.training.log import read
 
 from distributed_runs import relative_difference, state_of
 
@@ -75,13 +76,23 @@ def test_checkpoints_carry_the_training_state_and_the_final_model_does_not(unint
     state = checkpoint.load(f'{uninterrupted}.epoch001')['training_state']
     assert state['position'] == {'epoch': 1, 'batches': 0}
     assert set(state['trainer']) == {'optimizer', 'scheduler', 'ema', 'n_clipped'}
-    assert state['trainer']['optimizer']['state']  # momentum buffers
+    newest = checkpoint.load(f'{uninterrupted}.epoch002')['training_state']
+    assert newest['trainer']['optimizer']['state']  # momentum buffers: in the newest snapshot only
     assert state['trainer']['scheduler']['last_epoch'] == 2
     assert state['trainer']['ema']['swapped']  # the saved weights are the averages
     assert len(state['rng']) == 1 and set(state['rng'][0]) == {'python', 'numpy', 'torch', 'cuda'}
     assert (state['world_size'], state['batch_size'], state['batches_per_epoch']) == (1, 2, 2)
     assert state['output'] == str(uninterrupted)
     assert checkpoint.load(uninterrupted)['training_state'] is None
+
+
+def test_only_the_newest_snapshot_keeps_the_optimizer_state(uninterrupted):
+    older = checkpoint.load(f'{uninterrupted}.epoch001')['training_state']
+    assert older['trainer']['optimizer'] is None  # rewritten without it once epoch002 was on disk
+    assert older['trainer']['ema'] is not None and older['rng']  # the rest of the state stays
+    sizes = {name: os.path.getsize(f'{uninterrupted}{name}') for name in ('.epoch001', '.epoch002', '')}
+    # SGD momentum is one buffer per parameter (about the final model's size); the weights' EMA stays in both
+    assert sizes['.epoch002'] - sizes['.epoch001'] > 0.9 * sizes['']
 
 
 def test_resume_auto_starts_a_new_run_then_finds_it_complete(argv, tmp_path, caplog):

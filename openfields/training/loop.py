@@ -6,7 +6,8 @@ validation, evaluation and checkpoints are the exponential moving average of the
 training continues from the raw parameters. At the end of an epoch, in this order and each on its own
 schedule (see :class:`TrainerSettings`): BatchNorm recalibration, validation losses (``val-epoch`` records),
 the datasets' metrics in eval mode (``--eval-interval``, ``test`` records; rank 0 scores, every rank gets
-the scores), then ``save_checkpoint`` (regular snapshot and/or best snapshot, see :mod:`openfields.snapshots`).
+the scores), then the checkpointer's ``save_epoch`` (regular and/or best snapshot, see
+:mod:`openfields.training.checkpointer`).
 
 A batch's samples name their dataset (``meta['dataset']``) and the network positions of its targets
 (``meta['head_indices']``), so one loader may interleave several datasets (``--dataset a-b``): the heads of
@@ -15,7 +16,7 @@ the other datasets get no target, are skipped by the network and get no gradient
 Under ``--ddp`` every rank runs this loop in lockstep: ``model`` is the DistributedDataParallel wrapper
 that trains, ``network`` the model itself that is averaged, validated and saved; logged losses are means
 over the ranks. After each step the ranks agree whether a stop signal arrived; if so, a checkpoint of the
-position is written and :class:`Interrupted` is raised (see :mod:`openfields.resume`).
+position is written and :class:`Interrupted` is raised (see :mod:`openfields.training.resume`).
 """
 
 import argparse
@@ -26,10 +27,11 @@ import time
 
 import torch
 
-from .datasets import sampler
+from ..datasets import sampler
 from .distributed import Context, Launch
-from .resume import Position, rng_state, set_rng_state
-from .training_log import TrainingLog
+from .resume import rng_state, set_rng_state
+from .run_files import Position
+from .log import TrainingLog
 
 LOG = logging.getLogger(__name__)
 
@@ -175,19 +177,35 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _or_nan(value: float | None) -> float:
+    """For printing: a missing loss reads nan, a loss of exactly 0.0 stays 0.0."""
+    return math.nan if value is None else value
+
+
+class NoCheckpoints:
+    """A checkpointer that writes nothing (unit tests of the loop)."""
+
+    def save_epoch(self, position, state, *, snapshot, scores=None):
+        pass
+
+    def save_interrupted(self, position, state):
+        pass
+
+
 class Trainer:
     """Trains ``model`` with ``loss``.
 
-    ``save_checkpoint(position, interrupted, state, snapshot=..., scores=...)`` is called on every rank
-    after an epoch with a regular snapshot (``snapshot=True``) or with evaluation scores (``scores``:
-    {dataset: {score name: value}}, the same on every rank; else None), and when a stop signal ends
-    training (``interrupted=True``); ``state`` is :meth:`state_dict`. ``test_sets`` ({dataset:
+    ``checkpointer`` (:class:`~openfields.training.checkpointer.Checkpointer`) is called on every rank:
+    ``save_epoch(position, state, snapshot=..., scores=...)`` after an epoch with a regular snapshot
+    (``snapshot=True``) or with evaluation scores (``scores``: {dataset: {score name: value}}, the same on
+    every rank; else None), ``save_interrupted(position, state)`` when a stop signal ends training;
+    ``state`` is :meth:`state_dict`. ``test_sets`` ({dataset:
     :class:`~openfields.metric.scoring.TestSet`}) are needed on rank 0 only. ``stop_signal()`` returns the
     name of a stop signal this process received, or None.
     """
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
-                 log: TrainingLog, save_checkpoint, n_heads: int, batch_hook=None, network=None,
+                 log: TrainingLog, checkpointer=None, n_heads: int, batch_hook=None, network=None,
                  distributed: Context | None = None, stop_signal=None, test_sets: dict | None = None):
         self.model = model
         self.network = network if network is not None else model
@@ -197,7 +215,7 @@ class Trainer:
         self.device = device
         self.settings = settings
         self.log = log
-        self.save_checkpoint = save_checkpoint
+        self.checkpointer = checkpointer if checkpointer is not None else NoCheckpoints()
         self.n_heads = n_heads
         self.batch_hook = batch_hook  # debug plots: (epoch, batch_index, images, targets, metas) before a step
         self.distributed = distributed if distributed is not None else Context(Launch())
@@ -248,7 +266,7 @@ class Trainer:
             saved = self.end_epoch(train_loader, val_loaders, epoch)
             if epoch < self.settings.epochs and self._stop_agreed():
                 if not saved:
-                    self.save_checkpoint(Position(epoch, 0), True, self.state_dict())
+                    self.checkpointer.save_interrupted(Position(epoch, 0), self.state_dict())
                 raise Interrupted(f'stopped after epoch {epoch}')
 
     def end_epoch(self, train_loader, val_loaders: dict, epoch: int) -> bool:
@@ -266,7 +284,7 @@ class Trainer:
                 self.val_epoch(val_loader, epoch, dataset)
         scores = self.test_epoch(epoch) if evaluate else None
         if snapshot or scores is not None:
-            self.save_checkpoint(Position(epoch, 0), False, self.state_dict(), snapshot=snapshot, scores=scores)
+            self.checkpointer.save_epoch(Position(epoch, 0), self.state_dict(), snapshot=snapshot, scores=scores)
         if self.ema is not None:
             self.ema.swap()  # back to the raw weights for training
         return snapshot
@@ -394,7 +412,7 @@ class Trainer:
             if batch_index + 1 < n_batches and self._stop_agreed():
                 LOG.warning('stopping on %s after batch %d of epoch %d',
                             self.stop_signal() or 'another rank\'s signal', batch_index + 1, epoch)
-                self.save_checkpoint(Position(epoch - 1, batch_index + 1), True, self.state_dict())
+                self.checkpointer.save_interrupted(Position(epoch - 1, batch_index + 1), self.state_dict())
                 raise Interrupted(f'stopped after batch {batch_index + 1} of epoch {epoch}')
             last = time.perf_counter()
         self.log.write('train-epoch', epoch=epoch, loss=_mean(losses),
@@ -402,7 +420,7 @@ class Trainer:
                        batches_per_dataset=batches_per_dataset, n_clipped_grad=self.n_clipped,
                        time=round(time.perf_counter() - epoch_start, 3))
         LOG.info('epoch %d/%d train loss %.4f (%d batches, %s)', epoch, self.settings.epochs,
-                 _mean(losses) or math.nan, len(losses),
+                 _or_nan(_mean(losses)), len(losses),
                  _format_duration(time.perf_counter() - epoch_start))
 
     def _step(self, epoch, batch_index, n_batches, batch, data_time, n_images, epoch_start):
@@ -481,5 +499,5 @@ class Trainer:
         self.log.write('val-epoch', epoch=epoch, dataset=dataset, loss=loss, head_losses=head_losses,
                        n_batches=len(losses), time=round(time.perf_counter() - start, 3))
         LOG.info('epoch %d/%d val loss %.4f on %s (%d batches)', epoch, self.settings.epochs,
-                 loss or math.nan, dataset, len(losses))
+                 _or_nan(loss), dataset, len(losses))
         self.model.train()

@@ -4,12 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from openfields import headmeta, trainer
+from openfields import headmeta
+from openfields.training import loop as trainer
 from openfields.datasets.weighted_counter import WeightedCounterLoader
 from openfields.network.heads import CompositeField
 from openfields.network.losses import CompositeLoss, LossSettings, MultiHeadLoss
 from openfields.network.nets import Shell
-from openfields.training_log import TrainingLog, read
+from openfields.training.log import TrainingLog, read
 
 SIZE = 17  # input pixels; fields of 5 x 5 cells at stride 4
 
@@ -57,7 +58,7 @@ def make_trainer(model, loss, tmp_path, **settings):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     return trainer.Trainer(model, loss, optimizer, scheduler, device=torch.device('cpu'),
                            settings=trainer.TrainerSettings(**{'epochs': 1, 'ema': 0.0, **settings}),
-                           log=TrainingLog(tmp_path / 'log'), save_checkpoint=lambda *args, **kwargs: None,
+                           log=TrainingLog(tmp_path / 'log'),
                            n_heads=len(model.heads))
 
 
@@ -156,11 +157,14 @@ def test_each_end_of_epoch_step_follows_its_interval_and_scores_reach_the_checkp
     calls = {}
     runner = make_trainer(model, loss, tmp_path, epochs=4, val_interval=2, eval_interval=3, save_epochs=save_epochs)
 
-    def save_checkpoint(position, interrupted, state, snapshot=True, scores=None):
-        assert not interrupted
-        calls[position.epoch] = (snapshot, scores['a']['AP'] if scores is not None else None)
+    class Recorder(trainer.NoCheckpoints):
+        def save_epoch(self, position, state, *, snapshot, scores=None):
+            calls[position.epoch] = (snapshot, scores['a']['AP'] if scores is not None else None)
 
-    runner.save_checkpoint = save_checkpoint
+        def save_interrupted(self, position, state):
+            raise AssertionError('no stop signal was sent')
+
+    runner.checkpointer = Recorder()
     runner.test_sets = {'a': FixedTestSet()}
     runner.loop([batch('a', 0, seed=i) for i in range(2)], {'a': [batch('a', 0, seed=9)]})
 

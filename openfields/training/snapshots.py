@@ -1,30 +1,19 @@
-"""A run's snapshots: regular ``<out>.epochNNN``, their rotation, and the best one ``<run>.best.pkl``.
+"""Which snapshots a run keeps: ``--save-epochs``, ``--max-snapshots``, the key metric that picks the best
+snapshot and the best score so far (DeepLabCut's snapshot manager, with openfields' names; the files are
+written by :mod:`openfields.training.checkpointer`, named by :mod:`openfields.training.run_files`).
 
-DeepLabCut's snapshot manager, adapted to openfields' names (``<run>`` is the output path without its
-``.pkl`` suffix: ``outputs/x.pkl`` -> ``outputs/x.best.pkl``):
-
-* regular snapshots ``<out>.epochNNN`` (resumable, see :mod:`openfields.resume`) are written with every
-  validation (``--val-interval``), or every ``--save-epochs N`` epochs and at the last one;
-* ``--max-snapshots K`` > 0: once a new regular snapshot is on disk, the oldest regular snapshots of this
-  run are deleted until K remain (the best snapshot, the final ``<out>``, interrupted ``.batchBBBBBB``
-  checkpoints and other runs' files are never touched);
 * with ``--eval-interval`` the key metric (``--key-metric test.<score>``, ``test.<dataset>.<score>``) picks
   the best snapshot: written when a score is strictly better than every earlier one of the run (NaN never
   is), with ``best: {epoch, metric, value, larger_is_better}`` in its meta. The best score is part of the
-  training state, so a resumed run replaces the best snapshot only with a strictly better score;
-* ``--no-save-optimizer-state`` drops the optimizer state from regular and best snapshots (DeepLabCut's
-  default); resuming such a snapshot starts the optimizer afresh.
+  training state, so a resumed run replaces the best snapshot only with a strictly better score.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import logging
 import math
-import os
-import pathlib
 import re
 
 LOG = logging.getLogger(__name__)
@@ -52,10 +41,11 @@ def cli(parser: argparse.ArgumentParser) -> None:
     direction.add_argument('--key-metric-desc', action='store_true',
                            help='smaller --key-metric is better (default for names with rmse, error, px)')
     group.add_argument('--save-optimizer-state', default=True, action=argparse.BooleanOptionalAction,
-                       help='keep the optimizer state (momentum, Adam moments) in regular and best snapshots: '
-                            'exact --resume needs it; without it the snapshots keep position, random and '
-                            'schedule state and a resume starts the optimizer afresh (DeepLabCut\'s default '
-                            'is without). Checkpoints written on a stop signal always keep it')
+                       help='keep the optimizer state (momentum, Adam moments) in the newest regular snapshot '
+                            '(older ones and the best one are rewritten without it): exact --resume needs it; '
+                            'without it the snapshots keep position, random and schedule state and a resume '
+                            'starts the optimizer afresh (DeepLabCut\'s default is without). Checkpoints '
+                            'written on a stop signal always keep it')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,38 +170,3 @@ class BestTracker:
         if is_better(float(saved.get('value', math.nan)), None if self.best is None else self.best['value'],
                      self.key.larger_is_better):
             self.best = dict(saved)
-
-
-# --- files -----------------------------------------------------------------------------------------------
-
-def best_path(out) -> pathlib.Path:
-    """``<run>.best.pkl``: the output path without its ``.pkl`` suffix, then ``.best.pkl``."""
-    run = str(out)[:-len('.pkl')] if str(out).endswith('.pkl') else str(out)
-    return pathlib.Path(f'{run}.best.pkl')
-
-
-def regular_snapshots(out) -> list[tuple[int, str]]:
-    """``(epoch, path)`` of the regular snapshots ``<out>.epochNNN`` on disk, oldest first."""
-    snapshots = []
-    for path in glob.glob(f'{glob.escape(str(out))}.epoch*'):
-        match = re.fullmatch(r'\.epoch(\d{3,})', path[len(str(out)):])
-        if match is not None:
-            snapshots.append((int(match.group(1)), path))
-    return sorted(snapshots)
-
-
-def rotate(out, keep: int) -> list[str]:
-    """Delete the oldest regular snapshots of ``out`` until ``keep`` remain (``keep=0``: keep all); the
-    deleted paths."""
-    if keep <= 0:
-        return []
-    stale = [path for _, path in regular_snapshots(out)[:-keep]]
-    for path in stale:
-        os.remove(path)
-        LOG.info('--max-snapshots %d: deleted %s', keep, path)
-    return stale
-
-
-def without_optimizer(training_state: dict) -> dict:
-    """``training_state`` with ``trainer.optimizer`` None (``--no-save-optimizer-state``)."""
-    return {**training_state, 'trainer': {**training_state['trainer'], 'optimizer': None}}

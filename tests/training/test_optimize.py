@@ -5,7 +5,7 @@ import argparse
 import pytest
 import torch
 
-from openfields import optimize
+from openfields.training import optimize
 
 
 def parse(*argv):

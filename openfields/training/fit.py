@@ -1,0 +1,195 @@
+"""Fit: one training run from its first step to its last file, for any trainer that builds a model, a
+loss, an optimizer and loaders (the pose trainer ``openfields.train`` and those to come).
+
+``fit`` holds the run's lock, removes what a killed predecessor of the same run left half-written,
+writes the log, restores a resumed run (``--resume``) exactly, runs the epochs of
+:class:`~openfields.training.loop.Trainer` under the stop signals of Slurm, and turns how the run ended
+into an exception that says what exists on disk: :class:`Stopped` (resume from ``path``) and
+:class:`TrainingFailed` (non-finite loss or weights; names the last good checkpoint or says there is none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+
+import torch
+
+from ..network import checkpoint, losses
+from . import optimize, preemption, resume
+from .checkpointer import Checkpointer, NonFiniteWeightsError, RunFacts
+from .distributed import Context
+from .lock import RunLock
+from .log import TrainingLog
+from .loop import Interrupted, Trainer, TrainerSettings
+from .run_files import Position, RunFiles
+from .snapshots import BestTracker, KeyMetric, SnapshotSettings
+
+LOG = logging.getLogger(__name__)
+
+
+class Stopped(Exception):
+    """Training ended by a stop signal; ``path`` is the checkpoint to resume from."""
+
+    def __init__(self, signal_name: str | None, path: str):
+        super().__init__(f'stopped by {signal_name or "a signal to another rank"}; continue with --resume {path}')
+        self.path = path
+
+
+class TrainingFailed(RuntimeError):
+    """The loss or the weights became non-finite; the message says which checkpoint is good."""
+
+
+@dataclasses.dataclass
+class Resumed:
+    """The checkpoint ``--resume`` continues: its path and its ``training_state``."""
+    path: str
+    state: dict
+
+    @property
+    def position(self) -> Position:
+        return Position(**self.state['position'])
+
+
+def resumed_run(args, context: Context) -> Resumed | None:
+    """The checkpoint ``--resume`` continues (every rank checks, rank 0's choice counts), or None."""
+    path = context.broadcast_object(resume.checkpoint_to_resume(args))
+    if path is None:
+        return None
+    state = checkpoint.load(path).get('training_state')
+    if state is None:
+        raise checkpoint.CheckpointError(f'--resume {path}: no training state in it (a final checkpoint); '
+                                         'resume from its .epochNNN checkpoint')
+    return Resumed(path=path, state=state)
+
+
+def schedule_for(args, resumed: Resumed | None) -> optimize.LearningRateSchedule:
+    """This run's learning-rate schedule; when resuming with the saved scheduler state, the saved run's
+    (a warning names what this run's flags would change: --no-load-scheduler-state follows them)."""
+    schedule = optimize.LearningRateSchedule.from_args(args)
+    saved = None if resumed is None else resumed.state.get('schedule')
+    if saved is None or not args.load_scheduler_state:
+        return schedule
+    saved = optimize.LearningRateSchedule.from_dict(saved)
+    changes = saved.differences(schedule)
+    if changes:
+        LOG.warning('--resume: continuing the saved learning-rate schedule; this run\'s flags would change %s '
+                    '(pass --no-load-scheduler-state to follow them)', ', '.join(changes))
+    return saved
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a trainer built for :func:`fit`. ``network`` is the model itself (saved, averaged), ``model``
+    what trains (the DDP wrapper under ``--ddp``, else ``network``)."""
+    network: torch.nn.Module
+    model: torch.nn.Module
+    loss: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: optimize.LearningRateSchedule
+    train_loader: object
+    val_loaders: dict
+    settings: TrainerSettings
+    snapshot_settings: SnapshotSettings
+    seed: int
+    batch_size: int
+    meta: dict  # recorded in every checkpoint and in the log's process record
+    key_metric: KeyMetric | None = None
+    test_sets: dict = dataclasses.field(default_factory=dict)  # rank 0 only
+    batch_hook: object = None  # debug plots, rank 0 only
+    train_batches: int | None = None  # --train-batches
+
+
+def hold_lock(files: RunFiles, context: Context) -> RunLock | None:
+    """Rank 0 takes the run's lock; every rank raises when it is held by another run."""
+    lock, refusal = None, None
+    if context.is_main:
+        try:
+            lock = RunLock(files.lock).acquire()
+        except ValueError as error:
+            refusal = str(error)
+    refusal = context.broadcast_object(refusal)
+    if refusal is not None:
+        from .lock import RunLocked
+        raise RunLocked(refusal)
+    return lock
+
+
+def remove_stale_temp_files(files: RunFiles) -> None:
+    """Half-written files of an earlier process of this run (killed during a write): the lock says no
+    other process of the run is alive, so nobody writes them any more."""
+    for path in files.stale_temp_files():
+        LOG.info('removing %s, left half-written by a killed process of this run', path)
+        os.remove(path)
+
+
+def fit(plan: Plan, files: RunFiles, context: Context, device: torch.device, log: TrainingLog,
+        resumed: Resumed | None, *, load_scheduler_state: bool = True, resume_auto: bool = False) -> pathlib.Path:
+    """Train ``plan`` into ``files``; the final checkpoint's path (``files.out``)."""
+    n_train_batches = min(len(plan.train_loader), plan.train_batches or len(plan.train_loader))
+    scheduler = optimize.scheduler(plan.optimizer, plan.schedule, n_train_batches)
+    facts = RunFacts(seed=plan.seed, world_size=context.world_size, batch_size=plan.batch_size,
+                     batches_per_epoch=n_train_batches, schedule=plan.schedule.to_dict())
+    checkpointer = Checkpointer(files, plan.network, context, facts=facts, meta=plan.meta,
+                                settings=plan.snapshot_settings, best=BestTracker(plan.key_metric),
+                                epochs=plan.settings.epochs,
+                                last_good=pathlib.Path(resumed.path) if resumed is not None else None)
+    with preemption.StopSignals() as stop:
+        runner = Trainer(plan.model, plan.loss, plan.optimizer, scheduler, device=device, settings=plan.settings,
+                         log=log, checkpointer=checkpointer, n_heads=len(plan.network.head_metas),
+                         batch_hook=plan.batch_hook, network=plan.network, distributed=context,
+                         stop_signal=lambda: stop.name, test_sets=plan.test_sets)
+        start = Position()
+        if resumed is not None:
+            start = _restore(runner, checkpointer, resumed, context, n_train_batches, load_scheduler_state)
+            if start.epoch >= plan.settings.epochs and resume_auto:
+                LOG.info('--resume auto: %s is complete (%d epochs); nothing to train', files.out, start.epoch)
+                return files.out
+            log.write('resume', checkpoint=resumed.path, epoch=start.epoch, batches=start.batches)
+        try:
+            runner.loop(plan.train_loader, plan.val_loaders, start)
+        except (losses.NonFiniteLossError, NonFiniteWeightsError) as error:
+            message = str(error) if isinstance(error, NonFiniteWeightsError) else \
+                f'{error}; {checkpointer.describe_last_good()}'
+            log.write('error', message=message)
+            raise TrainingFailed(message) from None
+        except Interrupted as interruption:
+            path = str(checkpointer.last_good)
+            log.write('stopped', message=str(interruption), signal=stop.name, checkpoint=path)
+            raise Stopped(stop.name, path) from None
+    LOG.info('done: checkpoint %s, log %s', files.out, files.log)
+    return files.out
+
+
+def _restore(runner: Trainer, checkpointer: Checkpointer, resumed: Resumed, context: Context,
+             n_train_batches: int, load_scheduler_state: bool) -> Position:
+    """Put the trainer, the schedule, the best score and the random states where the resumed run was."""
+    state = resumed.state
+    resume.check_compatible(state, world_size=context.world_size, batch_size=checkpointer.facts.batch_size,
+                            batches_per_epoch=n_train_batches)
+    runner.load_state_dict(state['trainer'], scheduler=load_scheduler_state)
+    start = resumed.position
+    if not load_scheduler_state:
+        optimize.fast_forward(runner.scheduler, start.epoch * n_train_batches + start.batches)
+    if context.is_main:
+        _restore_best(checkpointer.best, state, checkpointer.files)
+    checkpointer.best.best = context.broadcast_object(checkpointer.best.best)  # every rank agrees
+    if state['world_size'] == context.world_size:
+        resume.set_rng_state(state['rng'][context.rank])  # last: nothing may draw after it
+    return start
+
+
+def _restore_best(best: BestTracker, state: dict, files: RunFiles) -> None:
+    """A resumed run's best score: its training state's, or its best snapshot's if that is better (written
+    after the checkpoint the run resumes)."""
+    best.restore(state.get('best'), '--resume')
+    if best.key is None or not files.best.is_file():
+        return
+    try:
+        on_disk = checkpoint.load(files.best)['meta'].get('best')
+    except checkpoint.CheckpointError as error:
+        LOG.warning('%s; the next evaluation replaces it', error)
+        return
+    best.restore(on_disk, str(files.best))

@@ -1,0 +1,189 @@
+"""The names of every file of a training run; everything else asks this module.
+
+A run is named by its output path ``<out>`` (``outputs/<basenet>-<yymmdd-HHMMSS>-<dataset>-<8 hex>.pkl``
+by default); ``<run>`` is ``<out>`` without ``.pkl``::
+
+    <out>                         final checkpoint (the model to use; no training state)
+    <out>.epochNNN                regular snapshot after NNN epochs (resumable)
+    <out>.epochNNN.batchBBBBBB    written on a stop signal: NNN epochs and BBBBBB batches of the next done
+    <run>.best.pkl                best snapshot by the key metric (--eval-interval)
+    <out>.log                     JSON-lines training log (openfields.training.log)
+    <out>.config.json             every flag of the run, a config file for --config
+    <out>.lock                    held while the run trains (openfields.training.lock)
+    <out><suffix>                 a dataset's run file, e.g. ``.dlc-split.json``
+    <checkpoint>.eval-<dataset>.stats.json   what ``openfields.eval`` scored on a checkpoint
+
+Temporary files of the atomic writes are ``.<name>.<pid>.tmp`` beside each (:mod:`openfields.outputs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import glob
+import hashlib
+import os
+import pathlib
+import re
+
+from .. import outputs
+
+SNAPSHOT_SUFFIX = re.compile(r'\.epoch(\d{3,})(?:\.batch(\d{6,}))?$')
+BEST_SUFFIX = '.best.pkl'
+EVAL_STATS = re.compile(r'^(?P<checkpoint>.+)\.eval-(?P<dataset>[^/]+)\.stats\.json$')
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Position:
+    """``epoch`` epochs done and ``batches`` batches of the next: where training continues."""
+    epoch: int = 0
+    batches: int = 0
+
+
+def position_from_name(path) -> Position | None:
+    """The position a snapshot's name encodes (None for a file that is not a snapshot)."""
+    match = SNAPSHOT_SUFFIX.search(str(path))
+    if match is None:
+        return None
+    return Position(int(match.group(1)), int(match.group(2) or 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFiles:
+    """The files of the run whose final checkpoint is ``out``."""
+    out: pathlib.Path
+
+    def __init__(self, out: str | os.PathLike):
+        object.__setattr__(self, 'out', pathlib.Path(out))
+
+    @classmethod
+    def of_checkpoint(cls, path: str | os.PathLike) -> 'RunFiles':
+        """The run a checkpoint belongs to: ``x.pkl`` for ``x.pkl``, ``x.pkl.epoch007(.batch000010)`` and
+        ``x.best.pkl``."""
+        name = SNAPSHOT_SUFFIX.sub('', str(path))
+        if name.endswith(BEST_SUFFIX):
+            name = name[:-len(BEST_SUFFIX)] + '.pkl'
+        return cls(name)
+
+    @property
+    def run(self) -> str:
+        """``<out>`` without its ``.pkl`` suffix."""
+        out = str(self.out)
+        return out[:-len('.pkl')] if out.endswith('.pkl') else out
+
+    @property
+    def log(self) -> pathlib.Path:
+        return pathlib.Path(f'{self.out}.log')
+
+    @property
+    def config(self) -> pathlib.Path:
+        return pathlib.Path(f'{self.out}.config.json')
+
+    @property
+    def lock(self) -> pathlib.Path:
+        return pathlib.Path(f'{self.out}.lock')
+
+    @property
+    def best(self) -> pathlib.Path:
+        return pathlib.Path(f'{self.run}{BEST_SUFFIX}')
+
+    def snapshot(self, epoch: int) -> pathlib.Path:
+        return pathlib.Path(f'{self.out}.epoch{epoch:03d}')
+
+    def interrupted(self, position: Position) -> pathlib.Path:
+        return pathlib.Path(f'{self.snapshot(position.epoch)}.batch{position.batches:06d}')
+
+    def dataset_file(self, suffix: str) -> pathlib.Path:
+        """A file a dataset writes for this run (``write_run_files``), e.g. ``.dlc-split.json``."""
+        return pathlib.Path(f'{self.out}{suffix}')
+
+    def regular_snapshots(self) -> list[tuple[int, pathlib.Path]]:
+        """``(epoch, path)`` of the regular snapshots on disk, oldest first."""
+        found = []
+        for path in glob.glob(f'{glob.escape(str(self.out))}.epoch*'):
+            position = position_from_name(path)
+            if position is not None and path == str(self.snapshot(position.epoch)):
+                found.append((position.epoch, pathlib.Path(path)))
+        return sorted(found)
+
+    def rotated_out(self, keep: int) -> list[pathlib.Path]:
+        """The regular snapshots that ``--max-snapshots keep`` deletes: all but the ``keep`` newest
+        (``keep=0``: none)."""
+        return [] if keep <= 0 else [path for _, path in self.regular_snapshots()[:-keep]]
+
+    def interrupted_snapshots(self) -> list[tuple[Position, pathlib.Path]]:
+        found = []
+        for path in glob.glob(f'{glob.escape(str(self.out))}.epoch*.batch*'):
+            position = position_from_name(path)
+            if position is not None and path == str(self.interrupted(position)):
+                found.append((position, pathlib.Path(path)))
+        return sorted(found)
+
+    def resumable(self) -> list[tuple[Position, pathlib.Path]]:
+        """Every snapshot ``--resume`` can continue, by position (a later position last)."""
+        regular = [(Position(epoch, 0), path) for epoch, path in self.regular_snapshots()]
+        return sorted(regular + self.interrupted_snapshots())
+
+    def files(self) -> list[pathlib.Path]:
+        """The run's files that exist now (checkpoints, log, config, lock)."""
+        named = [self.out, self.log, self.config, self.lock, self.best]
+        return [p for p in named if p.exists()] + [p for _, p in self.resumable()]
+
+    def stale_temp_files(self) -> list[pathlib.Path]:
+        """Temporary files that a killed process of this run left beside its files."""
+        names = [self.out, self.log, self.config, self.best, *(p for _, p in self.resumable())]
+        stale = [t for p in names for t in outputs.stale_temp_files(p)]
+        # a snapshot whose write was killed never got its name: match its temp file by pattern
+        pattern = re.compile(rf'\.{re.escape(self.out.name)}\.epoch\d{{3,}}(\.batch\d{{6,}})?\.\d+'
+                             + re.escape(outputs.TEMP_SUFFIX))
+        if self.out.parent.is_dir():
+            stale += [p for p in self.out.parent.iterdir() if pattern.fullmatch(p.name)]
+        return sorted(set(stale))
+
+
+def eval_stats(checkpoint: str | os.PathLike, dataset: str) -> pathlib.Path:
+    """``<checkpoint>.eval-<dataset>.stats.json``."""
+    return pathlib.Path(f'{eval_prefix(checkpoint, dataset)}.stats.json')
+
+
+def eval_prefix(checkpoint: str | os.PathLike, dataset: str) -> str:
+    """``<checkpoint>.eval-<dataset>``: eval's default output prefix (stats, predictions)."""
+    return f'{checkpoint}.eval-{dataset}'
+
+
+def parse_eval_stats(path: str | os.PathLike) -> tuple[str, str] | None:
+    """``(checkpoint file name, dataset)`` of an eval stats file name, or None."""
+    match = EVAL_STATS.match(pathlib.Path(path).name)
+    return (match['checkpoint'], match['dataset']) if match else None
+
+
+def default_name(basenet: str, dataset: str, now: datetime.datetime, token_source: str,
+                 environ=None) -> str:
+    """``<basenet>-<yymmdd-HHMMSS>-<dataset>-<8 hex>.pkl``; in a Slurm job ``slurm<JOB_ID>`` replaces the
+    hex, so that a requeued job finds its run (``--resume auto``)."""
+    stamp = now.strftime('%y%m%d-%H%M%S')
+    job_id = (os.environ if environ is None else environ).get('SLURM_JOB_ID')
+    token = f'slurm{job_id}' if job_id else \
+        hashlib.sha256(f'{stamp} {os.getpid()} {token_source}'.encode()).hexdigest()[:8]
+    return f'{basenet}-{stamp}-{dataset}-{token}.pkl'
+
+
+def names_a_file(output: str | None) -> bool:
+    """``--output`` names the checkpoint itself (not a folder for the default name)."""
+    return bool(output) and not (output.endswith('/') or pathlib.Path(output).is_dir())
+
+
+def output_path(output: str | None, default: str) -> pathlib.Path:
+    """The run's ``<out>`` from ``--output`` (a file, a folder ending in / or an existing folder, or None:
+    ``outputs/``) and the default file name."""
+    if output is None:
+        return pathlib.Path('outputs') / default
+    if not names_a_file(output):
+        return pathlib.Path(output) / default
+    return pathlib.Path(output)
+
+
+def slurm_run_pattern(output: str | None, job_id: str) -> str:
+    """The glob of the final checkpoint names of a Slurm job's run under ``--output`` (a folder)."""
+    folder = pathlib.Path(output or 'outputs')
+    return str(pathlib.Path(glob.escape(str(folder))) / f'*-slurm{job_id}.pkl')
