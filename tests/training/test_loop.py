@@ -176,3 +176,21 @@ def test_each_end_of_epoch_step_follows_its_interval_and_scores_reach_the_checkp
     assert tests[0]['metrics']['test.AR'] == 'nan'  # the log writes non-finite floats as strings
     assert runner.test_sets['a'].modes == [False, False]  # scored in eval mode ...
     assert model.training  # ... and back to training after
+
+
+class ZeroLoss(nn.Module):
+    """A loss that is exactly 0.0: what a perfectly fitted validation batch gives."""
+    field_names = ['a.cif.c']
+
+    def forward(self, outputs, targets):
+        zero = torch.zeros(())
+        return zero, {'a.cif.c': zero}
+
+
+def test_a_validation_loss_of_exactly_zero_is_printed_as_zero_not_nan(tmp_path, caplog):
+    model, _ = two_dataset_model()
+    runner = make_trainer(model, ZeroLoss(), tmp_path)
+    caplog.set_level('INFO')
+    runner.val_epoch([batch('a', 0, seed=1)], 1, 'a')
+    assert 'val loss 0.0000 on a' in caplog.text and 'nan' not in caplog.text
+    assert read(tmp_path / 'log')[-1]['loss'] == 0.0
