@@ -211,7 +211,7 @@ def run_from_records(name: str, path: pathlib.Path, contents: training_log.LogCo
     run = Run(name=name, path=path, cut_last_line=contents.cut_last_line)
     for record in records:
         _add_record(run, record)
-    run.wall_time = wall_time(records)
+    run.wall_time = wall_time(contents.all_records if contents.all_records is not None else records)
     run.evals = find_evals(run, {} if stats_files is None else stats_files) + test_points(run)
     return run
 
@@ -375,11 +375,8 @@ def _status(run: Run) -> str:
     if run.stopped is not None:
         return f'stopped by {run.stopped.get("signal") or "a signal"}; resume from {run.stopped.get("checkpoint")}'
     finished = run.planned_epochs is not None and run.last_epoch is not None and run.last_epoch >= run.planned_epochs
-    if run.cut_last_line:
-        return ('finished, but ' if finished else '') + 'the log ends in a cut line (killed while writing?)'
-    if finished:
-        return 'finished'
-    return 'incomplete (running or interrupted)'
+    status = 'finished' if finished else 'incomplete (running or interrupted)'
+    return f'{status}, log ends in a cut line' if run.cut_last_line else status
 
 
 def _epochs(run: Run) -> str:

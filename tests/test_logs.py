@@ -211,8 +211,8 @@ def test_corrupt_line_and_non_log_files_are_reported_and_skipped(runs, cli_outpu
         f'openfields.logs: {corrupt}:5: corrupt line skipped: not JSON (Expecting property name enclosed in '
         'double quotes)',
         f'openfields.logs: {corrupt}:8: corrupt line skipped: "val-epoch" record without an integer "epoch"',
-        f'openfields.logs: {not_a_log}: not a training log (no JSON-lines records of type process, config, '
-        'train, train-epoch, val-epoch, test, error); skipped',
+        f'openfields.logs: {not_a_log}: not a training log (no JSON-lines records of type process, resume, '
+        'config, train, train-epoch, val-epoch, test, stopped, error); skipped',
         f'openfields.logs: {checkpoint}: not a training log (binary file); skipped']
     table = parse_text_table(out)
     assert table['run'] == ['a', 'b']
@@ -221,16 +221,40 @@ def test_corrupt_line_and_non_log_files_are_reported_and_skipped(runs, cli_outpu
         assert table[label] == original[label], label
 
 
-def test_an_incomplete_last_line_of_a_log_being_written_is_ignored(runs, tmp_path, capsys, without_plots):
+def test_an_incomplete_last_line_of_a_log_being_written_is_ignored_and_said(runs, tmp_path, capsys, without_plots):
     lines = runs[0].read_text().splitlines(keepends=True)
     first_val = next(i for i, line in enumerate(lines) if '"val-epoch"' in line)
     growing = tmp_path / 'growing.pkl.log'
     growing.write_text(''.join(lines[:first_val + 1]) + lines[first_val + 1][:40])
     code, out, err = run_cli([growing], capsys)
-    assert code == 0 and err == ''
+    assert code == 0
+    assert err.splitlines() == [f'openfields.logs: {growing}: the last line is cut (the run was killed while '
+                                'writing it, or is writing it now); ignored']
     table = parse_text_table(out)
-    assert table['epochs'] == ['1 of 2'] and table['status'] == ['incomplete (running or interrupted)']
+    assert table['epochs'] == ['1 of 2']
+    assert table['status'] == ['incomplete (running or interrupted), log ends in a cut line']
     assert float(table['final val loss'][0]) == pytest.approx(json.loads(lines[first_val])['loss'], rel=1e-5)
+
+
+def test_a_finished_log_whose_last_line_is_cut_does_not_read_as_plainly_finished(runs, tmp_path, capsys,
+                                                                                 without_plots):
+    text = runs[0].read_text()
+    cut = tmp_path / 'cut.pkl.log'
+    cut.write_text(text + '{"type": "test", "epoch": 2, "metr')
+    code, out, err = run_cli([cut], capsys)
+    assert code == 0 and 'the last line is cut' in err
+    assert parse_text_table(out)['status'] == ['finished, log ends in a cut line']
+
+
+def test_a_stopped_run_says_where_to_resume(runs, tmp_path, capsys, without_plots):
+    lines = runs[0].read_text().splitlines(keepends=True)
+    first_epoch = next(i for i, line in enumerate(lines) if '"train-epoch"' in line)
+    stopped = tmp_path / 'stopped.pkl.log'
+    stopped.write_text(''.join(lines[:first_epoch + 1]) + json.dumps(
+        {'type': 'stopped', 'signal': 'SIGTERM', 'checkpoint': 'x.pkl.epoch001.batch000001'}) + '\n')
+    code, out, err = run_cli([stopped], capsys)
+    assert code == 0 and err == ''
+    assert parse_text_table(out)['status'] == ['stopped by SIGTERM; resume from x.pkl.epoch001.batch000001']
 
 
 def test_equal_run_names_are_told_apart_by_their_folders(runs, tmp_path):

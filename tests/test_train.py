@@ -16,6 +16,7 @@ from openfields import predict as predict_cli
 from openfields import train
 from openfields.metric.coco import KEYPOINT_STAT_NAMES
 from openfields.network import checkpoint, factory
+from openfields.training import run_files
 from openfields.training.log import read
 
 # a small, fast run: a few tiny synthetic images, two epochs of two batches
@@ -89,11 +90,15 @@ def test_log_has_train_records_per_display_interval_and_epoch_means(tiny_run):
 
 
 def test_default_output_name_has_basenet_time_dataset_and_token(tmp_path):
-    args = train.cli(['--dataset', 'synthetic', '--output', f'{tmp_path}/'])
-    args.basenet = 'resnet18'
-    path = train.output_path(args, datetime.datetime(2026, 11, 20, 13, 45, 7))
+    name = run_files.default_name('resnet18', 'synthetic', datetime.datetime(2026, 11, 20, 13, 45, 7), 'argv',
+                                  environ={})
+    path = run_files.output_path(f'{tmp_path}/', name)
     assert path.parent == tmp_path
     assert re.fullmatch(r'resnet18-261120-134507-synthetic-[0-9a-f]{8}\.pkl', path.name)
+    slurm = run_files.default_name('resnet18', 'synthetic', datetime.datetime(2026, 11, 20, 13, 45, 7), 'argv',
+                                   environ={'SLURM_JOB_ID': '42'})
+    assert slurm == 'resnet18-261120-134507-synthetic-slurm42.pkl'
+    assert run_files.output_path(None, name) == pathlib.Path('outputs') / name
 
 
 ISSUE_FLAGS = ['--lr', '--momentum', '--nesterov', '--weight-decay', '--b-scale', '--clip-grad-value',

@@ -93,6 +93,7 @@ class LogContents:
     corrupt: list[tuple[int, str]]
     cut_last_line: bool = False
     superseded: int = 0  # records dropped because a resumed run did their work again
+    all_records: list[dict] | None = None  # every record in file order, the redone ones too (wall time)
 
 
 def _is_binary(head: bytes) -> bool:
@@ -111,8 +112,6 @@ def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
         return None, f'not JSON ({error.msg})'
     if not isinstance(record, dict) or not isinstance(record.get('type'), str):
         return None, 'not a JSON object with a "type"'
-    if record['type'] not in RECORD_TYPES:
-        return None, f'unknown record type "{record["type"]}"'
     if record['type'] in EPOCH_RECORD_TYPES and (not isinstance(record.get('epoch'), int)
                                                  or isinstance(record.get('epoch'), bool)):
         return None, f'"{record["type"]}" record without an integer "epoch"'
@@ -168,10 +167,11 @@ def read_log(path: str | os.PathLike) -> LogContents:
             cut = True
         else:
             corrupt.append((line_number, reason))
-    if not records:
+    if not any(r['type'] in RECORD_TYPES for r in records):
         raise NotALog(f'{path}: not a training log (no JSON-lines records of type {", ".join(RECORD_TYPES)})')
-    records, superseded = _without_redone(records)
-    return LogContents(records=records, corrupt=corrupt, cut_last_line=cut, superseded=superseded)
+    counted, superseded = _without_redone(records)
+    return LogContents(records=counted, corrupt=corrupt, cut_last_line=cut, superseded=superseded,
+                       all_records=records)
 
 
 def read(path: str | os.PathLike) -> list[dict]:
