@@ -8,10 +8,10 @@ evaluation metrics against epoch: the ``test`` records of the log (``--eval-inte
 Several runs share the axes, one colour each. A table compares the runs side by side: final and best losses,
 best AP and its epoch (of both sources), epochs, wall time and the flags in which the runs differ.
 
-Logs still being written and logs of interrupted or resumed runs are read as they are: an incomplete last
-line is ignored; a resumed run (a later ``process`` record) continues its epochs, and a record repeated for
-the same epoch replaces the earlier one. A file that is not a log and a corrupt line are reported on
-stderr and skipped.
+Logs are read by the one reader of the log, :func:`openfields.training.log.read_log`: logs still being
+written and logs of interrupted or resumed runs are read as they are, a resumed run counts each epoch once,
+and an incomplete last line is reported and ignored. A file that is not a log and a corrupt line are
+reported on stderr and skipped.
 """
 
 import argparse

@@ -47,7 +47,7 @@ fi
 read -r -a container <<< "${OPENFIELDS_CONTAINER:-}"
 
 # the rendezvous: the first node of the job, a port derived from the job id
-# (the rule of openfields.distributed.default_master_port, which Python applies when these are unset)
+# (the rule of openfields.training.distributed.default_master_port, which Python applies when these are unset)
 if [[ -z "${MASTER_ADDR:-}" ]]; then
     hosts="$(scontrol show hostnames "$SLURM_JOB_NODELIST")"
     MASTER_ADDR="${hosts%%$'\n'*}"

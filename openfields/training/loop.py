@@ -76,7 +76,7 @@ class TrainerSettings:
     display_interval: int = 10
     bn_recalibration_batches: int = 0
     eval_interval: int = 0  # 0: no evaluation
-    save_epochs: int | None = None  # --save-epochs (openfields.snapshots); None: with every validation
+    save_epochs: int | None = None  # --save-epochs (openfields.training.snapshots); None: with every validation
 
     def validates(self, epoch: int) -> bool:
         return epoch % self.val_interval == 0 or epoch == self.epochs

@@ -12,7 +12,7 @@ model to use, does not)::
      'rng': [per-rank {'python', 'numpy', 'torch', 'cuda'}],        # random number generator states
      'seed': int, 'world_size': int, 'batch_size': int, 'batches_per_epoch': int,
      'output': str,                                  # the run's <out>
-     'best': {'epoch', 'metric', 'value', 'larger_is_better'} | None,   # openfields.snapshots
+     'best': {'epoch', 'metric', 'value', 'larger_is_better'} | None,   # openfields.training.snapshots
      'schedule': dict}                               # optimize.LearningRateSchedule.to_dict()
 
 ``--resume`` loads it and continues at the next step as if the run had never stopped: the same

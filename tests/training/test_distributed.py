@@ -1,4 +1,4 @@
-"""openfields.distributed: launcher environments, rank-0 helpers and collectives on real processes."""
+"""openfields.training.distributed: launcher environments, rank-0 helpers and collectives on real processes."""
 
 import logging
 
