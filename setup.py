@@ -20,6 +20,7 @@ setup(
         'openfields.network',
         'openfields.network.losses',
         'openfields.show',
+        'openfields.training',
         'openfields.transforms',
         'openfields.plugins',
     ] + [f'openfields.plugins.{name}' for name in PLUGINS],
