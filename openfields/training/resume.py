@@ -24,7 +24,6 @@ a requeued job can always pass it.
 """
 
 import argparse
-import dataclasses
 import glob
 import logging
 import os

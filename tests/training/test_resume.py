@@ -14,7 +14,6 @@ from openfields.training import loop as trainer, preemption, resume
 from openfields.network import checkpoint
 from openfields.training.log import read
 
-from distributed_runs import relative_difference, state_of
 
 # 4 images, batch 2: 2 steps per epoch, 2 epochs; EMA on so that its state must survive too
 TINY = ['--dataset', 'synthetic', '--synthetic-train-images', '4', '--synthetic-val-images', '2',

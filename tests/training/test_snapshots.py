@@ -7,7 +7,6 @@ import pytest
 
 from openfields import train
 from openfields.training import snapshots
-from openfields.training.run_files import RunFiles
 from openfields.metric import scoring
 from openfields.network import checkpoint
 from openfields.training.log import read
