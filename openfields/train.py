@@ -211,17 +211,24 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     if args.seed is None:
         args.seed = context.broadcast_object(int.from_bytes(os.urandom(4), 'little') >> 1)
     seed_everything(args.seed)  # the same initial weights on every rank
-    settings = TrainerSettings.from_args(args)
-    snapshot_settings = snapshots.SnapshotSettings.from_args(args)
-    schedule = fit.schedule_for(args, resumed)
-
     datamodule = _datamodule(args, context)
-    key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     network = _network(args, datamodule, resumed).to(device)
     if context.active:
         seed_everything(args.seed + 1_000_003 * context.rank)  # different augmentations on every rank
-    model = _distributed_model(network, context, device, args.ddp_sync_bn)
-    loss = losses.factory(args, network.head_metas)
+    plan = _plan(args, context, device, datamodule, network, resumed)
+    files = _run_files(args, context, resumed)
+    with fit.exclusive(files, context):
+        log = _start_log(args, context, device, files, datamodule, plan, resumed)
+        return fit.fit(plan, files, context, device, log, resumed, load_scheduler_state=args.load_scheduler_state,
+                       resume_auto=args.resume == 'auto')
+
+
+def _plan(args, context, device, datamodule, network, resumed) -> fit.Plan:
+    """Loss, loaders, optimizer and schedule of ``network`` on ``datamodule``; the test sets of
+    ``--eval-interval`` on rank 0."""
+    settings = TrainerSettings.from_args(args)
+    snapshot_settings = snapshots.SnapshotSettings.from_args(args)
+    key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     check_stability_rule(args)
     debug_plots = training_debug.TrainingDebug.from_args(args, network)  # None without debug flags
     loader_settings = dataclasses.replace(  # the same shuffling on every rank, plots by rank 0 only
@@ -234,33 +241,29 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
         sampler.check_sharded(loader, context.world_size, f'{args.dataset} {what}')
     test_sets = _test_sets(args, datamodule, network, metric_names, device) \
         if settings.eval_interval and context.is_main else {}
-    optimizer = optimize.optimizer_from_args(args, network.parameters())
+    return fit.Plan(network=network, model=_distributed_model(network, context, device, args.ddp_sync_bn),
+                    loss=losses.factory(args, network.head_metas),
+                    optimizer=optimize.optimizer_from_args(args, network.parameters()),
+                    schedule=fit.schedule_for(args, resumed), train_loader=train_loader, val_loaders=val_loaders,
+                    settings=settings, snapshot_settings=snapshot_settings, seed=args.seed,
+                    batch_size=args.batch_size, meta=_meta(args, datamodule), key_metric=key_metric,
+                    test_sets=test_sets, batch_hook=debug_plots if context.is_main else None,
+                    train_batches=args.train_batches)
 
-    files = _run_files(args, context, resumed)
-    plan = fit.Plan(network=network, model=model, loss=loss, optimizer=optimizer, schedule=schedule,
-                    train_loader=train_loader, val_loaders=val_loaders, settings=settings,
-                    snapshot_settings=snapshot_settings, seed=args.seed, batch_size=args.batch_size,
-                    meta=_meta(args, datamodule), key_metric=key_metric, test_sets=test_sets,
-                    batch_hook=debug_plots if context.is_main else None, train_batches=args.train_batches)
-    lock = fit.hold_lock(files, context)
-    try:
-        log = TrainingLog(files.log if context.is_main else None)
-        if context.is_main:
-            if resumed is not None:
-                fit.remove_stale_temp_files(files)
-            config.write(files.config, parser(), args)
-            datamodule.write_run_files(files.out)  # e.g. the data split, for evaluating this run's checkpoints
-        log.write('process', **plan.meta, datasets=datamodule.describe_datasets(),
-                  world_size=context.world_size, global_batch_size=args.batch_size * context.world_size,
-                  launcher=context.launch.launcher, device=str(device),
-                  resumed_from=resumed.path if resumed is not None else None)
-        LOG.info('training %s on %s (%d process%s) on %s; writing %s', args.basenet, args.dataset,
-                 context.world_size, 'es' if context.active else '', device, files.out)
-        return fit.fit(plan, files, context, device, log, resumed, load_scheduler_state=args.load_scheduler_state,
-                       resume_auto=args.resume == 'auto')
-    finally:
-        if lock is not None:
-            lock.release()
+
+def _start_log(args, context, device, files: RunFiles, datamodule, plan: fit.Plan, resumed) -> TrainingLog:
+    """Rank 0 writes the run's config and dataset files and opens the log with a ``process`` record."""
+    log = TrainingLog(files.log if context.is_main else None)
+    if context.is_main:
+        config.write(files.config, parser(), args)
+        datamodule.write_run_files(files.out)  # e.g. the data split, for evaluating this run's checkpoints
+    log.write('process', **plan.meta, datasets=datamodule.describe_datasets(),
+              world_size=context.world_size, global_batch_size=args.batch_size * context.world_size,
+              launcher=context.launch.launcher, device=str(device),
+              resumed_from=resumed.path if resumed is not None else None)
+    LOG.info('training %s on %s (%d process%s) on %s; writing %s', args.basenet, args.dataset,
+             context.world_size, 'es' if context.active else '', device, files.out)
+    return log
 
 
 def configure_logging(quiet: bool, launch: distributed.Launch):

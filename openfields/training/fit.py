@@ -10,6 +10,7 @@ into an exception that says what exists on disk: :class:`Stopped` (resume from `
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -21,7 +22,7 @@ from ..network import checkpoint, losses
 from . import optimize, preemption, resume
 from .checkpointer import Checkpointer, NonFiniteWeightsError, RunFacts
 from .distributed import Context
-from .lock import RunLock
+from .lock import RunLock, RunLocked
 from .log import TrainingLog
 from .loop import Interrupted, Trainer, TrainerSettings
 from .run_files import Position, RunFiles
@@ -102,27 +103,29 @@ class Plan:
     train_batches: int | None = None  # --train-batches
 
 
-def hold_lock(files: RunFiles, context: Context) -> RunLock | None:
-    """Rank 0 takes the run's lock; every rank raises when it is held by another run."""
+@contextlib.contextmanager
+def exclusive(files: RunFiles, context: Context):
+    """While the run trains, rank 0 holds its lock (every rank raises :class:`RunLocked` when another run
+    holds it). Then the half-written files of an earlier process of this run (killed during a write) are
+    removed: the lock says that no other process of the run is alive to finish them."""
     lock, refusal = None, None
     if context.is_main:
         try:
             lock = RunLock(files.lock).acquire()
-        except ValueError as error:
+        except RunLocked as error:
             refusal = str(error)
     refusal = context.broadcast_object(refusal)
     if refusal is not None:
-        from .lock import RunLocked
         raise RunLocked(refusal)
-    return lock
-
-
-def remove_stale_temp_files(files: RunFiles) -> None:
-    """Half-written files of an earlier process of this run (killed during a write): the lock says no
-    other process of the run is alive, so nobody writes them any more."""
-    for path in files.stale_temp_files():
-        LOG.info('removing %s, left half-written by a killed process of this run', path)
-        os.remove(path)
+    try:
+        if context.is_main:
+            for path in files.stale_temp_files():
+                LOG.info('removing %s, left half-written by a killed process of this run', path)
+                os.remove(path)
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def fit(plan: Plan, files: RunFiles, context: Context, device: torch.device, log: TrainingLog,
