@@ -20,17 +20,16 @@ import json
 import math
 import os
 import pathlib
-import re
 import sys
 
-from .training import log as training_log
+from .training import log as training_log, run_files
+from .training.run_files import RunFiles
 from .version import version
 
 EVAL_METRICS = ('AP', 'AP50', 'AP75', 'AR', 'test_pixel_error', 'test_pck')  # plotted when present
 EVAL_SOURCES = {'stats': 'eval stats files', 'test': 'test records (--eval-interval)'}
 IGNORED_FLAGS = ('output',)  # differs between any two runs; the run name already says it
 MAX_REPORTED_LINES = 10  # corrupt lines reported one by one per file; the rest are counted
-CHECKPOINT_EPOCH = re.compile(r'\.epoch(\d+)$')
 
 
 def report(message: str) -> None:
@@ -222,14 +221,13 @@ def run_from_records(name: str, path: pathlib.Path, contents: training_log.LogCo
 
 def checkpoint_base(log_path: pathlib.Path) -> str:
     """``x.pkl`` for the log ``x.pkl.log``."""
-    return log_path.name[:-len('.log')] if log_path.name.endswith('.log') else log_path.name
+    return RunFiles.of_log(log_path).out.name
 
 
 def _stats_checkpoint_and_dataset(path: pathlib.Path, stats: dict) -> tuple[str | None, str | None]:
     """The checkpoint file name and dataset a stats file belongs to: from its ``checkpoint`` and
     ``dataset`` keys, else from its name ``<checkpoint>.eval-<dataset>.stats.json``."""
-    stem = path.name[:-len('.stats.json')]
-    from_name = stem.rsplit('.eval-', 1) if '.eval-' in stem else [None, None]
+    from_name = run_files.parse_eval_stats(path) or (None, None)
     checkpoint = stats.get('checkpoint')
     checkpoint = pathlib.PurePath(checkpoint).name if isinstance(checkpoint, str) else from_name[0]
     dataset = stats.get('dataset') if isinstance(stats.get('dataset'), str) else from_name[1]
@@ -237,14 +235,10 @@ def _stats_checkpoint_and_dataset(path: pathlib.Path, stats: dict) -> tuple[str 
 
 
 def _checkpoint_epoch(run: Run, checkpoint: str) -> int | None:
-    base = checkpoint_base(run.path)
-    if checkpoint == base:  # the final checkpoint, written after the last planned epoch
+    files = RunFiles.of_log(run.path)
+    if checkpoint == files.out.name:  # the final checkpoint, written after the last planned epoch
         return run.planned_epochs or run.last_epoch
-    if checkpoint.startswith(base):
-        match = CHECKPOINT_EPOCH.fullmatch(checkpoint[len(base):])
-        if match:
-            return int(match.group(1))
-    return None
+    return files.epoch_of(checkpoint)
 
 
 def _read_stats(path: pathlib.Path) -> dict | None:

@@ -65,6 +65,22 @@ class RunFiles:
             name = name[:-len(BEST_SUFFIX)] + '.pkl'
         return cls(name)
 
+    @classmethod
+    def of_log(cls, path: str | os.PathLike) -> 'RunFiles':
+        """The run whose log is ``path`` (``<out>.log``)."""
+        name = str(path)
+        return cls(name[:-len('.log')] if name.endswith('.log') else name)
+
+    def epoch_of(self, checkpoint: str | os.PathLike) -> int | None:
+        """The epochs done in this run's checkpoint ``checkpoint`` (a path or a file name beside ``<out>``):
+        NNN for a regular snapshot, None for the final checkpoint (its epoch is the run's last) and for
+        any other file."""
+        name = pathlib.PurePath(checkpoint).name
+        position = position_from_name(name)
+        if position is None or name != self.snapshot(position.epoch).name:
+            return None
+        return position.epoch
+
     @property
     def run(self) -> str:
         """``<out>`` without its ``.pkl`` suffix."""

@@ -48,3 +48,12 @@ def test_stale_temp_files_are_those_of_this_run(tmp_path):
         (tmp_path / name).touch()
     stale = {p.name for p in RunFiles(tmp_path / 'm.pkl').stale_temp_files()}
     assert stale == {'.m.pkl.epoch003.123.tmp', '.m.pkl.55.tmp'} | ({'.m.pkl.log.7.tmp'})
+
+
+def test_a_log_names_its_run_and_only_regular_snapshots_have_an_epoch():
+    files = RunFiles.of_log('out/x.pkl.log')
+    assert files.out.as_posix() == 'out/x.pkl' and files.log.as_posix() == 'out/x.pkl.log'
+    assert files.epoch_of('x.pkl.epoch012') == 12
+    assert files.epoch_of('out/x.pkl.epoch012') == 12
+    for other in ('x.pkl', 'x.pkl.epoch012.batch000003', 'y.pkl.epoch012', 'x.pkl.epoch012.eval-d.stats.json'):
+        assert files.epoch_of(other) is None
