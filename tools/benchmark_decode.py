@@ -1,4 +1,4 @@
-"""Decoder benchmark: ``python -m openfields.benchmark_decode`` (part of ``make bench``).
+"""Decoder benchmark: ``python -m tools.benchmark_decode`` (part of ``make bench``).
 
 Measures, on this machine, and writes a JSON file (default ``outputs/bench/decode.json``):
 
@@ -32,14 +32,15 @@ import numpy as np
 import PIL.Image
 import torch
 
-from . import encoder, headmeta, transforms
+from openfields import encoder, headmeta, transforms
+from openfields.decoder import DecoderSettings, fields_from_targets
+from openfields.decoder.cifcaf import CifCaf
+from openfields.malloc_tuning import tune_glibc_malloc
+from openfields.network import factory as network_factory
+from openfields.plugins.synthetic import render
+from openfields.version import version
+
 from .benchmark import coco_metas, cpu_name
-from .decoder import DecoderSettings, fields_from_targets
-from .decoder.cifcaf import CifCaf
-from .malloc_tuning import tune_glibc_malloc
-from .network import factory as network_factory
-from .plugins.synthetic import render
-from .version import version
 
 LOG = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def _metas():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m openfields.benchmark_decode',
+    parser = argparse.ArgumentParser(prog='python -m tools.benchmark_decode',
                                      description=__doc__.splitlines()[0])
     parser.add_argument('--output', default='outputs/bench/decode.json')
     parser.add_argument('--people', type=int, nargs='+', default=[1, 5, 20])
