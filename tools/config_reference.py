@@ -5,8 +5,11 @@
 (:data:`SECTIONS`), and DeepLabCut's ``pytorch_config.yaml`` keys mapped to flags (:data:`DLC_KEYS`).
 
 Every argparse group of the parser is assigned a section in :data:`GROUP_SECTIONS`, and flags that belong
-elsewhere than their group in :data:`FLAG_SECTIONS`. A flag covered by neither stops the generator
-(:class:`UnmappedFlags`): a new group or flag is placed by hand, never silently left out. The tables are
+elsewhere than their group in :data:`FLAG_SECTIONS`. The flags of a plugin installed outside the repository
+(an ``openfields_*`` module or an entry point) get a section of their own, ``Plugin `<name>```, after the
+repository's sections: its author cannot edit these tables, and its flags are not openfields' own. Any other
+flag covered by neither table stops the generator (:class:`UnmappedFlags`): a new group or flag of the
+repository is placed by hand, never silently left out. The tables are
 rendered by :func:`tools.cli_reference.table`, like ``docs/cli.md``.
 """
 
@@ -17,7 +20,8 @@ import json
 import sys
 import typing
 
-from openfields import config, train
+from openfields import config, plugin, train
+from openfields.datasets import DATAMODULES
 
 from . import cli_reference
 
@@ -219,32 +223,60 @@ class UnmappedFlags(ValueError):
     """Flags of the parser that :data:`GROUP_SECTIONS` / :data:`FLAG_SECTIONS` place in no section."""
 
 
-def section_of(action: argparse.Action, group_title: str) -> str | None:
+PLUGIN_SECTION = 'plugin '  # + the plugin's name: the section of a plugin installed outside the repository
+
+
+def outside_plugin_flags() -> dict[str, str]:
+    """``{flag: plugin name}`` for the flags of the loaded plugins that are not in the repository: what
+    their DataModules' ``cli`` adds (the one place a plugin adds flags), read from a scratch parser."""
+    owners = {}
+    for loaded in plugin.plugins():
+        if loaded.source == 'in-repo':
+            continue
+        for dataset in loaded.datasets:
+            scratch = argparse.ArgumentParser(add_help=False)
+            DATAMODULES[dataset].cli(scratch)
+            for action in scratch._actions:
+                owners.update({option: loaded.name for option in action.option_strings})
+    return owners
+
+
+def section_of(action: argparse.Action, group_title: str, plugin_flags: dict[str, str] | None = None
+               ) -> str | None:
+    """The section of a flag: by flag, by group, by the outside plugin that adds it (``plugin_flags``,
+    :func:`outside_plugin_flags`), else None (unmapped)."""
     for option in action.option_strings:
         if option in FLAG_SECTIONS:
             return FLAG_SECTIONS[option]
-    if group_title not in GROUP_SECTIONS and group_title.startswith('dataset '):
-        return 'data'  # every DataModule's group, also those of plugins installed outside the repository
-    return GROUP_SECTIONS.get(group_title)
+    if group_title in GROUP_SECTIONS:  # before the plugins: a plugin may reuse a group of the repository
+        return GROUP_SECTIONS[group_title]
+    for option in action.option_strings:
+        if option in (plugin_flags or {}):
+            return PLUGIN_SECTION + plugin_flags[option]
+    if group_title.startswith('dataset '):
+        return 'data'  # a DataModule of the repository
+    return None
 
 
 def sections(parser: argparse.ArgumentParser) -> dict[str, list[tuple[str, list[argparse.Action]]]]:
-    """``{section: [(group title, its flags in that section), ...]}`` in parser order; raises
-    :class:`UnmappedFlags` naming every flag without a section."""
+    """``{section: [(group title, its flags in that section), ...]}`` in parser order, the sections of
+    :data:`SECTIONS` first, then one per plugin installed outside the repository; raises
+    :class:`UnmappedFlags` naming every other flag without a section."""
     result: dict[str, list[tuple[str, list[argparse.Action]]]] = {section: [] for section in SECTIONS}
+    plugin_flags = outside_plugin_flags()
     unmapped = []
     for group in parser._action_groups:
         by_section: dict[str, list[argparse.Action]] = {}
         for action in group._group_actions:
             if not action.option_strings:
                 continue
-            section = section_of(action, group.title)
+            section = section_of(action, group.title, plugin_flags)
             if section is None:
                 unmapped.append(f'{action.option_strings[-1]} (group {group.title!r})')
             else:
                 by_section.setdefault(section, []).append(action)
         for section, actions in by_section.items():
-            result[section].append((group.title, actions))
+            result.setdefault(section, []).append((group.title, actions))
     if unmapped:
         raise UnmappedFlags(f'flags in no section of the configuration reference: {", ".join(unmapped)}; '
                             'add their group to GROUP_SECTIONS (or each flag to FLAG_SECTIONS) in '
@@ -321,14 +353,24 @@ def _dlc_table() -> list[str]:
     return lines + ['']
 
 
+def _section_heading(section: str) -> list[str]:
+    if section in SECTIONS:
+        return [f'## {section.capitalize()}', '', SECTIONS[section], '']
+    name = section[len(PLUGIN_SECTION):]
+    version = plugin.versions().get(name) or 'no version'
+    return [f'## Plugin `{name}`', '',
+            f'The flags of the plugin `{name}` ({version}), installed outside openfields: see its own '
+            'documentation. Its config keys work like those above.', '']
+
+
 def markdown(parser: argparse.ArgumentParser | None = None) -> str:
     parser = parser or train.parser()
     by_section = sections(parser)
     key_cell = _key_cell(config.keys(parser))
     lines = _intro()
-    for section, intro in SECTIONS.items():
-        lines += [f'## {section.capitalize()}', '', intro, '']
-        for title, actions in by_section[section]:
+    for section, groups in by_section.items():
+        lines += _section_heading(section)
+        for title, actions in groups:
             lines += [f'### {title}', '',
                       *cli_reference.table(actions, ('config key', key_cell)), '']
     lines += _dlc_table()
