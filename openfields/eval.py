@@ -12,7 +12,6 @@ encoded from the ground truth: it measures what the encoder + decoder pair recov
 import argparse
 import dataclasses
 import glob
-import json
 import logging
 import os
 import pathlib
@@ -23,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from . import encoder, plugin
+from . import encoder, outputs, plugin
 from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
@@ -179,7 +178,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
               'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
               'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle, 'decoder': decode.names,
               'args': {k: v for k, v in vars(args).items()}, 'version': version()}
-    write_json_atomic(f'{prefix}.stats.json', result)
+    outputs.write_json(f'{prefix}.stats.json', result)
     if args.write_predictions:
         for metric in metrics:
             metric.write_predictions(prefix)
@@ -187,14 +186,6 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
              checkpoint_path or 'oracle', result.get('AP', float('nan')), n_images, result['nn_time_ms'],
              result['decoder_time_ms'], prefix)
     return result
-
-
-def write_json_atomic(path: str, data: dict):
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(data, f, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 def pending_checkpoints(args) -> list[str]:

@@ -18,11 +18,11 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import re
 import sys
 
+from .outputs import atomic_write
 from .version import version
 
 LOG_TYPES = ('process', 'config', 'train', 'train-epoch', 'val-epoch', 'test', 'error')
@@ -693,14 +693,12 @@ def pyplot_figure(**kwargs):
 
 
 def write_pngs(made: list[tuple[str, object]], folder: pathlib.Path, dpi: int = 100) -> list[pathlib.Path]:
-    """Each figure as ``folder/<stem>.png``, written to a temporary file and renamed."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Each figure as ``folder/<stem>.png``, written atomically."""
     paths = []
     for stem, fig in made:
         path = folder / f'{stem}.png'
-        tmp = folder / f'.{stem}.png.tmp{os.getpid()}'
-        fig.savefig(tmp, format='png', dpi=dpi)
-        os.replace(tmp, path)
+        with atomic_write(path, 'wb') as f:
+            fig.savefig(f, format='png', dpi=dpi)
         paths.append(path)
     return paths
 

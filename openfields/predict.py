@@ -12,7 +12,6 @@ predicted fields (openfields/show/debug.py), named ``<image>.<plot>.png``.
 
 import argparse
 import glob
-import json
 import logging
 import os
 import pathlib
@@ -22,7 +21,7 @@ import time
 import PIL.Image
 import torch
 
-from . import plugin, transforms
+from . import outputs, plugin, transforms
 from .decoder import factory as decoder_factory
 from .decoder.annotation import inverse_transform
 from .malloc_tuning import tune_glibc_malloc
@@ -120,7 +119,7 @@ def write_outputs(args, canvas: canvas_module.Canvas, meta, predictions):
     path = pathlib.Path(meta['local_file_path'])
     if args.json_output is not None:
         out = output_path(path, args.json_output, '.predictions.json')
-        out.write_text(json.dumps([a.json_data() for a in predictions]))
+        outputs.write_json(out, [a.json_data() for a in predictions], indent=None)
         LOG.info('wrote %s', out)
     settings = canvas.settings
     if settings.image_output is None and not settings.has_output:
@@ -129,7 +128,8 @@ def write_outputs(args, canvas: canvas_module.Canvas, meta, predictions):
         drawn = draw_annotations(image, predictions)
     if settings.image_output is not None:
         out = output_path(path, settings.image_output, '.predictions.jpeg')
-        drawn.save(out, quality=90)
+        with outputs.atomic_write(out, 'wb') as f:
+            drawn.save(f, format='JPEG', quality=90)
         LOG.info('wrote %s', out)
     if settings.has_output:
         canvas.image(f'{path.name}.predictions', drawn, title=f'{path.name}: {len(predictions)} poses')

@@ -13,7 +13,6 @@ Figures are medians over repeated timings after a warm-up.
 
 import argparse
 import datetime
-import json
 import logging
 import os
 import pathlib
@@ -30,6 +29,7 @@ from openfields.plugins.cocokp import constants
 from openfields.plugins.cocokp.datamodule import head_metas_for
 from openfields.plugins.synthetic import render
 from openfields.malloc_tuning import tune_glibc_malloc
+from openfields.outputs import write_json
 from openfields.version import version
 
 LOG = logging.getLogger(__name__)
@@ -168,10 +168,7 @@ def main(argv=None):
         'worker_feeds_network': data['samples_per_s_per_worker'] > train['images_per_s'],
     }
     out = pathlib.Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(result, indent=2) + '\n')
-    os.replace(tmp, out)
+    write_json(out, result)
     LOG.info('one worker feeds the network: %s; wrote %s', result['worker_feeds_network'], out)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import logging
 import os
 import pathlib
@@ -38,6 +37,7 @@ from openfields.decoder.cifcaf import CifCaf
 from openfields.malloc_tuning import tune_glibc_malloc
 from openfields.network import factory as network_factory
 from openfields.plugins.synthetic import render
+from openfields.outputs import write_json
 from openfields.version import version
 
 from .benchmark import coco_metas, cpu_name
@@ -172,10 +172,7 @@ def main(argv=None):
               'hardware': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': threads},
               'image': [WIDTH, HEIGHT], 'stride': 16 // UPSAMPLE, 'decoder': decoder, 'predict': predict}
     out = pathlib.Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(result, indent=2) + '\n')
-    os.replace(tmp, out)
+    write_json(out, result)
     LOG.info('wrote %s', out)
 
 
