@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from . import encoder, outputs, plugin
+from . import config, encoder, outputs, plugin
 from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
@@ -41,8 +41,7 @@ USER_ERRORS = (ValueError, DatasetError, checkpoint.CheckpointError, PretrainedW
 
 def parser() -> argparse.ArgumentParser:
     plugin.register_all()
-    p = argparse.ArgumentParser(prog='python -m openfields.eval', description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = config.ArgumentParser(prog='python -m openfields.eval', description=__doc__.splitlines()[0])
     p.add_argument('--version', action='version', version=f'openfields {version()}')
     p.add_argument('--output', default=None,
                    help='path prefix of the results: PREFIX.stats.json (default: <checkpoint>.eval-<dataset>)')

@@ -22,6 +22,7 @@ import pathlib
 import re
 import sys
 
+from . import config
 from .outputs import atomic_write
 from .version import version
 
@@ -727,8 +728,7 @@ def cli(parser: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='python -m openfields.logs', description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = config.ArgumentParser(prog='python -m openfields.logs', description=__doc__.splitlines()[0])
     p.add_argument('--version', action='version', version=f'openfields {version()}')
     cli(p)
     return p

@@ -21,7 +21,7 @@ import time
 import PIL.Image
 import torch
 
-from . import outputs, plugin, transforms
+from . import config, outputs, plugin, transforms
 from .decoder import factory as decoder_factory
 from .decoder.annotation import inverse_transform
 from .malloc_tuning import tune_glibc_malloc
@@ -39,8 +39,7 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 def parser() -> argparse.ArgumentParser:
     plugin.register_all()
-    p = argparse.ArgumentParser(prog='python -m openfields.predict', description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = config.ArgumentParser(prog='python -m openfields.predict', description=__doc__.splitlines()[0])
     p.add_argument('--version', action='version', version=f'openfields {version()}')
     p.add_argument('images', nargs='+', help='image files, folders or globs')
     p.add_argument('--checkpoint', required=True, help='trained checkpoint')
