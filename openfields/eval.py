@@ -222,6 +222,8 @@ def watch(args, device):
 
 
 def run(args):
+    # before any work: an evaluation that cannot be written would be lost after it finished
+    outputs.check_output_path(args.output, '--output')
     device = resolve_device(args.device)
     if args.watch:
         if not args.checkpoint:

@@ -23,7 +23,7 @@ import re
 import sys
 
 from . import config
-from .outputs import atomic_write
+from .outputs import OutputPathError, atomic_write, check_output_path
 from .version import version
 
 LOG_TYPES = ('process', 'config', 'train', 'train-epoch', 'val-epoch', 'test', 'error')
@@ -739,6 +739,11 @@ def main(argv=None) -> int:
     args = argument_parser.parse_args(argv)
     if args.dpi < 1:
         argument_parser.error(f'--dpi {args.dpi}: must be at least 1')
+    try:
+        check_output_path(args.output, '--output', folder=True)
+    except OutputPathError as error:
+        report(f'error: {error}')
+        return 2
     runs = read_runs(args.logs)
     if not runs:
         report('error: none of the given files could be read as a training log')

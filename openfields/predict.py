@@ -168,9 +168,12 @@ def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
     if args.batch_size > 1 and args.long_edge is None:
         raise ValueError('--batch-size > 1 needs --long-edge (images of a batch are padded to one size)')
-    # malformed --debug-indices or --image-dpi fail before the model loads
+    # malformed --debug-indices or --image-dpi and unwritable output folders fail before the model loads
     debug.DebugSettings.from_args(args)
     canvas_module.CanvasSettings.from_args(args)
+    for flag, folder in (('--json-output', args.json_output), ('--image-output', args.image_output),
+                         ('--save-all', args.save_all)):
+        outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
     device = resolve_device(args.device)
     saved = checkpoint.load(args.checkpoint)
     model = network_factory.from_checkpoint(saved).to(device).eval()
@@ -197,8 +200,8 @@ def run(args) -> int:
         if images is None:
             continue
         with torch.inference_mode():
-            outputs = model(images.to(device), head_mask=head_mask)
-            heads = [outputs[i].cpu().numpy() for i in head_indices]
+            head_outputs = model(images.to(device), head_mask=head_mask)
+            heads = [head_outputs[i].cpu().numpy() for i in head_indices]
         for b, meta in enumerate(metas):
             fields = [h[b] for h in heads]
             if plots is not None:

@@ -149,3 +149,15 @@ def test_checkpoint_whose_heads_do_not_match_the_dataset_names_both(tmp_path, ca
                        '--synthetic-train-images', '2', '--synthetic-cache-dir', str(tmp_path / 'cache')])
     err = capsys.readouterr().err
     assert "['mice.cif', 'mice.caf']" in err and 'synthetic.cif' in err
+
+
+def test_an_output_under_a_regular_file_stops_eval_before_the_checkpoint_or_data_are_read(tmp_path, capsys):
+    (tmp_path / 'afile').write_text('not a folder')
+    cache = tmp_path / 'cache'
+    with pytest.raises(SystemExit) as exit_info:
+        eval_cli.main(['--checkpoint', str(tmp_path / 'missing.pkl'), '--dataset', 'synthetic',
+                       '--synthetic-cache-dir', str(cache), '--output', str(tmp_path / 'afile' / 'x')])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'openfields.eval: error: --output {tmp_path / "afile" / "x"}: {tmp_path / "afile"} is a file, not a folder']
+    assert not cache.exists()

@@ -121,3 +121,14 @@ def test_bad_debug_indices_are_one_line_errors_naming_the_entry(model_path, imag
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f'openfields.predict: error: {message}\n'
     assert not (tmp_path / 'all').exists() and not (tmp_path / 'json').exists()
+
+
+@pytest.mark.parametrize('flag', ['--json-output', '--image-output', '--save-all'])
+def test_an_output_folder_under_a_regular_file_is_one_line_before_the_model_loads(flag, images, tmp_path, capsys):
+    (tmp_path / 'afile').write_text('not a folder')
+    out = tmp_path / 'afile' / 'x'
+    with pytest.raises(SystemExit) as exit_info:
+        predict_cli.main([str(images / 'a.png'), '--checkpoint', str(tmp_path / 'missing.pkl'), flag, str(out)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'openfields.predict: error: {flag} {out}: {tmp_path / "afile"} is a file, not a folder']
