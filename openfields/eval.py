@@ -195,30 +195,23 @@ def pending_checkpoints(args) -> list[str]:
 
 
 def watch(args, device):
-    """Poll ``--checkpoint`` (a glob) every ``--watch-interval`` seconds; evaluate each new checkpoint once."""
-    stop = {'now': False}
-
-    def interrupt(signum, frame):
-        stop['now'] = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt)
+    """Poll ``--checkpoint`` (a glob) every ``--watch-interval`` seconds; evaluate each new checkpoint once,
+    until interrupted (KeyboardInterrupt reaches :func:`main`: exit status 130)."""
+    # a watcher started in the background of a shell inherits SIGINT ignored; Ctrl-C / kill -INT must stop it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     warned_empty = False
-    try:
-        while not stop['now']:
-            start = time.time()
-            pending = pending_checkpoints(args)
-            if not pending and not glob.glob(args.checkpoint) and not warned_empty:
-                LOG.warning('--checkpoint %s matches no file yet; waiting', args.checkpoint)
-                warned_empty = True
-            for path in pending:
-                try:
-                    evaluate(args, path, device)
-                except checkpoint.CheckpointError as error:  # still being written, or truncated
-                    LOG.warning('skipping %s for now: %s', path, error)
-            time.sleep(max(0.0, args.watch_interval - (time.time() - start)))
-    except KeyboardInterrupt:
-        LOG.info('watch interrupted; stopping')
+    while True:
+        start = time.time()
+        pending = pending_checkpoints(args)
+        if not pending and not glob.glob(args.checkpoint) and not warned_empty:
+            LOG.warning('--checkpoint %s matches no file yet; waiting', args.checkpoint)
+            warned_empty = True
+        for path in pending:
+            try:
+                evaluate(args, path, device)
+            except checkpoint.CheckpointError as error:  # still being written, or truncated
+                LOG.warning('skipping %s for now: %s', path, error)
+        time.sleep(max(0.0, args.watch_interval - (time.time() - start)))
 
 
 def run(args):
@@ -247,7 +240,8 @@ def main(argv=None):
     except USER_ERRORS as error:
         print(f'openfields.eval: error: {error}', file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # stats already written stay: each is written atomically
+        print('openfields.eval: interrupted', file=sys.stderr)
         sys.exit(130)
 
 
