@@ -39,7 +39,7 @@ demo: $(STAMP)
 	$(PYTHON) -m openfields.eval --checkpoint $(DEMO_DIR)/demo.pkl $(DEMO_DATA) --coco-eval-long-edge 129 \
 		--loader-workers 1 --output $(DEMO_DIR)/demo.eval-synthetic
 	@echo "== openfields demo: predicting three validation images, with debug plots of two fields"
-	$(PYTHON) -m openfields.predict $$($(PYTHON) -m openfields.demo_summary $(DEMO_DIR)/demo.pkl --val-images 3) \
+	$(PYTHON) -m openfields.predict $$($(PYTHON) -m tools.demo_summary $(DEMO_DIR)/demo.pkl --val-images 3) \
 		--checkpoint $(DEMO_DIR)/demo.pkl --long-edge 129 \
 		--json-output $(DEMO_DIR)/predictions --image-output $(DEMO_DIR)/predictions \
 		--debug-indices cif:5 caf:5 --save-all $(DEMO_DIR)/debug
@@ -47,7 +47,7 @@ demo: $(STAMP)
 	$(PYTHON) -m openfields.logs $(DEMO_DIR)/demo.pkl.log --output $(DEMO_DIR)/logs
 	@echo
 	@echo "== openfields demo: what was written"
-	$(PYTHON) -m openfields.demo_summary $(DEMO_DIR)/demo.pkl --stats $(DEMO_DIR)/demo.eval-synthetic.stats.json
+	$(PYTHON) -m tools.demo_summary $(DEMO_DIR)/demo.pkl --stats $(DEMO_DIR)/demo.eval-synthetic.stats.json
 	@echo "  predictions        $(DEMO_DIR)/predictions/ (drawn images and json)"
 	@echo "  debug plots        $(DEMO_DIR)/debug/ (input, CIF field 5 and CAF field 5 of each image)"
 	@echo "  loss curves        $(DEMO_DIR)/logs/ (python -m openfields.logs)"
@@ -64,13 +64,13 @@ test-slurm: $(STAMP)
 	$(PYTHON) -m pytest -m slurm $(PYTEST_FLAGS) tests/test_slurm.py
 
 bench: $(STAMP)
-	$(PYTHON) -m openfields.benchmark --output outputs/bench/train.json
-	$(PYTHON) -m openfields.benchmark_decode --output outputs/bench/decode.json
+	$(PYTHON) -m tools.benchmark --output outputs/bench/train.json
+	$(PYTHON) -m tools.benchmark_decode --output outputs/bench/decode.json
 
 # regenerate the CLI and configuration references from the parsers
 docs: $(STAMP)
-	$(PYTHON) -m openfields.cli_reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
-	$(PYTHON) -m openfields.config_reference > docs/configuration.md.tmp && mv docs/configuration.md.tmp docs/configuration.md
+	$(PYTHON) -m tools.cli_reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
+	$(PYTHON) -m tools.config_reference > docs/configuration.md.tmp && mv docs/configuration.md.tmp docs/configuration.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache all-images

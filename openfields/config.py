@@ -36,6 +36,28 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file and the key."""
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each flag's default, except for switches (``store_true``, ``store_false``,
+    ``store_const``): their default is the destination's value, so ``--no-x`` (store_false) would read
+    "(default: True)", the opposite of what giving or not giving the flag does."""
+
+    def _get_help_string(self, action):
+        if isinstance(action, (argparse._StoreConstAction, argparse._AppendConstAction)):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of every openfields CLI: :class:`HelpFormatter` by default, and a usage error printed
+    as the error and a ``--help`` hint, not the whole usage (hundreds of lines for train)."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f'{self.prog}: error: {message}\ntry \'{self.prog} --help\'\n')
+
+
 def cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', default=None, metavar='FILE',
                         help='JSON (or YAML) file of flag values keyed by the long flag names; flags on the '
@@ -165,8 +187,8 @@ def _command_line_dests(parser: argparse.ArgumentParser, argv) -> set[str]:
     return {dest for dest, value in vars(parsed).items() if value is not _UNSET}
 
 
-def _config_path(argv) -> str | None:
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+def _config_path(argv, prog: str) -> str | None:
+    pre = ArgumentParser(prog=prog, add_help=False, allow_abbrev=False)
     pre.add_argument('--config', default=None)
     return pre.parse_known_args(argv)[0].config
 
@@ -174,7 +196,7 @@ def _config_path(argv) -> str | None:
 def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """``parser.parse_args(argv)`` with the values of ``--config FILE`` as defaults (changes the parser's
     defaults). A bad config file exits with status 2 and one line naming the file and the key."""
-    path = _config_path(argv)
+    path = _config_path(argv, parser.prog)
     if path is None:
         return parser.parse_args(argv)
     try:

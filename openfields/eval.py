@@ -12,7 +12,6 @@ encoded from the ground truth: it measures what the encoder + decoder pair recov
 import argparse
 import dataclasses
 import glob
-import json
 import logging
 import os
 import pathlib
@@ -23,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from . import encoder, plugin
+from . import config, encoder, outputs, plugin
 from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
@@ -42,8 +41,7 @@ USER_ERRORS = (ValueError, DatasetError, checkpoint.CheckpointError, PretrainedW
 
 def parser() -> argparse.ArgumentParser:
     plugin.register_all()
-    p = argparse.ArgumentParser(prog='python -m openfields.eval', description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = config.ArgumentParser(prog='python -m openfields.eval', description=__doc__.splitlines()[0])
     p.add_argument('--version', action='version', version=f'openfields {version()}')
     p.add_argument('--output', default=None,
                    help='path prefix of the results: PREFIX.stats.json (default: <checkpoint>.eval-<dataset>)')
@@ -179,7 +177,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
               'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
               'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle, 'decoder': decode.names,
               'args': {k: v for k, v in vars(args).items()}, 'version': version()}
-    write_json_atomic(f'{prefix}.stats.json', result)
+    outputs.write_json(f'{prefix}.stats.json', result)
     if args.write_predictions:
         for metric in metrics:
             metric.write_predictions(prefix)
@@ -187,14 +185,6 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
              checkpoint_path or 'oracle', result.get('AP', float('nan')), n_images, result['nn_time_ms'],
              result['decoder_time_ms'], prefix)
     return result
-
-
-def write_json_atomic(path: str, data: dict):
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(data, f, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 def pending_checkpoints(args) -> list[str]:
@@ -205,33 +195,28 @@ def pending_checkpoints(args) -> list[str]:
 
 
 def watch(args, device):
-    """Poll ``--checkpoint`` (a glob) every ``--watch-interval`` seconds; evaluate each new checkpoint once."""
-    stop = {'now': False}
-
-    def interrupt(signum, frame):
-        stop['now'] = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt)
+    """Poll ``--checkpoint`` (a glob) every ``--watch-interval`` seconds; evaluate each new checkpoint once,
+    until interrupted (KeyboardInterrupt reaches :func:`main`: exit status 130)."""
+    # a watcher started in the background of a shell inherits SIGINT ignored; Ctrl-C / kill -INT must stop it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     warned_empty = False
-    try:
-        while not stop['now']:
-            start = time.time()
-            pending = pending_checkpoints(args)
-            if not pending and not glob.glob(args.checkpoint) and not warned_empty:
-                LOG.warning('--checkpoint %s matches no file yet; waiting', args.checkpoint)
-                warned_empty = True
-            for path in pending:
-                try:
-                    evaluate(args, path, device)
-                except checkpoint.CheckpointError as error:  # still being written, or truncated
-                    LOG.warning('skipping %s for now: %s', path, error)
-            time.sleep(max(0.0, args.watch_interval - (time.time() - start)))
-    except KeyboardInterrupt:
-        LOG.info('watch interrupted; stopping')
+    while True:
+        start = time.time()
+        pending = pending_checkpoints(args)
+        if not pending and not glob.glob(args.checkpoint) and not warned_empty:
+            LOG.warning('--checkpoint %s matches no file yet; waiting', args.checkpoint)
+            warned_empty = True
+        for path in pending:
+            try:
+                evaluate(args, path, device)
+            except checkpoint.CheckpointError as error:  # still being written, or truncated
+                LOG.warning('skipping %s for now: %s', path, error)
+        time.sleep(max(0.0, args.watch_interval - (time.time() - start)))
 
 
 def run(args):
+    # before any work: an evaluation that cannot be written would be lost after it finished
+    outputs.check_output_path(args.output, '--output')
     device = resolve_device(args.device)
     if args.watch:
         if not args.checkpoint:
@@ -255,7 +240,8 @@ def main(argv=None):
     except USER_ERRORS as error:
         print(f'openfields.eval: error: {error}', file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # stats already written stay: each is written atomically
+        print('openfields.eval: interrupted', file=sys.stderr)
         sys.exit(130)
 
 

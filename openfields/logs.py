@@ -18,10 +18,11 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import sys
 
+from . import config
+from .outputs import OutputPathError, atomic_write, check_output_path
 from .training import log as training_log, run_files
 from .training.run_files import RunFiles
 from .version import version
@@ -633,14 +634,12 @@ def pyplot_figure(**kwargs):
 
 
 def write_pngs(made: list[tuple[str, object]], folder: pathlib.Path, dpi: int = 100) -> list[pathlib.Path]:
-    """Each figure as ``folder/<stem>.png``, written to a temporary file and renamed."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Each figure as ``folder/<stem>.png``, written atomically."""
     paths = []
     for stem, fig in made:
         path = folder / f'{stem}.png'
-        tmp = folder / f'.{stem}.png.tmp{os.getpid()}'
-        fig.savefig(tmp, format='png', dpi=dpi)
-        os.replace(tmp, path)
+        with atomic_write(path, 'wb') as f:
+            fig.savefig(f, format='png', dpi=dpi)
         paths.append(path)
     return paths
 
@@ -669,8 +668,7 @@ def cli(parser: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='python -m openfields.logs', description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = config.ArgumentParser(prog='python -m openfields.logs', description=__doc__.splitlines()[0])
     p.add_argument('--version', action='version', version=f'openfields {version()}')
     cli(p)
     return p
@@ -681,6 +679,11 @@ def main(argv=None) -> int:
     args = argument_parser.parse_args(argv)
     if args.dpi < 1:
         argument_parser.error(f'--dpi {args.dpi}: must be at least 1')
+    try:
+        check_output_path(args.output, '--output', folder=True)
+    except OutputPathError as error:
+        report(f'error: {error}')
+        return 2
     runs = read_runs(args.logs)
     if not runs:
         report('error: none of the given files could be read as a training log')

@@ -8,21 +8,29 @@ checkpoint trained on several datasets (``--dataset a-b``), ``--dataset NAME`` d
 ``--show`` opens every figure in a window and ``--save-all [DIR]`` writes each as a PNG: the drawn image
 and, with ``--debug-indices`` / ``--debug-images``, the debug plots of the network input and the
 predicted fields (openfields/show/debug.py), named ``<image>.<plot>.png``.
+
+Memory follows the network input, not the file: an image larger than ``--long-edge`` is decoded at 1/2, 1/4
+or 1/8 of its size where the format allows (JPEG) or reduced right after decoding, and its poses are mapped
+back to the original pixels. An image whose network input would exceed ``--max-megapixels`` (at full size
+without ``--long-edge``) is refused with an error naming it; PIL refuses files above its decompression-bomb
+limit (about 179 megapixels).
 """
 
 import argparse
 import glob
-import json
 import logging
+import math
 import os
 import pathlib
 import sys
 import time
+import warnings
 
+import numpy as np
 import PIL.Image
 import torch
 
-from . import plugin, transforms
+from . import config, outputs, plugin, transforms
 from .decoder import factory as decoder_factory
 from .decoder.annotation import inverse_transform
 from .network.malloc_tuning import tune_glibc_malloc
@@ -36,12 +44,13 @@ from .version import version
 LOG = logging.getLogger('openfields.predict')
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+# the largest network input by default: a 4900x3300 image, a few GB of activations for the larger basenets
+MAX_MEGAPIXELS = 16.0
 
 
 def parser() -> argparse.ArgumentParser:
     plugin.register_all()
-    p = argparse.ArgumentParser(prog='python -m openfields.predict', description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = config.ArgumentParser(prog='python -m openfields.predict', description=__doc__.splitlines()[0])
     p.add_argument('--version', action='version', version=f'openfields {version()}')
     p.add_argument('images', nargs='+', help='image files, folders or globs')
     p.add_argument('--checkpoint', required=True, help='trained checkpoint')
@@ -52,6 +61,11 @@ def parser() -> argparse.ArgumentParser:
                    help='write <image>.predictions.json (next to the image, or into DIR)')
     p.add_argument('--long-edge', type=int, default=None,
                    help='rescale images to this long edge (default: keep; needed for --batch-size > 1)')
+    p.add_argument('--max-megapixels', type=float, default=MAX_MEGAPIXELS,
+                   help='refuse an image whose network input (the image, or its --long-edge rescaling) is '
+                        'larger, with an error naming it: memory grows with it. Images larger than --long-edge '
+                        'are decoded at reduced size (JPEG: 1/2 to 1/8), their poses still in original pixels; '
+                        'PIL refuses files above about 179 megapixels')
     p.add_argument('--batch-size', type=int, default=1)
     p.add_argument('--loader-workers', type=int, default=0)
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
@@ -80,12 +94,53 @@ def expand_inputs(inputs: list[str]) -> tuple[list[pathlib.Path], list[str]]:
     return paths, errors
 
 
-class ImageFiles(torch.utils.data.Dataset):
-    """Images from disk through the evaluation pipeline; an unreadable file gives None (reported)."""
+class ImageTooLarge(ValueError):
+    """An image whose network input is above ``--max-megapixels``."""
 
-    def __init__(self, paths, preprocess):
+
+def open_image(path, long_edge: int | None, max_pixels: float) -> tuple[PIL.Image.Image, dict]:
+    """The RGB image, reduced by an integer factor ``s`` where it is at least twice ``long_edge``, and the
+    ``meta`` that maps its pixels to the original's: reduced pixel ``x`` covers original pixels ``x * s`` to
+    ``x * s + s - 1``, so ``scale = 1 / s`` and ``offset = (s - 1) / 2s`` (transforms/geometry.py).
+
+    The reduced long edge stays >= ``long_edge`` (the pipeline's resize does the rest). JPEG decodes at
+    1/2, 1/4 or 1/8 of the size (``Image.draft``: the full image is never in memory); other formats
+    decode in full and are reduced right away (``Image.reduce``). Raises :class:`ImageTooLarge` from the
+    header, before decoding, when the network input would be above ``max_pixels``.
+    """
+    with open(path, 'rb') as f, warnings.catch_warnings():
+        # PIL warns from 89 megapixels on; the limit that matters here is the network input's
+        warnings.simplefilter('ignore', PIL.Image.DecompressionBombWarning)
+        image = PIL.Image.open(f)
+        width, height = image.size
+        fit = 1.0 if long_edge is None else long_edge / max(width, height)  # the pipeline's resize
+        if round(width * fit) * round(height * fit) > max_pixels:
+            raise ImageTooLarge(
+                f'{path}: {width}x{height} pixels ({width * height / 1e6:.1f} megapixels) is above '
+                f'--max-megapixels {max_pixels / 1e6:g} at the network input; predict it smaller with '
+                f'--long-edge, or raise --max-megapixels')
+        draft = image.draft('RGB', (math.ceil(width * fit), math.ceil(height * fit))) if fit <= 0.5 else None
+        scale = round(width / draft[1][2]) if draft else 1  # draft: None unless JPEG
+        image.load()  # decoded once, at the drafted size; no copy when already RGB
+    if image.mode != 'RGB':
+        image = image.convert('RGB')
+    factor = max(image.size) // long_edge if long_edge else 1
+    if factor >= 2:
+        image, scale = image.reduce(factor), scale * factor
+    if scale == 1:
+        return image, {}
+    return image, {'scale': np.full(2, 1.0 / scale), 'offset': np.full(2, (scale - 1) / (2.0 * scale)),
+                   'width_height': np.array([width, height])}
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Images from disk through the evaluation pipeline, opened by :func:`open_image`; a file that cannot be
+    read or is too large gives ``{'error': message}`` (reported, the others go on)."""
+
+    def __init__(self, paths, preprocess, long_edge: int | None = None, max_pixels: float = MAX_MEGAPIXELS * 1e6):
         self.paths = paths
         self.preprocess = preprocess
+        self.long_edge, self.max_pixels = long_edge, max_pixels
 
     def __len__(self):
         return len(self.paths)
@@ -93,11 +148,13 @@ class ImageFiles(torch.utils.data.Dataset):
     def __getitem__(self, index):
         path = self.paths[index]
         try:
-            with open(path, 'rb') as f:
-                image = PIL.Image.open(f).convert('RGB')
-        except (OSError, PIL.UnidentifiedImageError, ValueError) as error:
+            image, geometry = open_image(path, self.long_edge, self.max_pixels)
+        except ImageTooLarge as error:
+            return {'error': str(error)}
+        except (OSError, PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, ValueError) as error:
             return {'error': f'{path}: not a readable image ({error})'}
-        processed, _, meta = self.preprocess(image, [], {'local_file_path': str(path), 'dataset_index': index})
+        processed, _, meta = self.preprocess(image, [], {'local_file_path': str(path), 'dataset_index': index,
+                                                         **geometry})
         return processed, meta
 
 
@@ -120,7 +177,7 @@ def write_outputs(args, canvas: canvas_module.Canvas, meta, predictions):
     path = pathlib.Path(meta['local_file_path'])
     if args.json_output is not None:
         out = output_path(path, args.json_output, '.predictions.json')
-        out.write_text(json.dumps([a.json_data() for a in predictions]))
+        outputs.write_json(out, [a.json_data() for a in predictions], indent=None)
         LOG.info('wrote %s', out)
     settings = canvas.settings
     if settings.image_output is None and not settings.has_output:
@@ -129,7 +186,8 @@ def write_outputs(args, canvas: canvas_module.Canvas, meta, predictions):
         drawn = draw_annotations(image, predictions)
     if settings.image_output is not None:
         out = output_path(path, settings.image_output, '.predictions.jpeg')
-        drawn.save(out, quality=90)
+        with outputs.atomic_write(out, 'wb') as f:
+            drawn.save(f, format='JPEG', quality=90)
         LOG.info('wrote %s', out)
     if settings.has_output:
         canvas.image(f'{path.name}.predictions', drawn, title=f'{path.name}: {len(predictions)} poses')
@@ -169,9 +227,12 @@ def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
     if args.batch_size > 1 and args.long_edge is None:
         raise ValueError('--batch-size > 1 needs --long-edge (images of a batch are padded to one size)')
-    # malformed --debug-indices or --image-dpi fail before the model loads
+    # malformed --debug-indices or --image-dpi and unwritable output folders fail before the model loads
     debug.DebugSettings.from_args(args)
     canvas_module.CanvasSettings.from_args(args)
+    for flag, folder in (('--json-output', args.json_output), ('--image-output', args.image_output),
+                         ('--save-all', args.save_all)):
+        outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
     device = resolve_device(args.device)
     saved = checkpoint.load(args.checkpoint)
     model = network_factory.from_checkpoint(saved).to(device).eval()
@@ -185,7 +246,8 @@ def run(args) -> int:
     canvas, plots = figures(args, head_metas, decoder_settings)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'
-    dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16))
+    dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16), args.long_edge,
+                         args.max_megapixels * 1e6)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=args.loader_workers,
                                          collate_fn=collate)
     for message in errors:
@@ -198,8 +260,8 @@ def run(args) -> int:
         if images is None:
             continue
         with torch.inference_mode():
-            outputs = model(images.to(device), head_mask=head_mask)
-            heads = [outputs[i].cpu().numpy() for i in head_indices]
+            head_outputs = model(images.to(device), head_mask=head_mask)
+            heads = [head_outputs[i].cpu().numpy() for i in head_indices]
         for b, meta in enumerate(metas):
             fields = [h[b] for h in heads]
             if plots is not None:

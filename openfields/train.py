@@ -42,9 +42,8 @@ USER_ERRORS = (ValueError, DatasetError, checkpoint.CheckpointError, PretrainedW
 def parser() -> argparse.ArgumentParser:
     """Every flag of the training CLI: each component adds its own group."""
     plugin.register_all()
-    parser = argparse.ArgumentParser(
-        prog='python -m openfields.train', description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = config.ArgumentParser(
+        prog='python -m openfields.train', description=__doc__.splitlines()[0])
     parser.add_argument('--version', action='version', version=f'openfields {version()}')
     parser.add_argument('-o', '--output', default=None,
                         help='checkpoint path; a folder (ending in /) gets the default name '

@@ -1,10 +1,10 @@
-"""``python -m openfields.benchmark_decode``: the decoder benchmark's scenes and its result file."""
+"""``python -m tools.benchmark_decode``: the decoder benchmark's scenes and its result file."""
 
 import json
 
 import numpy as np
 
-from openfields import benchmark_decode
+from tools import benchmark_decode
 
 
 def test_cluttered_scenes_still_decode_to_the_rendered_people():

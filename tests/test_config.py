@@ -1,5 +1,6 @@
 """``--config FILE``: flag values from JSON / YAML, the command line on top, and ``<run>.config.json``."""
 
+import argparse
 import json
 import sys
 
@@ -137,3 +138,61 @@ def test_the_recorded_config_reproduces_the_run(recorded_run, tmp_path):
         {k: v for k, v in vars(args).items() if k not in ignored}
     # what the reproduced run would record (writing it is the run's first step after building the model)
     assert config.resolved(train.parser(), again) == json.loads(out.with_name('model.pkl.config.json').read_text())
+
+
+# --- the parser every CLI uses (config.ArgumentParser, config.HelpFormatter) ---------------------------------
+
+def cli_parsers():
+    from openfields import eval as eval_cli, logs, predict
+    return {'train': train.parser(), 'eval': eval_cli.parser(), 'predict': predict.parser(), 'logs': logs.parser()}
+
+
+@pytest.mark.parametrize('name, argv', [('train', []), ('eval', []), ('predict', ['x.png', '--checkpoint', 'c.pkl']),
+                                        ('logs', ['run.pkl.log'])])
+def test_a_usage_error_is_the_error_and_a_help_hint_not_the_whole_usage(name, argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_parsers()[name].parse_args(argv + ['--bogus'])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f'python -m openfields.{name}: error: unrecognized arguments: --bogus',
+                     f"try 'python -m openfields.{name} --help'"]
+
+
+def test_a_bad_value_of_train_is_two_lines_through_the_config_path_too(tmp_path, capsys):
+    for argv in (['--epochs', 'many'], ['--config']):
+        with pytest.raises(SystemExit) as exit_info:
+            train.cli(argv)
+        assert exit_info.value.code == 2
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 2 and lines[0].startswith('python -m openfields.train: error: argument'), lines
+
+
+def _help_of(parser, action) -> str:
+    return ' '.join(parser._get_formatter()._expand_help(action).split())
+
+
+def test_no_switch_claims_a_default_in_help():
+    """A store_false flag's default is its destination's, True: '(default: True)' would say it is on."""
+    for name, parser in cli_parsers().items():
+        switches = [a for a in parser._actions if isinstance(a, argparse._StoreConstAction) and a.help]
+        assert switches, name
+        claims = [a.option_strings[0] for a in switches
+                  if '(default: True)' in _help_of(parser, a) or '(default: False)' in _help_of(parser, a)]
+        assert claims == [], name
+
+
+def test_flags_that_turn_something_off_do_not_read_as_on_in_help():
+    parsers = cli_parsers()
+    flags = {'--cocokp-no-augmentation': 'train', '--cocokp-no-color-jitter': 'train',
+             '--coco-no-eval-annotation-filter': 'eval', '--no-reverse-match': 'predict'}
+    for flag, name in flags.items():
+        parser = parsers[name]
+        (action,) = [a for a in parser._actions if flag in a.option_strings]
+        assert action.default is True and 'True' not in _help_of(parser, action), flag
+        assert flag in parser.format_help()
+
+
+def test_flags_with_values_still_show_their_defaults():
+    parser = train.parser()
+    (epochs,) = [a for a in parser._actions if '--epochs' in a.option_strings]
+    assert f'(default: {epochs.default})' in _help_of(parser, epochs)

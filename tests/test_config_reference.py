@@ -1,6 +1,7 @@
 """``docs/configuration.md``: generated from the training parser, every flag in a section, a valid example,
 DeepLabCut's keys mapped to flags that exist."""
 
+import os
 import pathlib
 import re
 import subprocess
@@ -8,9 +9,11 @@ import sys
 
 import pytest
 
-from openfields import config, config_reference, train
+from openfields import config, train
+from tools import config_reference
 
-DOC = pathlib.Path(__file__).parent.parent / 'docs' / 'configuration.md'
+REPO = pathlib.Path(__file__).parent.parent
+DOC = REPO / 'docs' / 'configuration.md'
 
 # flags the DeepLabCut table names before they exist: they land with issue 7 items 1-2 (checkpoint policy,
 # key metric, resume options); each is skipped only while the parser lacks it
@@ -22,7 +25,7 @@ def parser_flags():
 @pytest.fixture(scope='module')
 def generated():
     """The generator's output, in a fresh process: only the plugins a user's process loads."""
-    result = subprocess.run([sys.executable, '-m', 'openfields.config_reference'],
+    result = subprocess.run([sys.executable, '-m', 'tools.config_reference'], cwd=REPO,
                             capture_output=True, text=True, check=True)
     return result.stdout
 
@@ -108,8 +111,41 @@ def test_deeplabcut_table_lists_every_key(generated):
         assert any(entry.key.startswith(key) for entry in config_reference.DLC_KEYS), key
 
 
-def test_a_dataset_plugin_installed_elsewhere_lands_in_the_data_section():
+def test_a_dataset_group_of_the_repository_lands_in_the_data_section():
     parser = train.parser()
     parser.add_argument_group('dataset zebrafish').add_argument('--zebrafish-train-annotations')
     data_part = config_reference.markdown(parser).split('## Data')[1].split('## Model')[0]
     assert '| `--zebrafish-train-annotations` |' in data_part
+
+
+ZEBRA_PLUGIN = '''
+from openfields.datasets import DataModule, register_datamodule
+
+class Zebra(DataModule):
+    name = 'zebra'
+
+    @classmethod
+    def cli(cls, parser):
+        parser.add_argument_group('zebra tracking').add_argument('--zebra-stripes', type=int, default=3)
+
+def register():
+    register_datamodule(Zebra)
+'''
+
+
+def test_flags_of_plugins_installed_elsewhere_get_a_section_per_plugin(tmp_path):
+    """The worked example (a 'dataset squares' group) and a plugin whose group has any other title:
+    neither is filed under the repository's sections, neither stops the generator."""
+    (tmp_path / 'openfields_zebra.py').write_text(ZEBRA_PLUGIN)
+    plugin_path = os.pathsep.join([str(REPO / 'tests' / 'plugin_example'), str(tmp_path)])
+    result = subprocess.run([sys.executable, '-m', 'tools.config_reference'], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, 'PYTHONPATH': plugin_path})
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    repository_part = text.split('## Plugin ')[0]
+    assert '--squares-' not in repository_part and '--zebra-' not in repository_part
+    squares = text.split('## Plugin `openfields_squares`')[1].split('\n## ')[0]
+    assert '### dataset squares' in squares and '| `--squares-train-images` | `64` |' in squares
+    zebra = text.split('## Plugin `openfields_zebra`')[1].split('\n## ')[0]
+    assert '### zebra tracking' in zebra and '| `--zebra-stripes` | `3` |' in zebra
+    assert text.index('## Plugin') < text.index('## Coming from DeepLabCut')

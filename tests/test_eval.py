@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import select
 import signal
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def test_watch_evaluates_each_checkpoint_exactly_once(tmp_path):
     finally:
         watcher.send_signal(signal.SIGINT)
         output, _ = watcher.communicate(timeout=30)
-    assert watcher.returncode in (0, 130), output
+    assert watcher.returncode == 130, output
     for name in ('model-a.pkl', 'model-b.pkl'):
         assert (tmp_path / f'{name}.eval-synthetic.stats.json').exists(), output
         assert output.count(f'{tmp_path / name}: AP') == 1, output
@@ -149,3 +150,33 @@ def test_checkpoint_whose_heads_do_not_match_the_dataset_names_both(tmp_path, ca
                        '--synthetic-train-images', '2', '--synthetic-cache-dir', str(tmp_path / 'cache')])
     err = capsys.readouterr().err
     assert "['mice.cif', 'mice.caf']" in err and 'synthetic.cif' in err
+
+
+def test_an_output_under_a_regular_file_stops_eval_before_the_checkpoint_or_data_are_read(tmp_path, capsys):
+    (tmp_path / 'afile').write_text('not a folder')
+    cache = tmp_path / 'cache'
+    with pytest.raises(SystemExit) as exit_info:
+        eval_cli.main(['--checkpoint', str(tmp_path / 'missing.pkl'), '--dataset', 'synthetic',
+                       '--synthetic-cache-dir', str(cache), '--output', str(tmp_path / 'afile' / 'x')])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'openfields.eval: error: --output {tmp_path / "afile" / "x"}: {tmp_path / "afile"} is a file, not a folder']
+    assert not cache.exists()
+
+
+def test_interrupting_watch_exits_130_with_one_line_saying_so(tmp_path):
+    command = [sys.executable, '-m', 'openfields.eval', '--watch', '--watch-interval', '0.2',
+               '--checkpoint', str(tmp_path / 'model-*.pkl'), '--dataset', 'synthetic',
+               '--synthetic-cache-dir', str(tmp_path / 'cache')]
+    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, started = time.time() + 60, ''
+        while 'waiting' not in started and time.time() < deadline:  # polling: past start-up
+            if select.select([watcher.stderr], [], [], 1.0)[0]:
+                started = watcher.stderr.readline()
+        assert 'matches no file yet; waiting' in started
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        _, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130
+    assert err.splitlines() == ['openfields.eval: interrupted']

@@ -391,3 +391,11 @@ def test_a_real_run_with_eval_interval_is_plotted_from_its_test_records(tmp_path
     assert parse_text_table(out_text)['best AP synthetic'] == \
         [f'{tests[best]["metrics"]["test.AP"]:.4f} (epoch {best + 1})']
     assert (tmp_path / 'plots' / 'eval.png').is_file()
+
+
+def test_an_output_folder_under_a_regular_file_is_one_line_before_any_log_is_read(runs, tmp_path, capsys):
+    (tmp_path / 'afile').write_text('not a folder')
+    code, out, err = run_cli([*runs, '--output', tmp_path / 'afile' / 'x'], capsys)
+    assert code == 2 and out == ''  # not even the table: nothing is read
+    assert err.splitlines() == [f'openfields.logs: error: --output {tmp_path / "afile" / "x"}: '
+                                f'{tmp_path / "afile"} is a file, not a folder']

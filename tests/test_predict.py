@@ -121,3 +121,86 @@ def test_bad_debug_indices_are_one_line_errors_naming_the_entry(model_path, imag
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f'openfields.predict: error: {message}\n'
     assert not (tmp_path / 'all').exists() and not (tmp_path / 'json').exists()
+
+
+@pytest.mark.parametrize('flag', ['--json-output', '--image-output', '--save-all'])
+def test_an_output_folder_under_a_regular_file_is_one_line_before_the_model_loads(flag, images, tmp_path, capsys):
+    (tmp_path / 'afile').write_text('not a folder')
+    out = tmp_path / 'afile' / 'x'
+    with pytest.raises(SystemExit) as exit_info:
+        predict_cli.main([str(images / 'a.png'), '--checkpoint', str(tmp_path / 'missing.pkl'), flag, str(out)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'openfields.predict: error: {flag} {out}: {tmp_path / "afile"} is a file, not a folder']
+
+
+# --- images larger than the network input: decoded small, poses in original pixels, a pixel limit ---------
+
+LARGE = (6000, 4500)
+MARK = (4321, 1234, 48)  # x, y, side of a white square on black
+
+
+def image_with_a_mark(path, size):
+    pixels = np.zeros((size[1], size[0], 3), np.uint8)
+    x, y, side = (round(v * size[0] / LARGE[0]) for v in MARK)
+    pixels[y:y + side, x:x + side] = 255
+    PIL.Image.fromarray(pixels).save(path, **({'quality': 90} if path.suffix == '.jpg' else {}))
+    return path
+
+
+@pytest.fixture(scope='module')
+def large_and_small(tmp_path_factory):
+    """A 6000x4500 JPEG (81 MB decoded, 324 MB as a float tensor) and an 800x600 one of the same scene."""
+    folder = tmp_path_factory.mktemp('large')
+    return image_with_a_mark(folder / 'large.jpg', LARGE), image_with_a_mark(folder / 'small.jpg', (800, 600))
+
+
+@pytest.mark.parametrize('suffix', ['.jpg', '.png'])  # decoded at 1/8 (JPEG); decoded in full, reduced by 9
+def test_a_large_image_reaches_the_network_at_the_long_edge_with_a_meta_back_to_original_pixels(suffix, tmp_path):
+    from openfields import transforms
+    from openfields.transforms.geometry import to_original
+    path = image_with_a_mark(tmp_path / f'large{suffix}', LARGE)
+    dataset = predict_cli.ImageFiles([path], transforms.eval_pipeline(641, pad='tight'), long_edge=641,
+                                     max_pixels=16e6)
+    image, meta = dataset[0]
+    assert image.shape[1:] == (481, 641)
+    brightness = image.sum(dim=0).numpy()
+    rows, columns = np.nonzero(brightness > brightness.max() - 0.5)
+    centre = to_original(np.array([[columns.mean(), rows.mean()]]), meta)[0]
+    x, y, side = MARK
+    assert np.abs(centre - (x + (side - 1) / 2, y + (side - 1) / 2)).max() < 6  # 1 network pixel: 9.4
+
+
+def _peak_rss_mb(image, model_path, tmp_path) -> float:
+    script = ('import resource, sys\n'
+              'from openfields import predict\n'
+              'code = predict.main(sys.argv[1:])\n'
+              'print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n')
+    result = subprocess.run([sys.executable, '-c', script, str(image), '--checkpoint', str(model_path),
+                             '--long-edge', '641', '--json-output', str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return float(result.stdout.split()[-1])
+
+
+def test_predicting_a_large_jpeg_needs_no_more_memory_than_a_small_one(large_and_small, model_path, tmp_path):
+    """A full decode alone is 81 MB more, and a float tensor of the full image 324 MB."""
+    large, small = large_and_small
+    extra = _peak_rss_mb(large, model_path, tmp_path) - _peak_rss_mb(small, model_path, tmp_path)
+    assert extra < 40
+    predictions = json.loads((tmp_path / 'large.jpg.predictions.json').read_text())
+    for p in predictions:  # a random network's poses, but in the pixels of the 6000x4500 image
+        xy = np.array(p['keypoints']).reshape(-1, 3)[:, :2]
+        assert (xy > -1).all() and (xy[:, 0] < LARGE[0] + 1).all() and (xy[:, 1] < LARGE[1] + 1).all()
+    assert any(np.array(p['keypoints']).reshape(-1, 3)[:, 0].max() > 800 for p in predictions) or not predictions
+
+
+def test_an_image_above_the_pixel_limit_at_full_size_is_one_line_and_the_others_still_run(
+        large_and_small, model_path, tmp_path):
+    large, small = large_and_small
+    result = predict(str(large), str(small), '--checkpoint', str(model_path), '--max-megapixels', '20',
+                     '--json-output', str(tmp_path))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if 'large.jpg' in line]
+    assert len(errors) == 1 and '6000x4500 pixels (27.0 megapixels)' in errors[0]
+    assert '--max-megapixels 20' in errors[0] and '--long-edge' in errors[0]
+    assert (tmp_path / 'small.jpg.predictions.json').is_file() and 'Traceback' not in result.stderr

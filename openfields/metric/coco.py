@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import pathlib
 import zipfile
 from typing import Any, Iterable
 
@@ -35,6 +34,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval, Params
 
 from ..decoder.annotation import Annotation, AnnotationDet
+from ..outputs import atomic_write, write_text
 
 LOG = logging.getLogger(__name__)
 
@@ -191,13 +191,9 @@ class Coco:
         results = self.results()
         text = json.dumps(results)
         json_path, zip_path = f'{prefix}.pred.json', f'{prefix}.pred.zip'
-        _write_atomic(json_path, lambda tmp: pathlib.Path(tmp).write_text(text, encoding='utf-8'))
-
-        def write_zip(tmp: str):
-            with zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr('predictions.json', text)
-
-        _write_atomic(zip_path, write_zip)
+        write_text(json_path, text)
+        with atomic_write(zip_path, 'wb') as f, zipfile.ZipFile(f, 'w', compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr('predictions.json', text)
         LOG.info('wrote %d predictions to %s and %s', len(results), json_path, zip_path)
         return json_path, zip_path
 
@@ -308,14 +304,3 @@ def _summary_lines(printed: str) -> str:
     """The 'Average Precision/Recall' table out of everything COCOeval printed."""
     return '\n'.join(line for line in printed.splitlines() if line.lstrip().startswith('Average'))
 
-
-def _write_atomic(path: str, write):
-    """``write(tmp)`` to a temporary file next to ``path``, then rename: readers never see half a file."""
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

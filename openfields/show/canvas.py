@@ -11,13 +11,14 @@ import argparse
 import contextlib
 import dataclasses
 import logging
-import os
 import pathlib
 import re
 import textwrap
 
 import matplotlib.figure
 import numpy as np
+
+from ..outputs import atomic_write
 
 LOG = logging.getLogger(__name__)
 
@@ -127,10 +128,9 @@ class Canvas:
 
     def _finish(self, figure, name: str) -> None:
         if self.settings.save_all is not None:
-            folder = pathlib.Path(self.settings.save_all)
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f'{file_stem(name)}.png'
-            _save_atomic(figure, path, self.settings.dpi)
+            path = pathlib.Path(self.settings.save_all) / f'{file_stem(name)}.png'
+            with atomic_write(path, 'wb') as f:
+                figure.savefig(f, format='png', dpi=self.settings.dpi)
             self.written.append(path)
             LOG.debug('wrote %s', path)
         if self.settings.show:
@@ -142,16 +142,3 @@ class Canvas:
             import matplotlib.pyplot as plt
             plt.close(figure)
 
-
-def _save_atomic(figure, path: pathlib.Path, dpi: int) -> None:
-    """PNG written to a temporary file beside ``path``, then renamed (readers never see half a file);
-    ``open`` rather than ``mkstemp`` so the file gets the umask's permissions."""
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        with open(tmp, 'wb') as f:
-            figure.savefig(f, format='png', dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -1,4 +1,4 @@
-"""Decoder benchmark: ``python -m openfields.benchmark_decode`` (part of ``make bench``).
+"""Decoder benchmark: ``python -m tools.benchmark_decode`` (part of ``make bench``).
 
 Measures, on this machine, and writes a JSON file (default ``outputs/bench/decode.json``):
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import logging
 import os
 import pathlib
@@ -32,14 +31,16 @@ import numpy as np
 import PIL.Image
 import torch
 
-from . import encoder, headmeta, transforms
+from openfields import encoder, headmeta, transforms
+from openfields.decoder import DecoderSettings, fields_from_targets
+from openfields.decoder.cifcaf import CifCaf
+from openfields.network.malloc_tuning import tune_glibc_malloc
+from openfields.network import factory as network_factory
+from openfields.plugins.synthetic import render
+from openfields.outputs import write_json
+from openfields.version import version
+
 from .benchmark import coco_metas, cpu_name
-from .decoder import DecoderSettings, fields_from_targets
-from .decoder.cifcaf import CifCaf
-from .network.malloc_tuning import tune_glibc_malloc
-from .network import factory as network_factory
-from .plugins.synthetic import render
-from .version import version
 
 LOG = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def _metas():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m openfields.benchmark_decode',
+    parser = argparse.ArgumentParser(prog='python -m tools.benchmark_decode',
                                      description=__doc__.splitlines()[0])
     parser.add_argument('--output', default='outputs/bench/decode.json')
     parser.add_argument('--people', type=int, nargs='+', default=[1, 5, 20])
@@ -171,10 +172,7 @@ def main(argv=None):
               'hardware': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': threads},
               'image': [WIDTH, HEIGHT], 'stride': 16 // UPSAMPLE, 'decoder': decoder, 'predict': predict}
     out = pathlib.Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(result, indent=2) + '\n')
-    os.replace(tmp, out)
+    write_json(out, result)
     LOG.info('wrote %s', out)
 
 

@@ -1,4 +1,4 @@
-"""Training throughput benchmark: ``python -m openfields.benchmark`` (``make bench``).
+"""Training throughput benchmark: ``python -m tools.benchmark`` (``make bench``).
 
 Measures, on this machine, and writes a JSON file:
 
@@ -13,7 +13,6 @@ Figures are medians over repeated timings after a warm-up.
 
 import argparse
 import datetime
-import json
 import logging
 import os
 import pathlib
@@ -23,14 +22,15 @@ import time
 
 import torch
 
-from . import encoder, headmeta, transforms
-from .datasets.coco import CocoKeypoints, keypoint_category, load_json
-from .network import factory as network_factory, losses
-from .plugins.cocokp import constants
-from .plugins.cocokp.datamodule import head_metas_for
-from .plugins.synthetic import render
-from .network.malloc_tuning import tune_glibc_malloc
-from .version import version
+from openfields import encoder, headmeta, transforms
+from openfields.datasets.coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
+from openfields.network import factory as network_factory, losses
+from openfields.plugins.cocokp import constants
+from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.plugins.synthetic import render
+from openfields.network.malloc_tuning import tune_glibc_malloc
+from openfields.outputs import write_json
+from openfields.version import version
 
 LOG = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ def cpu_name() -> str:
 
 
 def coco_metas(upsample: int) -> list[headmeta.Base]:
-    from .datasets.coco import KeypointCategory
     category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
                                 skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
     return head_metas_for(category, 'cocokp', upsample)
@@ -138,7 +137,7 @@ def time_data_pipeline(edge: int, upsample: int, n_samples: int, cache_dir: path
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m openfields.benchmark', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.benchmark', description=__doc__.splitlines()[0])
     parser.add_argument('--output', default='outputs/bench/train.json')
     parser.add_argument('--basenet', default='shufflenetv2k16')
     parser.add_argument('--batch-size', type=int, default=8)
@@ -169,10 +168,7 @@ def main(argv=None):
         'worker_feeds_network': data['samples_per_s_per_worker'] > train['images_per_s'],
     }
     out = pathlib.Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(result, indent=2) + '\n')
-    os.replace(tmp, out)
+    write_json(out, result)
     LOG.info('one worker feeds the network: %s; wrote %s', result['worker_feeds_network'], out)
 
 

@@ -1,13 +1,16 @@
-"""Configuration reference, generated from the training parser: ``python -m openfields.config_reference``.
+"""Configuration reference, generated from the training parser: ``python -m tools.config_reference``.
 
 ``docs/configuration.md`` is this module's output: how ``--config FILE`` works, every flag of
 ``python -m openfields.train`` with its default, meaning and config-file key in one table per section
 (:data:`SECTIONS`), and DeepLabCut's ``pytorch_config.yaml`` keys mapped to flags (:data:`DLC_KEYS`).
 
 Every argparse group of the parser is assigned a section in :data:`GROUP_SECTIONS`, and flags that belong
-elsewhere than their group in :data:`FLAG_SECTIONS`. A flag covered by neither stops the generator
-(:class:`UnmappedFlags`): a new group or flag is placed by hand, never silently left out. The tables are
-rendered by :func:`openfields.cli_reference.table`, like ``docs/cli.md``.
+elsewhere than their group in :data:`FLAG_SECTIONS`. The flags of a plugin installed outside the repository
+(an ``openfields_*`` module or an entry point) get a section of their own, ``Plugin `<name>```, after the
+repository's sections: its author cannot edit these tables, and its flags are not openfields' own. Any other
+flag covered by neither table stops the generator (:class:`UnmappedFlags`): a new group or flag of the
+repository is placed by hand, never silently left out. The tables are
+rendered by :func:`tools.cli_reference.table`, like ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import json
 import sys
 import typing
 
-from . import cli_reference, config, train
+from openfields import config, plugin, train
+from openfields.datasets import DATAMODULES
+
+from . import cli_reference
 
 SECTIONS = {  # section -> what its flags decide
     'data': 'What the network sees: the dataset (`--dataset`), each dataset plugin\'s files, augmentation '
@@ -217,36 +223,64 @@ class UnmappedFlags(ValueError):
     """Flags of the parser that :data:`GROUP_SECTIONS` / :data:`FLAG_SECTIONS` place in no section."""
 
 
-def section_of(action: argparse.Action, group_title: str) -> str | None:
+PLUGIN_SECTION = 'plugin '  # + the plugin's name: the section of a plugin installed outside the repository
+
+
+def outside_plugin_flags() -> dict[str, str]:
+    """``{flag: plugin name}`` for the flags of the loaded plugins that are not in the repository: what
+    their DataModules' ``cli`` adds (the one place a plugin adds flags), read from a scratch parser."""
+    owners = {}
+    for loaded in plugin.plugins():
+        if loaded.source == 'in-repo':
+            continue
+        for dataset in loaded.datasets:
+            scratch = argparse.ArgumentParser(add_help=False)
+            DATAMODULES[dataset].cli(scratch)
+            for action in scratch._actions:
+                owners.update({option: loaded.name for option in action.option_strings})
+    return owners
+
+
+def section_of(action: argparse.Action, group_title: str, plugin_flags: dict[str, str] | None = None
+               ) -> str | None:
+    """The section of a flag: by flag, by group, by the outside plugin that adds it (``plugin_flags``,
+    :func:`outside_plugin_flags`), else None (unmapped)."""
     for option in action.option_strings:
         if option in FLAG_SECTIONS:
             return FLAG_SECTIONS[option]
-    if group_title not in GROUP_SECTIONS and group_title.startswith('dataset '):
-        return 'data'  # every DataModule's group, also those of plugins installed outside the repository
-    return GROUP_SECTIONS.get(group_title)
+    if group_title in GROUP_SECTIONS:  # before the plugins: a plugin may reuse a group of the repository
+        return GROUP_SECTIONS[group_title]
+    for option in action.option_strings:
+        if option in (plugin_flags or {}):
+            return PLUGIN_SECTION + plugin_flags[option]
+    if group_title.startswith('dataset '):
+        return 'data'  # a DataModule of the repository
+    return None
 
 
 def sections(parser: argparse.ArgumentParser) -> dict[str, list[tuple[str, list[argparse.Action]]]]:
-    """``{section: [(group title, its flags in that section), ...]}`` in parser order; raises
-    :class:`UnmappedFlags` naming every flag without a section."""
+    """``{section: [(group title, its flags in that section), ...]}`` in parser order, the sections of
+    :data:`SECTIONS` first, then one per plugin installed outside the repository; raises
+    :class:`UnmappedFlags` naming every other flag without a section."""
     result: dict[str, list[tuple[str, list[argparse.Action]]]] = {section: [] for section in SECTIONS}
+    plugin_flags = outside_plugin_flags()
     unmapped = []
     for group in parser._action_groups:
         by_section: dict[str, list[argparse.Action]] = {}
         for action in group._group_actions:
             if not action.option_strings:
                 continue
-            section = section_of(action, group.title)
+            section = section_of(action, group.title, plugin_flags)
             if section is None:
                 unmapped.append(f'{action.option_strings[-1]} (group {group.title!r})')
             else:
                 by_section.setdefault(section, []).append(action)
         for section, actions in by_section.items():
-            result[section].append((group.title, actions))
+            result.setdefault(section, []).append((group.title, actions))
     if unmapped:
         raise UnmappedFlags(f'flags in no section of the configuration reference: {", ".join(unmapped)}; '
                             'add their group to GROUP_SECTIONS (or each flag to FLAG_SECTIONS) in '
-                            'openfields/config_reference.py')
+                            'tools/config_reference.py')
     return result
 
 
@@ -274,7 +308,7 @@ def _intro() -> list[str]:
     example = '{\n' + ',\n'.join(f'  {json.dumps(k)}: {json.dumps(v)}' for k, v in EXAMPLE.items()) + '\n}'
     return [
         '# Configuration reference', '',
-        'Generated by `python -m openfields.config_reference > docs/configuration.md` (`make docs`) from the '
+        'Generated by `python -m tools.config_reference > docs/configuration.md` (`make docs`) from the '
         'parser of `python -m openfields.train`: every training flag with its default, its meaning and its key '
         'in a config file, by section: [data](#data), [model](#model), [runner](#runner), '
         '[train settings](#train-settings), [logging](#logging). Users of DeepLabCut 3: '
@@ -319,14 +353,24 @@ def _dlc_table() -> list[str]:
     return lines + ['']
 
 
+def _section_heading(section: str) -> list[str]:
+    if section in SECTIONS:
+        return [f'## {section.capitalize()}', '', SECTIONS[section], '']
+    name = section[len(PLUGIN_SECTION):]
+    version = plugin.versions().get(name) or 'no version'
+    return [f'## Plugin `{name}`', '',
+            f'The flags of the plugin `{name}` ({version}), installed outside openfields: see its own '
+            'documentation. Its config keys work like those above.', '']
+
+
 def markdown(parser: argparse.ArgumentParser | None = None) -> str:
     parser = parser or train.parser()
     by_section = sections(parser)
     key_cell = _key_cell(config.keys(parser))
     lines = _intro()
-    for section, intro in SECTIONS.items():
-        lines += [f'## {section.capitalize()}', '', intro, '']
-        for title, actions in by_section[section]:
+    for section, groups in by_section.items():
+        lines += _section_heading(section)
+        for title, actions in groups:
             lines += [f'### {title}', '',
                       *cli_reference.table(actions, ('config key', key_cell)), '']
     lines += _dlc_table()
@@ -337,7 +381,7 @@ def main():
     try:
         text = markdown()
     except UnmappedFlags as error:
-        sys.exit(f'openfields.config_reference: {error}')
+        sys.exit(f'tools.config_reference: {error}')
     print(text, end='')
 
 

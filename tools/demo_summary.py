@@ -1,4 +1,4 @@
-"""Summarise a finished training run for people: ``python -m openfields.demo_summary CHECKPOINT``.
+"""Summarise a finished training run for people: ``python -m tools.demo_summary CHECKPOINT``.
 
 Prints the files the run wrote and its loss per epoch, so ``make demo`` ends with what it did and where.
 """
@@ -7,7 +7,7 @@ import argparse
 import json
 import pathlib
 
-from .training.log import read
+from openfields.training.log import read
 
 
 def summary(checkpoint: pathlib.Path) -> str:
@@ -41,7 +41,7 @@ def validation_images(checkpoint: pathlib.Path, n: int) -> list[str]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m openfields.demo_summary', description=__doc__)
+    parser = argparse.ArgumentParser(prog='python -m tools.demo_summary', description=__doc__)
     parser.add_argument('checkpoint', type=pathlib.Path)
     parser.add_argument('--val-images', type=int, default=0,
                         help='instead of the summary, print the paths of this many validation images')
