@@ -26,7 +26,8 @@ import difflib
 import json
 import os
 import pathlib
-import tempfile
+
+from . import outputs
 
 NOT_RECORDED = ('config', 'output')
 _UNSET = object()
@@ -238,18 +239,5 @@ def _long_name(action: argparse.Action) -> str:
 
 
 def write(path: str | os.PathLike, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Write :func:`resolved` as JSON atomically (a temporary sibling renamed over ``path``)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(resolved(parser, args), indent=1, default=str) + '\n'
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write :func:`resolved` as JSON atomically."""
+    outputs.write_text(path, json.dumps(resolved(parser, args), indent=1, default=str) + '\n')

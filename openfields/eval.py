@@ -32,6 +32,7 @@ from .metric import scoring
 from .network import basenets, checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .train import resolve_device
+from .training import run_files
 from .version import version
 
 LOG = logging.getLogger('openfields.eval')
@@ -70,8 +71,8 @@ def output_prefix(args, checkpoint_path: str | None) -> str:
     if args.output:
         return args.output
     if checkpoint_path is None:
-        return str(pathlib.Path('outputs') / f'oracle-{"-".join(args.oracle)}.eval-{args.dataset}')
-    return f'{checkpoint_path}.eval-{args.dataset}'
+        return run_files.eval_prefix(pathlib.Path('outputs') / f'oracle-{"-".join(args.oracle)}', args.dataset)
+    return run_files.eval_prefix(checkpoint_path, args.dataset)
 
 
 def _head_key(meta) -> tuple:
@@ -190,7 +191,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
 def pending_checkpoints(args) -> list[str]:
     """Checkpoints matching the glob without a stats file, oldest first."""
     matches = sorted(glob.glob(args.checkpoint), key=lambda p: (os.path.getmtime(p), p))
-    return [p for p in matches if not p.endswith(('.tmp', '.log', '.json', '.zip'))
+    return [p for p in matches if run_files.may_be_checkpoint(p)
             and not os.path.exists(f'{output_prefix(args, p)}.stats.json')]
 
 

@@ -157,6 +157,12 @@ class RunFiles:
         return sorted(set(stale))
 
 
+def may_be_checkpoint(path: str | os.PathLike) -> bool:
+    """False for the files a run or an evaluation writes beside its checkpoints (logs, configs, locks,
+    stats, predictions, temporary files): what ``eval --watch`` skips when a glob matches them."""
+    return not str(path).endswith(('.tmp', '.log', '.json', '.zip', '.lock'))
+
+
 def eval_stats(checkpoint: str | os.PathLike, dataset: str) -> pathlib.Path:
     """``<checkpoint>.eval-<dataset>.stats.json``."""
     return pathlib.Path(f'{eval_prefix(checkpoint, dataset)}.stats.json')
