@@ -26,8 +26,8 @@ import torch
 from . import encoder, headmeta, transforms
 from .datasets.coco import CocoKeypoints, keypoint_category, load_json
 from .network import factory as network_factory, losses
-from .plugins.cocokp import constants
-from .plugins.cocokp.datamodule import head_metas_for
+from .datasets import coco_person
+from .datasets.keypoint_module import head_metas_for
 from .plugins.synthetic import render
 from .malloc_tuning import tune_glibc_malloc
 from .version import version
@@ -49,8 +49,8 @@ def cpu_name() -> str:
 
 def coco_metas(upsample: int) -> list[headmeta.Base]:
     from .datasets.coco import KeypointCategory
-    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
-                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
     return head_metas_for(category, 'cocokp', upsample)
 
 

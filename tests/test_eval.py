@@ -13,8 +13,8 @@ from openfields import eval as eval_cli
 from openfields import train
 from openfields.datasets.coco import KeypointCategory
 from openfields.network import checkpoint, factory
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.datasets import coco_person
+from openfields.datasets.keypoint_module import head_metas_for
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
 needs_shared = pytest.mark.skipif(not (SHARED / 'coco-val-sample' / 'annotations.json').is_file(),
@@ -88,8 +88,8 @@ def test_oracle_keeps_occluded_keypoints_that_training_suppresses(tmp_path):
 
 
 def write_checkpoint(path: pathlib.Path, slowly: bool = False):
-    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
-                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
     model = factory.build('resnet18', {}, head_metas_for(category, 'synthetic', 1))
     if not slowly:
         checkpoint.save(path, model, epoch=1, meta={})

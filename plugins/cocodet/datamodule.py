@@ -15,7 +15,8 @@ from openfields import encoder, headmeta, transforms
 from openfields.datasets import DataModule, LoaderSettings
 from openfields.datasets.coco import load_json
 from openfields.datasets.collate import collate_images_anns_meta, collate_images_targets_meta
-from openfields.plugins.cocokp.datamodule import Augmentation, EvalSettings
+from openfields.datasets.augmentation import Augmentation
+from openfields.datasets.evaluation import EvalSettings
 
 from . import transforms as det_transforms
 from .dataset import CocoDetections, detection_categories
@@ -52,7 +53,6 @@ class CocoDet(DataModule):
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
-        # --coco-eval-long-edge and --coco-no-eval-annotation-filter come from cocokp (EvalSettings.cli)
         prefix = cls.name
         group = parser.add_argument_group(f'dataset {prefix}')
         group.add_argument(f'--{prefix}-train-annotations', default='data-mscoco/annotations/instances_train2017.json',
@@ -70,6 +70,7 @@ class CocoDet(DataModule):
                            help='pixel-shuffle upsampling of the head (2 halves the head stride)')
         group.add_argument(f'--{prefix}-bmin', type=float, default=1.0,
                            help='b_min in pixels: the smallest localisation uncertainty (grows with the box)')
+        EvalSettings.cli(parser)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> 'CocoDet':

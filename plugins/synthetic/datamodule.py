@@ -1,14 +1,16 @@
 """``synthetic``: the embedded default dataset.
 
 Multi-person images are rendered procedurally (``render.py``) once per configuration into a cache folder
-as a COCO-format json plus PNG images, and then read through exactly the ``cocokp`` code path.
+as a COCO-format json plus PNG images, and then read through the core's COCO keypoint module (as ``cocokp``).
 """
 
 import argparse
 import os
 import pathlib
 
-from openfields.plugins.cocokp.datamodule import Augmentation, CocoKp
+from openfields.datasets.augmentation import Augmentation
+from openfields.datasets.evaluation import EvalSettings
+from openfields.datasets.keypoint_module import CocoKeypointModule
 
 from . import render
 
@@ -18,7 +20,7 @@ def default_cache_dir() -> pathlib.Path:
     return pathlib.Path(base) / 'openfields' / 'synthetic'
 
 
-class Synthetic(CocoKp):
+class Synthetic(CocoKeypointModule):
     """Rendered stick-figure people with COCO's 17 keypoints and skeleton."""
 
     name = 'synthetic'
@@ -54,6 +56,7 @@ class Synthetic(CocoKp):
                                 '~/.cache/openfields/synthetic without it)')
         Augmentation.cli(group, prefix, cls.default_square_edge)
         cls.head_cli(group)
+        EvalSettings.cli(parser)
 
     @classmethod
     def render_config(cls, args: argparse.Namespace, n_images: int) -> render.SyntheticConfig:

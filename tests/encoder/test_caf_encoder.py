@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from openfields import encoder
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 from encoder_samples import caf_meta, person
 
 IMAGE = torch.zeros(3, 385, 385)
-SKELETON = np.array(constants.COCO_PERSON_SKELETON) - 1  # 0-based
+SKELETON = np.array(coco_person.COCO_PERSON_SKELETON) - 1  # 0-based
 
 
 def limb(joint1, joint2, edge=(6, 8)):
@@ -72,7 +72,7 @@ def test_oracle_round_trip_recovers_both_joints_of_every_limb():
         positive = targets[e, 0] == 1
         assert np.allclose(targets[e, 5:7][:, positive], 0.1 / 8)
         assert np.isnan(targets[e, 1:][:, ~positive]).all()
-        sigma1, sigma2 = constants.COCO_PERSON_SIGMAS[j1], constants.COCO_PERSON_SIGMAS[j2]
+        sigma1, sigma2 = coco_person.COCO_PERSON_SIGMAS[j1], coco_person.COCO_PERSON_SIGMAS[j2]
         np.testing.assert_allclose(targets[e, 8][positive] / targets[e, 7][positive], sigma2 / sigma1, rtol=1e-5)
 
 

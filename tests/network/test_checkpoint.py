@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from openfields.network import checkpoint, factory
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.datasets import coco_person
+from openfields.datasets.keypoint_module import head_metas_for
 from openfields.datasets.coco import KeypointCategory
 
 
 def small_model():
-    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
-                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
     return factory.build('resnet18', {}, head_metas_for(category, 'cocokp', 2))
 
 

@@ -5,14 +5,14 @@ from openfields import headmeta
 from openfields.network import basenets
 from openfields.network.heads import CompositeField
 from openfields.network.nets import Shell, set_batchnorm
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 
 
 def coco_metas(upsample_stride=1):
-    cif = headmeta.Cif(name='cif', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                       sigmas=constants.COCO_PERSON_SIGMAS, upsample_stride=upsample_stride)
-    caf = headmeta.Caf(name='caf', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                       sigmas=constants.COCO_PERSON_SIGMAS, skeleton=constants.COCO_PERSON_SKELETON,
+    cif = headmeta.Cif(name='cif', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                       sigmas=coco_person.COCO_PERSON_SIGMAS, upsample_stride=upsample_stride)
+    caf = headmeta.Caf(name='caf', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                       sigmas=coco_person.COCO_PERSON_SIGMAS, skeleton=coco_person.COCO_PERSON_SKELETON,
                        upsample_stride=upsample_stride)
     return [cif, caf]
 

@@ -13,8 +13,9 @@ from openfields import train, transforms
 from openfields.datasets import factory as datasets_factory
 from openfields.datasets.coco import KeypointCategory
 from openfields.network import factory as network_factory
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.datasets import coco_person
+from openfields.datasets import keypoint_module
+from openfields.datasets.keypoint_module import head_metas_for
 
 
 def category(keypoints, skeleton=(), sigmas=None):
@@ -22,17 +23,17 @@ def category(keypoints, skeleton=(), sigmas=None):
 
 
 def test_coco_person_gets_published_sigmas_pose_and_score_weights():
-    cif, caf = head_metas_for(category(constants.COCO_KEYPOINTS, constants.COCO_PERSON_SKELETON), 'cocokp', 2)
-    assert cif.sigmas == constants.COCO_PERSON_SIGMAS and cif.pose == constants.COCO_UPRIGHT_POSE
+    cif, caf = head_metas_for(category(coco_person.COCO_KEYPOINTS, coco_person.COCO_PERSON_SKELETON), 'cocokp', 2)
+    assert cif.sigmas == coco_person.COCO_PERSON_SIGMAS and cif.pose == coco_person.COCO_UPRIGHT_POSE
     assert cif.score_weights[:4] == [3.0, 3.0, 3.0, 1.0]
-    assert caf.skeleton == constants.COCO_PERSON_SKELETON and cif.upsample_stride == caf.upsample_stride == 2
+    assert caf.skeleton == coco_person.COCO_PERSON_SKELETON and cif.upsample_stride == caf.upsample_stride == 2
     assert cif.hflip['left_knee'] == 'right_knee'
 
 
 def test_custom_category_uses_its_sigmas_or_a_default_and_a_chain_skeleton(caplog):
     with caplog.at_level(logging.INFO):
         cif, caf = head_metas_for(category(['snout', 'ear', 'tail']), 'mice', 1)
-    assert cif.sigmas == [constants.DEFAULT_SIGMA] * 3 and cif.pose is None
+    assert cif.sigmas == [keypoint_module.DEFAULT_SIGMA] * 3 and cif.pose is None
     assert caf.skeleton == [(1, 2), (2, 3)]
     assert cif.hflip is None
     assert 'horizontal flips are off' in caplog.text and 'no skeleton' in caplog.text
