@@ -47,11 +47,11 @@ def cpu_name() -> str:
     return platform.processor() or 'unknown'
 
 
-def coco_metas(upsample: int) -> list[headmeta.Base]:
+def coco_metas(upsample: int, base_stride: int = 0) -> list[headmeta.Base]:
     from .datasets.coco import KeypointCategory
     category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
                                 skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
-    return head_metas_for(category, 'cocokp', upsample)
+    return head_metas_for(category, 'cocokp', upsample, base_stride=base_stride)
 
 
 def loss_args(**overrides) -> argparse.Namespace:
@@ -111,9 +111,7 @@ def pipeline_dataset(edge: int, upsample: int, cache_dir: pathlib.Path):
         image_dir, source = annotations.parent / 'images', 'synthetic'
     data = load_json(annotations, 'annotations')
     category = keypoint_category(data, annotations, None)
-    metas = head_metas_for(category, 'cocokp', upsample)
-    for i, meta in enumerate(metas):
-        meta.base_stride, meta.head_index = 16, i
+    metas = head_metas_for(category, 'cocokp', upsample, base_stride=16)
     encoders = encoder.factory(metas, encoder.EncoderSettings(), bmin=0.1)
     cif = metas[0]
     preprocess = transforms.train_pipeline(

@@ -180,13 +180,13 @@ def _network(args, datamodule, resumed):
     return network
 
 
-def _datamodule(args, context):
+def _datamodule(args, context, base_stride: int):
     """Rank 0 builds first (it may render or download data), then the others."""
     if context.is_main:
-        datamodule = datasets_factory.datamodule_from_args(args)
+        datamodule = datasets_factory.datamodule_from_args(args, base_stride)
     context.barrier()
     if not context.is_main:
-        datamodule = datasets_factory.datamodule_from_args(args)
+        datamodule = datasets_factory.datamodule_from_args(args, base_stride)
     return datamodule
 
 
@@ -239,7 +239,7 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     settings = trainer.TrainerSettings.from_args(args)
     snapshot_settings = snapshots.SnapshotSettings.from_args(args)
     schedule = _schedule(args, resumed)
-    datamodule = _datamodule(args, context)
+    datamodule = _datamodule(args, context, network_factory.base_stride(args, resumed))
     key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     network = _network(args, datamodule, resumed).to(device)
     if context.active:

@@ -90,7 +90,7 @@ def test_oracle_keeps_occluded_keypoints_that_training_suppresses(tmp_path):
 def write_checkpoint(path: pathlib.Path, slowly: bool = False):
     category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
                                 skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
-    model = factory.build('resnet18', {}, head_metas_for(category, 'synthetic', 1))
+    model = factory.build('resnet18', {}, head_metas_for(category, 'synthetic', 1, base_stride=16))
     if not slowly:
         checkpoint.save(path, model, epoch=1, meta={})
         return
@@ -143,7 +143,8 @@ def test_checkpoint_whose_heads_do_not_match_the_dataset_names_both(tmp_path, ca
     category = KeypointCategory(id=1, name='mouse', keypoints=['snout', 'tail', 'ear'], skeleton=[(1, 2), (1, 3)],
                                 sigmas=None)
     path = tmp_path / 'mouse.pkl'
-    checkpoint.save(path, factory.build('resnet18', {}, head_metas_for(category, 'mice', 1)), epoch=1, meta={})
+    metas = head_metas_for(category, 'mice', 1, base_stride=16)
+    checkpoint.save(path, factory.build('resnet18', {}, metas), epoch=1, meta={})
     with pytest.raises(SystemExit):
         eval_cli.main(['--checkpoint', str(path), '--dataset', 'synthetic', '--synthetic-val-images', '2',
                        '--synthetic-train-images', '2', '--synthetic-cache-dir', str(tmp_path / 'cache')])

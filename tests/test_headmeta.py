@@ -1,5 +1,7 @@
 """Head metas: validation, strides, flips and plain-typed round trips."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -25,12 +27,24 @@ def test_component_counts_match_the_documented_layouts():
     assert (det.n_fields, det.n_components) == (2, 6)
 
 
-def test_stride_is_base_stride_over_upsample_and_requires_a_network():
-    meta = coco_cif(upsample_stride=2)
-    with pytest.raises(ValueError, match='not attached'):
-        _ = meta.stride
-    meta.base_stride = 16
-    assert meta.stride == 8
+def test_stride_is_base_stride_over_upsample_and_requires_the_base_stride():
+    with pytest.raises(ValueError, match='created without the basenet\'s stride'):
+        _ = coco_cif(upsample_stride=2).stride
+    assert coco_cif(upsample_stride=2, base_stride=16).stride == 8
+
+
+@pytest.mark.parametrize('meta', [coco_cif(), coco_caf(),
+                                  headmeta.CifDet(name='cifdet', dataset='d', categories=['a'])])
+def test_head_metas_are_frozen(meta):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        meta.base_stride = 16
+    assert dataclasses.replace(meta, base_stride=16).stride == 16 and meta.base_stride == 0
+
+
+def test_checkpoint_dicts_with_the_former_head_index_field_still_load():
+    saved = dict(coco_caf(base_stride=16).to_dict(), head_index=1)
+    meta = headmeta.Base.from_dict(saved)
+    assert meta == coco_caf(base_stride=16) and meta.stride == 16 and not hasattr(meta, 'head_index')
 
 
 def test_round_trip_through_plain_dict_survives_torch_weights_only(tmp_path):

@@ -20,7 +20,8 @@ def model_path(tmp_path_factory):
     category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
                                 skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
     path = tmp_path_factory.mktemp('model') / 'model.pkl'
-    checkpoint.save(path, factory.build('resnet18', {}, head_metas_for(category, 'cocokp', 1)), epoch=1, meta={})
+    metas = head_metas_for(category, 'cocokp', 1, base_stride=16)
+    checkpoint.save(path, factory.build('resnet18', {}, metas), epoch=1, meta={})
     return path
 
 

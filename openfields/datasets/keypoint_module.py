@@ -36,8 +36,10 @@ LOG = logging.getLogger(__name__)
 DEFAULT_SIGMA = 0.05
 
 
-def head_metas_for(category: KeypointCategory, dataset: str, upsample: int) -> list[headmeta.Base]:
-    """CIF and CAF metas from a json category (COCO person defaults where they apply)."""
+def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, base_stride: int
+                   ) -> list[headmeta.Base]:
+    """CIF and CAF metas from a json category (COCO person defaults where they apply), for a basenet of
+    stride ``base_stride``."""
     is_coco_person = category.keypoints == coco_person.COCO_KEYPOINTS
     if category.sigmas is not None:
         sigmas = category.sigmas
@@ -57,7 +59,7 @@ def head_metas_for(category: KeypointCategory, dataset: str, upsample: int) -> l
         LOG.info('%s: no left/right keypoint pairs found by name; horizontal flips are off', dataset)
     common = dict(dataset=dataset, keypoints=category.keypoints, sigmas=list(sigmas),
                   pose=coco_person.COCO_UPRIGHT_POSE if is_coco_person else None,
-                  hflip=hflip or None, upsample_stride=upsample)
+                  hflip=hflip or None, upsample_stride=upsample, base_stride=base_stride)
     cif = headmeta.Cif(name='cif', draw_skeleton=skeleton,
                        score_weights=coco_person.COCO_PERSON_SCORE_WEIGHTS if is_coco_person else None,
                        **common)
@@ -75,9 +77,12 @@ class KeypointDataModule(DataModule):
     default_square_edge: ClassVar[int] = 385
 
     def __init__(self, *, category: KeypointCategory, augmentation: Augmentation,
-                 encoder_settings: encoder.EncoderSettings, upsample: int = 1, min_kp_anns: int = 1,
-                 bmin: float = 0.1, eval_settings: EvalSettings | None = None):
+                 encoder_settings: encoder.EncoderSettings, base_stride: int, upsample: int = 1,
+                 min_kp_anns: int = 1, bmin: float = 0.1, eval_settings: EvalSettings | None = None):
+        """``base_stride``: the stride of the basenet the heads will sit on (see
+        :func:`openfields.network.factory.base_stride`); the head metas are created with it."""
         self.category = category
+        self.base_stride = base_stride
         self.augmentation = augmentation
         self.encoder_settings = encoder_settings
         self.upsample = upsample
@@ -90,7 +95,7 @@ class KeypointDataModule(DataModule):
 
     def make_head_metas(self) -> list[headmeta.Base]:
         """The CIF and CAF metas of ``self.category`` (:func:`head_metas_for`)."""
-        return head_metas_for(self.category, self.name, self.upsample)
+        return head_metas_for(self.category, self.name, self.upsample, base_stride=self.base_stride)
 
     @classmethod
     def flag(cls, name: str) -> str:
@@ -105,14 +110,15 @@ class KeypointDataModule(DataModule):
                            help='b_min in pixels: the smallest localisation uncertainty')
 
     @classmethod
-    def common_kwargs(cls, args) -> dict:
+    def common_kwargs(cls, args, base_stride: int) -> dict:
         """The constructor arguments every keypoint dataset reads from the same flags."""
         get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
         if get('upsample') < 1:
             raise ValueError(f'{cls.flag("upsample")} must be >= 1, got {get("upsample")}')
         if get('bmin') <= 0:
             raise ValueError(f'{cls.flag("bmin")} must be positive, got {get("bmin")}')
-        return dict(augmentation=Augmentation.from_args(args, cls.name), upsample=get('upsample'),
+        return dict(augmentation=Augmentation.from_args(args, cls.name), base_stride=base_stride,
+                    upsample=get('upsample'),
                     bmin=get('bmin'), encoder_settings=encoder.EncoderSettings.from_args(args),
                     eval_settings=EvalSettings.from_args(args))
 
@@ -203,12 +209,12 @@ class CocoKeypointModule(KeypointDataModule):
                            help='train only on images with at least this many annotated people')
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> 'CocoKeypointModule':
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'CocoKeypointModule':
         get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
         return cls(train_annotations=get('train_annotations'), val_annotations=get('val_annotations'),
                    train_image_dir=get('train_image_dir'), val_image_dir=get('val_image_dir'),
                    category_id=get('category_id'), min_kp_anns=get('min_kp_anns'),
-                   **cls.common_kwargs(args))
+                   **cls.common_kwargs(args, base_stride))
 
     def describe(self) -> dict:
         return {'category': self.category.name, 'keypoints': self.category.keypoints,

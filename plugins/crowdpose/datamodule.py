@@ -13,11 +13,13 @@ from . import constants
 from .metric import CrowdPoseCoco
 
 
-def head_metas(dataset: str, upsample: int) -> list[headmeta.Base]:
-    """CIF and CAF metas of CrowdPose's keypoints, skeleton, sigmas and left/right pairs."""
+def head_metas(dataset: str, upsample: int, *, base_stride: int) -> list[headmeta.Base]:
+    """CIF and CAF metas of CrowdPose's keypoints, skeleton, sigmas and left/right pairs (basenet stride
+    ``base_stride``)."""
     common = dict(dataset=dataset, keypoints=constants.CROWDPOSE_KEYPOINTS, sigmas=constants.CROWDPOSE_SIGMAS,
                   pose=constants.CROWDPOSE_UPRIGHT_POSE,
-                  hflip=headmeta.hflip_from_names(constants.CROWDPOSE_KEYPOINTS), upsample_stride=upsample)
+                  hflip=headmeta.hflip_from_names(constants.CROWDPOSE_KEYPOINTS), upsample_stride=upsample,
+                  base_stride=base_stride)
     return [headmeta.Cif(name='cif', draw_skeleton=constants.CROWDPOSE_SKELETON, **common),
             headmeta.Caf(name='caf', skeleton=constants.CROWDPOSE_SKELETON, **common)]
 
@@ -39,7 +41,7 @@ class CrowdPose(CocoKeypointModule):
             raise DatasetError(f'{self.train_annotations}: category {self.category.id} has the keypoints '
                                f'{self.category.keypoints}, not CrowdPose\'s {constants.CROWDPOSE_KEYPOINTS} '
                                '(--dataset cocokp trains any keypoint set)')
-        return head_metas(self.name, self.upsample)
+        return head_metas(self.name, self.upsample, base_stride=self.base_stride)
 
     def metrics(self) -> list:
         """OKS AP with CrowdPose's sigmas, overall and per difficulty (``AP_easy``, ``AP_medium``, ``AP_hard``)."""

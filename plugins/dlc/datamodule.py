@@ -130,7 +130,7 @@ class Dlc(KeypointDataModule):
         EvalSettings.cli(parser)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> 'Dlc':
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'Dlc':
         get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
         if get('project') is None:
             raise ValueError(f'--dataset {cls.name} needs {cls.flag("project")} PATH '
@@ -139,7 +139,7 @@ class Dlc(KeypointDataModule):
             raise ValueError(f'{cls.flag("sigma")} must be positive, got {get("sigma")}')
         config = project.load_config(project.project_root(get('project')))
         evaluation = DlcEvalSettings.from_args(args, cls.name, config.pcutoff)
-        common = cls.common_kwargs(args)
+        common = cls.common_kwargs(args, base_stride)
         frames = project.load_frames(config)
         fraction = get('train_fraction')
         if fraction is None:

@@ -74,7 +74,7 @@ class Synthetic(CocoKeypointModule):
                              f'-occlusion-probability: {error}') from None
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> 'Synthetic':
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'Synthetic':
         get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
         for name in ('train_images', 'val_images', 'image_size'):
             if get(name) < 1:
@@ -88,4 +88,4 @@ class Synthetic(CocoKeypointModule):
             paths[split] = (annotations, annotations.parent / 'images')
         return cls(train_annotations=paths['train'][0], train_image_dir=paths['train'][1],
                    val_annotations=paths['val'][0], val_image_dir=paths['val'][1],
-                   **cls.common_kwargs(args))
+                   **cls.common_kwargs(args, base_stride))

@@ -1,5 +1,6 @@
 """CAF encoder targets (E, 9, h, w) = [confidence, x1, y1, x2, y2, b_min1, b_min2, scale1, scale2]."""
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -135,7 +136,8 @@ def test_dense_edge_skipped_when_both_joints_have_short_sparse_connections():
     ann['keypoints'][[5, 7, 9]] = [[80, 80, 2], [160, 80, 2], [240, 80, 2]]  # sparse limbs of 10 cells
     targets = encoder.Caf(meta)(IMAGE, [ann], sample_meta()).numpy()
     assert np.nansum(targets[0, 0]) > 0  # 20 / 2 = 10 is not shorter than 10
-    meta.dense_to_sparse_radius = 1.5  # 20 / 1.5 > 10: the sparse limbs make the dense one redundant
+    # 20 / 1.5 > 10: the sparse limbs make the dense one redundant
+    meta = dataclasses.replace(meta, dense_to_sparse_radius=1.5)
     targets = encoder.Caf(meta)(IMAGE, [ann], sample_meta()).numpy()
     assert np.nansum(targets[0, 0]) == 0
     assert np.nansum(targets[1, 0]) > 0 and np.nansum(targets[2, 0]) > 0

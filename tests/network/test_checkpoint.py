@@ -18,7 +18,7 @@ from openfields.datasets.coco import KeypointCategory
 def small_model():
     category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
                                 skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
-    return factory.build('resnet18', {}, head_metas_for(category, 'cocokp', 2))
+    return factory.build('resnet18', {}, head_metas_for(category, 'cocokp', 2, base_stride=16))
 
 
 def test_saved_checkpoint_is_plain_and_rebuilds_the_model(tmp_path):

@@ -17,10 +17,7 @@ CAF_KINDS = ('confidence', 'regression', 'scale')
 def head_metas():
     category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
                                 skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
-    metas = head_metas_for(category, 'cocokp', 1)
-    for index, meta in enumerate(metas):
-        meta.base_stride, meta.head_index = 16, index
-    return metas
+    return head_metas_for(category, 'cocokp', 1, base_stride=16)
 
 
 def settings(*argv: str) -> debug.DebugSettings:
