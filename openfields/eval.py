@@ -29,7 +29,7 @@ from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
 from .network.malloc_tuning import tune_glibc_malloc
 from .metric import scoring
-from .network import basenets, checkpoint, factory as network_factory
+from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .train import resolve_device
 from .training import run_files
@@ -108,30 +108,31 @@ class Setup:
     oracle_encoders: dict
 
 
-def setup(args, datamodule, checkpoint_path: str | None, device) -> Setup:
+def base_stride(args, ckpt: dict | None) -> int:
+    """The stride the dataset's head metas are made for: the checkpoint's basenet's; for a pure oracle
+    ``--oracle-stride``, else ``--basenet``'s."""
+    if ckpt is None and args.oracle_stride:
+        return args.oracle_stride
+    return network_factory.base_stride(args, ckpt)  # args.checkpoint is set only with ckpt
+
+
+def setup(args, datamodule, ckpt: dict | None, checkpoint_path: str | None, device) -> Setup:
+    """The model of the loaded checkpoint ``ckpt`` (None: a pure oracle) and the heads to evaluate; the
+    oracle encodes with the evaluated heads' metas (the checkpoint's: same stride and skeleton)."""
     unknown = [h for h in args.oracle if h not in [m.name for m in datamodule.head_metas]]
     if unknown:
         raise ValueError(f'--oracle {" ".join(unknown)}: no such head in --dataset {args.dataset} '
                          f'(heads: {[m.name for m in datamodule.head_metas]})')
-    if checkpoint_path is not None:
-        model = network_factory.from_checkpoint(checkpoint.load(checkpoint_path)).to(device).eval()
+    if ckpt is not None:
+        model = network_factory.from_checkpoint(ckpt).to(device).eval()
         metas = checkpoint_head_metas(model, datamodule.head_metas, checkpoint_path)
         indices = [model.head_metas.index(m) for m in metas]
-        for dataset_meta, meta in zip(datamodule.head_metas, metas):
-            dataset_meta.base_stride, dataset_meta.upsample_stride = meta.base_stride, meta.upsample_stride
-            dataset_meta.head_index = meta.head_index
     else:
         if not args.oracle or set(args.oracle) != {m.name for m in datamodule.head_metas}:
             raise ValueError('--checkpoint is needed unless --oracle names every head of the dataset '
                              f'({" ".join(m.name for m in datamodule.head_metas)})')
-        stride = args.oracle_stride or basenets.build(args.basenet or network_factory.DEFAULT_BASENET,
-                                                      basenets.config_from_args(args.basenet or
-                                                                                network_factory.DEFAULT_BASENET,
-                                                                                args)).stride
         model, metas, indices = None, datamodule.head_metas, [None] * len(datamodule.head_metas)
-        for i, meta in enumerate(metas):
-            meta.base_stride, meta.head_index = stride, i
-    oracle_metas = [m for m in datamodule.head_metas if m.name in args.oracle]
+    oracle_metas = [m for m in metas if m.name in args.oracle]
     encoders = encoder.factory(oracle_metas, encoder.EncoderSettings.from_args(args),
                                bmin=getattr(datamodule, 'bmin', 0.1))
     return Setup(model, metas, indices, {meta.name: enc for meta, enc in zip(oracle_metas, encoders)})
@@ -155,10 +156,11 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     if '-' in args.dataset:
         raise ValueError(f'--dataset {args.dataset}: evaluation is per dataset; evaluate a checkpoint trained '
                          f'on several datasets once per dataset (--dataset {args.dataset.split("-")[0]}, ...)')
-    datamodule = datasets_factory.datamodule_from_args(args)
+    ckpt = checkpoint.load(checkpoint_path) if checkpoint_path is not None else None
+    datamodule = datasets_factory.datamodule_from_args(args, base_stride(args, ckpt))
     if checkpoint_path is not None:
         datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
-    s = setup(args, datamodule, checkpoint_path, device)
+    s = setup(args, datamodule, ckpt, checkpoint_path, device)
     decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args),
                                      names=args.decoder or datamodule.decoder_names())
     loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',

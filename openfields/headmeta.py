@@ -10,9 +10,10 @@ Conventions
 * ``stride = base_stride // upsample_stride`` is the distance in input pixels
   between two neighbouring field cells. Field cell ``(i, j)`` sits on input
   pixel ``(i * stride, j * stride)`` (row, column).
-* ``base_stride`` and ``head_index`` are filled in when a network is assembled
-  (:class:`openfields.network.nets.Shell`); a meta is usable by encoders only
-  after that.
+* Metas are frozen. ``base_stride``, the stride of the basenet, is known before
+  any network exists (``openfields.network.factory.base_stride``) and given when
+  a dataset creates its metas; ``dataclasses.replace`` makes a variant. A head's
+  index is its position in the network's list of heads, not a field here.
 * ``to_dict`` / ``from_dict`` use plain Python types only, so head metas can
   live inside checkpoints that load with ``torch.load(..., weights_only=True)``.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class Base:
     """Fields common to all heads.
 
@@ -36,8 +37,7 @@ class Base:
     name: str
     dataset: str
     upsample_stride: int = 1
-    base_stride: int = 0  # set by the network: stride of the basenet
-    head_index: int = -1  # set by the network: position in its list of heads
+    base_stride: int = 0  # stride of the basenet; 0: not known (no encoding, decoding or drawing)
     training_weights: list[float] | None = None  # optional loss weight per field
 
     type_name: ClassVar[str] = 'base'
@@ -49,7 +49,7 @@ class Base:
     @property
     def stride(self) -> int:
         if self.base_stride <= 0:
-            raise ValueError(f'head {self.dataset}.{self.name} is not attached to a network yet '
+            raise ValueError(f'head {self.dataset}.{self.name} was created without the basenet\'s stride '
                              '(base_stride unset)')
         return self.base_stride // self.upsample_stride
 
@@ -81,6 +81,7 @@ class Base:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> 'Base':
         d = dict(d)
+        d.pop('head_index', None)  # written by openfields before head metas were frozen: the head's position
         type_name = d.pop('type')
         cls = HEAD_META_TYPES.get(type_name)
         if cls is None:
@@ -131,7 +132,7 @@ def _check_keypoint_fields(meta: 'Cif | Caf'):
         _check_pairs(owner, 'draw_skeleton', meta.draw_skeleton, n)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class Cif(Base):
     """Composite Intensity Field: one field per keypoint type.
 
@@ -168,7 +169,7 @@ class Cif(Base):
         return flip_permutation(self.keypoints, self.hflip)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class Caf(Base):
     """Composite Association Field: one field per skeleton connection.
 
@@ -196,10 +197,11 @@ class Caf(Base):
         _check_keypoint_fields(self)
         if not self.skeleton:
             raise ValueError(f'{self.full_name}: empty skeleton')
-        self.skeleton = [tuple(int(j) for j in pair) for pair in self.skeleton]
+        # normalised while the meta is built (frozen afterwards)
+        object.__setattr__(self, 'skeleton', [tuple(int(j) for j in pair) for pair in self.skeleton])
         _check_pairs(self.full_name, 'skeleton', self.skeleton, len(self.keypoints))
         if self.sparse_skeleton is not None:
-            self.sparse_skeleton = [tuple(int(j) for j in pair) for pair in self.sparse_skeleton]
+            object.__setattr__(self, 'sparse_skeleton', [tuple(int(j) for j in pair) for pair in self.sparse_skeleton])
             _check_pairs(self.full_name, 'sparse_skeleton', self.sparse_skeleton, len(self.keypoints))
         super().__post_init__()
 
@@ -208,7 +210,7 @@ class Caf(Base):
         return len(self.skeleton)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class CifDet(Base):
     """Detection field: one field per category.
 

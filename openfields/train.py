@@ -129,7 +129,7 @@ def _network(args, datamodule, resumed: fit.Resumed | None):
     """A new network (``--basenet``/``--checkpoint``) or the resumed run's, with its weights."""
     if resumed is None:
         return network_factory.factory(args, datamodule.head_metas)
-    saved_checkpoint = checkpoint.load(resumed.path)
+    saved_checkpoint = resumed.checkpoint
     saved = [meta.full_name for meta in checkpoint.head_metas(saved_checkpoint)]
     wanted = [meta.full_name for meta in datamodule.head_metas]
     if saved != wanted:
@@ -141,13 +141,13 @@ def _network(args, datamodule, resumed: fit.Resumed | None):
     return network_factory.from_checkpoint(saved_checkpoint, datamodule.head_metas)
 
 
-def _datamodule(args, context):
+def _datamodule(args, context, base_stride: int):
     """Rank 0 builds first (it may render or download data), then the others."""
     if context.is_main:
-        datamodule = datasets_factory.datamodule_from_args(args)
+        datamodule = datasets_factory.datamodule_from_args(args, base_stride)
     context.barrier()
     if not context.is_main:
-        datamodule = datasets_factory.datamodule_from_args(args)
+        datamodule = datasets_factory.datamodule_from_args(args, base_stride)
     return datamodule
 
 
@@ -210,7 +210,8 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     if args.seed is None:
         args.seed = context.broadcast_object(int.from_bytes(os.urandom(4), 'little') >> 1)
     seed_everything(args.seed)  # the same initial weights on every rank
-    datamodule = _datamodule(args, context)
+    datamodule = _datamodule(args, context, network_factory.base_stride(
+        args, resumed.checkpoint if resumed is not None else None))
     network = _network(args, datamodule, resumed).to(device)
     if context.active:
         seed_everything(args.seed + 1_000_003 * context.rank)  # different augmentations on every rank

@@ -14,8 +14,8 @@ from openfields import eval as eval_cli
 from openfields import train
 from openfields.datasets.coco import KeypointCategory
 from openfields.network import checkpoint, factory
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.datasets import coco_person
+from openfields.datasets.keypoint_module import head_metas_for
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
 needs_shared = pytest.mark.skipif(not (SHARED / 'coco-val-sample' / 'annotations.json').is_file(),
@@ -89,9 +89,9 @@ def test_oracle_keeps_occluded_keypoints_that_training_suppresses(tmp_path):
 
 
 def write_checkpoint(path: pathlib.Path, slowly: bool = False):
-    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
-                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
-    model = factory.build('resnet18', {}, head_metas_for(category, 'synthetic', 1))
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
+    model = factory.build('resnet18', {}, head_metas_for(category, 'synthetic', 1, base_stride=16))
     if not slowly:
         checkpoint.save(path, model, epoch=1, meta={})
         return
@@ -144,7 +144,8 @@ def test_checkpoint_whose_heads_do_not_match_the_dataset_names_both(tmp_path, ca
     category = KeypointCategory(id=1, name='mouse', keypoints=['snout', 'tail', 'ear'], skeleton=[(1, 2), (1, 3)],
                                 sigmas=None)
     path = tmp_path / 'mouse.pkl'
-    checkpoint.save(path, factory.build('resnet18', {}, head_metas_for(category, 'mice', 1)), epoch=1, meta={})
+    metas = head_metas_for(category, 'mice', 1, base_stride=16)
+    checkpoint.save(path, factory.build('resnet18', {}, metas), epoch=1, meta={})
     with pytest.raises(SystemExit):
         eval_cli.main(['--checkpoint', str(path), '--dataset', 'synthetic', '--synthetic-val-images', '2',
                        '--synthetic-train-images', '2', '--synthetic-cache-dir', str(tmp_path / 'cache')])

@@ -11,16 +11,17 @@ import pytest
 from openfields import predict as predict_cli
 from openfields.datasets.coco import KeypointCategory
 from openfields.network import checkpoint, factory
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.datasets import coco_person
+from openfields.datasets.keypoint_module import head_metas_for
 
 
 @pytest.fixture(scope='module')
 def model_path(tmp_path_factory):
-    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
-                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
     path = tmp_path_factory.mktemp('model') / 'model.pkl'
-    checkpoint.save(path, factory.build('resnet18', {}, head_metas_for(category, 'cocokp', 1)), epoch=1, meta={})
+    metas = head_metas_for(category, 'cocokp', 1, base_stride=16)
+    checkpoint.save(path, factory.build('resnet18', {}, metas), epoch=1, meta={})
     return path
 
 

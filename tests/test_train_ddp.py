@@ -28,7 +28,7 @@ def initial_state(argv):
     """The weights a run of ``argv`` starts from (seeded, then built like train.run builds them)."""
     args = train.cli(argv)
     train.seed_everything(args.seed)
-    datamodule = datasets_factory.datamodule_from_args(args)
+    datamodule = datasets_factory.datamodule_from_args(args, base_stride=16)
     network = network_factory.factory(args, datamodule.head_metas)
     return {k: v.detach().double() for k, v in network.state_dict().items() if v.dtype.is_floating_point}
 

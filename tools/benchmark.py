@@ -23,10 +23,10 @@ import time
 import torch
 
 from openfields import encoder, headmeta, transforms
+from openfields.datasets import coco_person
 from openfields.datasets.coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
+from openfields.datasets.keypoint_module import head_metas_for
 from openfields.network import factory as network_factory, losses
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
 from openfields.plugins.synthetic import render
 from openfields.network.malloc_tuning import tune_glibc_malloc
 from openfields.outputs import write_json
@@ -47,10 +47,10 @@ def cpu_name() -> str:
     return platform.processor() or 'unknown'
 
 
-def coco_metas(upsample: int) -> list[headmeta.Base]:
-    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
-                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
-    return head_metas_for(category, 'cocokp', upsample)
+def coco_metas(upsample: int, base_stride: int = 0) -> list[headmeta.Base]:
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
+    return head_metas_for(category, 'cocokp', upsample, base_stride=base_stride)
 
 
 def loss_args(**overrides) -> argparse.Namespace:
@@ -110,9 +110,7 @@ def pipeline_dataset(edge: int, upsample: int, cache_dir: pathlib.Path):
         image_dir, source = annotations.parent / 'images', 'synthetic'
     data = load_json(annotations, 'annotations')
     category = keypoint_category(data, annotations, None)
-    metas = head_metas_for(category, 'cocokp', upsample)
-    for i, meta in enumerate(metas):
-        meta.base_stride, meta.head_index = 16, i
+    metas = head_metas_for(category, 'cocokp', upsample, base_stride=16)
     encoders = encoder.factory(metas, encoder.EncoderSettings(), bmin=0.1)
     cif = metas[0]
     preprocess = transforms.train_pipeline(

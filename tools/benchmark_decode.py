@@ -140,10 +140,7 @@ def time_predict(n_images: int, threads: int) -> dict:
 
 
 def _metas():
-    metas = coco_metas(UPSAMPLE)
-    for i, meta in enumerate(metas):
-        meta.base_stride, meta.head_index = 16, i
-    return metas
+    return coco_metas(UPSAMPLE, base_stride=16)
 
 
 def main(argv=None):

@@ -7,6 +7,8 @@ the file and the field. An image that cannot be read at training time is skipped
 import dataclasses
 import json
 import logging
+import math
+import numbers
 import os
 import pathlib
 
@@ -95,16 +97,44 @@ def _labelled_keypoints(data: dict, category_id, n_keypoints: int) -> np.ndarray
     """``(N, K, 3)`` keypoints of the category's annotations that have the right number of values."""
     sets = [ann['keypoints'] for ann in data['annotations']
             if ann.get('category_id') == category_id and not ann.get('iscrowd')
-            and isinstance(ann.get('keypoints'), list) and len(ann['keypoints']) == 3 * n_keypoints]
+            and isinstance(ann.get('keypoints'), list) and len(ann['keypoints']) == 3 * n_keypoints
+            and all(_is_number(v) and math.isfinite(v) for v in ann['keypoints'])]
     return np.asarray(sets, dtype=np.float64).reshape(-1, n_keypoints, 3)
 
 
-def _parse_annotation(ann: dict, n_keypoints: int, path) -> dict:
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_keypoints(keypoints: list, names: list[str], source: str) -> None:
+    """Every value a number; labelled keypoints (``v > 0``) at finite, non-negative ``x, y``.
+    Unlabelled ones may hold anything numeric (COCO writes ``0, 0, 0``). Coordinates beyond the image's
+    right or bottom edge are kept: augmentation crops them."""
+    for index, value in enumerate(keypoints):
+        if not _is_number(value):
+            raise DatasetError(f'{source}: keypoints[{index}] ({"xyv"[index % 3]} of {names[index // 3]!r}) '
+                               f'is not a number ({value!r})')
+    for k, name in enumerate(names[:len(keypoints) // 3]):  # none for a crowd region without keypoints
+        x, y, v = keypoints[3 * k:3 * k + 3]
+        checks = [(2, v)] + ([(0, x), (1, y)] if not v <= 0 else [])  # a NaN v is not "unlabelled"
+        for offset, value in checks:
+            problem = ('NaN' if math.isnan(value) else 'inf' if math.isinf(value)
+                       else f'negative ({value!r})' if offset < 2 and value < 0 else None)
+            if problem is not None:
+                raise DatasetError(f'{source}: keypoints[{3 * k + offset}] ({"xyv"[offset]} of {name!r}) '
+                                   f'is {problem}')
+
+
+def _parse_annotation(ann: dict, names: list[str], path) -> dict:
     ann_id = ann.get('id', '?')
     keypoints = ann.get('keypoints', [])
-    if len(keypoints) != 3 * n_keypoints and not (ann.get('iscrowd') and not keypoints):
-        raise DatasetError(f'{path}: annotation id {ann_id}: "keypoints" has {len(keypoints)} values, '
+    n_keypoints = len(names)
+    if not isinstance(keypoints, list) or (len(keypoints) != 3 * n_keypoints
+                                           and not (ann.get('iscrowd') and not keypoints)):
+        count = f'has {len(keypoints)} values' if isinstance(keypoints, list) else 'is not a list'
+        raise DatasetError(f'{path}: annotation id {ann_id}: "keypoints" {count}, '
                            f'expected {3 * n_keypoints} ({n_keypoints} keypoints x 3)')
+    _check_keypoints(keypoints, names, f'{path}: annotation id {ann_id}')
     bbox = ann.get('bbox')
     if bbox is None or len(bbox) != 4:
         raise DatasetError(f'{path}: annotation id {ann_id}: "bbox" must be [x, y, width, height]')
@@ -142,14 +172,13 @@ class CocoKeypoints(torch.utils.data.Dataset):
                 raise DatasetError(f'{annotation_file}: image entry {image} needs "id" and "file_name"')
             images[image['id']] = image
         anns_per_image: dict = {image_id: [] for image_id in images}
-        n_keypoints = len(category.keypoints)
         for ann in data['annotations']:
             if ann.get('category_id') != category.id:
                 continue
             if ann.get('image_id') not in images:
                 raise DatasetError(f'{annotation_file}: annotation id {ann.get("id", "?")}: '
                                    f'"image_id" {ann.get("image_id")} is not in "images"')
-            anns_per_image[ann['image_id']].append(_parse_annotation(ann, n_keypoints, annotation_file))
+            anns_per_image[ann['image_id']].append(_parse_annotation(ann, category.keypoints, annotation_file))
 
         def n_kp_anns(image_id):
             return sum(1 for a in anns_per_image[image_id]

@@ -31,8 +31,9 @@ def cli(parser: argparse.ArgumentParser, several: bool = True) -> None:
         DATAMODULES[name].cli(parser)
 
 
-def datamodule_from_args(args: argparse.Namespace) -> DataModule:
-    """The DataModule of ``--dataset``; a :class:`MultiDataModule` for ``a-b[-c...]``."""
+def datamodule_from_args(args: argparse.Namespace, base_stride: int) -> DataModule:
+    """The DataModule of ``--dataset``, its head metas made for a basenet of stride ``base_stride``
+    (:func:`openfields.network.factory.base_stride`); a :class:`MultiDataModule` for ``a-b[-c...]``."""
     names = args.dataset.split('-')
     for name in names:
         if name not in DATAMODULES:
@@ -42,7 +43,7 @@ def datamodule_from_args(args: argparse.Namespace) -> DataModule:
     if repeated:
         raise ValueError(f'--dataset {args.dataset}: {", ".join(repeated)} named more than once')
     weights = normalised_weights(getattr(args, 'dataset_weights', None), names)
-    modules = [DATAMODULES[name].from_args(args) for name in names]
+    modules = [DATAMODULES[name].from_args(args, base_stride) for name in names]
     if len(modules) == 1:
         return modules[0]
     return MultiDataModule(modules, weights)

@@ -3,9 +3,11 @@
 A DataModule
 
 * adds its own flags, all prefixed with its name (``--cocokp-square-edge``), in ``cli(parser)``;
-* is built from the parsed flags by ``from_args(args)`` (configuration lives on the instance);
-* owns the head metas of the heads trained on it (``head_metas``), which the network fills in with
-  strides and head indices before any loader is requested;
+* is built from the parsed flags and the stride of the basenet by ``from_args(args, base_stride)``
+  (configuration lives on the instance; ``openfields.network.factory.base_stride(args)`` gives the stride
+  before any network exists);
+* owns the head metas of the heads trained on it (``head_metas``, frozen, created with ``base_stride``);
+  its encoders number the targets by position in that list (``transforms.Encoders``);
 * gives a ``train_loader`` and a ``val_loader`` yielding ``(images (B, 3, H, W), targets, metas)`` where
   ``targets`` holds one tensor ``(B, F, C, h, w)`` per head of this module (see docs/architecture.md),
   and ``metas[i]['dataset']`` is the module's name.
@@ -65,7 +67,8 @@ class DataModule:
         """Add this dataset's flags (each prefixed with ``--<name>-``)."""
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> 'DataModule':
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'DataModule':
+        """The module of the parsed flags; its head metas are created with ``base_stride``."""
         raise NotImplementedError
 
     def train_loader(self, loader: LoaderSettings) -> torch.utils.data.DataLoader:

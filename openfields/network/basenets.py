@@ -48,6 +48,13 @@ def config_from_args(name: str, args: argparse.Namespace) -> dict:
     return CONFIG_FROM_ARGS[name](args)
 
 
+def stride(name: str, config: dict | None = None) -> int:
+    """The stride of basenet ``name`` with ``config``, without allocating its weights (built on the
+    ``meta`` device)."""
+    with torch.device('meta'):
+        return build(name, config).stride
+
+
 def from_args(name: str, args: argparse.Namespace) -> nn.Module:
     """Build basenet ``name`` from CLI flags; loads ImageNet weights when ``--basenet-pretrained``."""
     basenet = build(name, config_from_args(name, args))

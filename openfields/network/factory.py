@@ -81,7 +81,7 @@ def from_checkpoint(ckpt: dict, head_metas: list[headmeta.Base] | None = None) -
 
 def _comparable(meta: headmeta.Base) -> dict:
     d = meta.to_dict()
-    for key in ('base_stride', 'head_index', 'training_weights'):
+    for key in ('base_stride', 'training_weights'):
         d.pop(key, None)
     return d
 
@@ -95,6 +95,26 @@ def _matching_head(meta: headmeta.Base, saved: list[headmeta.Base]) -> int | Non
                         'created new', meta.full_name)
             return None
     return None
+
+
+def checkpoint_stride(ckpt: dict) -> int:
+    """The stride of a checkpoint's basenet (its saved head metas carry it)."""
+    strides = {meta.base_stride for meta in checkpoint.head_metas(ckpt)} - {0}
+    if len(strides) == 1:
+        return strides.pop()
+    basenet = ckpt['model']['basenet']
+    return basenets.stride(basenet['name'], basenet['config'])
+
+
+def base_stride(args: argparse.Namespace, ckpt: dict | None = None) -> int:
+    """The stride of the basenet a run will use, known before any network exists (datasets create their
+    head metas with it): ``ckpt``'s (a resumed run's), ``--checkpoint``'s, or ``--basenet``'s with its flags."""
+    if ckpt is None and getattr(args, 'checkpoint', None):
+        ckpt = checkpoint.load(args.checkpoint)
+    if ckpt is not None:
+        return checkpoint_stride(ckpt)
+    name = args.basenet or DEFAULT_BASENET
+    return basenets.stride(name, basenets.config_from_args(name, args))
 
 
 def factory(args: argparse.Namespace, head_metas: list[headmeta.Base]) -> nets.Shell:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +18,8 @@ BATCHNORM_MOMENTUM = 0.01
 
 
 class Shell(nn.Module):
-    """Basenet plus heads; attaching writes ``base_stride`` and ``head_index`` into each head meta.
+    """Basenet plus heads; a head's index is its position in ``heads``. Each head's meta must have the
+    basenet's stride (one created without a stride gets a variant with it: the dataset's meta is never changed).
 
     ``forward(images (B, 3, H, W), head_mask)`` returns one entry per head: the head output
     ``(B, F, C, h, w)`` (see :class:`CompositeField`), or None where ``head_mask`` is False.
@@ -30,13 +32,16 @@ class Shell(nn.Module):
         self.set_heads(heads)
 
     def set_heads(self, heads: Sequence[CompositeField]) -> None:
-        """Replace the heads and attach their metas to this network."""
-        for head_index, head in enumerate(heads):
+        """Replace the heads; their metas must have this basenet's stride (or none yet)."""
+        for head in heads:
             if head.in_features != self.basenet.out_features:
                 raise ValueError(f'head {head.meta.full_name} expects {head.in_features} features, '
                                  f'basenet {self.basenet.name} gives {self.basenet.out_features}')
-            head.meta.base_stride = self.basenet.stride
-            head.meta.head_index = head_index
+            if head.meta.base_stride == 0:
+                head.meta = dataclasses.replace(head.meta, base_stride=self.basenet.stride)
+            elif head.meta.base_stride != self.basenet.stride:
+                raise ValueError(f'head {head.meta.full_name} was made for base stride {head.meta.base_stride}, '
+                                 f'basenet {self.basenet.name} has stride {self.basenet.stride}')
         self.heads = nn.ModuleList(heads)
 
     @property

@@ -45,9 +45,13 @@ class TrainingFailed(RuntimeError):
 
 @dataclasses.dataclass
 class Resumed:
-    """The checkpoint ``--resume`` continues: its path and its ``training_state``."""
+    """The checkpoint ``--resume`` continues: its path and contents (``checkpoint.load``)."""
     path: str
-    state: dict
+    checkpoint: dict
+
+    @property
+    def state(self) -> dict:
+        return self.checkpoint['training_state']
 
     @property
     def position(self) -> Position:
@@ -59,11 +63,11 @@ def resumed_run(args, context: Context) -> Resumed | None:
     path = context.broadcast_object(resume.checkpoint_to_resume(args))
     if path is None:
         return None
-    state = checkpoint.load(path).get('training_state')
-    if state is None:
+    loaded = checkpoint.load(path)
+    if loaded.get('training_state') is None:
         raise checkpoint.CheckpointError(f'--resume {path}: no training state in it (a final checkpoint); '
                                          'resume from its .epochNNN checkpoint')
-    return Resumed(path=path, state=state)
+    return Resumed(path=path, checkpoint=loaded)
 
 
 def schedule_for(args, resumed: Resumed | None) -> optimize.LearningRateSchedule:

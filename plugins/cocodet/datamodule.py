@@ -15,7 +15,8 @@ from openfields import encoder, headmeta, transforms
 from openfields.datasets import DataModule, LoaderSettings
 from openfields.datasets.coco import load_json
 from openfields.datasets.collate import collate_images_anns_meta, collate_images_targets_meta
-from openfields.plugins.cocokp.datamodule import Augmentation, EvalSettings
+from openfields.datasets.augmentation import Augmentation
+from openfields.datasets.evaluation import EvalSettings
 
 from . import transforms as det_transforms
 from .dataset import CocoDetections, detection_categories
@@ -29,7 +30,7 @@ class CocoDet(DataModule):
     default_square_edge = 513
 
     def __init__(self, *, train_annotations, val_annotations, train_image_dir, val_image_dir,
-                 augmentation: Augmentation, upsample: int = 1, bmin: float = 1.0, min_anns: int = 1,
+                 augmentation: Augmentation, base_stride: int, upsample: int = 1, bmin: float = 1.0, min_anns: int = 1,
                  encoder_settings: encoder.EncoderSettings, eval_settings: EvalSettings | None = None):
         self.train_annotations = str(train_annotations)
         self.val_annotations = str(val_annotations)
@@ -44,7 +45,7 @@ class CocoDet(DataModule):
         self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
         self.category_ids, names = detection_categories(self._train_data, self.train_annotations)
         self.head_metas = [headmeta.CifDet(name='cifdet', dataset=self.name, categories=names,
-                                           upsample_stride=upsample)]
+                                           upsample_stride=upsample, base_stride=base_stride)]
 
     @classmethod
     def flag(cls, name: str) -> str:
@@ -52,7 +53,6 @@ class CocoDet(DataModule):
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
-        # --coco-eval-long-edge and --coco-no-eval-annotation-filter come from cocokp (EvalSettings.cli)
         prefix = cls.name
         group = parser.add_argument_group(f'dataset {prefix}')
         group.add_argument(f'--{prefix}-train-annotations', default='data-mscoco/annotations/instances_train2017.json',
@@ -70,9 +70,10 @@ class CocoDet(DataModule):
                            help='pixel-shuffle upsampling of the head (2 halves the head stride)')
         group.add_argument(f'--{prefix}-bmin', type=float, default=1.0,
                            help='b_min in pixels: the smallest localisation uncertainty (grows with the box)')
+        EvalSettings.cli(parser)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> 'CocoDet':
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'CocoDet':
         get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
         if get('upsample') < 1:
             raise ValueError(f'{cls.flag("upsample")} must be >= 1, got {get("upsample")}')
@@ -80,7 +81,8 @@ class CocoDet(DataModule):
             raise ValueError(f'{cls.flag("bmin")} must be positive, got {get("bmin")}')
         return cls(train_annotations=get('train_annotations'), val_annotations=get('val_annotations'),
                    train_image_dir=get('train_image_dir'), val_image_dir=get('val_image_dir'),
-                   augmentation=Augmentation.from_args(args, cls.name), upsample=get('upsample'),
+                   augmentation=Augmentation.from_args(args, cls.name), base_stride=base_stride,
+                   upsample=get('upsample'),
                    bmin=get('bmin'), min_anns=get('min_anns'),
                    encoder_settings=encoder.EncoderSettings.from_args(args),
                    eval_settings=EvalSettings.from_args(args))

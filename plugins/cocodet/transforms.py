@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from openfields import transforms
-from openfields.plugins.cocokp.datamodule import Augmentation
+from openfields.datasets.augmentation import Augmentation
 
 # a box whose width or height is at most this many pixels (after augmentation) is an ignore region
 MIN_SIDE = 4.0

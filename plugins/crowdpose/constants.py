@@ -7,7 +7,7 @@ figures, evaluation tools): the CrowdPose json itself carries COCO's 17-keypoint
 fit these keypoints, so it is never read.
 """
 
-from openfields.plugins.cocokp import constants as coco
+from openfields.datasets import coco_person as coco
 
 CROWDPOSE_KEYPOINTS = [
     'left_shoulder', 'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',

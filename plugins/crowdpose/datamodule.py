@@ -1,30 +1,30 @@
-"""``crowdpose``: CrowdPose (14 keypoints, ``head`` and ``neck`` last) through the ``cocokp`` code path.
+"""``crowdpose``: CrowdPose (14 keypoints, ``head`` and ``neck`` last) through the core's COCO keypoint module.
 
-Reading, augmentation, loaders and flags are cocokp's (with the ``--crowdpose-`` prefix); what differs
+Reading, augmentation, loaders and flags are those of ``cocokp`` (with the ``--crowdpose-`` prefix); what differs
 is CrowdPose's own: its skeleton and sigmas (``constants``), which the json does not carry, and the
 evaluation, which adds AP per crowd-index difficulty level (``metric``).
 """
 
-import argparse
-
 from openfields import headmeta
 from openfields.datasets.coco import DatasetError
-from openfields.plugins.cocokp.datamodule import Augmentation, CocoKp
+from openfields.datasets.keypoint_module import CocoKeypointModule
 
 from . import constants
 from .metric import CrowdPoseCoco
 
 
-def head_metas(dataset: str, upsample: int) -> list[headmeta.Base]:
-    """CIF and CAF metas of CrowdPose's keypoints, skeleton, sigmas and left/right pairs."""
+def head_metas(dataset: str, upsample: int, *, base_stride: int) -> list[headmeta.Base]:
+    """CIF and CAF metas of CrowdPose's keypoints, skeleton, sigmas and left/right pairs (basenet stride
+    ``base_stride``)."""
     common = dict(dataset=dataset, keypoints=constants.CROWDPOSE_KEYPOINTS, sigmas=constants.CROWDPOSE_SIGMAS,
                   pose=constants.CROWDPOSE_UPRIGHT_POSE,
-                  hflip=headmeta.hflip_from_names(constants.CROWDPOSE_KEYPOINTS), upsample_stride=upsample)
+                  hflip=headmeta.hflip_from_names(constants.CROWDPOSE_KEYPOINTS), upsample_stride=upsample,
+                  base_stride=base_stride)
     return [headmeta.Cif(name='cif', draw_skeleton=constants.CROWDPOSE_SKELETON, **common),
             headmeta.Caf(name='caf', skeleton=constants.CROWDPOSE_SKELETON, **common)]
 
 
-class CrowdPose(CocoKp):
+class CrowdPose(CocoKeypointModule):
     """CrowdPose json and images: CIF + CAF heads with CrowdPose's skeleton and sigmas."""
 
     name = 'crowdpose'
@@ -36,22 +36,12 @@ class CrowdPose(CocoKp):
         'val_image_dir': 'data-crowdpose/images/',
     }
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    def make_head_metas(self) -> list[headmeta.Base]:
         if self.category.keypoints != constants.CROWDPOSE_KEYPOINTS:
             raise DatasetError(f'{self.train_annotations}: category {self.category.id} has the keypoints '
                                f'{self.category.keypoints}, not CrowdPose\'s {constants.CROWDPOSE_KEYPOINTS} '
                                '(--dataset cocokp trains any keypoint set)')
-        self.head_metas = head_metas(self.name, self.upsample)
-
-    @classmethod
-    def cli(cls, parser: argparse.ArgumentParser) -> None:
-        # --coco-eval-long-edge and --coco-no-eval-annotation-filter come from cocokp (EvalSettings.cli)
-        group = parser.add_argument_group(f'dataset {cls.name}')
-        cls.path_cli(group)
-        parser.set_defaults(**{f'{cls.name}_{key}': value for key, value in cls.default_paths.items()})
-        Augmentation.cli(group, cls.name, cls.default_square_edge)
-        cls.head_cli(group)
+        return head_metas(self.name, self.upsample, base_stride=self.base_stride)
 
     def metrics(self) -> list:
         """OKS AP with CrowdPose's sigmas, overall and per difficulty (``AP_easy``, ``AP_medium``, ``AP_hard``)."""

@@ -1,7 +1,7 @@
 """``dlc``: a DeepLabCut project folder as a dataset (``--dlc-project PATH``).
 
 The project's labels become an in-memory COCO keypoint dict (one category, the project's body parts), so
-training and evaluation run through exactly the ``cocokp`` code: transforms, encoders, the COCO metric.
+training and evaluation run through the core keypoint module (as ``cocokp``): transforms, encoders, the COCO metric.
 Body parts and skeleton come from ``config.yaml`` (an empty skeleton becomes the spanning tree of body
 parts that are usually close together, logged); frames are split into train and test by
 ``--dlc-train-fraction`` and ``--dlc-shuffle`` and the split is written next to the checkpoint
@@ -26,7 +26,9 @@ from openfields.datasets import LoaderSettings
 from openfields.datasets.coco import CocoKeypoints, DatasetError, KeypointCategory
 from openfields.datasets.collate import collate_images_anns_meta, collate_images_targets_meta
 from openfields.datasets.skeleton import spanning_tree_skeleton
-from openfields.plugins.cocokp.datamodule import Augmentation, CocoKp, EvalSettings, head_metas_for
+from openfields.datasets.augmentation import Augmentation
+from openfields.datasets.evaluation import EvalSettings
+from openfields.datasets.keypoint_module import KeypointDataModule
 
 from . import project
 from .split import Split, find_split_file, make_split, read_split, split_path, write_split
@@ -83,16 +85,15 @@ def default_skeleton(config: project.ProjectConfig, frames: list[project.Frame])
     return skeleton
 
 
-class Dlc(CocoKp):
+class Dlc(KeypointDataModule):
     """A DeepLabCut project: CIF + CAF heads of its body parts."""
 
     name = 'dlc'
     default_square_edge = 385
 
     def __init__(self, *, config: project.ProjectConfig, frames: list[project.Frame], data_split: Split,
-                 augmentation: Augmentation, evaluation: DlcEvalSettings = DlcEvalSettings(),
-                 sigma: float = DEFAULT_SIGMA, upsample: int = 1, bmin: float = 0.1, encoder_settings,
-                 eval_settings: EvalSettings | None = None):
+                 evaluation: DlcEvalSettings = DlcEvalSettings(), sigma: float = DEFAULT_SIGMA, **kwargs):
+        """``kwargs``: those of :class:`KeypointDataModule` but the category (the project's body parts)."""
         if len(config.bodyparts) < 2:
             raise DatasetError(f'{config.config_path}: openfields needs at least two body parts '
                                f'(they are connected by the association field), found {config.bodyparts}')
@@ -100,18 +101,12 @@ class Dlc(CocoKp):
         self.frames = frames
         self.split = data_split
         self.evaluation = evaluation
-        self.augmentation = augmentation
-        self.upsample = upsample
-        self.min_kp_anns = 1
-        self.bmin = bmin
-        self.encoder_settings = encoder_settings
-        self.eval_settings = eval_settings or EvalSettings()
         self.image_ids = {frame.path: i for i, frame in enumerate(frames, start=1)}
         self.coco = project.coco_dict(config, frames, self.image_ids)
-        self.category = KeypointCategory(id=1, name=config.task, keypoints=list(config.bodyparts),
-                                         skeleton=config.skeleton or default_skeleton(config, frames),
-                                         sigmas=[sigma] * len(config.bodyparts))
-        self.head_metas = head_metas_for(self.category, self.name, upsample)
+        category = KeypointCategory(id=1, name=config.task, keypoints=list(config.bodyparts),
+                                    skeleton=config.skeleton or default_skeleton(config, frames),
+                                    sigmas=[sigma] * len(config.bodyparts))
+        super().__init__(category=category, **kwargs)
 
     # --- flags ------------------------------------------------------------------------------------------
 
@@ -132,9 +127,10 @@ class Dlc(CocoKp):
         DlcEvalSettings.cli(group, prefix)
         Augmentation.cli(group, prefix, cls.default_square_edge)
         cls.head_cli(group)
+        EvalSettings.cli(parser)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> 'Dlc':
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'Dlc':
         get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
         if get('project') is None:
             raise ValueError(f'--dataset {cls.name} needs {cls.flag("project")} PATH '
@@ -143,7 +139,7 @@ class Dlc(CocoKp):
             raise ValueError(f'{cls.flag("sigma")} must be positive, got {get("sigma")}')
         config = project.load_config(project.project_root(get('project')))
         evaluation = DlcEvalSettings.from_args(args, cls.name, config.pcutoff)
-        common = cls.common_kwargs(args)
+        common = cls.common_kwargs(args, base_stride)
         frames = project.load_frames(config)
         fraction = get('train_fraction')
         if fraction is None:

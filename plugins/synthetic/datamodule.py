@@ -1,14 +1,16 @@
 """``synthetic``: the embedded default dataset.
 
 Multi-person images are rendered procedurally (``render.py``) once per configuration into a cache folder
-as a COCO-format json plus PNG images, and then read through exactly the ``cocokp`` code path.
+as a COCO-format json plus PNG images, and then read through the core's COCO keypoint module (as ``cocokp``).
 """
 
 import argparse
 import os
 import pathlib
 
-from openfields.plugins.cocokp.datamodule import Augmentation, CocoKp
+from openfields.datasets.augmentation import Augmentation
+from openfields.datasets.evaluation import EvalSettings
+from openfields.datasets.keypoint_module import CocoKeypointModule
 
 from . import render
 
@@ -18,7 +20,7 @@ def default_cache_dir() -> pathlib.Path:
     return pathlib.Path(base) / 'openfields' / 'synthetic'
 
 
-class Synthetic(CocoKp):
+class Synthetic(CocoKeypointModule):
     """Rendered stick-figure people with COCO's 17 keypoints and skeleton."""
 
     name = 'synthetic'
@@ -54,6 +56,7 @@ class Synthetic(CocoKp):
                                 '~/.cache/openfields/synthetic without it)')
         Augmentation.cli(group, prefix, cls.default_square_edge)
         cls.head_cli(group)
+        EvalSettings.cli(parser)
 
     @classmethod
     def render_config(cls, args: argparse.Namespace, n_images: int) -> render.SyntheticConfig:
@@ -71,7 +74,7 @@ class Synthetic(CocoKp):
                              f'-occlusion-probability: {error}') from None
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> 'Synthetic':
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'Synthetic':
         get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
         for name in ('train_images', 'val_images', 'image_size'):
             if get(name) < 1:
@@ -85,4 +88,4 @@ class Synthetic(CocoKp):
             paths[split] = (annotations, annotations.parent / 'images')
         return cls(train_annotations=paths['train'][0], train_image_dir=paths['train'][1],
                    val_annotations=paths['val'][0], val_image_dir=paths['val'][1],
-                   **cls.common_kwargs(args))
+                   **cls.common_kwargs(args, base_stride))

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..cocokp.constants import COCO_KEYPOINTS, COCO_PERSON_SKELETON
+from openfields.datasets.coco_person import COCO_KEYPOINTS, COCO_PERSON_SKELETON
 
 __all__ = ['SyntheticConfig', 'dataset_key', 'render_background', 'render_image', 'write_dataset']
 

@@ -121,3 +121,47 @@ def test_images_without_enough_labelled_people_are_left_out(tmp_path):
     _, anns, _ = everything[1]
     assert [a['iscrowd'] for a in anns] == [0, 1]
     assert np.all(anns[1]['keypoints'] == 0)
+
+
+def bad_keypoints_error(tmp_path, keypoints) -> str:
+    ann = {'id': 1234, 'image_id': 1, 'category_id': 1, 'iscrowd': 0, 'bbox': [1, 1, 20, 20], 'keypoints': keypoints}
+    path, image_dir = write_set(tmp_path, annotations=[ann], n_images=1)
+    with pytest.raises(DatasetError) as error:
+        dataset(path, image_dir)
+    return str(error.value)
+
+
+@pytest.mark.parametrize('keypoints, message', [
+    ([5, 5, 2, float('nan'), 10, 2, 15, 5, 1], "annotation id 1234: keypoints[3] (x of 'left_hand') is NaN"),
+    ([5, 5, 2, 10, 10, 2, 15, float('inf'), 1], "annotation id 1234: keypoints[7] (y of 'right_hand') is inf"),
+    ([-3, 5, 2, 10, 10, 2, 15, 5, 1], "annotation id 1234: keypoints[0] (x of 'head') is negative (-3)"),
+    ([5, 5, 2, 10, '10', 2, 15, 5, 1], "annotation id 1234: keypoints[4] (y of 'left_hand') is not a number ('10')"),
+    ([5, 5, 2, 10, 10, None, 15, 5, 1], "annotation id 1234: keypoints[5] (v of 'left_hand') is not a number (None)"),
+])
+def test_bad_visible_keypoint_names_file_annotation_and_field(tmp_path, keypoints, message):
+    assert bad_keypoints_error(tmp_path, keypoints) == f'{tmp_path / "annotations.json"}: {message}'
+
+
+def test_nan_in_the_json_file_is_refused_at_load_time(tmp_path):
+    """Python's json reads the ``NaN`` literal that some writers emit."""
+    path, image_dir = write_set(tmp_path, n_images=1)
+    path.write_text(path.read_text().replace('[5, 5, 2,', '[NaN, 5, 2,'))
+    with pytest.raises(DatasetError, match=r"annotation id 11: keypoints\[0\] \(x of 'head'\) is NaN"):
+        dataset(path, image_dir)
+
+
+def test_unlabelled_keypoints_may_hold_any_coordinates(tmp_path):
+    ann = {'id': 1, 'image_id': 1, 'category_id': 1, 'iscrowd': 0, 'bbox': [1, 1, 20, 20],
+           'keypoints': [5, 5, 2, float('nan'), -4, 0, -1, 0, 0]}
+    path, image_dir = write_set(tmp_path, annotations=[ann], n_images=1)
+    _, anns, _ = dataset(path, image_dir)[0]
+    np.testing.assert_array_equal(anns[0]['keypoints'][0], [5, 5, 2])
+    assert anns[0]['keypoints'][1, 2] == 0 and anns[0]['keypoints'][2, 2] == 0
+
+
+def test_keypoints_outside_the_image_but_not_negative_are_kept(tmp_path):
+    ann = {'id': 1, 'image_id': 1, 'category_id': 1, 'iscrowd': 0, 'bbox': [1, 1, 20, 20],
+           'keypoints': [0, 0, 2, 40.5, 30.2, 1, 55, 5, 2]}  # the images are 40 x 30 pixels
+    path, image_dir = write_set(tmp_path, annotations=[ann], n_images=1)
+    _, anns, _ = dataset(path, image_dir)[0]
+    np.testing.assert_allclose(anns[0]['keypoints'][:, :2], [[0, 0], [40.5, 30.2], [55, 5]])

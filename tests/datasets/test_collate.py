@@ -67,8 +67,7 @@ class SpotImages(torch.utils.data.Dataset):
 
 
 def cif_meta():
-    return headmeta.Cif(name='cif', dataset='spots', keypoints=['a', 'b', 'c'], sigmas=[0.05] * 3, base_stride=8,
-                        head_index=0)
+    return headmeta.Cif(name='cif', dataset='spots', keypoints=['a', 'b', 'c'], sigmas=[0.05] * 3, base_stride=8)
 
 
 def collate():

@@ -5,22 +5,22 @@ import numpy as np
 
 from openfields import encoder, headmeta
 from openfields.decoder import CifCaf, DecoderSettings, fields_from_targets
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 
 WIDTH, HEIGHT = 641, 427
-POSE = np.array(constants.COCO_UPRIGHT_POSE)
+POSE = np.array(coco_person.COCO_UPRIGHT_POSE)
 
 
 def cif_meta():
-    return headmeta.Cif(name='cif', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                        sigmas=constants.COCO_PERSON_SIGMAS, pose=constants.COCO_UPRIGHT_POSE,
-                        score_weights=constants.COCO_PERSON_SCORE_WEIGHTS, base_stride=16, upsample_stride=2)
+    return headmeta.Cif(name='cif', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                        sigmas=coco_person.COCO_PERSON_SIGMAS, pose=coco_person.COCO_UPRIGHT_POSE,
+                        score_weights=coco_person.COCO_PERSON_SCORE_WEIGHTS, base_stride=16, upsample_stride=2)
 
 
-def caf_meta(skeleton=constants.COCO_PERSON_SKELETON, name='caf', **kwargs):
-    return headmeta.Caf(name=name, dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                        sigmas=constants.COCO_PERSON_SIGMAS, skeleton=skeleton,
-                        pose=constants.COCO_UPRIGHT_POSE, base_stride=16, upsample_stride=2, **kwargs)
+def caf_meta(skeleton=coco_person.COCO_PERSON_SKELETON, name='caf', **kwargs):
+    return headmeta.Caf(name=name, dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                        sigmas=coco_person.COCO_PERSON_SIGMAS, skeleton=skeleton,
+                        pose=coco_person.COCO_UPRIGHT_POSE, base_stride=16, upsample_stride=2, **kwargs)
 
 
 def person(x, y, height, v=2.0):

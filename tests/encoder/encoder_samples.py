@@ -3,21 +3,21 @@
 import numpy as np
 
 from openfields import headmeta
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 
-POSE = np.array(constants.COCO_UPRIGHT_POSE)
+POSE = np.array(coco_person.COCO_UPRIGHT_POSE)
 
 
 def cif_meta(base_stride=8):
-    return headmeta.Cif(name='cif', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                        sigmas=constants.COCO_PERSON_SIGMAS, pose=constants.COCO_UPRIGHT_POSE,
+    return headmeta.Cif(name='cif', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                        sigmas=coco_person.COCO_PERSON_SIGMAS, pose=coco_person.COCO_UPRIGHT_POSE,
                         base_stride=base_stride)
 
 
-def caf_meta(base_stride=8, skeleton=constants.COCO_PERSON_SKELETON, **kwargs):
-    return headmeta.Caf(name='caf', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                        sigmas=constants.COCO_PERSON_SIGMAS, skeleton=skeleton,
-                        pose=constants.COCO_UPRIGHT_POSE, base_stride=base_stride, **kwargs)
+def caf_meta(base_stride=8, skeleton=coco_person.COCO_PERSON_SKELETON, **kwargs):
+    return headmeta.Caf(name='caf', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                        sigmas=coco_person.COCO_PERSON_SIGMAS, skeleton=skeleton,
+                        pose=coco_person.COCO_UPRIGHT_POSE, base_stride=base_stride, **kwargs)
 
 
 def person(x, y, height, v=2.0):

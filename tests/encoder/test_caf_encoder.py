@@ -1,16 +1,17 @@
 """CAF encoder targets (E, 9, h, w) = [confidence, x1, y1, x2, y2, b_min1, b_min2, scale1, scale2]."""
 
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
 from openfields import encoder
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 from encoder_samples import caf_meta, person
 
 IMAGE = torch.zeros(3, 385, 385)
-SKELETON = np.array(constants.COCO_PERSON_SKELETON) - 1  # 0-based
+SKELETON = np.array(coco_person.COCO_PERSON_SKELETON) - 1  # 0-based
 
 
 def limb(joint1, joint2, edge=(6, 8)):
@@ -72,7 +73,7 @@ def test_oracle_round_trip_recovers_both_joints_of_every_limb():
         positive = targets[e, 0] == 1
         assert np.allclose(targets[e, 5:7][:, positive], 0.1 / 8)
         assert np.isnan(targets[e, 1:][:, ~positive]).all()
-        sigma1, sigma2 = constants.COCO_PERSON_SIGMAS[j1], constants.COCO_PERSON_SIGMAS[j2]
+        sigma1, sigma2 = coco_person.COCO_PERSON_SIGMAS[j1], coco_person.COCO_PERSON_SIGMAS[j2]
         np.testing.assert_allclose(targets[e, 8][positive] / targets[e, 7][positive], sigma2 / sigma1, rtol=1e-5)
 
 
@@ -135,7 +136,8 @@ def test_dense_edge_skipped_when_both_joints_have_short_sparse_connections():
     ann['keypoints'][[5, 7, 9]] = [[80, 80, 2], [160, 80, 2], [240, 80, 2]]  # sparse limbs of 10 cells
     targets = encoder.Caf(meta)(IMAGE, [ann], sample_meta()).numpy()
     assert np.nansum(targets[0, 0]) > 0  # 20 / 2 = 10 is not shorter than 10
-    meta.dense_to_sparse_radius = 1.5  # 20 / 1.5 > 10: the sparse limbs make the dense one redundant
+    # 20 / 1.5 > 10: the sparse limbs make the dense one redundant
+    meta = dataclasses.replace(meta, dense_to_sparse_radius=1.5)
     targets = encoder.Caf(meta)(IMAGE, [ann], sample_meta()).numpy()
     assert np.nansum(targets[0, 0]) == 0
     assert np.nansum(targets[1, 0]) > 0 and np.nansum(targets[2, 0]) > 0

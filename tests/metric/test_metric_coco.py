@@ -14,7 +14,7 @@ from openfields import headmeta
 from openfields.decoder.annotation import Annotation, AnnotationDet
 from openfields.metric import Coco, coco_sigmas
 from openfields.metric.coco import BBOX_STAT_NAMES, KEYPOINT_STAT_NAMES
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 
 SHARED = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data'
 COCO_SAMPLE = SHARED / 'coco-val-sample' / 'annotations.json'
@@ -23,8 +23,8 @@ needs_coco = pytest.mark.skipif(not COCO_SAMPLE.is_file(), reason=f'COCO sample 
 needs_crowdpose = pytest.mark.skipif(not CROWDPOSE_SAMPLE.is_file(),
                                      reason=f'CrowdPose sample data not found at {CROWDPOSE_SAMPLE}')
 
-COCO_META = headmeta.Cif(name='cif', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                         sigmas=constants.COCO_PERSON_SIGMAS)
+COCO_META = headmeta.Cif(name='cif', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                         sigmas=coco_person.COCO_PERSON_SIGMAS)
 DET_META = headmeta.CifDet(name='cifdet', dataset='cocodet', categories=['person'])
 # CrowdPose's own evaluation (crowdposetools) uses COCO's sigmas for the 12 limb joints in CrowdPose order
 # (shoulders, elbows, wrists, hips, knees, ankles) and 0.079 for head and neck.
@@ -72,11 +72,11 @@ def evaluate(metric: Coco, grouped: dict[int, list]) -> dict:
 
 
 def keypoint_stats(dataset, predictions, **kwargs) -> dict:
-    metric = Coco(dataset, sigmas=constants.COCO_PERSON_SIGMAS, **kwargs)
+    metric = Coco(dataset, sigmas=coco_person.COCO_PERSON_SIGMAS, **kwargs)
     return evaluate(metric, by_image(dataset, predictions))
 
 
-def oks(ann: dict, shift, sigmas=constants.COCO_PERSON_SIGMAS, area=None) -> float:
+def oks(ann: dict, shift, sigmas=coco_person.COCO_PERSON_SIGMAS, area=None) -> float:
     """OKS of a uniformly shifted ground-truth pose, from the COCO definition (kappa = 2 sigma)."""
     visible = np.asarray(ann['keypoints']).reshape(-1, 3)[:, 2] > 0
     kappa = 2 * np.asarray(sigmas)
@@ -157,9 +157,9 @@ def test_images_without_predictions_count_as_misses():
     # never accumulated: not evaluated, unless image_ids asks for it
     grouped = by_image(dataset, predictions)
     del grouped[skipped]
-    metric = Coco(dataset, sigmas=constants.COCO_PERSON_SIGMAS)
+    metric = Coco(dataset, sigmas=coco_person.COCO_PERSON_SIGMAS)
     assert evaluate(metric, grouped)['AR'] == pytest.approx(1.0)
-    metric = Coco(dataset, sigmas=constants.COCO_PERSON_SIGMAS, image_ids=[i['id'] for i in dataset['images']])
+    metric = Coco(dataset, sigmas=coco_person.COCO_PERSON_SIGMAS, image_ids=[i['id'] for i in dataset['images']])
     assert evaluate(metric, grouped)['AR'] == pytest.approx(7 / 12)
 
 
@@ -273,7 +273,7 @@ def test_crowdpose_needs_sigmas():
     with pytest.raises(ValueError, match='sigmas'):
         Coco(load(CROWDPOSE_SAMPLE))
     with pytest.raises(ValueError, match='17 sigmas for 14 keypoints'):
-        Coco(load(CROWDPOSE_SAMPLE), sigmas=constants.COCO_PERSON_SIGMAS)
+        Coco(load(CROWDPOSE_SAMPLE), sigmas=coco_person.COCO_PERSON_SIGMAS)
 
 
 @needs_coco
@@ -325,7 +325,7 @@ def test_ground_truth_id_zero_still_matches():
 def tiny_dataset() -> dict:
     keypoints = [v for j in range(17) for v in (10.0 + 5 * j, 20.0 + 3 * j, 2)]
     return {'images': [{'id': 1, 'width': 200, 'height': 200, 'file_name': 'a.jpg'}],
-            'categories': [{'id': 1, 'name': 'person', 'keypoints': constants.COCO_KEYPOINTS}],
+            'categories': [{'id': 1, 'name': 'person', 'keypoints': coco_person.COCO_KEYPOINTS}],
             'annotations': [{'id': 1, 'image_id': 1, 'category_id': 1, 'keypoints': keypoints, 'num_keypoints': 17,
                              'bbox': [10.0, 20.0, 80.0, 48.0], 'area': 3840.0, 'iscrowd': 0}]}
 
@@ -357,7 +357,7 @@ def test_invalid_inputs_are_refused():
 
 
 def test_coco_sigmas_are_the_published_ones():
-    assert coco_sigmas() == pytest.approx(constants.COCO_PERSON_SIGMAS)
+    assert coco_sigmas() == pytest.approx(coco_person.COCO_PERSON_SIGMAS)
 
 
 def test_names_are_the_scores_of_stats_known_before_evaluating():

@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from openfields.network import checkpoint, factory
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.datasets import coco_person
+from openfields.datasets.keypoint_module import head_metas_for
 from openfields.datasets.coco import KeypointCategory
 
 
 def small_model():
-    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
-                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
-    return factory.build('resnet18', {}, head_metas_for(category, 'cocokp', 2))
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
+    return factory.build('resnet18', {}, head_metas_for(category, 'cocokp', 2, base_stride=16))
 
 
 def test_saved_checkpoint_is_plain_and_rebuilds_the_model(tmp_path):

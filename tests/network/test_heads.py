@@ -5,17 +5,17 @@ import torch
 
 from openfields import headmeta
 from openfields.network.heads import CompositeField, index_grid
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 
 
 def cif_meta(upsample_stride=1):
-    return headmeta.Cif(name='cif', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                        sigmas=constants.COCO_PERSON_SIGMAS, upsample_stride=upsample_stride)
+    return headmeta.Cif(name='cif', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                        sigmas=coco_person.COCO_PERSON_SIGMAS, upsample_stride=upsample_stride)
 
 
 def caf_meta(upsample_stride=1):
-    return headmeta.Caf(name='caf', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                        sigmas=constants.COCO_PERSON_SIGMAS, skeleton=constants.COCO_PERSON_SKELETON,
+    return headmeta.Caf(name='caf', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                        sigmas=coco_person.COCO_PERSON_SIGMAS, skeleton=coco_person.COCO_PERSON_SKELETON,
                         upsample_stride=upsample_stride)
 
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -5,14 +7,14 @@ from openfields import headmeta
 from openfields.network import basenets
 from openfields.network.heads import CompositeField
 from openfields.network.nets import Shell, set_batchnorm
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 
 
 def coco_metas(upsample_stride=1):
-    cif = headmeta.Cif(name='cif', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                       sigmas=constants.COCO_PERSON_SIGMAS, upsample_stride=upsample_stride)
-    caf = headmeta.Caf(name='caf', dataset='cocokp', keypoints=constants.COCO_KEYPOINTS,
-                       sigmas=constants.COCO_PERSON_SIGMAS, skeleton=constants.COCO_PERSON_SKELETON,
+    cif = headmeta.Cif(name='cif', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                       sigmas=coco_person.COCO_PERSON_SIGMAS, upsample_stride=upsample_stride)
+    caf = headmeta.Caf(name='caf', dataset='cocokp', keypoints=coco_person.COCO_KEYPOINTS,
+                       sigmas=coco_person.COCO_PERSON_SIGMAS, skeleton=coco_person.COCO_PERSON_SKELETON,
                        upsample_stride=upsample_stride)
     return [cif, caf]
 
@@ -53,12 +55,27 @@ def test_resnet18_coco_eval(images):
     assert cif[0, 5, 3, 7, 12].item() == pytest.approx(raw_cif[0, 5, 3, 7, 12].item() + 7.0, abs=1e-5)
 
 
-def test_metas_attached():
+def test_heads_keep_metas_made_for_the_basenets_stride():
+    metas = [dataclasses.replace(m, base_stride=8) for m in coco_metas(upsample_stride=2)]
+    basenet = basenets.build('resnet18', {'block5_dilation': 2})
+    shell = Shell(basenet, [CompositeField(m, basenet.out_features) for m in metas])
+    assert all(a is b for a, b in zip(shell.head_metas, metas))
+    assert [m.stride for m in shell.head_metas] == [4, 4]
+
+
+def test_a_meta_without_stride_gets_a_variant_with_the_basenets_and_stays_unchanged():
     metas = coco_metas(upsample_stride=2)
     basenet = basenets.build('resnet18', {'block5_dilation': 2})
     shell = Shell(basenet, [CompositeField(m, basenet.out_features) for m in metas])
-    assert shell.head_metas == metas
-    assert [(m.base_stride, m.head_index, m.stride) for m in metas] == [(8, 0, 4), (8, 1, 4)]
+    assert [(m.base_stride, m.stride) for m in shell.head_metas] == [(8, 4), (8, 4)]
+    assert [m.base_stride for m in metas] == [0, 0]
+
+
+def test_a_meta_made_for_another_stride_is_refused():
+    metas = [dataclasses.replace(m, base_stride=16) for m in coco_metas()]
+    basenet = basenets.build('resnet18', {'block5_dilation': 2})
+    with pytest.raises(ValueError, match='made for base stride 16, basenet resnet18 has stride 8'):
+        Shell(basenet, [CompositeField(m, basenet.out_features) for m in metas])
 
 
 def test_head_mask_skips_heads():

@@ -53,12 +53,13 @@ class Squares(DataModule):
     name = 'squares'
 
     def __init__(self, *, train_images: int, val_images: int, image_size: int, seed: int,
-                 encoder_settings: encoder.EncoderSettings):
+                 encoder_settings: encoder.EncoderSettings, base_stride: int):
         self.train_images, self.val_images = train_images, val_images
         self.image_size, self.seed = image_size, seed
         self.encoder_settings = encoder_settings
-        # strides are filled in by the network before any loader is asked for
-        self.head_metas = [headmeta.CifDet(name='cifdet', dataset=self.name, categories=['square'])]
+        # the basenet's stride is known before the network exists (frozen metas are created with it)
+        self.head_metas = [headmeta.CifDet(name='cifdet', dataset=self.name, categories=['square'],
+                                           base_stride=base_stride)]
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
@@ -69,12 +70,12 @@ class Squares(DataModule):
         group.add_argument('--squares-seed', type=int, default=0, help='seed of the drawn images')
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> 'Squares':
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'Squares':
         if args.squares_image_size < 24:
             raise ValueError(f'--squares-image-size must be at least 24, got {args.squares_image_size}')
         return cls(train_images=args.squares_train_images, val_images=args.squares_val_images,
                    image_size=args.squares_image_size, seed=args.squares_seed,
-                   encoder_settings=encoder.EncoderSettings.from_args(args))
+                   encoder_settings=encoder.EncoderSettings.from_args(args), base_stride=base_stride)
 
     def describe(self) -> dict:
         return {'image_size': self.image_size, 'seed': self.seed}

@@ -13,8 +13,9 @@ from openfields import train, transforms
 from openfields.datasets import factory as datasets_factory
 from openfields.datasets.coco import KeypointCategory
 from openfields.network import factory as network_factory
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.datasets import coco_person
+from openfields.datasets import keypoint_module
+from openfields.datasets.keypoint_module import head_metas_for
 
 
 def category(keypoints, skeleton=(), sigmas=None):
@@ -22,22 +23,28 @@ def category(keypoints, skeleton=(), sigmas=None):
 
 
 def test_coco_person_gets_published_sigmas_pose_and_score_weights():
-    cif, caf = head_metas_for(category(constants.COCO_KEYPOINTS, constants.COCO_PERSON_SKELETON), 'cocokp', 2)
-    assert cif.sigmas == constants.COCO_PERSON_SIGMAS and cif.pose == constants.COCO_UPRIGHT_POSE
+    cif, caf = head_metas_for(category(coco_person.COCO_KEYPOINTS, coco_person.COCO_PERSON_SKELETON), 'cocokp', 2,
+                              base_stride=16)
+    assert cif.sigmas == coco_person.COCO_PERSON_SIGMAS and cif.pose == coco_person.COCO_UPRIGHT_POSE
     assert cif.score_weights[:4] == [3.0, 3.0, 3.0, 1.0]
-    assert caf.skeleton == constants.COCO_PERSON_SKELETON and cif.upsample_stride == caf.upsample_stride == 2
+    assert caf.skeleton == coco_person.COCO_PERSON_SKELETON and cif.upsample_stride == caf.upsample_stride == 2
     assert cif.hflip['left_knee'] == 'right_knee'
 
 
 def test_custom_category_uses_its_sigmas_or_a_default_and_a_chain_skeleton(caplog):
     with caplog.at_level(logging.INFO):
-        cif, caf = head_metas_for(category(['snout', 'ear', 'tail']), 'mice', 1)
-    assert cif.sigmas == [constants.DEFAULT_SIGMA] * 3 and cif.pose is None
+        cif, caf = head_metas_for(category(['snout', 'ear', 'tail']), 'mice', 1, base_stride=16)
+    assert cif.sigmas == [keypoint_module.DEFAULT_SIGMA] * 3 and cif.pose is None
     assert caf.skeleton == [(1, 2), (2, 3)]
     assert cif.hflip is None
     assert 'horizontal flips are off' in caplog.text and 'no skeleton' in caplog.text
-    cif, _ = head_metas_for(category(['a', 'b'], [(1, 2)], sigmas=[0.1, 0.2]), 'x', 1)
+    cif, _ = head_metas_for(category(['a', 'b'], [(1, 2)], sigmas=[0.1, 0.2]), 'x', 1, base_stride=16)
     assert cif.sigmas == [0.1, 0.2]
+
+
+def cocokp_module(args):
+    """The DataModule of the flags, for the default basenet (stride 16)."""
+    return datasets_factory.datamodule_from_args(args, base_stride=16)
 
 
 @pytest.fixture()
@@ -63,7 +70,7 @@ def test_any_coco_format_keypoint_json_trains_without_code(animal_set):
                       '--cocokp-val-image-dir', str(animal_set.parent),
                       '--cocokp-square-edge', '97', '--batch-size', '2', '--loader-workers', '0',
                       '--basenet', 'resnet18', '--seed', '0'])
-    datamodule = datasets_factory.datamodule_from_args(args)
+    datamodule = cocokp_module(args)
     model = network_factory.factory(args, datamodule.head_metas)
     assert [m.n_fields for m in model.head_metas] == [3, 2]
     assert model.head_metas[0].hflip == {'left_paw': 'right_paw', 'right_paw': 'left_paw'}
@@ -80,7 +87,7 @@ def test_fewer_usable_images_than_the_batch_size_is_an_error(animal_set):
     args = train.cli(['--dataset', 'cocokp', '--cocokp-train-annotations', str(animal_set),
                       '--cocokp-train-image-dir', str(animal_set.parent), '--batch-size', '8',
                       '--basenet', 'resnet18'])
-    datamodule = datasets_factory.datamodule_from_args(args)
+    datamodule = cocokp_module(args)
     network_factory.factory(args, datamodule.head_metas)
     with pytest.raises(ValueError, match='4 usable images, fewer than --batch-size 8'):
         datamodule.train_loader(datasets_factory.loader_settings_from_args(args, pin_memory=False))
@@ -113,24 +120,24 @@ def flip_of(datamodule):
 def test_hflip_is_refused_with_an_explanation_for_keypoints_without_a_flip_map(unpaired_set):
     with pytest.raises(ValueError, match=r'--cocokp-hflip 0.5: the keypoints \[.snout.*no left/right pairs.*'
                                          r'mirrored labels.*--cocokp-hflip 0'):
-        datasets_factory.datamodule_from_args(cocokp_args(unpaired_set, '--cocokp-hflip', '0.5'))
+        cocokp_module(cocokp_args(unpaired_set, '--cocokp-hflip', '0.5'))
 
 
 def test_hflip_defaults_to_half_with_a_flip_map_and_off_without(animal_set, unpaired_set):
-    assert flip_of(datasets_factory.datamodule_from_args(cocokp_args(animal_set))) == (0.5, [0, 2, 1])
-    assert flip_of(datasets_factory.datamodule_from_args(cocokp_args(animal_set, '--cocokp-hflip', '0.2'))) == \
+    assert flip_of(cocokp_module(cocokp_args(animal_set))) == (0.5, [0, 2, 1])
+    assert flip_of(cocokp_module(cocokp_args(animal_set, '--cocokp-hflip', '0.2'))) == \
         (0.2, [0, 2, 1])  # nose stays, the paws swap
-    assert flip_of(datasets_factory.datamodule_from_args(cocokp_args(unpaired_set))) is None
-    assert flip_of(datasets_factory.datamodule_from_args(cocokp_args(unpaired_set, '--cocokp-hflip', '0'))) is None
+    assert flip_of(cocokp_module(cocokp_args(unpaired_set))) is None
+    assert flip_of(cocokp_module(cocokp_args(unpaired_set, '--cocokp-hflip', '0'))) is None
 
 
 def test_augmentation_flags_reach_the_pipeline(animal_set):
     args = cocokp_args(animal_set, '--cocokp-affine', '0.7', '--cocokp-affine-scaling', '0.8', '1.1',
                        '--cocokp-crop-sampling', 'density', '--cocokp-gaussian-noise', '10', '--cocokp-resize', '200', '100')
-    extras = datasets_factory.datamodule_from_args(args).augmentation.extras
+    extras = cocokp_module(args).augmentation.extras
     assert extras == transforms.ExtraAugmentation(affine=0.7, affine_scaling=(0.8, 1.1), crop_sampling='density',
                                                   gaussian_noise=10.0, resize=(200, 100))
-    defaults = datasets_factory.datamodule_from_args(cocokp_args(animal_set)).augmentation.extras
+    defaults = cocokp_module(cocokp_args(animal_set)).augmentation.extras
     assert defaults == transforms.ExtraAugmentation()  # every extra off
 
 
@@ -141,13 +148,13 @@ def test_augmentation_flags_reach_the_pipeline(animal_set):
 ])
 def test_bad_augmentation_values_name_their_flag(animal_set, flags, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        datasets_factory.datamodule_from_args(cocokp_args(animal_set, *flags))
+        cocokp_module(cocokp_args(animal_set, *flags))
 
 
 def test_collate_flags_give_variable_size_training_batches_and_fixed_size_validation(animal_set):
     args = cocokp_args(animal_set, '--cocokp-collate-scale', '0.5', '1.0', '--cocokp-collate-short-side', '32', '96',
                        '--batch-size', '2', '--loader-workers', '0', '--cocokp-square-edge', '65')
-    datamodule = datasets_factory.datamodule_from_args(args)
+    datamodule = cocokp_module(args)
     network_factory.factory(args, datamodule.head_metas)  # strides
     settings = datasets_factory.loader_settings_from_args(args, pin_memory=False)
     torch.manual_seed(0)
@@ -166,4 +173,4 @@ def test_collate_flags_give_variable_size_training_batches_and_fixed_size_valida
 @pytest.mark.parametrize('flags', [['--cocokp-crop-sampling', 'density'], ['--cocokp-auto-padding', '32']])
 def test_collate_excludes_crop_sampling_and_auto_padding(animal_set, flags):
     with pytest.raises(ValueError, match=f'{flags[0]} .*--cocokp-collate-scale.*choose one'):
-        datasets_factory.datamodule_from_args(cocokp_args(animal_set, '--cocokp-collate-scale', '0.5', '1', *flags))
+        cocokp_module(cocokp_args(animal_set, '--cocokp-collate-scale', '0.5', '1', *flags))

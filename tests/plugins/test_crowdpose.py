@@ -30,7 +30,7 @@ def flags(annotations, image_dir) -> list[str]:
 
 
 def test_heads_carry_crowdpose_keypoints_skeleton_sigmas_and_flips():
-    cif, caf = head_metas('crowdpose', upsample=2)
+    cif, caf = head_metas('crowdpose', upsample=2, base_stride=16)
     assert cif.keypoints[-2:] == ['head', 'neck'] and len(cif.keypoints) == 14
     assert cif.sigmas == caf.sigmas == [0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087,
                                         0.089, 0.089, 0.079, 0.079]
@@ -83,7 +83,7 @@ def crowd_levels(tmp_path):
 
 
 def test_ap_is_reported_per_difficulty_level(crowd_levels):
-    cif, _ = head_metas('crowdpose', 1)
+    cif, _ = head_metas('crowdpose', 1, base_stride=16)
     data = json.loads(crowd_levels.read_text())
     metric = CrowdPoseCoco(str(crowd_levels), category_id=1, sigmas=cif.sigmas, keypoint_names=cif.keypoints)
     for image_id in (1, 2, 3):
@@ -101,7 +101,7 @@ def test_ap_is_reported_per_difficulty_level(crowd_levels):
 
 
 def test_levels_without_evaluated_images_are_undefined(crowd_levels):
-    cif, _ = head_metas('crowdpose', 1)
+    cif, _ = head_metas('crowdpose', 1, base_stride=16)
     metric = CrowdPoseCoco(str(crowd_levels), category_id=1, sigmas=cif.sigmas, keypoint_names=cif.keypoints)
     metric.accumulate([], {'image_id': 2})
     stats = metric.stats()
@@ -123,7 +123,7 @@ def test_another_keypoint_set_is_an_error_pointing_to_cocokp(crowd_levels):
     crowd_levels.write_text(json.dumps(data))
     args = train.cli(['--dataset', 'crowdpose', *flags(crowd_levels, crowd_levels.parent)])
     with pytest.raises(DatasetError, match=r'levels.json: category 1 has the keypoints .* not CrowdPose.* cocokp'):
-        datasets_factory.datamodule_from_args(args)
+        datasets_factory.datamodule_from_args(args, base_stride=16)
 
 
 @needs_crowdpose_sample
@@ -132,7 +132,7 @@ def test_the_sample_trains_with_crowdpose_skeleton_not_the_json_one():
     args = train.cli(['--dataset', 'crowdpose', *sample,
                       '--crowdpose-no-augmentation', '--crowdpose-square-edge=129', '--batch-size=2',
                       '--basenet=resnet18', '--loader-workers=0'])
-    datamodule = datasets_factory.datamodule_from_args(args)
+    datamodule = datasets_factory.datamodule_from_args(args, base_stride=16)
     network_factory.factory(args, datamodule.head_metas)
     assert datamodule.head_metas[1].skeleton == constants.CROWDPOSE_SKELETON
     loader = datamodule.train_loader(datasets_factory.loader_settings_from_args(args, pin_memory=False))
@@ -155,7 +155,7 @@ def test_oracle_recovers_the_crowdpose_sample(tmp_path):
 
 
 def test_names_add_the_difficulty_levels_to_cocos_scores(crowd_levels):
-    cif, _ = head_metas('crowdpose', 1)
+    cif, _ = head_metas('crowdpose', 1, base_stride=16)
     metric = CrowdPoseCoco(str(crowd_levels), category_id=1, sigmas=cif.sigmas, keypoint_names=cif.keypoints)
     assert metric.names[:2] == ('AP', 'AP50') and metric.names[-3:] == ('AP_easy', 'AP_medium', 'AP_hard')
     metric.accumulate([], {'image_id': 2})

@@ -86,7 +86,7 @@ def mice_args(root, *extra):
 
 
 def datamodule(root, *extra):
-    return datasets_factory.datamodule_from_args(mice_args(root, *extra))
+    return datasets_factory.datamodule_from_args(mice_args(root, *extra), base_stride=16)
 
 
 # --- the shared DeepLabCut example project ------------------------------------------------------------------
@@ -222,7 +222,7 @@ def test_training_keypoint_size_is_its_own_flag_independent_of_the_oks_sigma(mic
 
 def test_missing_project_flag_is_explained():
     with pytest.raises(ValueError, match='--dataset dlc needs --dlc-project PATH'):
-        datasets_factory.datamodule_from_args(train.cli(['--dataset', 'dlc']))
+        datasets_factory.datamodule_from_args(train.cli(['--dataset', 'dlc']), base_stride=16)
 
 
 # --- split --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from openfields import train
-from openfields.plugins.cocokp.constants import COCO_KEYPOINTS
+from openfields.datasets.coco_person import COCO_KEYPOINTS
 from openfields.plugins.synthetic import render
 from openfields.plugins.synthetic.datamodule import Synthetic
 

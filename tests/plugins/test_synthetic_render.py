@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from openfields.plugins.cocokp.constants import COCO_KEYPOINTS, COCO_PERSON_SKELETON
+from openfields.datasets.coco_person import COCO_KEYPOINTS, COCO_PERSON_SKELETON
 from openfields.plugins.synthetic import render
 from openfields.plugins.synthetic.render import (
     SyntheticConfig, dataset_key, render_background, render_image, write_dataset)

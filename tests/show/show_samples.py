@@ -33,10 +33,7 @@ def synthetic_datamodule(cache_dir, *extra: str):
                               '--synthetic-image-size', '97', '--synthetic-square-edge', '97',
                               '--synthetic-upsample', '2', '--synthetic-no-augmentation',
                               '--synthetic-cache-dir', str(cache_dir), *extra])
-    datamodule = datasets_factory.datamodule_from_args(args)
-    for index, meta in enumerate(datamodule.head_metas):  # what attaching them to a network does
-        meta.base_stride, meta.head_index = BASE_STRIDE, index
-    return datamodule
+    return datasets_factory.datamodule_from_args(args, base_stride=BASE_STRIDE)
 
 
 def synthetic_sample(cache_dir) -> Sample:

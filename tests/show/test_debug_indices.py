@@ -5,8 +5,8 @@ import argparse
 import pytest
 
 from openfields.datasets.coco import KeypointCategory
-from openfields.plugins.cocokp import constants
-from openfields.plugins.cocokp.datamodule import head_metas_for
+from openfields.datasets import coco_person
+from openfields.datasets.keypoint_module import head_metas_for
 from openfields.show import debug
 
 CIF_KINDS = ('confidence', 'regression', 'scale', 'hr')
@@ -15,12 +15,9 @@ CAF_KINDS = ('confidence', 'regression', 'scale')
 
 @pytest.fixture()
 def head_metas():
-    category = KeypointCategory(id=1, name='person', keypoints=constants.COCO_KEYPOINTS,
-                                skeleton=constants.COCO_PERSON_SKELETON, sigmas=None)
-    metas = head_metas_for(category, 'cocokp', 1)
-    for index, meta in enumerate(metas):
-        meta.base_stride, meta.head_index = 16, index
-    return metas
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
+    return head_metas_for(category, 'cocokp', 1, base_stride=16)
 
 
 def settings(*argv: str) -> debug.DebugSettings:
@@ -45,7 +42,7 @@ def test_head_and_field_choose_every_kind_of_that_head(head_metas):
 def test_field_names_come_from_the_head_meta(head_metas):
     cif, caf = debug.select_fields(settings('--debug-indices', 'cif:5', 'caf:5'), head_metas)
     assert cif.label == 'left_shoulder' and cif.name == 'cif-5-left_shoulder'
-    assert constants.COCO_PERSON_SKELETON[5] == (6, 12)  # 1-based: left_shoulder -> left_hip
+    assert coco_person.COCO_PERSON_SKELETON[5] == (6, 12)  # 1-based: left_shoulder -> left_hip
     assert caf.label == 'left_shoulder-left_hip'
     assert caf.title('regression') == ('cocokp.caf field 5 (left_shoulder -> left_hip): associations, '
                                        'joint 1 -> joint 2')

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from openfields import headmeta
-from openfields.plugins.cocokp import constants
+from openfields.datasets import coco_person
 from openfields.show import field_painters as painters
 from openfields.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -125,8 +125,8 @@ def test_scale_circles_have_the_joint_scale_as_diameter():
 
 
 def test_ground_truth_keeps_labelled_people_and_boxes_the_ignored_ones():
-    meta = headmeta.Cif(name='cif', dataset='d', keypoints=constants.COCO_KEYPOINTS,
-                        sigmas=constants.COCO_PERSON_SIGMAS, base_stride=STRIDE)
+    meta = headmeta.Cif(name='cif', dataset='d', keypoints=coco_person.COCO_KEYPOINTS,
+                        sigmas=coco_person.COCO_PERSON_SIGMAS, base_stride=STRIDE)
     person = np.zeros((17, 3), np.float32)
     person[:3] = [[10, 10, 2], [12, 9, 1], [14, 10, 2]]
     anns = [{'keypoints': person, 'bbox': np.array([9, 8, 6, 3], np.float32), 'iscrowd': 0},

@@ -28,9 +28,7 @@ def test_first_batch_plots_the_first_training_image_unshuffled(tmp_path):
     for path in out.iterdir():
         assert png_pixels(path).mean(axis=2).std() > 35.0, path.name
     # the guard that makes this a test of the unshuffled loader: shuffled, another image comes first
-    datamodule = train.datasets_factory.datamodule_from_args(args)
-    for meta in datamodule.head_metas:
-        meta.base_stride = 16  # what attaching to the network does
+    datamodule = train.datasets_factory.datamodule_from_args(args, base_stride=16)
     _, _, metas = next(iter(datamodule.train_loader(LoaderSettings(shuffle=True, seed=3))))
     assert metas[0]['file_name'] != '000001.png'
 

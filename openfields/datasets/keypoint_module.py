@@ -1,0 +1,272 @@
+"""Keypoint datasets in COCO's format: CIF + CAF heads of one category, trained through the transforms,
+encoders and collate functions of the core.
+
+:class:`KeypointDataModule` holds what every keypoint dataset shares: its category, augmentation, head
+metas, encoders, training pipeline and loader flags. :class:`CocoKeypointModule` adds the COCO json files
+(a training and a validation json, two image folders): keypoint names, skeleton and sigmas come from the
+json's category, so CrowdPose, animal sets or a lab's own data train without code. COCO's 17 published
+sigmas (and reference pose and score weights) are used for the COCO person category, a category's own
+``sigmas`` field when it has one, and :data:`DEFAULT_SIGMA` for every keypoint otherwise. Horizontal flips
+swap left/right keypoints found by name; when no pairs are found, flipping is off (and the log says so).
+
+Plugins register subclasses under their own name (``cocokp``, ``crowdpose``, ``synthetic``, ``dlc``); every
+flag is prefixed with that name.
+"""
+
+import argparse
+import logging
+import pathlib
+from typing import ClassVar
+
+import torch
+
+from openfields import encoder, headmeta, transforms
+from . import coco_person
+from .augmentation import Augmentation
+from .coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
+from .collate import collate_images_anns_meta, collate_images_targets_meta
+from .evaluation import EvalSettings
+from .module import DataModule, LoaderSettings
+from .skeleton import chain_skeleton
+
+LOG = logging.getLogger(__name__)
+
+# Sigma used for every keypoint of a COCO-format category without published sigmas (the mean of COCO's
+# person sigmas, rounded).
+DEFAULT_SIGMA = 0.05
+
+
+def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, base_stride: int
+                   ) -> list[headmeta.Base]:
+    """CIF and CAF metas from a json category (COCO person defaults where they apply), for a basenet of
+    stride ``base_stride``."""
+    is_coco_person = category.keypoints == coco_person.COCO_KEYPOINTS
+    if category.sigmas is not None:
+        sigmas = category.sigmas
+    elif is_coco_person:
+        sigmas = coco_person.COCO_PERSON_SIGMAS
+    else:
+        sigmas = [DEFAULT_SIGMA] * len(category.keypoints)
+        LOG.info('%s: category %r has no sigmas; using %.3f for every keypoint',
+                 dataset, category.name, DEFAULT_SIGMA)
+    skeleton = category.skeleton
+    if not skeleton:  # a category built in code; one read from a json has a derived skeleton
+        skeleton = chain_skeleton(len(category.keypoints))
+        LOG.info('%s: category %r has no skeleton; connecting keypoints in order: %s',
+                 dataset, category.name, skeleton)
+    hflip = headmeta.hflip_from_names(category.keypoints)
+    if not hflip:
+        LOG.info('%s: no left/right keypoint pairs found by name; horizontal flips are off', dataset)
+    common = dict(dataset=dataset, keypoints=category.keypoints, sigmas=list(sigmas),
+                  pose=coco_person.COCO_UPRIGHT_POSE if is_coco_person else None,
+                  hflip=hflip or None, upsample_stride=upsample, base_stride=base_stride)
+    cif = headmeta.Cif(name='cif', draw_skeleton=skeleton,
+                       score_weights=coco_person.COCO_PERSON_SCORE_WEIGHTS if is_coco_person else None,
+                       **common)
+    caf = headmeta.Caf(name='caf', skeleton=skeleton, **common)
+    return [cif, caf]
+
+
+class KeypointDataModule(DataModule):
+    """CIF + CAF heads of one keypoint category: augmentation, encoders, the training pipeline and loaders.
+
+    Subclasses give the images (``train_loader``, ``val_loader``, ``eval_loader``) and ``metrics``; the
+    head metas come from :meth:`make_head_metas` (override it for a dataset with its own constants).
+    """
+
+    default_square_edge: ClassVar[int] = 385
+
+    def __init__(self, *, category: KeypointCategory, augmentation: Augmentation,
+                 encoder_settings: encoder.EncoderSettings, base_stride: int, upsample: int = 1,
+                 min_kp_anns: int = 1, bmin: float = 0.1, eval_settings: EvalSettings | None = None):
+        """``base_stride``: the stride of the basenet the heads will sit on (see
+        :func:`openfields.network.factory.base_stride`); the head metas are created with it."""
+        self.category = category
+        self.base_stride = base_stride
+        self.augmentation = augmentation
+        self.encoder_settings = encoder_settings
+        self.upsample = upsample
+        self.min_kp_anns = min_kp_anns
+        self.bmin = bmin
+        self.eval_settings = eval_settings or EvalSettings()
+        self.head_metas = self.make_head_metas()
+        cif = self.head_metas[0]
+        augmentation.hflip_probability(cif.hflip, self.flag('hflip'), cif.keypoints)  # refused up front
+
+    def make_head_metas(self) -> list[headmeta.Base]:
+        """The CIF and CAF metas of ``self.category`` (:func:`head_metas_for`)."""
+        return head_metas_for(self.category, self.name, self.upsample, base_stride=self.base_stride)
+
+    @classmethod
+    def flag(cls, name: str) -> str:
+        return f'--{cls.name}-{name}'
+
+    @classmethod
+    def head_cli(cls, group):
+        prefix = cls.name
+        group.add_argument(f'--{prefix}-upsample', type=int, default=1,
+                           help='pixel-shuffle upsampling of the heads (2 halves the head stride)')
+        group.add_argument(f'--{prefix}-bmin', type=float, default=0.1,
+                           help='b_min in pixels: the smallest localisation uncertainty')
+
+    @classmethod
+    def common_kwargs(cls, args, base_stride: int) -> dict:
+        """The constructor arguments every keypoint dataset reads from the same flags."""
+        get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
+        if get('upsample') < 1:
+            raise ValueError(f'{cls.flag("upsample")} must be >= 1, got {get("upsample")}')
+        if get('bmin') <= 0:
+            raise ValueError(f'{cls.flag("bmin")} must be positive, got {get("bmin")}')
+        return dict(augmentation=Augmentation.from_args(args, cls.name), base_stride=base_stride,
+                    upsample=get('upsample'),
+                    bmin=get('bmin'), encoder_settings=encoder.EncoderSettings.from_args(args),
+                    eval_settings=EvalSettings.from_args(args))
+
+    def _encoders(self):
+        return encoder.factory(self.head_metas, self.encoder_settings, bmin=self.bmin)
+
+    def _preprocess(self, batch_resize: bool = False):
+        """The per-sample pipeline; with ``batch_resize`` it stops before sizing and encoding (the collate
+        function resizes each batch, then encodes)."""
+        cif = self.head_metas[0]
+        encoders = self._encoders()
+        a = self.augmentation
+        return transforms.train_pipeline(
+            a.square_edge, encoders=encoders, augmentation=a.enabled, extended_scale=a.extended_scale,
+            rescale_images=a.rescale_images, keypoints=cif.keypoints, hflip=cif.hflip,
+            hflip_probability=a.hflip_probability(cif.hflip, self.flag('hflip'), cif.keypoints),
+            upright_rotation=a.rotate, orientation_invariant=a.orientation_invariant, blur=a.blur,
+            color_jitter=a.color_jitter, jpeg=0.1 if a.color_jitter else 0.0,
+            grayscale=0.01 if a.color_jitter else 0.0, extras=a.extras, batch_resize=batch_resize)
+
+    def _loader(self, dataset, loader: LoaderSettings, shuffle: bool, collate_fn=collate_images_targets_meta):
+        generator = torch.Generator()  # seeds the worker processes
+        generator.manual_seed(loader.worker_seed)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=loader.batch_size, sampler=loader.sampler(len(dataset), shuffle=shuffle),
+            num_workers=loader.workers, pin_memory=loader.pin_memory, drop_last=True,
+            collate_fn=collate_fn, generator=generator,
+            persistent_workers=loader.workers > 0)
+
+    def _check_batches(self, dataset, loader: LoaderSettings, split: str):
+        if len(dataset) // loader.world_size < loader.batch_size:
+            processes = f' x {loader.world_size} processes' if loader.world_size > 1 else ''
+            raise ValueError(f'{self.flag(split + "-annotations")}: {len(dataset)} usable images, fewer '
+                             f'than --batch-size {loader.batch_size}{processes} (full batches only)')
+
+
+class CocoKeypointModule(KeypointDataModule):
+    """A COCO-format keypoint json and image folder for training and one for validation.
+
+    The category is read from the training json (from the validation json when only that one exists:
+    evaluation and prediction need no training set); ``default_paths`` are the path flags' defaults.
+    """
+
+    default_paths: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, *, train_annotations, val_annotations, train_image_dir, val_image_dir,
+                 category_id: int | None = None, **kwargs):
+        self.train_annotations = str(train_annotations)
+        self.val_annotations = str(val_annotations)
+        self.train_image_dir = str(train_image_dir)
+        self.val_image_dir = str(val_image_dir)
+        self._train_data = None
+        super().__init__(category=self._read_category(category_id), **kwargs)
+
+    def _read_category(self, category_id: int | None) -> KeypointCategory:
+        """The category (keypoints, skeleton, sigmas) from the training json; from the validation json
+        when only that one exists (evaluation and prediction need no training set)."""
+        if pathlib.Path(self.train_annotations).is_file() or not pathlib.Path(self.val_annotations).is_file():
+            self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
+            return keypoint_category(self._train_data, self.train_annotations, category_id)
+        LOG.info('%s: %s not found; keypoints and skeleton from %s', self.name, self.train_annotations,
+                 self.val_annotations)
+        return keypoint_category(load_json(self.val_annotations, self.flag('val-annotations')),
+                                 self.val_annotations, category_id)
+
+    @classmethod
+    def cli(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group(f'dataset {cls.name}')
+        cls.path_cli(group)
+        Augmentation.cli(group, cls.name, cls.default_square_edge)
+        cls.head_cli(group)
+        EvalSettings.cli(parser)
+
+    @classmethod
+    def path_cli(cls, group):
+        prefix, default = cls.name, cls.default_paths.get
+        group.add_argument(f'--{prefix}-train-annotations', default=default('train_annotations'),
+                           help='COCO-format keypoint json of the training set')
+        group.add_argument(f'--{prefix}-val-annotations', default=default('val_annotations'),
+                           help='COCO-format keypoint json of the validation set')
+        group.add_argument(f'--{prefix}-train-image-dir', default=default('train_image_dir'),
+                           help='folder of the training images (json file names are relative to it)')
+        group.add_argument(f'--{prefix}-val-image-dir', default=default('val_image_dir'),
+                           help='folder of the validation images')
+        group.add_argument(f'--{prefix}-category-id', type=int, default=None,
+                           help='category to train (default: the first category with keypoints)')
+        group.add_argument(f'--{prefix}-min-kp-anns', type=int, default=1,
+                           help='train only on images with at least this many annotated people')
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, base_stride: int) -> 'CocoKeypointModule':
+        get = lambda name: getattr(args, f'{cls.name}_{name}')  # noqa: E731
+        return cls(train_annotations=get('train_annotations'), val_annotations=get('val_annotations'),
+                   train_image_dir=get('train_image_dir'), val_image_dir=get('val_image_dir'),
+                   category_id=get('category_id'), min_kp_anns=get('min_kp_anns'),
+                   **cls.common_kwargs(args, base_stride))
+
+    def describe(self) -> dict:
+        return {'category': self.category.name, 'keypoints': self.category.keypoints,
+                'train_annotations': self.train_annotations, 'val_annotations': self.val_annotations}
+
+    def _dataset(self, data, annotations, image_dir, split, batch_resize: bool = False) -> CocoKeypoints:
+        return CocoKeypoints(data, annotations, image_dir, self.category, self._preprocess(batch_resize),
+                             dataset_name=self.name, min_kp_anns=self.min_kp_anns,
+                             image_dir_flag=self.flag(f'{split}-image-dir'))
+
+    def train_loader(self, loader: LoaderSettings):
+        if self._train_data is None:
+            self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
+        batch_resize = self.augmentation.batch_resize is not None
+        dataset = self._dataset(self._train_data, self.train_annotations, self.train_image_dir, 'train',
+                                batch_resize)
+        self._check_batches(dataset, loader, 'train')
+        collate = self.augmentation.train_collate(self._encoders(), self.head_metas[0].base_stride, self.name)
+        return self._loader(dataset, loader, shuffle=True, collate_fn=collate)
+
+    def val_loader(self, loader: LoaderSettings):
+        data = load_json(self.val_annotations, self.flag('val-annotations'))
+        keypoint_category(data, self.val_annotations, self.category.id)  # same category must exist
+        dataset = self._dataset(data, self.val_annotations, self.val_image_dir, 'val')
+        self._check_batches(dataset, loader, 'val')
+        return self._loader(dataset, loader, shuffle=False)
+
+    def eval_loader(self, loader: LoaderSettings, long_edge: int | None = -1):
+        """Validation images without augmentation: ``(images, annotations, metas)`` batches.
+
+        ``annotations`` are the ground truth in the coordinates of the network input (for oracle fields);
+        metrics compare predictions mapped back to the original images with the json itself.
+        ``long_edge=-1`` takes ``--coco-eval-long-edge``.
+        """
+        long_edge = self.eval_settings.long_edge if long_edge == -1 else long_edge
+        pad = 'tight' if loader.batch_size == 1 else 'center'
+        if pad == 'center' and long_edge is None:
+            raise ValueError('batches of several evaluation images need --coco-eval-long-edge (or --long-edge)')
+        data = load_json(self.val_annotations, self.flag('val-annotations'))
+        keypoint_category(data, self.val_annotations, self.category.id)
+        dataset = CocoKeypoints(data, self.val_annotations, self.val_image_dir, self.category,
+                                transforms.eval_pipeline(long_edge, pad=pad, multiple=16),
+                                dataset_name=self.name,
+                                min_kp_anns=1 if self.eval_settings.annotation_filter else 0,
+                                image_dir_flag=self.flag('val-image-dir'))
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=loader.batch_size, shuffle=False, num_workers=loader.workers,
+            pin_memory=loader.pin_memory, collate_fn=collate_images_anns_meta)
+
+    def metrics(self) -> list:
+        """COCO keypoint AP with this dataset's sigmas."""
+        from openfields.metric.coco import Coco
+        cif = self.head_metas[0]
+        return [Coco(self.val_annotations, iou_type='keypoints', category_id=self.category.id,
+                     sigmas=cif.sigmas, keypoint_names=cif.keypoints)]
