@@ -14,11 +14,12 @@ import json
 import math
 import os
 import pathlib
-import re
 
 import numpy as np
 
+from openfields import outputs
 from openfields.datasets.coco import DatasetError
+from openfields.training.run_files import RunFiles
 
 SPLIT_SUFFIX = '.dlc-split.json'
 FORMAT = 'openfields-dlc-split-1'
@@ -48,28 +49,22 @@ def make_split(paths: list[str], train_fraction: float, shuffle: int) -> Split:
 
 
 def split_path(checkpoint_path: str | os.PathLike) -> pathlib.Path:
-    return pathlib.Path(f'{checkpoint_path}{SPLIT_SUFFIX}')
+    """The split file of the training run whose final checkpoint is ``checkpoint_path``."""
+    return RunFiles(checkpoint_path).dataset_file(SPLIT_SUFFIX)
 
 
 def find_split_file(checkpoint_path: str | os.PathLike) -> pathlib.Path | None:
-    """``<checkpoint>.dlc-split.json``, else the run's (``run.pkl`` for ``run.pkl.epoch007``); None if absent."""
-    candidates = [split_path(checkpoint_path),
-                  split_path(re.sub(r'\.epoch\d+$', '', str(checkpoint_path)))]
+    """``<checkpoint>.dlc-split.json``, else the run's (``run.pkl`` for ``run.pkl.epoch007``,
+    ``run.pkl.epoch002.batch000010`` and ``run.best.pkl``); None if absent."""
+    candidates = [split_path(checkpoint_path), RunFiles.of_checkpoint(checkpoint_path).dataset_file(SPLIT_SUFFIX)]
     return next((p for p in candidates if p.is_file()), None)
 
 
 def write_split(path: pathlib.Path, split: Split, project: pathlib.Path):
-    """Write the split as json: to a temporary file, then renamed."""
+    """Write the split as json, atomically."""
     data = {'format': FORMAT, 'project': str(project), 'train_fraction': split.train_fraction,
             'shuffle': split.shuffle, 'train': list(split.train), 'test': list(split.test)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}')
-    try:
-        tmp.write_text(json.dumps(data, indent=1), encoding='utf-8')
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    outputs.write_json(path, data, indent=1)
 
 
 def read_split(path: pathlib.Path, known_paths: set[str]) -> Split:

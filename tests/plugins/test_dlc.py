@@ -348,3 +348,14 @@ def test_metric_names_are_pixel_error_and_pck_per_split_then_oks_ap(mice):
     assert names[:6] == ['test_pixel_error', 'test_pixel_error_pcutoff', 'test_pck',
                          'train_pixel_error', 'train_pixel_error_pcutoff', 'train_pck']
     assert names[6:9] == ['AP', 'AP50', 'AP75']
+
+
+def test_every_checkpoint_of_a_run_finds_the_runs_split_file(tmp_path):
+    from openfields.plugins.dlc.split import find_split_file, split_path
+    run = tmp_path / 'run.pkl'
+    split = split_path(run)
+    assert split.name == 'run.pkl.dlc-split.json'
+    split.write_text('{}')
+    for checkpoint in ('run.pkl', 'run.pkl.epoch007', 'run.pkl.epoch002.batch000010', 'run.best.pkl'):
+        assert find_split_file(tmp_path / checkpoint) == split
+    assert find_split_file(tmp_path / 'other.pkl.epoch001') is None
