@@ -31,7 +31,7 @@ from .network.malloc_tuning import tune_glibc_malloc
 from .metric import scoring
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
-from .train import resolve_device
+from .network.device import resolve_device
 from .training import run_files
 from .version import version
 

@@ -38,7 +38,7 @@ from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug
 from .show.painters import draw_annotations
-from .train import resolve_device
+from .network.device import resolve_device
 from .version import version
 
 LOG = logging.getLogger('openfields.predict')

@@ -22,6 +22,7 @@ from .datasets import factory as datasets_factory, sampler
 from .datasets.coco import DatasetError
 from .metric import scoring
 from .network import checkpoint, factory as network_factory, losses, syncbn
+from .network.device import resolve_device
 from .network.malloc_tuning import tune_glibc_malloc
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
@@ -70,22 +71,6 @@ def cli(argv=None) -> argparse.Namespace:
     args = config.parse_args(parser(), argv)
     args.argv = list(sys.argv if argv is None else ['python -m openfields.train', *argv])
     return args
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == 'auto':
-        if torch.cuda.is_available():
-            return torch.device('cuda')
-        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
-            return torch.device('mps')
-        return torch.device('cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f'--device {name!r} is not a device (auto, cpu, cuda, cuda:N, mps)') from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'--device {name}: CUDA is not available on this machine')
-    return device
 
 
 def check_stability_rule(args):
