@@ -8,16 +8,18 @@ import json
 import pathlib
 
 from openfields.training.log import read
+from openfields.training.run_files import RunFiles
 
 
 def summary(checkpoint: pathlib.Path) -> str:
-    records = read(f'{checkpoint}.log')
+    files = RunFiles(checkpoint)
+    records = read(files.log)
     lines = ['files:']
     lines.append(f'  final checkpoint   {checkpoint}')
-    epochs = sorted(checkpoint.parent.glob(f'{checkpoint.name}.epoch[0-9][0-9][0-9]'))
+    epochs = [path for _, path in files.regular_snapshots()]
     if epochs:
         lines.append(f'  epoch checkpoints  {epochs[0]} .. {epochs[-1].name} ({len(epochs)} files)')
-    lines.append(f'  training log       {checkpoint}.log (JSON lines)')
+    lines.append(f'  training log       {files.log} (JSON lines)')
     train = {r['epoch']: r['loss'] for r in records if r.get('type') == 'train-epoch'}
     val = {r['epoch']: r['loss'] for r in records if r.get('type') == 'val-epoch'}
     lines.append('loss per epoch (train / val):')
@@ -33,7 +35,7 @@ def summary(checkpoint: pathlib.Path) -> str:
 
 def validation_images(checkpoint: pathlib.Path, n: int) -> list[str]:
     """Paths of the first ``n`` validation images of the run's dataset (from its log)."""
-    process = read(f'{checkpoint}.log')[0]
+    process = read(RunFiles(checkpoint).log)[0]
     (dataset,) = process['datasets'].values()
     annotations = pathlib.Path(dataset['val_annotations'])
     images = json.loads(annotations.read_text())['images'][:n]
