@@ -27,6 +27,7 @@ from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
+from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
 from .metric import scoring
 from .network import checkpoint, factory as network_factory
@@ -238,6 +239,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
+    cpu_threads.configure()
     try:
         run(args)
     except USER_ERRORS as error:

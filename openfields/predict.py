@@ -33,6 +33,7 @@ import torch
 from . import config, outputs, plugin, transforms
 from .decoder import factory as decoder_factory
 from .decoder.annotation import inverse_transform
+from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
@@ -280,6 +281,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
+    cpu_threads.configure()
     try:
         failed = run(args)
     except (ValueError, checkpoint.CheckpointError, PretrainedWeightsMissing) as error:

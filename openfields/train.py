@@ -23,6 +23,7 @@ from .datasets.coco import DatasetError
 from .metric import scoring
 from .network import checkpoint, factory as network_factory, losses, syncbn
 from .network.device import resolve_device
+from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
@@ -244,7 +245,8 @@ def _start_log(args, context, device, files: RunFiles, datamodule, plan: fit.Pla
         datamodule.write_run_files(files.out)  # e.g. the data split, for evaluating this run's checkpoints
     log.write('process', **plan.meta, datasets=datamodule.describe_datasets(),
               world_size=context.world_size, global_batch_size=args.batch_size * context.world_size,
-              launcher=context.launch.launcher, device=str(device),
+              launcher=context.launch.launcher, device=str(device), cpu_threads=torch.get_num_threads(),
+              omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
               resumed_from=resumed.path if resumed is not None else None)
     LOG.info('training %s on %s (%d process%s) on %s; writing %s', args.basenet, args.dataset,
              context.world_size, 'es' if context.active else '', device, files.out)
@@ -265,6 +267,7 @@ def main(argv=None):
     try:
         launch = distributed.launch_from_args(args)
         configure_logging(args.quiet, launch)
+        cpu_threads.configure()
         run(args, launch)
     except fit.TrainingFailed as error:
         _exit(launch, 1, str(error))
