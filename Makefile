@@ -66,6 +66,7 @@ test-slurm: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) -m tools.benchmark --output outputs/bench/train.json
 	$(PYTHON) -m tools.benchmark_decode --output outputs/bench/decode.json
+	$(PYTHON) -m tools.benchmark_threads --output outputs/bench/threads.json
 
 # regenerate the CLI and configuration references from the parsers
 docs: $(STAMP)
