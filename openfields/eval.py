@@ -65,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     encoder.cli(p, encoder.EncoderSettings(suppress_selfhidden=False))
     network_factory.cli(p, checkpoint_help='checkpoint to evaluate (a glob with --watch)')
     decoder_factory.cli(p)
+    scoring.cli(p)
     return p
 
 
@@ -170,7 +171,8 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
                                                         {'long_edge': args.long_edge or None}))
     metrics = datamodule.metrics()
     scored = scoring.accumulate(loader, lambda images, anns, metas: batch_fields(s, images, anns, metas, device),
-                                decode, metrics)
+                                decode, metrics, scoring.ScoringSettings.from_args(args),
+                                label=f'evaluating {checkpoint_path or "the oracle"}')
     n_images = scored.n_images
     if n_images == 0:
         raise ValueError(f'--dataset {args.dataset}: no evaluation images')

@@ -62,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     optimize.cli(parser)
     trainer.cli(parser)
     snapshots.cli(parser)
+    scoring.cli(parser)
     training_debug.cli(parser)
     resume.cli(parser)
     distributed.cli(parser)
@@ -170,7 +171,8 @@ def _test_sets(args, datamodule, network, names: dict, device) -> dict[str, scor
     for name, module in datamodule.dataset_modules().items():
         head_indices = [i for i, meta in enumerate(network.head_metas) if meta.dataset == name]
         test_sets[name] = scoring.TestSet(module.eval_loader(loader_settings), head_indices, module.metrics,
-                                          names[name], decoder_names=module.decoder_names())
+                                          names[name], decoder_names=module.decoder_names(),
+                                          settings=scoring.ScoringSettings.from_args(args))
     return test_sets
 
 

@@ -181,3 +181,15 @@ def test_interrupting_watch_exits_130_with_one_line_saying_so(tmp_path):
         _, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 130
     assert err.splitlines() == ['openfields.eval: interrupted']
+
+
+def test_eval_n_images_scores_only_the_first_n_and_logs_progress(tmp_path, caplog):
+    caplog.set_level('INFO')
+    argv = ['--dataset', 'synthetic', '--synthetic-val-images', '6', '--synthetic-train-images', '2',
+            '--synthetic-image-size', '80', '--synthetic-cache-dir', str(tmp_path / 'cache'),
+            '--eval-n-images', '3', '--progress-interval', '0']
+    stats = oracle_ap(argv, tmp_path)
+    assert stats['n_images'] == 3 and stats['AP'] >= 0.9
+    progress = [r.getMessage() for r in caplog.records if r.name == 'openfields.show.progress']
+    assert progress[-1].startswith('evaluating the oracle: 3/3 images (100%)') and 'ETA 0:00:00' in progress[-1]
+    assert len(progress) == 3  # one line per image with a zero interval (batch size 1)

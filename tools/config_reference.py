@@ -58,6 +58,7 @@ GROUP_SECTIONS = {
     'show': 'logging',
     'resume': 'runner',
     'snapshots': 'runner',
+    'scoring': 'runner',
     'distributed (--ddp)': 'runner',
 }
 

@@ -111,6 +111,12 @@ class KeypointError:
             result.update({f'{name}_{key}': value for key, value in self._group_stats(ids).items()})
         return result
 
+    def limit_to(self, image_ids) -> None:
+        """Score only these images (``--eval-n-images``: the first N were predicted, the rest were not
+        missed but never tried)."""
+        wanted = {int(i) for i in image_ids}
+        self.groups = {name: [i for i in ids if i in wanted] for name, ids in self.groups.items()}
+
     def _group_stats(self, image_ids: list[int]) -> dict[str, Any]:
         keypoint, distance, confidence = [], [], []
         for image_id in image_ids:

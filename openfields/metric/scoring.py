@@ -10,6 +10,7 @@ annotations in network-input coordinates, which ``inverse_transform`` maps back 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import math
@@ -21,10 +22,42 @@ import torch
 
 from ..decoder import factory as decoder_factory
 from ..decoder.annotation import inverse_transform
+from ..show.progress import Progress
 
 LOG = logging.getLogger(__name__)
 
 Fields = Callable[..., tuple[list[list[np.ndarray]], float]]  # (per-image fields, network seconds)
+
+
+def cli(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('scoring')
+    group.add_argument('--eval-n-images', type=int, default=None, metavar='N',
+                       help='score only the first N evaluation images (a quick look at a checkpoint; the '
+                            'metrics then describe those N)')
+    group.add_argument('--progress-interval', type=float, default=10.0, metavar='SECONDS',
+                       help='while scoring, log the images done, images/s and the time left every SECONDS '
+                            '(negative: never)')
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringSettings:
+    max_images: int | None = None
+    progress_interval: float = 10.0
+
+    @classmethod
+    def from_args(cls, args) -> 'ScoringSettings':
+        if args.eval_n_images is not None and args.eval_n_images < 1:
+            raise ValueError(f'--eval-n-images must be >= 1, got {args.eval_n_images}')
+        return cls(max_images=args.eval_n_images, progress_interval=args.progress_interval)
+
+
+def n_images_of(loader, max_images: int | None) -> int | None:
+    """The images a pass over ``loader`` scores (None: unknown)."""
+    try:
+        total = len(loader.dataset)
+    except (AttributeError, TypeError):
+        return max_images
+    return total if max_images is None else min(total, max_images)
 
 
 @dataclasses.dataclass
@@ -36,14 +69,24 @@ class Scored:
     decoder_seconds: float = 0.0
 
 
-def accumulate(loader, fields: Fields, decode, metrics: list) -> Scored:
-    """Predict every image of ``loader`` and hand the predictions, in original image coordinates, to
-    every metric (``metric.accumulate``); ``None`` batches (unreadable images) are skipped."""
+def accumulate(loader, fields: Fields, decode, metrics: list,
+               settings: ScoringSettings = ScoringSettings(), label: str = 'scoring') -> Scored:
+    """Predict the images of ``loader`` (the first ``settings.max_images``) and hand the predictions, in
+    original image coordinates, to every metric (``metric.accumulate``); ``None`` batches (unreadable
+    images) are skipped. Progress is logged every ``settings.progress_interval`` seconds."""
     scored = Scored()
+    progress = Progress(label, n_images_of(loader, settings.max_images), interval_s=settings.progress_interval)
+    image_ids = []
     for batch in loader:
         if batch is None:
             continue
         images, anns, metas = batch
+        if settings.max_images is not None:
+            keep = settings.max_images - scored.n_images
+            if keep <= 0:
+                break
+            images, anns, metas = images[:keep], anns[:keep], metas[:keep]
+        image_ids += [meta['image_id'] for meta in metas]
         per_image, seconds = fields(images, anns, metas)
         scored.nn_seconds += seconds
         start = time.perf_counter()
@@ -53,7 +96,17 @@ def accumulate(loader, fields: Fields, decode, metrics: list) -> Scored:
                 metric.accumulate(predictions, meta)
         scored.decoder_seconds += time.perf_counter() - start
         scored.n_images += images.shape[0]
+        progress.update(images.shape[0])
+    if settings.max_images is not None:
+        _limit_metrics(metrics, image_ids)
     return scored
+
+
+def _limit_metrics(metrics: list, image_ids: list) -> None:
+    """After a capped pass: metrics that score a fixed image list (``limit_to``) score the predicted ones."""
+    for metric in metrics:
+        if hasattr(metric, 'limit_to'):
+            metric.limit_to(image_ids)
 
 
 def network_fields(model: torch.nn.Module, head_indices: list[int], device) -> Fields:
@@ -100,13 +153,15 @@ class TestSet:
     decoder_settings: decoder_factory.DecoderSettings = dataclasses.field(
         default_factory=decoder_factory.DecoderSettings)
     decoder_names: list[str] | None = None  # None: the best decoder for the heads
+    settings: ScoringSettings = ScoringSettings()
 
     def score(self, network: torch.nn.Module, device) -> dict[str, float]:
         """``{score name: value}`` of ``network`` (in the mode it is in) on every image of the loader."""
         metas = [network.head_metas[i] for i in self.head_indices]
         decode = decoder_factory.factory(metas, self.decoder_settings, names=self.decoder_names)
         metrics = self.new_metrics()
-        scored = accumulate(self.loader, network_fields(network, self.head_indices, device), decode, metrics)
+        scored = accumulate(self.loader, network_fields(network, self.head_indices, device), decode, metrics,
+                            self.settings, label='evaluating')
         if scored.n_images == 0:
             raise ValueError('no evaluation images')
         LOG.info('scored %d images (network %.1f ms, decoder %.1f ms per image)', scored.n_images,

@@ -107,3 +107,13 @@ def test_names_are_the_scores_per_group_in_order(single_animal):
     two_groups = KeypointError({1: [individual((1, 1), None, None)]}, {'test': [1], 'train': [1]},
                                keypoint_names=NAMES)
     assert two_groups.names[3:] == ('train_pixel_error', 'train_pixel_error_pcutoff', 'train_pck')
+
+
+def test_limited_to_the_predicted_images_the_others_do_not_count():
+    metric = KeypointError({1: [individual((1, 1), (2, 2), (3, 3))], 2: [individual((1, 1), None, None)]},
+                           {'test': [1], 'train': [2]}, keypoint_names=NAMES)
+    metric.accumulate([prediction([[1, 1, 1.0], [2, 2, 1.0], [3, 3, 1.0]], score=1.0)], {'image_id': 1})
+    metric.limit_to([1])  # --eval-n-images 1: image 2 was never tried
+    stats = metric.stats()
+    assert stats['test_pck'] == 1.0 and stats['test_images'] == 1
+    assert stats['train_images'] == 0 and stats['train_pck'] is None

@@ -67,3 +67,20 @@ def test_network_fields_run_only_the_wanted_heads():
     per_image, seconds = scoring.network_fields(TwoHeads(), [1], 'cpu')(torch.ones(2, 3, 4, 4), None, None)
     assert len(per_image) == 2 and len(per_image[0]) == 1
     assert per_image[1][0].shape == (1, 4, 4) and per_image[1][0].max() == 2.0 and seconds >= 0
+
+
+def test_max_images_stops_inside_a_batch_and_later_batches_are_not_run():
+    batches = [(torch.zeros(2, 3, 8, 8), [[], []], [meta(1, 1.0), meta(2, 1.0)]),
+               (torch.zeros(2, 3, 8, 8), [[], []], [meta(3, 1.0), meta(4, 1.0)]),
+               (torch.zeros(2, 3, 8, 8), [[], []], [meta(5, 1.0), meta(6, 1.0)])]
+    run = []
+
+    def fields(images, anns, metas):
+        run.append([m['image_id'] for m in metas])
+        return [[np.zeros(1)] for _ in range(images.shape[0])], 0.0
+
+    metric = Recording()
+    scored = scoring.accumulate(batches, fields, lambda f: [], [metric], scoring.ScoringSettings(max_images=3))
+    assert scored.n_images == 3
+    assert run == [[1, 2], [3]]  # the third batch is never run through the network
+    assert [image_id for image_id, _ in metric.seen] == [1, 2, 3]
