@@ -7,10 +7,14 @@ import numpy as np
 from tools import benchmark_decode
 
 
-def test_cluttered_scenes_still_decode_to_the_rendered_people():
-    for n in (1, 5):
-        row = benchmark_decode.time_decoder(n, benchmark_decode.SETTINGS['eval'], repeats=1)
-        assert row['people'] == n and row['decoded'] == row['annotated'] == n
+def test_clean_and_cluttered_scenes_still_decode_to_the_rendered_people():
+    rows = benchmark_decode.time_scenes([1, 5], benchmark_decode.SETTINGS['eval'], repeats=1)
+    assert [(r['fields'], r['people']) for r in rows] == [('clean', 1), ('cluttered', 1), ('clean', 5),
+                                                          ('cluttered', 5), ('random network', 0)]
+    for row in rows[:-1]:
+        assert row['decoded'] == row['annotated'] == row['people']
+        assert not row['considered']['capped'] and row['considered']['seeds'] >= row['people']
+    assert rows[-1]['considered']['capped']  # a random network's fields: bounded work
 
 
 def test_clutter_adds_weak_responses_to_every_field():
@@ -27,7 +31,8 @@ def test_result_file_has_stages_per_scene(tmp_path):
     benchmark_decode.main(['--people', '1', '--repeats', '1', '--predict-images', '0', '--output', str(out)])
     result = json.loads(out.read_text())
     row = result['decoder']['eval'][0]
-    assert row['people'] == 1 and row['ms_median'] > 0
+    assert row['people'] == 1 and row['fields'] == 'clean' and row['ms_median'] > 0
+    assert set(row['considered']) == {'confident_cells', 'votes', 'seeds', 'poses_grown', 'capped'}
     assert set(row['stages_ms_median']) == {'accumulation', 'seeds', 'caf_scoring', 'growth', 'force_complete',
                                             'nms'}
     assert result['image'] == [641, 427] and result['predict'] is None

@@ -66,8 +66,10 @@ def rendered_scene(n_people: int, seed: int) -> tuple[PIL.Image.Image, list[dict
     return image, anns
 
 
-def cluttered_fields(anns: list[dict], metas, rng: np.random.Generator) -> list[np.ndarray]:
-    """Eval-mode CIF and CAF fields of the annotated people plus weak random responses."""
+def cluttered_fields(anns: list[dict], metas, rng: np.random.Generator,
+                     clutter_fraction: float = CLUTTER_FRACTION) -> list[np.ndarray]:
+    """Eval-mode CIF and CAF fields of the annotated people plus weak random responses in
+    ``clutter_fraction`` of the cells."""
     encoders = encoder.factory(metas, encoder.EncoderSettings(suppress_selfhidden=False))
     canvas = torch.zeros(3, HEIGHT, WIDTH)
     meta = {'valid_area': np.array([0, 0, WIDTH, HEIGHT], np.float32)}
@@ -75,7 +77,7 @@ def cluttered_fields(anns: list[dict], metas, rng: np.random.Generator) -> list[
     for head_meta, encode in zip(metas, encoders):
         f = fields_from_targets(head_meta, encode(canvas, anns, meta).numpy())
         n_fields, _, h, w = f.shape
-        clutter = (rng.random((n_fields, h, w)) < CLUTTER_FRACTION) & (f[:, 1] == 0)
+        clutter = (rng.random((n_fields, h, w)) < clutter_fraction) & (f[:, 1] == 0)
         f[:, 1] = np.where(clutter, rng.uniform(0, CLUTTER_MAX_CONFIDENCE, clutter.shape), f[:, 1])
         rows, columns = np.mgrid[:h, :w].astype(np.float32)
         n_positions = 1 if isinstance(head_meta, headmeta.Cif) else 2
@@ -88,11 +90,23 @@ def cluttered_fields(anns: list[dict], metas, rng: np.random.Generator) -> list[
     return fields
 
 
-def time_decoder(n_people: int, settings: DecoderSettings, repeats: int) -> dict:
+def clean_fields(anns: list[dict], metas) -> list[np.ndarray]:
+    """Eval-mode CIF and CAF fields of the annotated people alone (no clutter)."""
+    return cluttered_fields(anns, metas, np.random.default_rng(0), clutter_fraction=0.0)
+
+
+def random_network_fields(seed: int = 0) -> list[np.ndarray]:
+    """The fields of a randomly initialised shufflenetv2k16 on a 641x481 input: what ``eval --watch`` sees
+    of a run's first checkpoints (confidences near 0.5 in every cell)."""
+    torch.manual_seed(seed)
+    model = network_factory.build('shufflenetv2k16', {}, coco_metas(UPSAMPLE)).eval()
+    with torch.inference_mode():
+        heads = model(torch.randn(1, 3, 481, WIDTH))
+    return [head[0].numpy() for head in heads]
+
+
+def time_decoder(fields: list[np.ndarray], settings: DecoderSettings, repeats: int) -> dict:
     metas = _metas()
-    rng = np.random.default_rng(n_people)
-    _, anns = rendered_scene(n_people, seed=100 + n_people)
-    fields = cluttered_fields(anns, metas, rng)
     decode = CifCaf(metas[0], metas[1], settings)
     decode(fields)  # warm-up
     totals, stages, found = [], {}, 0
@@ -102,10 +116,24 @@ def time_decoder(n_people: int, settings: DecoderSettings, repeats: int) -> dict
         totals.append(1000 * (time.perf_counter() - start))
         for stage, ms in decode.stats.items():
             stages.setdefault(stage, []).append(ms)
-    return {'people': n_people, 'annotated': sum(1 for a in anns if not a.get('iscrowd')),
-            'decoded': found, 'ms_median': round(statistics.median(totals), 2),
-            'ms_min': round(min(totals), 2),
-            'stages_ms_median': {k: round(statistics.median(v), 2) for k, v in stages.items()}}
+    return {'decoded': found, 'ms_median': round(statistics.median(totals), 2), 'ms_min': round(min(totals), 2),
+            'stages_ms_median': {k: round(statistics.median(v), 2) for k, v in stages.items()},
+            'considered': dict(decode.counts)}
+
+
+def time_scenes(people: list[int], settings: DecoderSettings, repeats: int) -> list[dict]:
+    """Clean and cluttered fields of rendered scenes with ``people`` figures, and a random network's."""
+    metas, rows = _metas(), []
+    for n_people in people:
+        _, anns = rendered_scene(n_people, seed=100 + n_people)
+        annotated = sum(1 for a in anns if not a.get('iscrowd'))
+        for kind, fields in (('clean', clean_fields(anns, metas)),
+                             ('cluttered', cluttered_fields(anns, metas, np.random.default_rng(n_people)))):
+            rows.append({'fields': kind, 'people': n_people, 'annotated': annotated,
+                         **time_decoder(fields, settings, repeats)})
+    rows.append({'fields': 'random network', 'people': 0, 'annotated': 0,
+                 **time_decoder(random_network_fields(), settings, repeats)})
+    return rows
 
 
 def time_predict(n_images: int, threads: int) -> dict:
@@ -155,10 +183,13 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     decoder = {}
     for name, settings in SETTINGS.items():
-        decoder[name] = [time_decoder(n, settings, args.repeats) for n in args.people]
+        decoder[name] = time_scenes(args.people, settings, args.repeats)
         for row in decoder[name]:
-            LOG.info('decoder (%s settings), %2d people: %.1f ms (%s)', name, row['people'], row['ms_median'],
-                     ', '.join(f'{k} {v:.1f}' for k, v in row['stages_ms_median'].items()))
+            LOG.info('decoder (%s settings), %s fields, %2d people: %.1f ms (%s; %d seeds, %d poses grown%s)',
+                     name, row['fields'], row['people'], row['ms_median'],
+                     ', '.join(f'{k} {v:.1f}' for k, v in row['stages_ms_median'].items()),
+                     row['considered']['seeds'], row['considered']['poses_grown'],
+                     ', capped' if row['considered']['capped'] else '')
     threads = torch.get_num_threads()
     predict = time_predict(args.predict_images, threads) if args.predict_images > 0 else None
     if predict:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cifhr import CifHr
+from .cifhr import CifHr, most_confident
 
 # share of the target joint's CifHr value in an association's score
 HR_WEIGHT = 0.9
@@ -107,7 +107,7 @@ class CafScored:
 
 
 def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, threshold: float,
-              confidence_scales: np.ndarray | None = None) -> CafScored:
+              confidence_scales: np.ndarray | None = None, max_per_field: int | None = None) -> CafScored:
     """Rescored associations of CAF fields ``(E, 8, h, w)`` ``[log_b, conf, x1, y1, x2, y2, s1, s2]``.
 
     ``skeleton``: ``(E, 2)`` 0-based joint pairs; ``confidence_scales``: optional ``(E,)`` factors on the
@@ -119,10 +119,15 @@ def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, 
        ``c * (0.1 + 0.9 * cifhr[b](x2, y2))`` (0 off the map), backward rows (joints swapped) with the
        first joint's map;
     3. rows with a rescored ``c > threshold`` are kept and split by directed edge.
+
+    With ``max_per_field``, step 1 keeps the most confident cells of each edge's field only.
     """
     scales = np.ones(len(skeleton), np.float32) if confidence_scales is None else np.asarray(confidence_scales)
     scaled = caf[:, 1] * scales[:, None, None].astype(caf.dtype)
-    edge, row, column = np.nonzero(scaled >= threshold)
+    confident = scaled >= threshold
+    if max_per_field is not None:
+        confident = most_confident(scaled, confident, max_per_field)
+    edge, row, column = np.nonzero(confident)
     values = caf[edge, :, row, column].astype(np.float64)  # (M, 8)
     conf = scaled[edge, row, column].astype(np.float64)
     position = values[:, 2:6] * stride

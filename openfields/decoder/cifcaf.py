@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import time
 from typing import TYPE_CHECKING
@@ -13,14 +14,18 @@ import numpy as np
 from .. import headmeta
 from .annotation import Annotation
 from .caf_scored import CafScored, score_caf
-from .cifhr import CifHr
+from .cifhr import CifHr, max_cells
 from .fragments import merge_fragments
 from .nms import keypoint_nms
 from .occupancy import Occupancy
 from .seeds import Seeds, cif_seeds
 
+from .settings import MIN_VOTES_PER_FIELD
+
 if TYPE_CHECKING:
     from .settings import DecoderSettings
+
+LOG = logging.getLogger(__name__)
 
 # confidence of a joint copied from a neighbour by the force-complete flood fill
 FLOOD_FILL_CONFIDENCE = 1e-5
@@ -57,6 +62,12 @@ class CifCaf:
        missing copy a connected neighbour (confidence 1e-5);
     6. ``nms``: :func:`keypoint_nms` (duplicate joints, instance threshold), then at most
        ``max_instances`` poses by descending :attr:`Annotation.score`.
+
+    Bounded work on noisy fields (an untrained network's confidences are near 0.5 everywhere, so every
+    cell votes): each CIF and CAF field takes part with at most ``max_votes_fraction`` of its cells (at
+    least ``MIN_VOTES_PER_FIELD``), its most confident, and at most ``max_grown_poses`` poses grow.
+    ``counts`` holds what the last call considered (``confident_cells``, ``votes``, ``seeds``,
+    ``poses_grown``, ``capped``); a capped call is logged (a warning the first time, then at debug level).
     """
 
     def __init__(self, cif_meta: headmeta.Cif, caf_meta: headmeta.Caf, settings: 'DecoderSettings',
@@ -81,6 +92,8 @@ class CifCaf:
                          for j in range(self.n_keypoints)]
         self.cifhr = CifHr()
         self.stats: dict[str, float] = {}
+        self.counts: dict[str, int | bool] = {}
+        self._capped_before = False
 
     # --- entry point ---------------------------------------------------------------------------
 
@@ -89,9 +102,10 @@ class CifCaf:
         cif, caf = as_array(fields[0]), as_array(fields[1])
         stride = self.cif_meta.stride
         timer = _Timer()
-        self.cifhr.fill_cif(cif, stride, settings.cif_th)
+        cap = self._cells_cap(cif)
+        self.cifhr.fill_cif(cif, stride, settings.cif_th, cap)
         timer.lap('accumulation')
-        seeds = cif_seeds(cif, stride, self.cifhr, settings.seed_threshold)
+        seeds = cif_seeds(cif, stride, self.cifhr, settings.seed_threshold, cap)
         timer.lap('seeds')
         dense = as_array(fields[2]) if self.dense_meta is not None else None
         weak = None  # the force-complete associations, scored once: the strong ones are a subset
@@ -102,9 +116,10 @@ class CifCaf:
             caf_scored = self.score_associations(caf, dense, settings.caf_th)
         timer.lap('caf_scoring')
         occupancy = Occupancy(self.cifhr.shape)
-        joint_sets = merge_fragments(self.grow_from_seeds(seeds, caf_scored, occupancy),
-                                     settings.fragment_merge_distance, self.sigmas)
+        grown = self.grow_from_seeds(seeds, caf_scored, occupancy)
+        joint_sets = merge_fragments(grown, settings.fragment_merge_distance, self.sigmas)
         timer.lap('growth')
+        self._count(cif, cap, seeds, grown)
         if settings.force_complete_pose and any(v == 0.0 for joints in joint_sets for v, _, _, _ in joints):
             if weak is None:
                 weak = self.score_associations(caf, dense, settings.force_complete_caf_th)
@@ -120,17 +135,40 @@ class CifCaf:
     def score_associations(self, caf: np.ndarray, dense: np.ndarray | None, threshold: float) -> CafScored:
         """:func:`score_caf` of the Caf head, followed by the dense head's edges (coupling-scaled)."""
         stride = self.caf_meta.stride
-        scored = score_caf(caf, self.skeleton, stride, self.cifhr, threshold)
+        scored = score_caf(caf, self.skeleton, stride, self.cifhr, threshold, max_per_field=self._cells_cap(caf))
         if dense is not None:
             coupling = np.full(len(self.dense_skeleton), self.settings.dense_connections, np.float32)
             scored = CafScored(scored.directed + score_caf(dense, self.dense_skeleton, self.dense_meta.stride,
-                                                           self.cifhr, threshold, coupling).directed)
+                                                           self.cifhr, threshold, coupling,
+                                                           self._cells_cap(dense)).directed)
         return scored
+
+    # --- bounded work --------------------------------------------------------------------------
+
+    def _cells_cap(self, fields: np.ndarray) -> int | None:
+        fraction = self.settings.max_votes_fraction
+        return max_cells(fields.shape[-2:], fraction, MIN_VOTES_PER_FIELD) if fraction > 0 else None
+
+    def _count(self, cif: np.ndarray, cap: int | None, seeds: Seeds, grown: list) -> None:
+        per_field = (cif[:, 1] >= self.settings.cif_th).reshape(len(cif), -1).sum(axis=1)
+        votes = int(np.minimum(per_field, cap).sum()) if cap is not None else int(per_field.sum())
+        capped = votes < int(per_field.sum()) or len(grown) >= self.settings.max_grown_poses
+        self.counts = {'confident_cells': int(per_field.sum()), 'votes': votes, 'seeds': len(seeds),
+                       'poses_grown': len(grown), 'capped': capped}
+        if capped:
+            LOG.log(logging.DEBUG if self._capped_before else logging.WARNING,
+                    'noisy fields (an untrained or early network?): %d confident CIF cells, %d voted '
+                    '(--max-votes-fraction %g); %d seeds, %d poses grown (--max-grown-poses %d)%s',
+                    self.counts['confident_cells'], votes, self.settings.max_votes_fraction, len(seeds),
+                    len(grown), self.settings.max_grown_poses,
+                    '' if self._capped_before else '; further capped images are logged at debug level')
+            self._capped_before = True
 
     # --- growth --------------------------------------------------------------------------------
 
     def grow_from_seeds(self, seeds: Seeds, caf_scored: CafScored, occupancy: Occupancy) -> list[list[list[float]]]:
-        """Poses (``K`` joints ``[v, x, y, s]`` each) grown from the unoccupied seeds, in seed order.
+        """Poses (``K`` joints ``[v, x, y, s]`` each) grown from the unoccupied seeds, in seed order, at
+        most ``max_grown_poses``.
 
         Occupancy only changes after a pose is complete, so instead of testing every seed when its
         turn comes, the remaining seeds are filtered once per pose with one vectorised lookup.
@@ -138,7 +176,7 @@ class CifCaf:
         settings = self.settings
         remaining = np.arange(len(seeds))
         joint_sets = []
-        while len(remaining):
+        while len(remaining) and len(joint_sets) < settings.max_grown_poses:
             i, remaining = int(remaining[0]), remaining[1:]
             joints = [[0.0, 0.0, 0.0, 0.0] for _ in range(self.n_keypoints)]
             joints[int(seeds.field[i])] = [float(seeds.score[i]), float(seeds.x[i]), float(seeds.y[i]),

@@ -70,12 +70,13 @@ class CifHr:
         if self._buffer.size < size:
             self._buffer = np.concatenate([self._buffer, np.zeros(size - self._buffer.size, np.float32)])
 
-    def fill_cif(self, cif: np.ndarray, stride: int, threshold: float) -> 'CifHr':
+    def fill_cif(self, cif: np.ndarray, stride: int, threshold: float, max_per_field: int | None = None) -> 'CifHr':
         """Map of CIF fields ``(K, 5, h, w)`` ``[log_b, conf, x, y, scale]`` (field units).
 
-        Votes: cells with ``conf >= threshold``; ``sigma = max(1, 0.5 * scale * stride)`` pixels.
+        Votes: cells with ``conf >= threshold`` (the ``max_per_field`` most confident of each field);
+        ``sigma = max(1, 0.5 * scale * stride)`` pixels.
         """
-        field, conf, x, y, scale = confident_cells(cif, threshold, (2, 3, 4))
+        field, conf, x, y, scale = confident_cells(cif, threshold, (2, 3, 4), max_per_field)
         self.reset((cif.shape[0],) + hr_shape(cif.shape[-2:], stride))
         sigma = np.maximum(1.0, 0.5 * scale * stride)
         return self.accumulate(field, x * stride, y * stride, sigma, conf / AMPLITUDE_DIVISOR)
@@ -130,14 +131,38 @@ class CifHr:
         return np.where(inside, value, np.float32(outside))
 
 
-def confident_cells(fields: np.ndarray, threshold: float, channels: tuple[int, ...]):
-    """Cells of ``(F, C, h, w)`` fields with confidence (channel 1) ``>= threshold``.
+def confident_cells(fields: np.ndarray, threshold: float, channels: tuple[int, ...],
+                    max_per_field: int | None = None):
+    """Cells of ``(F, C, h, w)`` fields with confidence (channel 1) ``>= threshold``; with ``max_per_field``,
+    only the most confident ``max_per_field`` of each field (in their original order).
 
     Returns ``field`` (int64 ``(M,)``), ``conf`` and the requested channels as float32 ``(M,)`` arrays.
     """
-    field, row, column = np.nonzero(fields[:, 1] >= threshold)
+    confident = fields[:, 1] >= threshold
+    if max_per_field is not None:
+        confident = most_confident(fields[:, 1], confident, max_per_field)
+    field, row, column = np.nonzero(confident)
     values = fields[field, :, row, column]  # (M, C)
     return (field, values[:, 1]) + tuple(values[:, c] for c in channels)
+
+
+def most_confident(confidence: np.ndarray, confident: np.ndarray, keep: int) -> np.ndarray:
+    """``confident`` ``(F, h, w)`` reduced, in every field with more, to its cells at least as confident as
+    the field's ``keep``-th most confident one (ties at the cut all stay)."""
+    flat_confident = confident.reshape(len(confident), -1)
+    over = np.flatnonzero(flat_confident.sum(axis=1) > keep)
+    if not len(over):
+        return confident
+    values = np.where(flat_confident[over], confidence.reshape(len(confidence), -1)[over], -np.inf)
+    cut = -np.partition(-values, keep - 1, axis=1)[:, keep - 1]  # the keep-th largest per field
+    reduced = confident.copy()
+    reduced.reshape(len(reduced), -1)[over] = values >= cut[:, None]
+    return reduced
+
+
+def max_cells(field_shape: tuple[int, int], fraction: float, floor: int) -> int:
+    """The cells of one field that may vote: ``fraction`` of its cells, at least ``floor``."""
+    return max(floor, int(fraction * field_shape[0] * field_shape[1]))
 
 
 def _window(center: np.ndarray, sigma: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from .cifcaf import CifCaf
 from .cifdet import CifDet
 from .cifmax import CifMax
 from .settings import (DEFAULT_INSTANCE_THRESHOLD, DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_KEYPOINT_THRESHOLD_REL,
-                       DecoderSettings)
+                       MIN_VOTES_PER_FIELD, DecoderSettings)
 
 LOG = logging.getLogger(__name__)
 
@@ -72,6 +72,14 @@ def cli(parser: argparse.ArgumentParser) -> None:
                             'lacking its joints within this fraction of that pose\'s size (0: off)')
     group.add_argument('--max-instances', type=int, default=d['max_instances'].default,
                        help='at most this many instances per image and decoder')
+    group.add_argument('--max-votes-fraction', type=float, default=d['max_votes_fraction'].default,
+                       metavar='FRACTION',
+                       help='bounded work on noisy fields (an untrained or early network): each CIF and CAF '
+                            'field votes with at most this fraction of its cells (at least '
+                            f'{MIN_VOTES_PER_FIELD}), its most confident; 0: all (logged when it bites)')
+    group.add_argument('--max-grown-poses', type=int, default=None, metavar='N',
+                       help='grow at most N poses per image before NMS (default: 3 x --max-instances; '
+                            'logged when it bites)')
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ class Seeds:
         return len(self.score)
 
 
-def cif_seeds(cif: np.ndarray, stride: int, cifhr: CifHr, threshold: float) -> Seeds:
+def cif_seeds(cif: np.ndarray, stride: int, cifhr: CifHr, threshold: float,
+              max_per_field: int | None = None) -> Seeds:
     """Seeds of CIF fields ``(K, 5, h, w)`` ``[log_b, conf, x, y, scale]``.
 
     1. cells with ``conf >= threshold`` -> ``M`` candidates (field, conf, x, y, scale), field units;
@@ -34,8 +35,10 @@ def cif_seeds(cif: np.ndarray, stride: int, cifhr: CifHr, threshold: float) -> S
     3. score ``0.9 * cifhr[field](nearest pixel) + 0.1 * conf`` (a position off the map reads -1, which
        drops the candidate);
     4. keep ``score >= threshold``, stable sort by descending score.
+
+    With ``max_per_field``, step 1 keeps the most confident cells of each field only.
     """
-    field, conf, x, y, scale = confident_cells(cif, threshold, (2, 3, 4))
+    field, conf, x, y, scale = confident_cells(cif, threshold, (2, 3, 4), max_per_field)
     return _rescored(field, conf, x * stride, y * stride, scale * stride, cifhr, threshold)
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 DEFAULT_INSTANCE_THRESHOLD = 0.15
 DEFAULT_KEYPOINT_THRESHOLD = 0.15
 DEFAULT_KEYPOINT_THRESHOLD_REL = 0.5
+# every field may vote with at least this many cells, whatever --max-votes-fraction says
+MIN_VOTES_PER_FIELD = 1000
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class DecoderSettings:
     reverse_match: bool = True
     max_instances: int = 100
     fragment_merge_distance: float = 0.75
+    # bounded work on noisy fields (an untrained or early network): the most confident cells of a field
+    # that vote and score associations (a fraction of its cells, at least MIN_VOTES_PER_FIELD; 0: all),
+    # and the poses grown before NMS (None: 3 x max_instances)
+    max_votes_fraction: float = 0.2
+    max_grown_poses: int | None = None
 
     def __post_init__(self):
         complete = self.force_complete_pose
@@ -44,6 +51,12 @@ class DecoderSettings:
             raise ValueError(f'max_instances must be >= 1, got {self.max_instances}')
         if self.fragment_merge_distance < 0:
             raise ValueError(f'fragment_merge_distance must be >= 0, got {self.fragment_merge_distance}')
+        if self.max_grown_poses is None:
+            object.__setattr__(self, 'max_grown_poses', 3 * self.max_instances)
+        if not 0.0 <= self.max_votes_fraction <= 1.0:
+            raise ValueError(f'max_votes_fraction must be in [0, 1], got {self.max_votes_fraction}')
+        if self.max_grown_poses < 1:
+            raise ValueError(f'max_grown_poses must be >= 1, got {self.max_grown_poses}')
         if self.dense_connections < 0:
             raise ValueError(f'dense_connections must be >= 0, got {self.dense_connections}')
 
@@ -63,4 +76,6 @@ class DecoderSettings:
             reverse_match=args.reverse_match,
             max_instances=args.max_instances,
             fragment_merge_distance=args.fragment_merge_distance,
+            max_votes_fraction=args.max_votes_fraction,
+            max_grown_poses=args.max_grown_poses,
         )
