@@ -165,6 +165,8 @@ def _dest_value(action: argparse.Action, name: str, value, where: str):
         return (not action.const) if isinstance(action.const, bool) else action.default
     if value is None:
         return None
+    if isinstance(action, argparse._AppendAction) and action.nargs is None:  # a repeatable flag: a list
+        return [_convert(action, v, where) for v in (value if isinstance(value, list) else [value])]
     if action.nargs in (None, '?'):
         if isinstance(value, list):
             raise ConfigError(f'{where}: takes one value, got the list {value!r}')
@@ -221,7 +223,7 @@ def _config_values(parser: argparse.ArgumentParser, pre: argparse.Namespace) -> 
             raise ConfigError('--config dlc: needs --dlc-project (and --dlc-shuffle, default 1)')
         path = dlc_config.find_pytorch_config(pre.dlc_project, pre.dlc_shuffle)
     mapping = read(path)
-    if not dlc_config.is_dlc_config(mapping):
+    if not dlc_config.is_dlc_config(mapping, keys(parser)):
         return values_from(parser, mapping, str(path)), []
     prefixes = pre.dataset.split('-') if pre.dataset else ['dlc']
     translation = dlc_config.translate(mapping, str(path), prefixes)

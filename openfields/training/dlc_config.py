@@ -544,9 +544,13 @@ def _handlers() -> dict[str, typing.Callable | None]:
     return handlers
 
 
-def is_dlc_config(mapping: dict) -> bool:
-    """A DeepLabCut file: it has one of DeepLabCut's sections (no openfields flag has these names)."""
-    return any(key in mapping for key in SECTIONS)
+def is_dlc_config(mapping: dict, flag_names=()) -> bool:
+    """A DeepLabCut file: one of DeepLabCut's sections (no openfields flag has these names) and no key that
+    is an openfields flag (``flag_names``) other than ``device`` and ``logger``, which both have (a mix of the two forms
+    is read as flags: its DeepLabCut sections are then unknown keys)."""
+    flags = set(flag_names) - {'device', 'logger'}
+    return any(key in mapping for key in SECTIONS) and not any(
+        str(key).lstrip('-').replace('_', '-') in flags for key in mapping)
 
 
 def translate(mapping: dict, source: str, prefixes: list[str]) -> Translation:
