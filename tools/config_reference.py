@@ -57,6 +57,7 @@ GROUP_SECTIONS = {
     'learning rate schedule': 'train settings',
     'trainer': 'train settings',
     'debug plots': 'logging',
+    'loggers': 'logging',
     'show': 'logging',
     'resume': 'runner',
     'snapshots': 'runner',
@@ -72,7 +73,8 @@ FLAG_SECTIONS = {
     '--val-interval': 'runner',
     '--val-batches': 'runner',
     '--display-interval': 'logging',
-    '--eval-interval': 'runner',  # declared with the trainer's flags; decides snapshots like the rest of runner
+    '--eval-interval': 'runner',
+    '--strict-config': 'runner',  # declared with the trainer's flags; decides snapshots like the rest of runner
 }
 
 # DeepLabCut's pytorch_config.yaml keys: the table that also translates them (--config pytorch_config.yaml)

@@ -3,6 +3,7 @@ listed, bad sections stop the run with one line."""
 
 import json
 import logging
+import pathlib
 import shutil
 
 import pytest
@@ -148,3 +149,22 @@ def test_config_dlc_finds_the_file_of_the_shuffle(tmp_path):
     with pytest.raises(dlc_config.DlcConfigError, match='shuffle 3'):
         dlc_config.find_pytorch_config(tmp_path / 'project', 3)
     shutil.rmtree(tmp_path / 'project')
+
+
+DLC_PROJECT = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'dlc-openfield'
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DLC_PROJECT / 'config.yaml').is_file(), reason=f'no DeepLabCut project at {DLC_PROJECT}')
+def test_the_guide_defaults_train_the_openfield_project(tmp_path):
+    # the file as DeepLabCut writes it; the command line only shrinks the run to a test's size
+    path = write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)
+    out = tmp_path / 'run.pkl'
+    train.main(['--config', path, '--dlc-project', str(DLC_PROJECT), '--basenet', 'shufflenetv2k16',
+                '--epochs', '1', '--train-batches', '1', '--val-batches', '1', '--batch-size', '2',
+                '--dlc-square-edge', '97', '--dlc-rescale-images', '0.25', '--coco-eval-long-edge', '161',
+                '--output', str(out)])
+    recorded = json.loads((tmp_path / 'run.pkl.config.json').read_text())
+    assert (recorded['optimizer-class'], recorded['lr-milestones'], recorded['key-metric']) == (
+        'AdamW', [90, 120], 'test.mAP')
+    assert out.is_file()
