@@ -69,8 +69,8 @@ class Augmentation:
                            help='first resize to fit inside WIDTH x HEIGHT keeping the aspect ratio, padded at '
                                 'the bottom and right to exactly that size')
         group.add_argument(f'--{prefix}-resize-keep-ratio', default=True, action=argparse.BooleanOptionalAction,
-                           help=f'--{prefix}-resize: keep the aspect ratio and pad (DeepLabCut\'s keep_ratio: true); '
-                                f'--no-{prefix}-resize-keep-ratio: a plain resize to WIDTH x HEIGHT')
+                           help='resize: keep the aspect ratio and pad (DeepLabCut\'s keep_ratio: true); the no- '
+                                'form resizes to exactly WIDTH x HEIGHT (keep_ratio: false)')
         group.add_argument(f'--{prefix}-affine', type=float, default=0.0,
                            help='probability of an affine transform on a canvas of the same size (keypoints '
                                 'pushed out become unlabelled)')
