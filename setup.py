@@ -37,6 +37,9 @@ setup(
         'pyyaml==6.0.3',  # DeepLabCut's config.yaml (plugins/dlc)
     ],
     extras_require={
-        'test': ['pytest==9.2.0'],
+        # experiment loggers (--logger tensorboard / wandb); the tests read their files back
+        'tensorboard': ['tensorboard==2.21.0'],
+        'wandb': ['wandb==0.31.0'],
+        'test': ['pytest==9.2.0', 'tensorboard==2.21.0', 'wandb==0.31.0'],
     },
 )

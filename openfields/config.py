@@ -14,6 +14,11 @@ The file replaces the defaults and the command line overrides the file; a flag g
 also clears the file's value of the flags it is mutually exclusive with (``--checkpoint`` on the command
 line drops a ``basenet`` from the file). Unknown keys are an error that names the nearest valid ones.
 
+A DeepLabCut 3 ``pytorch_config.yaml`` (nested sections ``data``, ``runner``, ``train_settings``, ...) is
+read as it is: :mod:`openfields.training.dlc_config` translates it into flag values; its keys without a
+counterpart are reported in one warning line and ignored, or are an error with ``--strict-config``. ``--config dlc`` is the file DeepLabCut wrote for ``--dlc-project`` and
+``--dlc-shuffle``.
+
 :func:`write` records a run: every flag of the parser with its resolved value, except :data:`NOT_RECORDED`
 (``output``: a run started from a recorded config never overwrites the run it came from), so
 ``--config <run>.config.json`` trains the same run again.
@@ -24,12 +29,15 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import os
 import pathlib
 
 from . import outputs
 
-NOT_RECORDED = ('config', 'output')
+LOG = logging.getLogger(__name__)
+NOT_RECORDED = ('config', 'output', 'strict_config')
+DLC_PROJECT_CONFIG = 'dlc'  # --config dlc: the project's pytorch_config.yaml of --dlc-shuffle
 _UNSET = object()
 
 
@@ -61,8 +69,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', default=None, metavar='FILE',
-                        help='JSON (or YAML) file of flag values keyed by the long flag names; flags on the '
-                             'command line override it. Every training run writes <output>.config.json')
+                        help='JSON (or YAML) file of flag values keyed by the long flag names, or DeepLabCut 3\'s '
+                             'pytorch_config.yaml as it is (dlc: the one DeepLabCut wrote for --dlc-project and '
+                             '--dlc-shuffle); flags on the command line override it. Every training run writes '
+                             '<output>.config.json')
+    parser.add_argument('--strict-config', default=False, action='store_true',
+                        help='a key of a DeepLabCut pytorch_config.yaml without an openfields counterpart is an '
+                             'error (default: listed in one line and ignored)')
 
 
 def read(path: str | os.PathLike) -> dict:
@@ -152,6 +165,8 @@ def _dest_value(action: argparse.Action, name: str, value, where: str):
         return (not action.const) if isinstance(action.const, bool) else action.default
     if value is None:
         return None
+    if isinstance(action, argparse._AppendAction) and action.nargs is None:  # a repeatable flag: a list
+        return [_convert(action, v, where) for v in (value if isinstance(value, list) else [value])]
     if action.nargs in (None, '?'):
         if isinstance(value, list):
             raise ConfigError(f'{where}: takes one value, got the list {value!r}')
@@ -188,21 +203,49 @@ def _command_line_dests(parser: argparse.ArgumentParser, argv) -> set[str]:
     return {dest for dest, value in vars(parsed).items() if value is not _UNSET}
 
 
-def _config_path(argv, prog: str) -> str | None:
+def _pre_parsed(argv, prog: str) -> argparse.Namespace:
+    """The flags that decide how a config file is read, before the full parse."""
     pre = ArgumentParser(prog=prog, add_help=False, allow_abbrev=False)
     pre.add_argument('--config', default=None)
-    return pre.parse_known_args(argv)[0].config
+    pre.add_argument('--strict-config', action='store_true')
+    pre.add_argument('--dataset', default=None)
+    pre.add_argument('--dlc-project', default=None)
+    pre.add_argument('--dlc-shuffle', type=int, default=1)
+    return pre.parse_known_args(argv)[0]
+
+
+def _config_values(parser: argparse.ArgumentParser, pre: argparse.Namespace) -> tuple[dict, list[str]]:
+    """``{dest: value}`` of the config file and the DeepLabCut keys it ignores."""
+    from .training import dlc_config  # pylint: disable=import-outside-toplevel
+    path = pre.config
+    if path == DLC_PROJECT_CONFIG and not pathlib.Path(path).exists():
+        if pre.dlc_project is None:
+            raise ConfigError('--config dlc: needs --dlc-project (and --dlc-shuffle, default 1)')
+        path = dlc_config.find_pytorch_config(pre.dlc_project, pre.dlc_shuffle)
+    mapping = read(path)
+    if not dlc_config.is_dlc_config(mapping, keys(parser)):
+        return values_from(parser, mapping, str(path)), []
+    prefixes = pre.dataset.split('-') if pre.dataset else ['dlc']
+    translation = dlc_config.translate(mapping, str(path), prefixes)
+    known = keys(parser)
+    ignored = translation.ignored + [f'{key} (not a flag of {parser.prog})' for key in translation.values
+                                     if _normalise(key) not in known]
+    if ignored and pre.strict_config:
+        raise ConfigError(f'{path}: --strict-config: keys without an openfields counterpart: {", ".join(ignored)}')
+    mapping = {k: v for k, v in translation.values.items() if _normalise(k) in known}
+    return values_from(parser, mapping, str(path)), [f'{path}: ' + ', '.join(ignored)] if ignored else []
 
 
 def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """``parser.parse_args(argv)`` with the values of ``--config FILE`` as defaults (changes the parser's
-    defaults). A bad config file exits with status 2 and one line naming the file and the key."""
-    path = _config_path(argv, parser.prog)
-    if path is None:
+    defaults). A bad config file exits with status 2 and one line naming the file and the key; the keys
+    of a DeepLabCut file without a counterpart are one warning line."""
+    pre = _pre_parsed(argv, parser.prog)
+    if pre.config is None:
         return parser.parse_args(argv)
     try:
-        values = values_from(parser, read(path), str(path))
-    except ConfigError as error:
+        values, ignored = _config_values(parser, pre)
+    except ValueError as error:  # ConfigError, DlcConfigError
         parser.exit(2, f'{parser.prog}: error: {error}\n')
     given = _command_line_dests(parser, argv)
     for group in parser._mutually_exclusive_groups:
@@ -211,6 +254,8 @@ def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace
             for dest in dests - given:
                 values.pop(dest, None)
     parser.set_defaults(**values)
+    for line in ignored:
+        LOG.warning('ignored, no openfields counterpart (--strict-config: an error): %s', line)
     return parser.parse_args(argv)
 
 

@@ -27,7 +27,7 @@ from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
-from .training import distributed, fit, optimize, preemption, resume, snapshots
+from .training import distributed, fit, loggers, optimize, preemption, resume, snapshots
 from .training.fit import Stopped
 from .training.lock import RunLocked
 from .training.log import TrainingLog
@@ -64,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     snapshots.cli(parser)
     scoring.cli(parser)
     training_debug.cli(parser)
+    loggers.cli(parser)
     resume.cli(parser)
     distributed.cli(parser)
     return parser
@@ -206,15 +207,21 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     plan = _plan(args, context, device, datamodule, network, resumed)
     files = _run_files(args, context, resumed)
     with fit.exclusive(files, context):
-        log = _start_log(args, context, device, files, datamodule, plan, resumed)
-        return fit.fit(plan, files, context, device, log, resumed, load_scheduler_state=args.load_scheduler_state,
-                       resume_auto=args.resume == 'auto')
+        run_loggers = loggers.build(plan.logger_settings, files, config.resolved(parser(), args)) \
+            if context.is_main else None
+        log = _start_log(args, context, device, files, datamodule, plan, resumed, run_loggers)
+        try:
+            return fit.fit(plan, files, context, device, log, resumed,
+                           load_scheduler_state=args.load_scheduler_state, resume_auto=args.resume == 'auto')
+        finally:
+            log.close()
 
 
 def _plan(args, context, device, datamodule, network, resumed) -> fit.Plan:
     """Loss, loaders, optimizer and schedule of ``network`` on ``datamodule``; the test sets of
     ``--eval-interval`` on rank 0."""
     settings = TrainerSettings.from_args(args)
+    logger_settings = loggers.LoggerSettings.from_args(args)  # a missing logger package: before any file
     snapshot_settings = snapshots.SnapshotSettings.from_args(args)
     key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     check_stability_rule(args)
@@ -236,12 +243,14 @@ def _plan(args, context, device, datamodule, network, resumed) -> fit.Plan:
                     settings=settings, snapshot_settings=snapshot_settings, seed=args.seed,
                     batch_size=args.batch_size, meta=_meta(args, datamodule), key_metric=key_metric,
                     test_sets=test_sets, batch_hook=debug_plots if context.is_main else None,
-                    train_batches=args.train_batches)
+                    train_batches=args.train_batches, logger_settings=logger_settings)
 
 
-def _start_log(args, context, device, files: RunFiles, datamodule, plan: fit.Plan, resumed) -> TrainingLog:
-    """Rank 0 writes the run's config and dataset files and opens the log with a ``process`` record."""
-    log = TrainingLog(files.log if context.is_main else None)
+def _start_log(args, context, device, files: RunFiles, datamodule, plan: fit.Plan, resumed,
+               run_loggers=None) -> TrainingLog:
+    """Rank 0 writes the run's config and dataset files and opens the log with a ``process`` record; the
+    log hands its records to ``run_loggers`` (``--logger``)."""
+    log = TrainingLog(files.log if context.is_main else None, run_loggers)
     if context.is_main:
         config.write(files.config, parser(), args)
         datamodule.write_run_files(files.out)  # e.g. the data split, for evaluating this run's checkpoints

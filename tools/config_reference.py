@@ -2,7 +2,8 @@
 
 ``docs/configuration.md`` is this module's output: how ``--config FILE`` works, every flag of
 ``python -m openfields.train`` with its default, meaning and config-file key in one table per section
-(:data:`SECTIONS`), and DeepLabCut's ``pytorch_config.yaml`` keys mapped to flags (:data:`DLC_KEYS`).
+(:data:`SECTIONS`), and DeepLabCut's ``pytorch_config.yaml`` keys mapped to flags (:data:`DLC_KEYS`, from
+:mod:`openfields.training.dlc_config`, which also translates such a file).
 
 Every argparse group of the parser is assigned a section in :data:`GROUP_SECTIONS`, and flags that belong
 elsewhere than their group in :data:`FLAG_SECTIONS`. The flags of a plugin installed outside the repository
@@ -22,6 +23,7 @@ import typing
 
 from openfields import config, plugin, train
 from openfields.datasets import DATAMODULES
+from openfields.training import dlc_config
 
 from . import cli_reference
 
@@ -55,6 +57,7 @@ GROUP_SECTIONS = {
     'learning rate schedule': 'train settings',
     'trainer': 'train settings',
     'debug plots': 'logging',
+    'loggers': 'logging',
     'show': 'logging',
     'resume': 'runner',
     'snapshots': 'runner',
@@ -71,135 +74,12 @@ FLAG_SECTIONS = {
     '--val-interval': 'runner',
     '--val-batches': 'runner',
     '--display-interval': 'logging',
-    '--eval-interval': 'runner',  # declared with the trainer's flags; decides snapshots like the rest of runner
+    '--eval-interval': 'runner',
+    '--strict-config': 'runner',  # declared with the trainer's flags; decides snapshots like the rest of runner
 }
 
-class DlcKey(typing.NamedTuple):
-    """A ``pytorch_config.yaml`` key, the openfields flags that do its job (none: no equivalent) and how
-    they differ. Flags in the note are checked against the parser too."""
-
-    key: str
-    flags: tuple[str, ...]
-    note: str
-
-
-DLC_KEYS = (
-    DlcKey('train_settings.batch_size', ('--batch-size',),
-           'DLC default 8 (the `batch_size` of DLC\'s `config.yaml` is the inference batch size). openfields '
-           'default 1, images per process: with `--ddp` the global batch is that times the number of processes'),
-    DlcKey('train_settings.epochs', ('--epochs',),
-           'DLC default 200. **Resuming differs**: DLC trains `epochs` more epochs after the snapshot\'s '
-           'epoch; `--epochs` is always the total, with or without `--resume`'),
-    DlcKey('train_settings.seed', ('--seed',),
-           'DLC default 42, and it makes cuDNN deterministic. Without `--seed` openfields draws one, logs it '
-           'and records it in `<run>.config.json`; cuDNN settings are left as they are'),
-    DlcKey('train_settings.dataloader_workers', ('--loader-workers',),
-           'DLC default 0; openfields default min(batch size, CPU count)'),
-    DlcKey('train_settings.dataloader_pin_memory', (),
-           'no flag: openfields pins memory whenever it trains on CUDA'),
-    DlcKey('train_settings.display_iters', ('--display-interval',),
-           'DLC default 500, openfields 10; each progress line is also a `train` record of the JSON-lines log'),
-    DlcKey('train_settings.weight_init', ('--checkpoint',),
-           'start a new run (epoch 0) from a trained openfields checkpoint; heads that match are kept. '
-           'SuperAnimal weights and keypoint conversion have no equivalent'),
-    DlcKey('runner.optimizer.type, runner.optimizer.params.lr', ('--optimizer', '--lr'),
-           'DLC default AdamW with lr 1e-4 (resnet_50: 5e-4), any `torch.optim` class; openfields: `sgd` '
-           '(default, lr 1e-3, Nesterov), `adam`, `adamw`'),
-    DlcKey('runner.optimizer.params (weight_decay, betas, eps)',
-           ('--weight-decay', '--momentum', '--beta2', '--adam-eps'),
-           'torch\'s AdamW defaults are weight_decay 0.01 and eps 1e-8; openfields\' `--weight-decay` is 0 and '
-           '`--adam-eps` 1e-6: set them to match a DLC run. `--momentum` is beta1'),
-    DlcKey('runner.scheduler: LRListScheduler {milestones, lr_list}',
-           ('--lr-schedule', '--lr-milestones', '--lr-values', '--lr-warm-up-epochs'),
-           'DLC\'s default is `--lr-schedule milestones --lr-milestones 160 190 --lr-values 1e-5 1e-6` '
-           '(resnet_50: 90 120 with 1e-4 1e-5): absolute learning rates from the epoch after each milestone, '
-           'one value per milestone (DLC\'s lr_list holds one per parameter group; openfields has one group). '
-           'DLC has no warm-up: add `--lr-warm-up-epochs 0` (openfields\' default is 1 epoch)'),
-    DlcKey('runner.scheduler: StepLR, CosineAnnealingLR',
-           ('--lr-schedule', '--lr-step-size', '--lr-gamma', '--lr-cosine-min'),
-           '`--lr-schedule step` is StepLR; `--lr-schedule cosine` anneals to `--lr-cosine-min` at `--epochs` '
-           '(per batch, DLC per epoch). Chains of schedulers (SequentialLR) have no equivalent beyond the '
-           'warm-up'),
-    DlcKey('runner.snapshots.max_snapshots', ('--max-snapshots',),
-           'DLC default 5: the newest regular snapshots kept, the best one not counted'),
-    DlcKey('runner.snapshots.save_epochs', ('--save-epochs',),
-           'DLC default 25: a regular snapshot every N epochs and after the last'),
-    DlcKey('runner.snapshots.save_optimizer_state', ('--save-optimizer-state', '--no-save-optimizer-state'),
-           '**DLC default false**: its snapshots hold no optimizer state, so a resumed AdamW starts its '
-           'moments again. openfields\' default is on, so `--resume` continues exactly; '
-           '`--no-save-optimizer-state` writes smaller snapshots, and resuming one starts the optimizer afresh'),
-    DlcKey('runner.key_metric', ('--key-metric',),
-           'the metric that decides the best snapshot; DLC default `test.mAP` (or `test.rmse` with '
-           '`key_metric_asc: false`)'),
-    DlcKey('runner.key_metric_asc', ('--key-metric-asc', '--key-metric-desc'),
-           'DLC default true, which means larger is better'),
-    DlcKey('runner.eval_interval', ('--eval-interval', '--val-interval'),
-           'DLC default 10 (its docs say 1): validation loss and metrics every N epochs. `--val-interval` '
-           '(default 1) is openfields\' validation-loss interval'),
-    DlcKey('runner.device, device', ('--device',),
-           'both default `auto`; DLC\'s auto uses MPS only for ResNets, openfields\': CUDA, else MPS, else CPU'),
-    DlcKey('runner.gpus', ('--ddp',),
-           'DLC wraps the model in DataParallel in one process; openfields runs one process per GPU '
-           '(torchrun or srun, see [hpc.md](hpc.md))'),
-    DlcKey('resume_training_from', ('--resume',),
-           'DLC loads the snapshot\'s weights (the optimizer state only if saved). `--resume PATH` continues '
-           'the run exactly (optimizer, schedule, EMA, random state, position in the epoch); `--resume auto` '
-           'takes the newest checkpoint of `--output`. New run from trained weights: `--checkpoint`'),
-    DlcKey('load_scheduler_state_dict', ('--no-load-scheduler-state',),
-           'DLC default true: on resume the scheduler state is restored; so does `--resume` by default. '
-           'With `--no-load-scheduler-state` the schedule is built from the new `--lr*` flags and placed at '
-           'the resumed step (to change `--lr-milestones` on resume)'),
-    DlcKey('data.train.affine {p, rotation, scaling, translation}',
-           ('--dlc-affine', '--dlc-affine-rotation', '--dlc-affine-scaling', '--dlc-affine-translation'),
-           'DLC\'s bottom-up default: p 0.5, rotation 30, scaling [0.5, 1.25], translation 0 (p 0.9 when '
-           'omitted). Off by default here, where OpenPifPaf\'s rotation (`--dlc-rotate`) and scale jitter are '
-           'on; keypoints pushed out of the image become unlabelled as in DLC'),
-    DlcKey('data.train.hflip', ('--dlc-hflip',),
-           'DLC `true` is p 0.5 and swaps keypoints only when `symmetries` pairs are listed. openfields swaps '
-           'body parts named left.../right... and flips with p 0.5 by default when there are such pairs '
-           '(`--dlc-hflip 0`: off)'),
-    DlcKey('data.train.covering', ('--dlc-covering',), 'DLC `true` is p 0.5; the flag is the probability'),
-    DlcKey('data.train.gaussian_noise', ('--dlc-gaussian-noise',),
-           'DLC `true` is a standard deviation of 12.75 (the bottom-up default) and a number is the standard '
-           'deviation in 0-255 units, as for the flag; openfields default 0 (off)'),
-    DlcKey('data.train.motion_blur', ('--dlc-motion-blur',),
-           'DLC `true` (the bottom-up default) is p 0.5; the flag is the probability'),
-    DlcKey('data.train.hist_eq', ('--dlc-hist-eq',), 'DLC `true` is p 0.5; the flag is the probability'),
-    DlcKey('data.train.crop_sampling {width, height, max_shift, method}',
-           ('--dlc-square-edge', '--dlc-crop-sampling', '--dlc-crop-max-shift'),
-           'DLC\'s bottom-up default: 448 x 448, max_shift 0.1, hybrid. openfields crops are square (default '
-           'edge 385; sides of k * 16 + 1 pixels keep field cells on pixels: 449 for 448) and the default '
-           'method `people` crops around the annotations'),
-    DlcKey('data.train.auto_padding', ('--dlc-auto-padding',),
-           'DLC pads to a multiple of the divisor (HRNet: 32); openfields pads each side to k * N + 1 pixels, '
-           'one N for both sides, the image at a random place'),
-    DlcKey('data.train.resize {height, width, keep_ratio}', ('--dlc-resize',),
-           'mind the order: `--dlc-resize WIDTH HEIGHT`. The ratio is always kept (DLC\'s `keep_ratio: '
-           'true`); a plain resize has no equivalent'),
-    DlcKey('data.train.collate: ResizeFromDataSizeCollate',
-           ('--dlc-collate-scale', '--dlc-collate-short-side', '--dlc-collate-max-ratio',
-            '--dlc-collate-multiple', '--dlc-collate-to-square', '--dlc-collate-max-shift',
-            '--dlc-collate-max-size'),
-           '{min_scale, max_scale} is `--dlc-collate-scale MIN MAX`, {min_short_side, max_short_side} '
-           '`--dlc-collate-short-side`; sides are k * N + 1 pixels rather than multiples of `multiple_of`. '
-           'Each loader worker draws its own sizes (DLC\'s workers repeat one sequence). '
-           'ResizeFromListCollate has no equivalent'),
-    DlcKey('model.backbone, net_type', ('--basenet', '--basenet-pretrained'),
-           'DLC\'s `resnet_50` is timm\'s resnet50_gn (GroupNorm), stride 16; openfields\' `resnet50` is '
-           'torchvision\'s (BatchNorm), stride 16. ImageNet weights come from the torch hub cache, never '
-           'downloaded. HRNet, CSPNeXt, DLCRNet and RTMPose have no equivalent'),
-    DlcKey('model.heads', ('--dlc-sigma', '--dlc-upsample'),
-           'DLC trains heatmaps with location refinement (and PAFs for several animals); openfields trains '
-           'composite fields (CIF, CAF). Their keypoint size: `--dlc-sigma`; a head stride of 8 instead of '
-           '16: `--dlc-upsample 2`'),
-    DlcKey('inference.eval.pcutoff', ('--dlc-pcutoff',),
-           'DLC default 0.6 (its metrics during training hard-code 0.6); openfields default: `config.yaml`\'s '
-           '`pcutoff`, else 0.6'),
-    DlcKey('logger: WandbLogger (and the CSV log)', ('--debug-images', '--save-all'),
-           'no Weights & Biases logger: every run writes a JSON-lines log, `<run>.log`, that '
-           '`python -m openfields.logs` plots ([logs.md](logs.md)). DLC\'s `image_log_interval` images are closest to '
-           'the debug plots, written with `--save-all`'),
-)
+# DeepLabCut's pytorch_config.yaml keys: the table that also translates them (--config pytorch_config.yaml)
+DLC_KEYS = dlc_config.DLC_KEYS
 
 # the example of a config file: a DeepLabCut project with DeepLabCut's resnet_50 optimizer, schedule, batch size, seed
 EXAMPLE = {
@@ -344,10 +224,13 @@ def _dlc_table() -> list[str]:
         return ', '.join(f'`{f}`' for f in flags)
     lines = [
         '## Coming from DeepLabCut', '',
-        'DeepLabCut 3 (PyTorch engine) configures a training run in `pytorch_config.yaml`. The openfields flags '
-        'below do the same job; the notes say where the meaning or the default differs. Augmentation flags are '
-        'those of the `dlc` dataset (`--dataset dlc`, see [dlc.md](dlc.md)); every other dataset has the same '
-        'ones with its own prefix.', '',
+        'DeepLabCut 3 (PyTorch engine) configures a training run in `pytorch_config.yaml`. `--config '
+        'pytorch_config.yaml` reads that file as it is (`--config dlc`: the one DeepLabCut wrote under '
+        '`--dlc-project` for `--dlc-shuffle`) and translates each key below into the flags beside it (the '
+        'command line still overrides them); keys without a counterpart are listed in one warning line and '
+        'ignored, or stop the run with `--strict-config`. The notes say where the meaning or the default '
+        'differs. Augmentation flags are those of the `dlc` dataset (`--dataset dlc`, the default of a '
+        'DeepLabCut file, see [dlc.md](dlc.md)); with `--dataset NAME` they go to that dataset\'s flags.', '',
         '| `pytorch_config.yaml` | openfields | note |', '| --- | --- | --- |',
     ]
     lines += [f'| `{entry.key}` | {flag_cell(entry.flags)} | {entry.note} |' for entry in DLC_KEYS]

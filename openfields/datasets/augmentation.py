@@ -2,6 +2,7 @@
 (``--<dataset>-square-edge``, ``--<dataset>-rotate``, ...), shared by every dataset that crops, scales, flips
 and rotates its images (keypoints and boxes alike)."""
 
+import argparse
 import dataclasses
 
 from openfields import transforms
@@ -67,6 +68,9 @@ class Augmentation:
         group.add_argument(f'--{prefix}-resize', type=int, nargs=2, default=None, metavar=('WIDTH', 'HEIGHT'),
                            help='first resize to fit inside WIDTH x HEIGHT keeping the aspect ratio, padded at '
                                 'the bottom and right to exactly that size')
+        group.add_argument(f'--{prefix}-resize-keep-ratio', default=True, action=argparse.BooleanOptionalAction,
+                           help='resize: keep the aspect ratio and pad (DeepLabCut\'s keep_ratio: true); the no- '
+                                'form resizes to exactly WIDTH x HEIGHT (keep_ratio: false)')
         group.add_argument(f'--{prefix}-affine', type=float, default=0.0,
                            help='probability of an affine transform on a canvas of the same size (keypoints '
                                 'pushed out become unlabelled)')
@@ -146,7 +150,8 @@ class Augmentation:
             if not ok:
                 raise ValueError(f'{flag(name)} {requirement}, got {get(name)}')
         return transforms.ExtraAugmentation(
-            resize=tuple(get('resize')) if get('resize') is not None else None, affine=get('affine'),
+            resize=tuple(get('resize')) if get('resize') is not None else None,
+            resize_keep_ratio=getattr(args, f'{prefix}_resize_keep_ratio', True), affine=get('affine'),
             affine_rotation=get('affine_rotation'), affine_scaling=(low, high),
             affine_translation=get('affine_translation'), crop_sampling=get('crop_sampling'),
             crop_max_shift=get('crop_max_shift'), auto_padding=get('auto_padding'), hist_eq=get('hist_eq'),

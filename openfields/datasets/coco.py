@@ -37,8 +37,9 @@ class KeypointCategory:
     skeleton_derived: bool = False
 
 
-def load_json(path: str | os.PathLike, flag: str) -> dict:
-    """Parse a COCO json file; errors name the flag that gave the path."""
+def load_json(path: str | os.PathLike, flag: str, keypoints_key: str | None = None) -> dict:
+    """Parse a COCO json file; errors name the flag that gave the path. The annotations' keypoints are
+    read from ``keypoints_key`` when given (:func:`use_keypoints_field`)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise DatasetError(f'{flag}: annotation file not found: {path}')
@@ -55,7 +56,42 @@ def load_json(path: str | os.PathLike, flag: str) -> dict:
     for key in ('images', 'annotations', 'categories'):
         if not isinstance(data.get(key), list):
             raise DatasetError(f'{path}: field "{key}" is missing or not a list')
+    return use_keypoints_field(data, path, keypoints_key, flag)
+
+
+def use_keypoints_field(data: dict, path, keypoints_key: str | None, flag: str = '') -> dict:
+    """Annotations whose keypoints live in another field (Human-Art: 21 keypoint names in the category,
+    their values in ``keypoints_21``, COCO's 17 in ``keypoints``): ``keypoints_key`` is copied to
+    ``keypoints``. Without it, a ``keypoints_N`` field matching a category's N names is used when
+    ``keypoints`` does not match (one log line says so)."""
+    key = keypoints_key
+    if key is None:
+        key = _matching_keypoints_field(data)
+        if key is None:
+            return data
+        LOG.info('%s: "keypoints" does not hold the category\'s %s keypoints, "%s" does: reading it (set the '
+                 'field with --<dataset>-keypoints-key)', path, key.rsplit('_', 1)[1], key)
+    if not any(key in ann for ann in data['annotations']):
+        raise DatasetError(f'{flag} {key}: no annotation of {path} has a "{key}" field')
+    for ann in data['annotations']:
+        if key in ann:
+            ann['keypoints'] = ann[key]
     return data
+
+
+def _matching_keypoints_field(data: dict) -> str | None:
+    """``keypoints_N`` when some annotation's ``keypoints`` does not hold 3 N values of its category's N
+    names and its ``keypoints_N`` does."""
+    sizes = {c.get('id'): len(c['keypoints']) for c in data['categories'] if c.get('keypoints')}
+    for ann in data['annotations']:
+        n = sizes.get(ann.get('category_id'))
+        keypoints = ann.get('keypoints')
+        if n is None or not isinstance(keypoints, list) or len(keypoints) in (0, 3 * n):
+            continue
+        field = ann.get(f'keypoints_{n}')
+        if isinstance(field, list) and len(field) == 3 * n:
+            return f'keypoints_{n}'
+    return None
 
 
 def keypoint_category(data: dict, path: str | os.PathLike, category_id: int | None) -> KeypointCategory:

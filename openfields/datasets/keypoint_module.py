@@ -165,7 +165,8 @@ class CocoKeypointModule(KeypointDataModule):
     default_paths: ClassVar[dict[str, str]] = {}
 
     def __init__(self, *, train_annotations, val_annotations, train_image_dir, val_image_dir,
-                 category_id: int | None = None, **kwargs):
+                 category_id: int | None = None, keypoints_key: str | None = None, **kwargs):
+        self.keypoints_key = keypoints_key  # the annotations' field holding the keypoints (Human-Art)
         self.train_annotations = str(train_annotations)
         self.val_annotations = str(val_annotations)
         self.train_image_dir = str(train_image_dir)
@@ -177,12 +178,15 @@ class CocoKeypointModule(KeypointDataModule):
         """The category (keypoints, skeleton, sigmas) from the training json; from the validation json
         when only that one exists (evaluation and prediction need no training set)."""
         if pathlib.Path(self.train_annotations).is_file() or not pathlib.Path(self.val_annotations).is_file():
-            self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
+            self._train_data = self._load(self.train_annotations, self.flag('train-annotations'))
             return keypoint_category(self._train_data, self.train_annotations, category_id)
         LOG.info('%s: %s not found; keypoints and skeleton from %s', self.name, self.train_annotations,
                  self.val_annotations)
-        return keypoint_category(load_json(self.val_annotations, self.flag('val-annotations')),
+        return keypoint_category(self._load(self.val_annotations, self.flag('val-annotations')),
                                  self.val_annotations, category_id)
+
+    def _load(self, path: str, flag: str) -> dict:
+        return load_json(path, flag, self.keypoints_key)
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
@@ -205,6 +209,10 @@ class CocoKeypointModule(KeypointDataModule):
                            help='folder of the validation images')
         group.add_argument(f'--{prefix}-category-id', type=int, default=None,
                            help='category to train (default: the first category with keypoints)')
+        group.add_argument(f'--{prefix}-keypoints-key', default=None, metavar='FIELD',
+                           help='the annotations\' field that holds the keypoints, e.g. keypoints_21 (Human-Art; '
+                                'default: "keypoints", or a keypoints_N field matching the category\'s N names '
+                                'when "keypoints" does not)')
         group.add_argument(f'--{prefix}-min-kp-anns', type=int, default=1,
                            help='train only on images with at least this many annotated people')
 
@@ -214,6 +222,7 @@ class CocoKeypointModule(KeypointDataModule):
         return cls(train_annotations=get('train_annotations'), val_annotations=get('val_annotations'),
                    train_image_dir=get('train_image_dir'), val_image_dir=get('val_image_dir'),
                    category_id=get('category_id'), min_kp_anns=get('min_kp_anns'),
+                   keypoints_key=getattr(args, f'{cls.name}_keypoints_key', None),
                    **cls.common_kwargs(args, base_stride))
 
     def describe(self) -> dict:
@@ -227,7 +236,7 @@ class CocoKeypointModule(KeypointDataModule):
 
     def train_loader(self, loader: LoaderSettings):
         if self._train_data is None:
-            self._train_data = load_json(self.train_annotations, self.flag('train-annotations'))
+            self._train_data = self._load(self.train_annotations, self.flag('train-annotations'))
         batch_resize = self.augmentation.batch_resize is not None
         dataset = self._dataset(self._train_data, self.train_annotations, self.train_image_dir, 'train',
                                 batch_resize)
@@ -236,7 +245,7 @@ class CocoKeypointModule(KeypointDataModule):
         return self._loader(dataset, loader, shuffle=True, collate_fn=collate)
 
     def val_loader(self, loader: LoaderSettings):
-        data = load_json(self.val_annotations, self.flag('val-annotations'))
+        data = self._load(self.val_annotations, self.flag('val-annotations'))
         keypoint_category(data, self.val_annotations, self.category.id)  # same category must exist
         dataset = self._dataset(data, self.val_annotations, self.val_image_dir, 'val')
         self._check_batches(dataset, loader, 'val')
@@ -253,7 +262,7 @@ class CocoKeypointModule(KeypointDataModule):
         pad = 'tight' if loader.batch_size == 1 else 'center'
         if pad == 'center' and long_edge is None:
             raise ValueError('batches of several evaluation images need --coco-eval-long-edge (or --long-edge)')
-        data = load_json(self.val_annotations, self.flag('val-annotations'))
+        data = self._load(self.val_annotations, self.flag('val-annotations'))
         keypoint_category(data, self.val_annotations, self.category.id)
         dataset = CocoKeypoints(data, self.val_annotations, self.val_image_dir, self.category,
                                 transforms.eval_pipeline(long_edge, pad=pad, multiple=16),
@@ -268,5 +277,7 @@ class CocoKeypointModule(KeypointDataModule):
         """COCO keypoint AP with this dataset's sigmas."""
         from openfields.metric.coco import Coco
         cif = self.head_metas[0]
-        return [Coco(self.val_annotations, iou_type='keypoints', category_id=self.category.id,
+        # the loaded json: its keypoints may come from another field (--<dataset>-keypoints-key)
+        annotations = self._load(self.val_annotations, self.flag('val-annotations'))
+        return [Coco(annotations, iou_type='keypoints', category_id=self.category.id,
                      sigmas=cif.sigmas, keypoint_names=cif.keypoints)]

@@ -105,6 +105,7 @@ class Plan:
     test_sets: dict = dataclasses.field(default_factory=dict)  # rank 0 only
     batch_hook: object = None  # debug plots, rank 0 only
     train_batches: int | None = None  # --train-batches
+    logger_settings: object = None  # --logger (openfields.training.loggers.LoggerSettings)
 
 
 @contextlib.contextmanager
@@ -147,7 +148,7 @@ def fit(plan: Plan, files: RunFiles, context: Context, device: torch.device, log
         runner = Trainer(plan.model, plan.loss, plan.optimizer, scheduler, device=device, settings=plan.settings,
                          log=log, checkpointer=checkpointer, n_heads=len(plan.network.head_metas),
                          batch_hook=plan.batch_hook, network=plan.network, distributed=context,
-                         stop_signal=lambda: stop.name, test_sets=plan.test_sets)
+                         stop_signal=lambda: stop.name, test_sets=plan.test_sets, loggers=log.loggers)
         start = Position()
         if resumed is not None:
             start = _restore(runner, checkpointer, resumed, context, n_train_batches, load_scheduler_state)

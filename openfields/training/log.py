@@ -49,10 +49,13 @@ def _jsonable(value):
 
 
 class TrainingLog:
-    """Appends records to a JSON-lines file; ``path=None`` writes nothing (non-zero ranks)."""
+    """Appends records to a JSON-lines file; ``path=None`` writes nothing (non-zero ranks). ``loggers``
+    (:class:`~openfields.training.loggers.Loggers`, ``--logger``) get every record too: one call site
+    feeds the log and every experiment logger."""
 
-    def __init__(self, path: str | os.PathLike | None):
+    def __init__(self, path: str | os.PathLike | None, loggers=None):
         self.path = pathlib.Path(path) if path is not None else None
+        self.loggers = loggers if path is not None else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -66,6 +69,14 @@ class TrainingLog:
             os.write(fd, line.encode('utf-8'))
         finally:
             os.close(fd)
+        if self.loggers is not None:
+            self.loggers.record(record_type, fields)
+
+    def close(self) -> None:
+        """Finish the loggers (the W&B run, the TensorBoard writer)."""
+        if self.loggers is not None:
+            self.loggers.close()
+            self.loggers = None
 
 
 # ---------------------------------------------------------------------------------------------------------

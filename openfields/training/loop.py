@@ -206,7 +206,8 @@ class Trainer:
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
                  log: TrainingLog, checkpointer=None, n_heads: int, batch_hook=None, network=None,
-                 distributed: Context | None = None, stop_signal=None, test_sets: dict | None = None):
+                 distributed: Context | None = None, stop_signal=None, test_sets: dict | None = None,
+                 loggers=None):
         self.model = model
         self.network = network if network is not None else model
         self.loss = loss
@@ -224,6 +225,8 @@ class Trainer:
         self.ema = ExponentialMovingAverage(self.network, settings.ema) if settings.ema > 0 else None
         self.n_clipped = 0
         self.start = Position()
+        self.loggers = loggers  # --logger with --image-log-interval (rank 0): images of fields
+        self.image_batches: dict[str, tuple] = {}  # 'train' / 'val' -> the epoch's first batch
 
     def state_dict(self) -> dict:
         """Optimizer, schedule, EMA and counters: what continuing needs besides weights and RNG."""
@@ -282,12 +285,38 @@ class Trainer:
         if validate:
             for dataset, val_loader in val_loaders.items():
                 self.val_epoch(val_loader, epoch, dataset)
+        self.log_images(epoch)
         scores = self.test_epoch(epoch) if evaluate else None
         if snapshot or scores is not None:
             self.checkpointer.save_epoch(Position(epoch, 0), self.state_dict(), snapshot=snapshot, scores=scores)
         if self.ema is not None:
             self.ema.swap()  # back to the raw weights for training
         return snapshot
+
+    def _keep_for_images(self, kind: str, epoch: int, batch) -> None:
+        if self.loggers is not None and self.loggers.logs_images(epoch) and kind not in self.image_batches:
+            self.image_batches[kind] = batch
+
+    @torch.no_grad()
+    def log_images(self, epoch: int) -> None:
+        """``--image-log-interval``: the first image of the epoch's first training and validation batch
+        with its target and predicted CIF confidence, in eval mode (the weights being validated)."""
+        from ..show.field_images import sample_picture  # pylint: disable=import-outside-toplevel
+        batches, self.image_batches = self.image_batches, {}
+        if not batches:
+            return
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            for kind, (images, targets, metas) in batches.items():
+                index = metas[0].get('head_indices', list(range(len(targets))))[0]
+                outputs = self.network(images[:1].to(self.device))
+                meta = self.network.head_metas[index]
+                picture = sample_picture(images[0], targets[0][0], outputs[index][0], meta.stride,
+                                         f'{kind} epoch {epoch}: {metas[0].get("file_name", "")}')
+                self.loggers.image(f'images/{kind}', picture, epoch)
+        finally:
+            self.network.train(was_training)
 
     def test_epoch(self, epoch: int) -> dict[str, dict[str, float]]:
         """The metrics of ``network`` on every test set ({dataset: {score: value}}): rank 0 scores, every
@@ -402,6 +431,7 @@ class Trainer:
                 break
             # a batch whose images were all unreadable is skipped by every rank together
             if not self.distributed.any(batch is None):
+                self._keep_for_images('train', epoch, batch)
                 loss, head_losses, n_images = self._step(epoch, batch_index, n_batches, batch,
                                                          time.perf_counter() - last, n_images, epoch_start)
                 losses.append(loss)
@@ -479,6 +509,7 @@ class Trainer:
                     break
                 if batch is None:
                     continue
+                self._keep_for_images('val', epoch, batch)
                 images, targets, metas = batch
                 targets = self._full_targets(targets, metas)
                 outputs = self.network(images.to(self.device), head_mask=[t is not None for t in targets])

@@ -14,18 +14,27 @@ shape chosen by ``--lr-schedule``:
   ``k`` with ``e >= m_k`` (``m = --lr-milestones``, absolute learning rates ``v = --lr-values``), else 1;
 * ``step`` (torch's StepLR): ``gamma ** floor(e / S)`` with ``gamma = --lr-gamma``, ``S = --lr-step-size``;
 * ``cosine``: ``r + (1 - r) (1 + cos(pi min(e, T) / T)) / 2`` with ``T = --epochs`` and
-  ``r = --lr-cosine-min / --lr``.
+  ``r = --lr-cosine-min / --lr``;
+* ``torch`` (``--scheduler-class NAME --scheduler-params JSON``, DeepLabCut's way): any class of
+  ``torch.optim.lr_scheduler`` stepped once per epoch, ``lr_n / --lr`` during epoch ``n + 1`` where ``lr_n``
+  is its learning rate after ``n`` steps (replayed on a one-parameter optimizer, so the multiplier is still a
+  function of the epoch alone). A params value ``{"type": NAME, "params": {...}}`` (or a list of them) is a
+  scheduler built on the same optimizer, for ``SequentialLR`` and ``ChainedScheduler``.
+
+``--optimizer-class NAME --optimizer-params JSON`` builds any ``torch.optim`` class with ``--lr`` and those
+parameters (the class's own defaults for the rest) instead of ``--optimizer``.
 
 Every shape is absolute in epochs, so it can be resumed at any step.
 """
 
 import argparse
 import dataclasses
+import json
 import math
 
 import torch
 
-SCHEDULES = ('decay', 'milestones', 'step', 'cosine')
+SCHEDULES = ('decay', 'milestones', 'step', 'cosine', 'torch')
 
 
 def cli(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +48,12 @@ def cli(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--beta2', type=float, default=0.999, help='Adam(W) beta2')
     group.add_argument('--adam-eps', type=float, default=1e-6, help='Adam(W) epsilon')
     group.add_argument('--weight-decay', type=float, default=0.0, help='L2 weight decay')
+    group.add_argument('--optimizer-class', default=None, metavar='NAME',
+                       help='any torch.optim class by name (e.g. AdamW, RMSprop), built with --lr and '
+                            '--optimizer-params; replaces --optimizer and its flags')
+    group.add_argument('--optimizer-params', default=None, metavar='JSON',
+                       help='--optimizer-class: its keyword arguments as a JSON object, e.g. '
+                            '\'{"weight_decay": 0.01}\' (the learning rate is --lr)')
     group = parser.add_argument_group('learning rate schedule')
     group.add_argument('--lr-schedule', default='decay', choices=SCHEDULES,
                        help='shape after the warm-up: decay (OpenPifPaf\'s smooth steps at --lr-decay), '
@@ -63,6 +78,12 @@ def cli(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--lr-gamma', type=float, default=0.1, help='step schedule: the factor per step')
     group.add_argument('--lr-cosine-min', type=float, default=0.0,
                        help='cosine schedule: the learning rate reached at --epochs')
+    group.add_argument('--scheduler-class', default=None, metavar='NAME',
+                       help='torch schedule: any torch.optim.lr_scheduler class by name (e.g. StepLR, '
+                            'CosineAnnealingLR, SequentialLR), stepped once per epoch; selects --lr-schedule torch')
+    group.add_argument('--scheduler-params', default=None, metavar='JSON',
+                       help='--scheduler-class: its keyword arguments as a JSON object; a value '
+                            '{"type": NAME, "params": {...}} is a nested scheduler')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +103,9 @@ class LearningRateSchedule:
     gamma: float = 0.1
     cosine_epochs: float = 1.0
     cosine_min_factor: float = 0.0  # --lr-cosine-min / --lr
+    torch_class: str = ''  # --scheduler-class
+    torch_params: str = '{}'  # --scheduler-params, JSON
+    torch_base_lr: float = 1.0  # --lr: some schedulers have absolute rates (eta_min)
 
     def __call__(self, epoch: float) -> float:
         return self.warm_up(epoch) * getattr(self, f'_{self.shape}')(epoch)
@@ -123,6 +147,10 @@ class LearningRateSchedule:
     def _step(self, epoch: float) -> float:
         return self.gamma ** math.floor(epoch / self.step_size)
 
+    def _torch(self, epoch: float) -> float:
+        return _replayed_factors(self.torch_class, self.torch_params, self.torch_base_lr,
+                                 max(0, math.floor(epoch)))
+
     def _cosine(self, epoch: float) -> float:
         progress = min(max(epoch, 0.0), self.cosine_epochs) / self.cosine_epochs
         return self.cosine_min_factor + (1.0 - self.cosine_min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -137,12 +165,24 @@ class LearningRateSchedule:
             raise ValueError(f'--lr-warm-up-factor must be in (0, 1], got {args.lr_warm_up_factor}')
         if not 0 < args.lr_decay_factor <= 1:
             raise ValueError(f'--lr-decay-factor must be in (0, 1], got {args.lr_decay_factor}')
-        shape = getattr(args, 'lr_schedule', 'decay')
+        shape = _shape(args)
         _check_shape_flags(args, shape)
         return cls(decay_epochs=tuple(args.lr_decay), decay_factor=args.lr_decay_factor,
                    decay_duration=args.lr_decay_epochs, warm_up_start=args.lr_warm_up_start_epoch,
                    warm_up_epochs=args.lr_warm_up_epochs, warm_up_factor=args.lr_warm_up_factor,
                    **_shape_kwargs(args, shape))
+
+
+def _shape(args) -> str:
+    """``--lr-schedule``; ``--scheduler-class`` selects ``torch`` (with the default or ``torch`` only)."""
+    shape = getattr(args, 'lr_schedule', 'decay')
+    if getattr(args, 'scheduler_class', None) is None:
+        if shape == 'torch':
+            raise ValueError('--lr-schedule torch needs --scheduler-class NAME')
+        return shape
+    if shape not in ('decay', 'torch'):
+        raise ValueError(f'--scheduler-class belongs to --lr-schedule torch, but the schedule is {shape}')
+    return 'torch'
 
 
 def _check_shape_flags(args, shape: str) -> None:
@@ -173,6 +213,10 @@ def _shape_kwargs(args, shape: str) -> dict:
         if not 0 < args.lr_gamma <= 1:
             raise ValueError(f'--lr-gamma must be in (0, 1], got {args.lr_gamma}')
         return dict(shape=shape, step_size=args.lr_step_size, gamma=args.lr_gamma)
+    if shape == 'torch':
+        params = json.dumps(parse_params(args.scheduler_params, '--scheduler-params'), sort_keys=True)
+        check_scheduler(args.scheduler_class, params, args.lr)
+        return dict(shape=shape, torch_class=args.scheduler_class, torch_params=params, torch_base_lr=args.lr)
     if shape == 'cosine':
         if not 0 <= args.lr_cosine_min <= args.lr:
             raise ValueError(f'--lr-cosine-min must be in [0, --lr {args.lr}], got {args.lr_cosine_min}')
@@ -180,9 +224,110 @@ def _shape_kwargs(args, shape: str) -> dict:
     return dict(shape=shape)
 
 
+def parse_params(text: str | None, flag: str) -> dict:
+    """The JSON object of ``--optimizer-params`` / ``--scheduler-params`` (None: no parameters)."""
+    if text is None:
+        return {}
+    try:
+        params = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{flag}: not a JSON object ({error.msg})') from None
+    if not isinstance(params, dict):
+        raise ValueError(f'{flag}: must be a JSON object of keyword arguments, got {text!r}')
+    return params
+
+
+def optimizer_class(name: str) -> type:
+    cls = getattr(torch.optim, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)) or cls is torch.optim.Optimizer:
+        raise ValueError(f'torch.optim has no optimizer class {name!r}')
+    return cls
+
+
+def build_optimizer(name: str, params: dict, lr: float, parameters) -> torch.optim.Optimizer:
+    """``torch.optim.<name>(parameters, lr=lr, **params)``; a ValueError for a class torch does not have
+    or parameters it rejects."""
+    cls = optimizer_class(name)
+    if 'lr' in params:
+        raise ValueError(f'{name}: give the learning rate as --lr (config key lr), not in its params')
+    try:
+        return cls(parameters, lr=lr, **params)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f'{name} rejects its params {params}: {error}') from None
+
+
+def check_optimizer(name: str, params: dict, lr: float) -> None:
+    """Build ``name`` on a throw-away parameter: a bad name or params stop the run before any data."""
+    build_optimizer(name, params, lr, [torch.nn.Parameter(torch.zeros(1))])
+
+
+def scheduler_class(name: str) -> type:
+    cls = getattr(torch.optim.lr_scheduler, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.lr_scheduler.LRScheduler)):
+        raise ValueError(f'torch.optim.lr_scheduler has no scheduler class {name!r}')
+    return cls
+
+
+def build_scheduler(name: str, params: dict, optimizer):
+    """``torch.optim.lr_scheduler.<name>(optimizer, **params)``, nested ``{type, params}`` values built
+    first on the same optimizer."""
+    cls = scheduler_class(name)
+
+    def nested(value):
+        if isinstance(value, dict) and 'type' in value:
+            return build_scheduler(value['type'], value.get('params') or {}, optimizer)
+        if isinstance(value, list) and value and all(isinstance(v, dict) and 'type' in v for v in value):
+            return [nested(v) for v in value]
+        return value
+    try:
+        return cls(optimizer, **{key: nested(value) for key, value in params.items()})
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f'{name} rejects its params {params}: {error}') from None
+
+
+def check_scheduler(name: str, params_json: str, base_lr: float) -> None:
+    """Replay two epochs: a bad name, params, or a scheduler that needs a metric stop the run early."""
+    _replay(name, params_json, base_lr, 2)
+
+
+_REPLAYS: dict[tuple, list[float]] = {}  # (name, params, base lr) -> the factor after 0, 1, ... steps
+
+
+def _replayed_factors(name: str, params_json: str, base_lr: float, epochs: int) -> float:
+    """The learning rate of the scheduler after ``epochs`` steps, divided by ``base_lr`` (replays are
+    cached and extended by doubling, so a whole run costs a few replays)."""
+    factors = _REPLAYS.get((name, params_json, base_lr), [])
+    if len(factors) <= epochs:
+        factors = _replay(name, params_json, base_lr, max(epochs, 2 * len(factors)))
+        _REPLAYS[(name, params_json, base_lr)] = factors
+    return factors[epochs]
+
+
+def _replay(name: str, params_json: str, base_lr: float, epochs: int) -> list[float]:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
+    scheduler = build_scheduler(name, json.loads(params_json), optimizer)
+    factors = [optimizer.param_groups[0]['lr'] / base_lr]
+    for _ in range(epochs):
+        try:
+            optimizer.step()
+            scheduler.step()
+        except TypeError as error:
+            raise ValueError(f'{name} cannot be stepped once per epoch without a metric ({error})') from None
+        factors.append(optimizer.param_groups[0]['lr'] / base_lr)
+    return factors
+
+
 def optimizer_from_args(args, parameters) -> torch.optim.Optimizer:
     if args.lr <= 0:
         raise ValueError(f'--lr must be positive, got {args.lr}')
+    if getattr(args, 'optimizer_class', None) is not None:
+        params = parse_params(args.optimizer_params, '--optimizer-params')
+        try:
+            return build_optimizer(args.optimizer_class, params, args.lr, parameters)
+        except ValueError as error:
+            raise ValueError(f'--optimizer-class {args.optimizer_class}: {error}') from None
+    if getattr(args, 'optimizer_params', None) is not None:
+        raise ValueError('--optimizer-params needs --optimizer-class NAME')
     if args.weight_decay < 0:
         raise ValueError(f'--weight-decay must be >= 0, got {args.weight_decay}')
     if args.optimizer == 'sgd':

@@ -106,6 +106,21 @@ class RunFiles:
     def snapshot(self, epoch: int) -> pathlib.Path:
         return pathlib.Path(f'{self.out}.epoch{epoch:03d}')
 
+    @property
+    def learning_stats(self) -> pathlib.Path:
+        """``--logger csv``: DeepLabCut's ``learning_stats.csv`` layout, one row per epoch."""
+        return pathlib.Path(f'{self.out}.learning_stats.csv')
+
+    @property
+    def tensorboard(self) -> pathlib.Path:
+        """``--logger tensorboard``: the folder of the event files (a resumed run appends to it)."""
+        return pathlib.Path(f'{self.out}.tensorboard')
+
+    @property
+    def wandb(self) -> pathlib.Path:
+        """``--logger wandb``: ``WANDB_DIR`` of the run and its ``run-id`` (a resumed run continues it)."""
+        return pathlib.Path(f'{self.out}.wandb')
+
     def interrupted(self, position: Position) -> pathlib.Path:
         return pathlib.Path(f'{self.snapshot(position.epoch)}.batch{position.batches:06d}')
 
@@ -147,7 +162,8 @@ class RunFiles:
 
     def stale_temp_files(self) -> list[pathlib.Path]:
         """Temporary files that a killed process of this run left beside its files."""
-        names = [self.out, self.log, self.config, self.best, *(p for _, p in self.resumable())]
+        names = [self.out, self.log, self.config, self.best, self.learning_stats,
+                 *(p for _, p in self.resumable())]
         stale = [t for p in names for t in outputs.stale_temp_files(p)]
         # a snapshot whose write was killed never got its name: match its temp file by pattern
         pattern = re.compile(rf'\.{re.escape(self.out.name)}\.epoch\d{{3,}}(\.batch\d{{6,}})?\.\d+'

@@ -88,6 +88,22 @@ def larger_is_better(name: str) -> bool | None:
     return None if larger == smaller else larger
 
 
+# DeepLabCut's training-time metric names (runner.key_metric) -> the openfields scores of the same quantity
+DLC_METRIC_NAMES = {'mAP': 'AP', 'mAR': 'AR', 'rmse': 'test_pixel_error',
+                    'rmse_pcutoff': 'test_pixel_error_pcutoff'}
+
+
+def _dlc_alias(name: str, names_per_dataset: dict[str, list[str]]) -> str:
+    """``test.mAP`` -> ``test.AP`` (and ``test.<dataset>.mAP``) when the metrics have no score of the
+    DeepLabCut name itself; any other name unchanged."""
+    prefix, _, stat = name.rpartition('.')
+    alias = DLC_METRIC_NAMES.get(stat)
+    if alias is None or stat in {n for names in names_per_dataset.values() for n in names}:
+        return name
+    LOG.info('--key-metric %s: DeepLabCut\'s %s is openfields\' %s', name, stat, alias)
+    return f'{prefix}.{alias}'
+
+
 def available_names(names_per_dataset: dict[str, list[str]]) -> list[str]:
     """``test.<score>`` of the first dataset, then ``test.<dataset>.<score>`` of every dataset."""
     first = next(iter(names_per_dataset))
@@ -104,6 +120,7 @@ def key_metric(settings: SnapshotSettings, names_per_dataset: dict[str, list[str
         if not names_per_dataset[first]:
             raise ValueError(f'--eval-interval: the metrics of {first} declare no score to select the best snapshot')
         name = f'test.{names_per_dataset[first][0]}'
+    name = _dlc_alias(name, names_per_dataset)
     dataset, stat = _split(name, names_per_dataset)
     if stat not in names_per_dataset.get(dataset, ()):
         raise ValueError(f'--key-metric {name}: not a score of the evaluated datasets; available: '

@@ -33,6 +33,7 @@ class ExtraAugmentation:
     """
 
     resize: tuple[int, int] | None = None  # (width, height): fit inside, keep the aspect ratio, pad
+    resize_keep_ratio: bool = True  # False: a plain resize to (width, height)
     affine: float = 0.0
     affine_rotation: float = 30.0
     affine_scaling: tuple[float, float] = (0.5, 1.25)
@@ -50,7 +51,9 @@ class ExtraAugmentation:
             raise ValueError(f'unknown crop sampling {self.crop_sampling!r}')
 
     def resize_step(self):
-        return ResizeKeepRatio(*self.resize) if self.resize is not None else None
+        if self.resize is None:
+            return None
+        return ResizeKeepRatio(*self.resize, keep_ratio=self.resize_keep_ratio)
 
     def affine_step(self):
         if self.affine <= 0.0:

@@ -107,17 +107,21 @@ class RescaleAbsolute:
 
 class ResizeKeepRatio:
     """Resize to fit inside ``width x height`` keeping the aspect ratio, then pad at the bottom and right to
-    exactly that size (DeepLabCut's ``resize`` with ``keep_ratio``); ``fill=None`` uses a random gray."""
+    exactly that size (DeepLabCut's ``resize`` with ``keep_ratio``); ``fill=None`` uses a random gray.
+    ``keep_ratio=False`` is a plain resize to ``width x height`` (``keep_ratio: false``)."""
 
     def __init__(self, width: int, height: int, fill: tuple[int, int, int] | None = None,
-                 resample=PIL.Image.Resampling.BICUBIC):
+                 resample=PIL.Image.Resampling.BICUBIC, keep_ratio: bool = True):
         if width < 1 or height < 1:
             raise ValueError(f'size must be positive, got {width} x {height}')
         self.width, self.height = int(width), int(height)
         self.fill = fill
         self.resample = resample
+        self.keep_ratio = keep_ratio
 
     def __call__(self, image, anns, meta):
+        if not self.keep_ratio:
+            return rescale(image, anns, meta, (self.width, self.height), self.resample)
         w, h = image.size
         s = min(self.width / w, self.height / h)
         size = (min(self.width, max(1, round(w * s))), min(self.height, max(1, round(h * s))))
@@ -126,4 +130,4 @@ class ResizeKeepRatio:
         return pad(image, anns, meta, 0, 0, self.width, self.height, fill)
 
     def __repr__(self):
-        return f'ResizeKeepRatio({self.width}, {self.height})'
+        return f'ResizeKeepRatio({self.width}, {self.height}, keep_ratio={self.keep_ratio})'

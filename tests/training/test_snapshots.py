@@ -50,6 +50,15 @@ def test_a_score_the_metrics_do_not_produce_is_an_error_listing_the_available_on
     assert 'test.dlc.test_pixel_error' in str(error.value)
 
 
+@pytest.mark.parametrize('dlc_name, stat, larger', [
+    ('test.mAP', 'AP', True), ('test.mAR', 'AR', True), ('test.rmse', 'test_pixel_error', False),
+    ('test.rmse_pcutoff', 'test_pixel_error_pcutoff', False), ('test.dlc.mAP', 'AP', True)])
+def test_deeplabcut_metric_names_are_read_as_openfields_scores(dlc_name, stat, larger):
+    names = {'dlc': ['AP', 'AR', 'test_pixel_error', 'test_pixel_error_pcutoff']}
+    key = snapshots.key_metric(settings(dlc_name), names)
+    assert (key.dataset, key.stat, key.larger_is_better) == ('dlc', stat, larger)
+
+
 def test_a_score_of_unknown_direction_needs_a_flag():
     with pytest.raises(ValueError, match='--key-metric test.loss: is larger or smaller better'):
         snapshots.key_metric(settings('test.loss'), {'x': ['loss']})
@@ -166,10 +175,10 @@ def test_the_best_score_survives_a_resume(argv, tmp_path, monkeypatch):
 def test_an_unknown_key_metric_stops_at_start_up_listing_the_available_ones(argv, tmp_path, capsys):
     out = tmp_path / 'm.pkl'
     with pytest.raises(SystemExit) as exit_info:
-        train.main(argv + ['--eval-interval', '1', '--key-metric', 'test.mAP', '--output', str(out)])
+        train.main(argv + ['--eval-interval', '1', '--key-metric', 'test.mAPP', '--output', str(out)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and '--key-metric test.mAP: not a score of the evaluated datasets; available: ' \
+    assert len(err) == 1 and '--key-metric test.mAPP: not a score of the evaluated datasets; available: ' \
         'test.AP, test.AP50' in err[0] and 'test.synthetic.ARL' in err[0]
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
     with pytest.raises(SystemExit):

@@ -1,0 +1,601 @@
+"""DeepLabCut 3's ``pytorch_config.yaml`` read as it is: nested sections in, flat flag values out.
+
+``--config pytorch_config.yaml`` (or ``--config dlc``: the file DeepLabCut wrote for ``--dlc-project`` and
+``--dlc-shuffle``) is recognised by its sections (:data:`SECTIONS`) and translated by :func:`translate`
+into the config-file form of :mod:`openfields.config` (``{long flag name: value}``), which then converts
+and checks the values like any config file. :data:`DLC_KEYS` is the one table behind both the translation
+and the "Coming from DeepLabCut" table of ``docs/configuration.md``: each entry names the yaml paths it
+reads, the flags it sets and how the meaning differs.
+
+Keys without a counterpart are collected (``Translation.ignored``, one ``path (why)`` each) and reported in
+one line by the caller; ``--strict-config`` makes them an error. ``null`` is always accepted: it is
+DeepLabCut's "unset". Data transforms go to the flags of every dataset being trained (``--dlc-affine`` for
+``--dataset dlc``, the default a DeepLabCut file implies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import pathlib
+import typing
+
+from . import optimize
+
+SECTIONS = ('data', 'runner', 'train_settings', 'method', 'net_type', 'model', 'metadata', 'inference',
+            'detector', 'logger', 'resume_training_from', 'with_center_keypoints')
+
+# DeepLabCut's net_type / backbone model_name -> openfields basenet
+BASENETS = {'resnet_50': 'resnet50', 'resnet_101': 'resnet101', 'resnet_152': 'resnet152',
+            'resnet50': 'resnet50', 'resnet50_gn': 'resnet50', 'resnet101': 'resnet101', 'resnet152': 'resnet152',
+            'resnet18': 'resnet18'}
+
+
+class DlcConfigError(ValueError):
+    """A ``pytorch_config.yaml`` that cannot be used; the message names the file and the key."""
+
+
+@dataclasses.dataclass
+class Translation:
+    values: dict  # {long flag name with {p} for each dataset prefix resolved: value}
+    ignored: list[str]  # 'path (why)' of the keys without a counterpart
+
+
+class _Context:
+    """What a translator needs: where it is (for messages), the dataset prefixes, the ignored list."""
+
+    def __init__(self, source: str, prefixes: list[str]):
+        self.source, self.prefixes, self.ignored = source, prefixes, []
+
+    def ignore(self, path: str, why: str) -> dict:
+        self.ignored.append(f'{path} ({why})')
+        return {}
+
+    def error(self, path: str, message: str) -> DlcConfigError:
+        return DlcConfigError(f'{self.source}: key {path}: {message}')
+
+    def data(self, **values) -> dict:
+        """``{<prefix>-<name>: value}`` for every dataset prefix."""
+        return {f'{p}-{name.replace("_", "-")}': v for p in self.prefixes for name, v in values.items()}
+
+
+class DlcKey(typing.NamedTuple):
+    """A ``pytorch_config.yaml`` key (``key``, as the docs show it), the openfields flags that do its job
+    (none: no equivalent) and how they differ; ``paths`` are the yaml paths it reads (a path reads its
+    whole subtree) and ``translate(value, path, context)`` returns their flag values. Without ``translate``
+    the key is listed as ignored (unless null)."""
+
+    key: str
+    flags: tuple[str, ...]
+    note: str
+    paths: tuple[str, ...] = ()
+    translate: typing.Callable | None = None
+
+
+# --- translators ------------------------------------------------------------------------------------------
+
+def _mapping(value, path: str, ctx: _Context) -> dict:
+    if not isinstance(value, dict):
+        raise ctx.error(path, f'must be a mapping, got {type(value).__name__} {value!r}')
+    return value
+
+
+def _number(value, path: str, ctx: _Context, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ctx.error(path, f'must be a number, got {value!r}')
+    if minimum is not None and value < minimum:
+        raise ctx.error(path, f'must be >= {minimum}, got {value!r}')
+    return value
+
+
+def _probability(value, path: str, ctx: _Context, default_p: float = 0.5) -> float:
+    """DeepLabCut's ``true`` (p 0.5), ``false``, a probability, or ``{p: ...}``."""
+    if isinstance(value, dict):
+        value = value.get('p', default_p)
+    if isinstance(value, bool):
+        return default_p if value else 0.0
+    value = _number(value, path, ctx)
+    if not 0 <= value <= 1:
+        raise ctx.error(path, f'a probability in [0, 1], got {value!r}')
+    return float(value)
+
+
+def _only(value, path: str, ctx: _Context, known: set[str]) -> dict:
+    """The mapping ``value``; its keys outside ``known`` are listed as ignored."""
+    value = _mapping(value, path, ctx)
+    for key in value:
+        if key not in known and value[key] is not None:
+            ctx.ignore(f'{path}.{key}', 'no counterpart')
+    return value
+
+
+def _switch(name: str, accepted=True):
+    """A key whose only supported value is ``accepted`` (what openfields always does)."""
+    def translate(value, path, ctx):
+        return {} if value == accepted else ctx.ignore(path, f'openfields always does {name}')
+    return translate
+
+
+def _affine(value, path, ctx):
+    if isinstance(value, bool):
+        return ctx.data(affine=0.9 if value else 0.0)
+    value = _only(value, path, ctx, {'p', 'rotation', 'scaling', 'translation'})
+    values = {'affine': _probability(value.get('p', 0.9), f'{path}.p', ctx)}
+    if value.get('rotation') is not None:
+        values['affine_rotation'] = _number(value['rotation'], f'{path}.rotation', ctx, 0)
+    if value.get('scaling') is not None:
+        scaling = value['scaling']
+        if not (isinstance(scaling, list) and len(scaling) == 2):
+            raise ctx.error(f'{path}.scaling', f'must be [min, max], got {scaling!r}')
+        values['affine_scaling'] = [_number(s, f'{path}.scaling', ctx) for s in scaling]
+    if value.get('translation') is not None:
+        values['affine_translation'] = _number(value['translation'], f'{path}.translation', ctx, 0)
+    return ctx.data(**values)
+
+
+def _hflip(value, path, ctx):
+    if isinstance(value, dict) and value.get('symmetries'):
+        ctx.ignore(f'{path}.symmetries', 'openfields pairs left.../right... body parts by name')
+    return ctx.data(hflip=_probability(value, path, ctx))
+
+
+def _probability_flag(name: str):
+    def translate(value, path, ctx):
+        return ctx.data(**{name: _probability(value, path, ctx)})
+    return translate
+
+
+def _gaussian_noise(value, path, ctx):
+    if isinstance(value, bool):
+        return ctx.data(gaussian_noise=12.75 if value else 0.0)
+    return ctx.data(gaussian_noise=_number(value, path, ctx, 0))
+
+
+def _resize(value, path, ctx):
+    value = _only(value, path, ctx, {'height', 'width', 'keep_ratio'})
+    size = [_number(value.get(k), f'{path}.{k}', ctx, 1) for k in ('width', 'height')]
+    keep_ratio = value.get('keep_ratio', True)
+    if not isinstance(keep_ratio, bool):
+        raise ctx.error(f'{path}.keep_ratio', f'must be true or false, got {keep_ratio!r}')
+    return ctx.data(resize=[int(s) for s in size], resize_keep_ratio=keep_ratio)
+
+
+def _aligned_edge(side: int) -> int:
+    """openfields crops k * 16 + 1 pixels (field cells on the first and last pixel): 448 -> 449."""
+    return side + 1 if side % 16 == 0 else side
+
+
+def _crop_sampling(value, path, ctx):
+    value = _only(value, path, ctx, {'width', 'height', 'max_shift', 'method'})
+    width = int(_number(value.get('width', 448), f'{path}.width', ctx, 16))
+    height = int(_number(value.get('height', width), f'{path}.height', ctx, 16))
+    if width != height:
+        ctx.ignore(f'{path}.height', f'openfields crops are square: {max(width, height)} x {max(width, height)}')
+    values = {'square_edge': _aligned_edge(max(width, height)), 'crop_sampling': value.get('method', 'hybrid')}
+    if value.get('max_shift') is not None:
+        values['crop_max_shift'] = _number(value['max_shift'], f'{path}.max_shift', ctx, 0)
+    return ctx.data(**values)
+
+
+def _auto_padding(value, path, ctx):
+    value = _only(value, path, ctx, {'pad_width_divisor', 'pad_height_divisor'})
+    divisors = {value.get('pad_width_divisor'), value.get('pad_height_divisor')} - {None}
+    if not divisors:
+        return ctx.ignore(path, 'openfields pads to a divisor only (pad_width_divisor / pad_height_divisor)')
+    if len(divisors) > 1:
+        ctx.ignore(path, f'one divisor for both sides in openfields: {max(divisors)}')
+    return ctx.data(auto_padding=int(_number(max(divisors), f'{path}.pad_width_divisor', ctx, 1)))
+
+
+COLLATE_KEYS = {'min_scale': None, 'max_scale': None, 'min_short_side': None, 'max_short_side': None,
+                'max_ratio': 'collate_max_ratio', 'multiple_of': 'collate_multiple',
+                'to_square': 'collate_to_square', 'max_shift': 'collate_max_shift', 'max_size': 'collate_max_size'}
+
+
+def _collate(value, path, ctx):
+    value = _mapping(value, path, ctx)
+    kind = value.get('type')
+    if kind != 'ResizeFromDataSizeCollate':
+        return ctx.ignore(path, f'{kind}: only ResizeFromDataSizeCollate has a counterpart')
+    params = {k: v for k, v in value.items() if k != 'type'}
+    params.update(params.pop('params', None) or {})
+    params = _only(params, path, ctx, set(COLLATE_KEYS))
+    values = {'collate_scale': [params.get('min_scale', 1.0), params.get('max_scale', 1.0)],
+              'collate_short_side': [params.get('min_short_side', 128), params.get('max_short_side', 1152)]}
+    for key, name in COLLATE_KEYS.items():
+        if name is not None and params.get(key) is not None:
+            values[name] = params[key]
+    return ctx.data(**values)
+
+
+def _inference(value, path, ctx):
+    value = _only(value, path, ctx, {'normalize_images'})
+    return _switch('normalize_images')(value.get('normalize_images', True), f'{path}.normalize_images', ctx)
+
+
+def _device(value, path, ctx):
+    return {'device': str(value)}
+
+
+def _method(value, path, ctx):
+    if value == 'bu':
+        return {}
+    return ctx.ignore(path, f'{value}: openfields has no top-down mode yet; the pose model trains bottom-up')
+
+
+def _basenet(name, path, ctx) -> dict:
+    basenet = BASENETS.get(str(name))
+    if basenet is None:
+        return ctx.ignore(path, f'{name}: no openfields basenet (ResNets: ' + ', '.join(
+            sorted(k for k in BASENETS if '_' in k)) + ')')
+    return {'basenet': basenet}
+
+
+def _model(value, path, ctx):
+    value = _only(value, path, ctx, {'backbone'})
+    backbone = value.get('backbone')
+    if backbone is None:
+        return {}
+    backbone = _only(backbone, f'{path}.backbone', ctx, {'type', 'model_name', 'pretrained', 'output_stride'})
+    values = {}
+    if backbone.get('model_name') is not None:
+        values.update(_basenet(backbone['model_name'], f'{path}.backbone.model_name', ctx))
+    if backbone.get('output_stride') not in (None, 16):
+        ctx.ignore(f'{path}.backbone.output_stride', 'openfields ResNets have stride 16 (--<dataset>-upsample: 8)')
+    if backbone.get('pretrained') is True:
+        values['basenet-pretrained'] = True
+    return values
+
+
+def _optimizer(value, path, ctx):
+    value = _only(value, path, ctx, {'type', 'params'})
+    params = dict(_mapping(value.get('params') or {}, f'{path}.params', ctx))
+    lr = params.pop('lr', None)
+    name = value.get('type')
+    try:
+        optimize.check_optimizer(name, params, lr if lr is not None else 1e-3)
+    except ValueError as error:
+        raise ctx.error(path, str(error)) from None
+    values = {'optimizer-class': name, 'optimizer-params': json.dumps(params)}
+    if lr is not None:
+        values['lr'] = _number(lr, f'{path}.params.lr', ctx)
+    return values
+
+
+def _scheduler(value, path, ctx):
+    value = _only(value, path, ctx, {'type', 'params'})
+    params = _mapping(value.get('params') or {}, f'{path}.params', ctx)
+    if value.get('type') == 'LRListScheduler':
+        milestones, lr_list = params.get('milestones', []), params.get('lr_list', [])
+        if not isinstance(milestones, list) or not isinstance(lr_list, list) or len(milestones) != len(lr_list):
+            raise ctx.error(f'{path}.params', 'LRListScheduler needs milestones and lr_list of one length')
+        values = [v[0] if isinstance(v, list) else v for v in lr_list]
+        return {'lr-schedule': 'milestones', 'lr-milestones': milestones, 'lr-values': values,
+                'lr-warm-up-epochs': 0}
+    params_json = json.dumps(params, sort_keys=True)
+    try:
+        optimize.check_scheduler(value.get('type'), params_json, 1e-3)
+    except ValueError as error:
+        raise ctx.error(path, str(error)) from None
+    return {'lr-schedule': 'torch', 'scheduler-class': value['type'], 'scheduler-params': params_json,
+            'lr-warm-up-epochs': 0}
+
+
+def _key_metric_asc(value, path, ctx):
+    if not isinstance(value, bool):
+        raise ctx.error(path, f'must be true or false, got {value!r}')
+    return {'key-metric-asc': True} if value else {'key-metric-desc': True}
+
+
+def _flag(name: str, kind=None):
+    def translate(value, path, ctx):
+        if kind is bool and not isinstance(value, bool):
+            raise ctx.error(path, f'must be true or false, got {value!r}')
+        if kind is int:
+            value = int(_number(value, path, ctx))
+        return {name: value}
+    return translate
+
+
+def _runner_type(value, path, ctx):
+    return {} if value == 'PoseTrainingRunner' else ctx.ignore(path, f'{value}: only PoseTrainingRunner')
+
+
+def _gpus(value, path, ctx):
+    return ctx.ignore(path, 'one process per GPU with --ddp (torchrun, srun) instead of DataParallel')
+
+
+LOGGERS = {'WandbLogger': 'wandb', 'CSVLogger': 'csv', 'TensorboardLogger': 'tensorboard'}
+
+
+def _logger(value, path, ctx):
+    value = _only(value, path, ctx, {'type', 'project_name', 'run_name', 'image_log_interval'})
+    kind = LOGGERS.get(value.get('type'))
+    if kind is None:
+        raise ctx.error(f'{path}.type', f'{value.get("type")!r} is not one of {", ".join(LOGGERS)}')
+    values = {'logger': [kind]}
+    if value.get('project_name') is not None:
+        values['wandb-project'] = str(value['project_name'])
+    if value.get('run_name') is not None:
+        values['wandb-run-name'] = str(value['run_name'])
+    if value.get('image_log_interval') is not None:
+        values['image-log-interval'] = int(_number(value['image_log_interval'], f'{path}.image_log_interval',
+                                                   ctx, 1))
+    return values
+
+
+def _project_path(value, path, ctx):
+    if 'dlc' not in ctx.prefixes or not value:
+        return {}
+    return {'dlc-project': str(value)}
+
+
+def _pcutoff(value, path, ctx):
+    if 'dlc' not in ctx.prefixes or isinstance(value, (list, dict)):
+        return ctx.ignore(path, 'one --dlc-pcutoff for every body part') if isinstance(value, (list, dict)) else {}
+    return {'dlc-pcutoff': _number(value, path, ctx)}
+
+
+def _consumed(value, path, ctx):
+    return {}
+
+
+def _detector(value, path, ctx):
+    return ctx.ignore(path, 'openfields has no top-down mode yet: the detector is not trained')
+
+
+# --- the table --------------------------------------------------------------------------------------------
+
+DLC_KEYS = (
+    DlcKey('train_settings.batch_size', ('--batch-size',),
+           'DLC default 8 (the `batch_size` of DLC\'s `config.yaml` is the inference batch size). openfields '
+           'default 1, images per process: with `--ddp` the global batch is that times the number of processes',
+           ('train_settings.batch_size',), _flag('batch-size', int)),
+    DlcKey('train_settings.epochs', ('--epochs',),
+           'DLC default 200. **Resuming differs**: DLC trains `epochs` more epochs after the snapshot\'s '
+           'epoch; `--epochs` is always the total, with or without `--resume`',
+           ('train_settings.epochs',), _flag('epochs', int)),
+    DlcKey('train_settings.seed', ('--seed',),
+           'DLC default 42, and it makes cuDNN deterministic. Without `--seed` openfields draws one, logs it '
+           'and records it in `<run>.config.json`; cuDNN settings are left as they are',
+           ('train_settings.seed',), _flag('seed', int)),
+    DlcKey('train_settings.dataloader_workers', ('--loader-workers',),
+           'DLC default 0; openfields default min(batch size, CPU count)',
+           ('train_settings.dataloader_workers',), _flag('loader-workers', int)),
+    DlcKey('train_settings.dataloader_pin_memory', (),
+           'no flag: openfields pins memory whenever it trains on CUDA (the key is read and needs nothing)',
+           ('train_settings.dataloader_pin_memory',), _consumed),
+    DlcKey('train_settings.display_iters', ('--display-interval',),
+           'DLC default 500, openfields 10; each progress line is also a `train` record of the JSON-lines log',
+           ('train_settings.display_iters',), _flag('display-interval', int)),
+    DlcKey('train_settings.weight_init', ('--checkpoint',),
+           'start a new run (epoch 0) from a trained openfields checkpoint; heads that match are kept. '
+           'SuperAnimal weights and keypoint conversion have no equivalent (listed as ignored unless null)',
+           ('train_settings.weight_init',)),
+    DlcKey('runner.optimizer {type, params}', ('--optimizer-class', '--optimizer-params', '--lr'),
+           'DLC default AdamW with lr 1e-4 (resnet_50: 5e-4). Any `torch.optim` class by name: '
+           '`--optimizer-class AdamW --optimizer-params \'{"weight_decay": 0.01}\'`, `params.lr` is `--lr`; '
+           'the class\'s own defaults apply to the rest, as in DLC. Without `--optimizer-class`: `--optimizer` '
+           '`sgd` (default, lr 1e-3, Nesterov), `adam`, `adamw` with `--momentum`, `--beta2`, `--adam-eps`, '
+           '`--weight-decay`',
+           ('runner.optimizer',), _optimizer),
+    DlcKey('runner.scheduler: LRListScheduler {milestones, lr_list}',
+           ('--lr-schedule', '--lr-milestones', '--lr-values', '--lr-warm-up-epochs'),
+           'DLC\'s default is `--lr-schedule milestones --lr-milestones 160 190 --lr-values 1e-5 1e-6` '
+           '(resnet_50: 90 120 with 1e-4 1e-5): absolute learning rates from the epoch after each milestone, '
+           'one value per milestone (DLC\'s lr_list holds one per parameter group; openfields has one group). '
+           'DLC has no warm-up: the translation sets `--lr-warm-up-epochs 0` (openfields\' default is 1 epoch)',
+           ('runner.scheduler',), _scheduler),
+    DlcKey('runner.scheduler: any torch.optim.lr_scheduler class', ('--scheduler-class', '--scheduler-params'),
+           '`--scheduler-class StepLR --scheduler-params \'{"step_size": 30}\'` (selects `--lr-schedule torch`): '
+           'stepped once per epoch as in DLC; nested `{type, params}` values build SequentialLR / '
+           'ChainedScheduler. Built-in shapes: `--lr-schedule step`, `cosine` (per batch)'),
+    DlcKey('runner.snapshots.max_snapshots', ('--max-snapshots',),
+           'DLC default 5: the newest regular snapshots kept, the best one not counted',
+           ('runner.snapshots.max_snapshots',), _flag('max-snapshots', int)),
+    DlcKey('runner.snapshots.save_epochs', ('--save-epochs',),
+           'DLC default 25: a regular snapshot every N epochs and after the last',
+           ('runner.snapshots.save_epochs',), _flag('save-epochs', int)),
+    DlcKey('runner.snapshots.save_optimizer_state', ('--save-optimizer-state', '--no-save-optimizer-state'),
+           '**DLC default false**: its snapshots hold no optimizer state, so a resumed AdamW starts its '
+           'moments again. openfields\' default is on, so `--resume` continues exactly; '
+           '`--no-save-optimizer-state` writes smaller snapshots, and resuming one starts the optimizer afresh',
+           ('runner.snapshots.save_optimizer_state',), _flag('save-optimizer-state', bool)),
+    DlcKey('runner.key_metric', ('--key-metric',),
+           'the metric that decides the best snapshot; DLC default `test.mAP` (or `test.rmse` with '
+           '`key_metric_asc: false`). DLC\'s names are read as openfields\' scores: `mAP` is `AP`, `mAR` `AR`, '
+           '`rmse` `test_pixel_error`, `rmse_pcutoff` `test_pixel_error_pcutoff`',
+           ('runner.key_metric',), _flag('key-metric')),
+    DlcKey('runner.key_metric_asc', ('--key-metric-asc', '--key-metric-desc'),
+           'DLC default true, which means larger is better', ('runner.key_metric_asc',), _key_metric_asc),
+    DlcKey('runner.eval_interval', ('--eval-interval', '--val-interval'),
+           'DLC default 10 (its docs say 1): validation loss and metrics every N epochs. `--val-interval` '
+           '(default 1) is openfields\' validation-loss interval', ('runner.eval_interval',),
+           _flag('eval-interval', int)),
+    DlcKey('runner.device, device', ('--device',),
+           'both default `auto`; DLC\'s auto uses MPS only for ResNets, openfields\': CUDA, else MPS, else CPU',
+           ('runner.device', 'device'), _device),
+    DlcKey('runner.gpus', ('--ddp',),
+           'DLC wraps the model in DataParallel in one process; openfields runs one process per GPU '
+           '(torchrun or srun, see [hpc.md](hpc.md)); listed as ignored unless null', ('runner.gpus',), _gpus),
+    DlcKey('runner.type', (), 'PoseTrainingRunner is what openfields.train does', ('runner.type',), _runner_type),
+    DlcKey('resume_training_from', ('--resume',),
+           'DLC loads the snapshot\'s weights (the optimizer state only if saved). `--resume PATH` continues '
+           'the run exactly (optimizer, schedule, EMA, random state, position in the epoch); `--resume auto` '
+           'takes the newest checkpoint of `--output`. New run from trained weights: `--checkpoint`',
+           ('resume_training_from',), _flag('resume')),
+    DlcKey('runner.load_scheduler_state_dict', ('--load-scheduler-state', '--no-load-scheduler-state'),
+           'DLC default true: on resume the scheduler state is restored; so does `--resume` by default. '
+           'With `--no-load-scheduler-state` the schedule is built from the new `--lr*` flags and placed at '
+           'the resumed step (to change `--lr-milestones` on resume)',
+           ('runner.load_scheduler_state_dict', 'load_scheduler_state_dict'), _flag('load-scheduler-state', bool)),
+    DlcKey('data.train.affine {p, rotation, scaling, translation}',
+           ('--dlc-affine', '--dlc-affine-rotation', '--dlc-affine-scaling', '--dlc-affine-translation'),
+           'DLC\'s bottom-up default: p 0.5, rotation 30, scaling [0.5, 1.25], translation 0 (p 0.9 when '
+           'omitted). Off by default here, where OpenPifPaf\'s rotation (`--dlc-rotate`) and scale jitter are '
+           'on; keypoints pushed out of the image become unlabelled as in DLC', ('data.train.affine',), _affine),
+    DlcKey('data.train.hflip', ('--dlc-hflip',),
+           'DLC `true` is p 0.5 and swaps keypoints only when `symmetries` pairs are listed. openfields swaps '
+           'body parts named left.../right... and flips with p 0.5 by default when there are such pairs '
+           '(`--dlc-hflip 0`: off); `symmetries` is listed as ignored', ('data.train.hflip',), _hflip),
+    DlcKey('data.train.covering', ('--dlc-covering',), 'DLC `true` is p 0.5; the flag is the probability',
+           ('data.train.covering',), _probability_flag('covering')),
+    DlcKey('data.train.gaussian_noise', ('--dlc-gaussian-noise',),
+           'DLC `true` is a standard deviation of 12.75 (the bottom-up default) and a number is the standard '
+           'deviation in 0-255 units, as for the flag; openfields default 0 (off)',
+           ('data.train.gaussian_noise',), _gaussian_noise),
+    DlcKey('data.train.motion_blur', ('--dlc-motion-blur',),
+           'DLC `true` (the bottom-up default) is p 0.5; the flag is the probability',
+           ('data.train.motion_blur',), _probability_flag('motion_blur')),
+    DlcKey('data.train.hist_eq', ('--dlc-hist-eq',), 'DLC `true` is p 0.5; the flag is the probability',
+           ('data.train.hist_eq',), _probability_flag('hist_eq')),
+    DlcKey('data.train.crop_sampling {width, height, max_shift, method}',
+           ('--dlc-square-edge', '--dlc-crop-sampling', '--dlc-crop-max-shift'),
+           'DLC\'s bottom-up default: 448 x 448, max_shift 0.1, hybrid. openfields crops are square (default '
+           'edge 385; sides of k * 16 + 1 pixels keep field cells on pixels: 448 is read as 449); a crop with '
+           'height != width is read as a square of the longer side and `height` listed as ignored; the '
+           'default method `people` crops around the annotations', ('data.train.crop_sampling',), _crop_sampling),
+    DlcKey('data.train.auto_padding {pad_width_divisor, pad_height_divisor}', ('--dlc-auto-padding',),
+           'DLC pads to a multiple of the divisor (HRNet: 32); openfields pads each side to k * N + 1 pixels, '
+           'one N for both sides (the larger of two), the image at a random place. `min_height`, `min_width` '
+           'and `border_mode` are listed as ignored', ('data.train.auto_padding',), _auto_padding),
+    DlcKey('data.train.resize {height, width, keep_ratio}', ('--dlc-resize', '--dlc-resize-keep-ratio',
+                                                               '--no-dlc-resize-keep-ratio'),
+           'mind the order: `--dlc-resize WIDTH HEIGHT`. `keep_ratio: true` (the default) fits the image '
+           'inside and pads, `keep_ratio: false` (`--no-dlc-resize-keep-ratio`) is a plain resize',
+           ('data.train.resize',), _resize),
+    DlcKey('data.train.collate: ResizeFromDataSizeCollate',
+           ('--dlc-collate-scale', '--dlc-collate-short-side', '--dlc-collate-max-ratio',
+            '--dlc-collate-multiple', '--dlc-collate-to-square', '--dlc-collate-max-shift',
+            '--dlc-collate-max-size'),
+           '{min_scale, max_scale} is `--dlc-collate-scale MIN MAX`, {min_short_side, max_short_side} '
+           '`--dlc-collate-short-side`; sides are k * N + 1 pixels rather than multiples of `multiple_of`. '
+           'Each loader worker draws its own sizes (DLC\'s workers repeat one sequence). '
+           'ResizeFromListCollate has no equivalent and is listed as ignored', ('data.train.collate',), _collate),
+    DlcKey('data.train.normalize_images, data.inference', (),
+           'openfields always normalises with the ImageNet mean and std (`false` is listed as ignored); '
+           'evaluation sizes are the datasets\' own flags (`--coco-eval-long-edge`), other inference '
+           'transforms are listed as ignored',
+           ('data.train.normalize_images', 'data.inference'), None),
+    DlcKey('data.colormode', (), 'openfields reads RGB; another value is listed as ignored',
+           ('data.colormode',), _switch('RGB', 'RGB')),
+    DlcKey('net_type, model.backbone {model_name, pretrained}', ('--basenet', '--basenet-pretrained'),
+           'DLC\'s `resnet_50` is timm\'s resnet50_gn (GroupNorm), stride 16; openfields\' `resnet50` is '
+           'torchvision\'s (BatchNorm), stride 16. `pretrained: true` is `--basenet-pretrained`: ImageNet '
+           'weights from the torch hub cache, never downloaded. HRNet, CSPNeXt, DLCRNet and RTMPose have no '
+           'equivalent and are listed as ignored', ('net_type', 'model'), None),
+    DlcKey('method', (), '`bu` (bottom-up) is what openfields trains; `td` and `ctd` are listed as ignored '
+           '(no top-down mode yet)', ('method',), _method),
+    DlcKey('detector', (), 'top-down only: openfields has no top-down mode yet, the section is listed as ignored',
+           ('detector',), _detector),
+    DlcKey('model.heads', ('--dlc-sigma', '--dlc-upsample'),
+           'DLC trains heatmaps with location refinement (and PAFs for several animals); openfields trains '
+           'composite fields (CIF, CAF). Their keypoint size: `--dlc-sigma`; a head stride of 8 instead of '
+           '16: `--dlc-upsample 2`. Listed as ignored'),
+    DlcKey('metadata', ('--dlc-project',),
+           'body parts, individuals and skeleton come from the project\'s `config.yaml`; `project_path` is '
+           '`--dlc-project` unless the command line gives it', ('metadata',), None),
+    DlcKey('inference.eval.pcutoff', ('--dlc-pcutoff',),
+           'DLC default 0.6 (its metrics during training hard-code 0.6); openfields default: `config.yaml`\'s '
+           '`pcutoff`, else 0.6. The other `inference` keys are listed as ignored', ('inference',), None),
+    DlcKey('logger: WandbLogger, CSVLogger {project_name, run_name, image_log_interval}',
+           ('--logger', '--wandb-project', '--wandb-run-name', '--image-log-interval'),
+           '`--logger wandb` (offline unless `WANDB_MODE` says otherwise), `--logger csv` (DLC\'s '
+           '`learning_stats.csv`), `--logger tensorboard`; repeatable. Every run also writes its JSON-lines '
+           'log, `<run>.log` ([logs.md](logs.md))', ('logger',), _logger),
+    DlcKey('with_center_keypoints', (), 'DEKR only; `true` is listed as ignored', ('with_center_keypoints',),
+           _switch('without center keypoints', False)),
+)
+
+
+def _net_type(value, path, ctx):
+    return _basenet(value, path, ctx)
+
+
+def _metadata(value, path, ctx):
+    value = _mapping(value, path, ctx)
+    return _project_path(value.get('project_path'), f'{path}.project_path', ctx)
+
+
+def _inference_section(value, path, ctx):
+    value = _only(value, path, ctx, {'eval'})
+    evaluation = _only(value.get('eval') or {}, f'{path}.eval', ctx, {'pcutoff'})
+    if evaluation.get('pcutoff') is None:
+        return {}
+    return _pcutoff(evaluation['pcutoff'], f'{path}.eval.pcutoff', ctx)
+
+
+def _normalize(value, path, ctx):
+    return _switch('normalize_images')(value, path, ctx)
+
+
+# paths whose translator is not the entry's single one (an entry with several paths or none)
+_SPECIAL = {'net_type': _net_type, 'model': _model, 'metadata': _metadata, 'inference': _inference_section,
+            'data.inference': _inference, 'data.train.normalize_images': _normalize}
+
+
+def _handlers() -> dict[str, typing.Callable | None]:
+    handlers = {}
+    for entry in DLC_KEYS:
+        for path in entry.paths:
+            handlers[path] = _SPECIAL.get(path, entry.translate)
+    return handlers
+
+
+def is_dlc_config(mapping: dict, flag_names=()) -> bool:
+    """A DeepLabCut file: one of DeepLabCut's sections (no openfields flag has these names) and no key that
+    is an openfields flag (``flag_names``) other than ``device`` and ``logger``, which both have (a mix of the two forms
+    is read as flags: its DeepLabCut sections are then unknown keys)."""
+    flags = set(flag_names) - {'device', 'logger'}
+    return any(key in mapping for key in SECTIONS) and not any(
+        str(key).lstrip('-').replace('_', '-') in flags for key in mapping)
+
+
+def translate(mapping: dict, source: str, prefixes: list[str]) -> Translation:
+    """Flag values of a ``pytorch_config.yaml`` mapping; ``prefixes``: the datasets whose augmentation
+    flags the data transforms set. The dataset is ``dlc`` unless the caller trains another."""
+    ctx = _Context(source, prefixes)
+    values = {'dataset': '-'.join(prefixes)}
+    _walk(mapping, '', _handlers(), ctx, values)
+    return Translation(values=values, ignored=ctx.ignored)
+
+
+def _walk(mapping: dict, prefix: str, handlers: dict, ctx: _Context, values: dict) -> None:
+    sections = {path.rsplit('.', 1)[0] for path in handlers if '.' in path}
+    sections |= {'.'.join(path.split('.')[:i]) for path in sections for i in range(1, path.count('.') + 1)}
+    for key, value in mapping.items():
+        path = f'{prefix}{key}'
+        if value is None:
+            continue  # DeepLabCut's "unset"
+        if path in handlers:
+            translator = handlers[path]
+            values.update(translator(value, path, ctx) if translator is not None else ctx.ignore(path, 'no counterpart'))
+        elif path in sections:
+            _walk(_mapping(value, path, ctx), f'{path}.', handlers, ctx, values)
+        else:
+            ctx.ignore(path, 'no counterpart')
+
+
+def find_pytorch_config(project: str | os.PathLike, shuffle: int) -> pathlib.Path:
+    """The ``pytorch_config.yaml`` DeepLabCut 3 wrote for ``shuffle`` of ``project`` (the newest iteration):
+    ``<project>/dlc-models-pytorch/iteration-<i>/<Task><date>-trainset<pct>shuffle<N>/train/``."""
+    root = pathlib.Path(project)
+    if root.name == 'config.yaml':
+        root = root.parent
+    pattern = str(root / 'dlc-models-pytorch' / 'iteration-*' / f'*shuffle{int(shuffle)}' / 'train'
+                  / 'pytorch_config.yaml')
+    found = sorted(glob.glob(pattern), key=lambda p: _iteration(p))
+    if not found:
+        raise DlcConfigError(f'--config dlc: no pytorch_config.yaml for --dlc-shuffle {shuffle} under '
+                             f'{root / "dlc-models-pytorch"} (looked for {pattern})')
+    return pathlib.Path(found[-1])
+
+
+def _iteration(path: str) -> int:
+    part = next((p for p in pathlib.Path(path).parts if p.startswith('iteration-')), 'iteration-0')
+    try:
+        return int(part.split('-', 1)[1])
+    except ValueError:
+        return -1

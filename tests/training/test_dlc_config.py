@@ -1,0 +1,170 @@
+"""A DeepLabCut 3 ``pytorch_config.yaml`` as ``--config``: each key changes its flag, unknown keys are
+listed, bad sections stop the run with one line."""
+
+import json
+import logging
+import pathlib
+import shutil
+
+import pytest
+
+from openfields import train
+from openfields.training import dlc_config, optimize
+
+yaml = pytest.importorskip('yaml')
+
+# the bottom-up resnet_50 defaults as DeepLabCut's guide shows pytorch_config.yaml (abridged: no inference)
+GUIDE_DEFAULTS = {
+    'data': {'colormode': 'RGB', 'inference': {'normalize_images': True},
+             'train': {'affine': {'p': 0.5, 'rotation': 30, 'scaling': [0.5, 1.25], 'translation': 0},
+                       'crop_sampling': {'width': 448, 'height': 448, 'max_shift': 0.1, 'method': 'hybrid'},
+                       'gaussian_noise': 12.75, 'motion_blur': True, 'normalize_images': True}},
+    'device': 'auto', 'method': 'bu', 'net_type': 'resnet_50',
+    'model': {'backbone': {'type': 'ResNet', 'model_name': 'resnet50_gn', 'output_stride': 16,
+                           'freeze_bn_stats': True, 'freeze_bn_weights': False},
+              'backbone_output_channels': 2048, 'heads': {'bodypart': {'type': 'HeatmapHead'}}},
+    'runner': {'type': 'PoseTrainingRunner', 'gpus': None, 'key_metric': 'test.mAP', 'key_metric_asc': True,
+               'eval_interval': 10, 'optimizer': {'type': 'AdamW', 'params': {'lr': 0.0005}},
+               'scheduler': {'type': 'LRListScheduler',
+                             'params': {'lr_list': [[1e-4], [1e-5]], 'milestones': [90, 120]}},
+               'snapshots': {'max_snapshots': 5, 'save_epochs': 25, 'save_optimizer_state': False}},
+    'train_settings': {'batch_size': 8, 'dataloader_workers': 0, 'dataloader_pin_memory': False,
+                       'display_iters': 500, 'epochs': 200, 'seed': 42},
+}
+
+
+def write_yaml(path, mapping):
+    path.write_text(yaml.safe_dump(mapping))
+    return str(path)
+
+
+def test_the_guide_defaults_set_every_mapped_flag(tmp_path):
+    args = train.cli(['--config', write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)])
+    assert (args.dataset, args.basenet, args.device) == ('dlc', 'resnet50', 'auto')
+    assert (args.optimizer_class, json.loads(args.optimizer_params), args.lr) == ('AdamW', {}, 0.0005)
+    assert (args.lr_schedule, args.lr_milestones, args.lr_values, args.lr_warm_up_epochs) == (
+        'milestones', [90, 120], [1e-4, 1e-5], 0)
+    assert (args.key_metric, args.key_metric_asc, args.eval_interval) == ('test.mAP', True, 10)
+    assert (args.max_snapshots, args.save_epochs, args.save_optimizer_state) == (5, 25, False)
+    assert (args.batch_size, args.loader_workers, args.display_interval, args.epochs, args.seed) == (
+        8, 0, 500, 200, 42)
+    assert (args.dlc_affine, args.dlc_affine_rotation, args.dlc_affine_scaling) == (0.5, 30, [0.5, 1.25])
+    assert (args.dlc_square_edge, args.dlc_crop_sampling, args.dlc_crop_max_shift) == (449, 'hybrid', 0.1)
+    assert (args.dlc_gaussian_noise, args.dlc_motion_blur) == (12.75, 0.5)
+
+
+def test_keys_without_a_counterpart_are_one_warning_line(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger='openfields.config'):
+        train.cli(['--config', write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)])
+    lines = [r.getMessage() for r in caplog.records if 'ignored' in r.getMessage()]
+    assert len(lines) == 1
+    assert 'model.heads' in lines[0] and 'model.backbone.freeze_bn_stats' in lines[0]
+    assert 'runner.optimizer' not in lines[0] and 'data.train.affine' not in lines[0]
+
+
+def test_strict_config_makes_ignored_keys_an_error(tmp_path, capsys):
+    path = write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)
+    with pytest.raises(SystemExit) as stop:
+        train.cli(['--config', path, '--strict-config'])
+    assert stop.value.code == 2
+    assert 'model.heads' in capsys.readouterr().err
+
+
+def test_command_line_flags_override_the_file(tmp_path):
+    args = train.cli(['--config', write_yaml(tmp_path / 'c.yaml', GUIDE_DEFAULTS), '--epochs', '3',
+                      '--dlc-affine', '0'])
+    assert (args.epochs, args.dlc_affine, args.batch_size) == (3, 0.0, 8)
+
+
+def test_transforms_go_to_the_dataset_given_on_the_command_line(tmp_path):
+    args = train.cli(['--dataset', 'cocokp', '--config', write_yaml(tmp_path / 'c.yaml', GUIDE_DEFAULTS)])
+    assert (args.dataset, args.cocokp_affine, args.cocokp_square_edge, args.dlc_affine) == ('cocokp', 0.5, 449, 0.0)
+
+
+@pytest.mark.parametrize('train_section, expected', [
+    ({'resize': {'height': 240, 'width': 320, 'keep_ratio': False}},
+     {'dlc_resize': [320, 240], 'dlc_resize_keep_ratio': False}),
+    ({'hflip': True, 'hist_eq': True, 'covering': 0.3}, {'dlc_hflip': 0.5, 'dlc_hist_eq': 0.5, 'dlc_covering': 0.3}),
+    ({'auto_padding': {'pad_width_divisor': 32, 'pad_height_divisor': 32}}, {'dlc_auto_padding': 32}),
+    ({'crop_sampling': {'width': 256, 'height': 128, 'method': 'density'}},
+     {'dlc_square_edge': 257, 'dlc_crop_sampling': 'density'}),
+    ({'collate': {'type': 'ResizeFromDataSizeCollate', 'min_scale': 0.4, 'max_scale': 1.0, 'min_short_side': 128,
+                  'max_short_side': 1152, 'multiple_of': 32, 'to_square': False}},
+     {'dlc_collate_scale': [0.4, 1.0], 'dlc_collate_short_side': [128, 1152], 'dlc_collate_multiple': 32}),
+])
+def test_each_data_transform_changes_its_flag(tmp_path, train_section, expected):
+    args = train.cli(['--config', write_yaml(tmp_path / 'c.yaml', {'data': {'train': train_section}})])
+    assert {name: getattr(args, name) for name in expected} == expected
+
+
+def test_a_torch_scheduler_and_optimizer_by_name(tmp_path):
+    mapping = {'runner': {'optimizer': {'type': 'RMSprop', 'params': {'lr': 0.01, 'alpha': 0.9}},
+                          'scheduler': {'type': 'StepLR', 'params': {'step_size': 2, 'gamma': 0.5}},
+                          'key_metric': 'test.rmse', 'key_metric_asc': False, 'load_scheduler_state_dict': False}}
+    args = train.cli(['--config', write_yaml(tmp_path / 'c.yaml', mapping)])
+    assert (args.optimizer_class, json.loads(args.optimizer_params), args.lr) == ('RMSprop', {'alpha': 0.9}, 0.01)
+    schedule = optimize.LearningRateSchedule.from_args(args)
+    assert [schedule(e) for e in (0.5, 2.0, 4.5)] == [1.0, 0.5, 0.25]
+    assert (args.key_metric_desc, args.load_scheduler_state) == (True, False)
+
+
+def test_logger_and_resume_keys(tmp_path):
+    mapping = {'logger': {'type': 'WandbLogger', 'project_name': 'mice', 'run_name': 'r1', 'image_log_interval': 5},
+               'resume_training_from': 'old.pkl'}
+    args = train.cli(['--config', write_yaml(tmp_path / 'c.yaml', mapping)])
+    assert (args.logger, args.wandb_project, args.wandb_run_name, args.image_log_interval, args.resume) == (
+        ['wandb'], 'mice', 'r1', 5, 'old.pkl')
+
+
+@pytest.mark.parametrize('mapping, message', [
+    ({'runner': 5}, 'key runner: must be a mapping'),
+    ({'runner': {'optimizer': {'type': 'Adamm', 'params': {}}}}, "key runner.optimizer: torch.optim has no"),
+    ({'runner': {'optimizer': {'type': 'SGD', 'params': {'lr': 0.1, 'bogus': 1}}}}, 'SGD rejects its params'),
+    ({'runner': {'scheduler': {'type': 'NoSuchLR', 'params': {}}}}, 'key runner.scheduler: torch.optim.lr_scheduler'),
+    ({'data': {'train': {'affine': {'p': 2}}}}, 'key data.train.affine.p: a probability'),
+])
+def test_bad_input_is_one_line_naming_the_key_and_the_file(tmp_path, capsys, mapping, message):
+    path = write_yaml(tmp_path / 'pytorch_config.yaml', mapping)
+    with pytest.raises(SystemExit) as stop:
+        train.cli(['--config', path])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and path in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_yaml_that_is_not_a_mapping_is_refused(tmp_path, capsys):
+    path = tmp_path / 'pytorch_config.yaml'
+    path.write_text('- a\n- b\n')
+    with pytest.raises(SystemExit):
+        train.cli(['--config', str(path)])
+    assert 'must hold a mapping' in capsys.readouterr().err
+
+
+def test_config_dlc_finds_the_file_of_the_shuffle(tmp_path):
+    folder = tmp_path / 'project' / 'dlc-models-pytorch' / 'iteration-0' / 'openfieldOct30-trainset95shuffle2' / 'train'
+    folder.mkdir(parents=True)
+    write_yaml(folder / 'pytorch_config.yaml', {'train_settings': {'epochs': 7}})
+    assert dlc_config.find_pytorch_config(tmp_path / 'project', 2) == folder / 'pytorch_config.yaml'
+    args = train.cli(['--config', 'dlc', '--dlc-project', str(tmp_path / 'project'), '--dlc-shuffle', '2'])
+    assert (args.epochs, args.dataset) == (7, 'dlc')
+    with pytest.raises(dlc_config.DlcConfigError, match='shuffle 3'):
+        dlc_config.find_pytorch_config(tmp_path / 'project', 3)
+    shutil.rmtree(tmp_path / 'project')
+
+
+DLC_PROJECT = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'dlc-openfield'
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DLC_PROJECT / 'config.yaml').is_file(), reason=f'no DeepLabCut project at {DLC_PROJECT}')
+def test_the_guide_defaults_train_the_openfield_project(tmp_path):
+    # the file as DeepLabCut writes it; the command line only shrinks the run to a test's size
+    path = write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)
+    out = tmp_path / 'run.pkl'
+    train.main(['--config', path, '--dlc-project', str(DLC_PROJECT), '--basenet', 'shufflenetv2k16',
+                '--epochs', '1', '--train-batches', '1', '--val-batches', '1', '--batch-size', '2',
+                '--dlc-square-edge', '97', '--dlc-rescale-images', '0.25', '--coco-eval-long-edge', '161',
+                '--output', str(out)])
+    recorded = json.loads((tmp_path / 'run.pkl.config.json').read_text())
+    assert (recorded['optimizer-class'], recorded['lr-milestones'], recorded['key-metric']) == (
+        'AdamW', [90, 120], 'test.mAP')
+    assert out.is_file()
