@@ -163,6 +163,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     if checkpoint_path is not None:
         datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
     s = setup(args, datamodule, ckpt, checkpoint_path, device)
+    cpu_threads.log_choice()
     decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args),
                                      names=args.decoder or datamodule.decoder_names())
     loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',

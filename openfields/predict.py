@@ -244,6 +244,7 @@ def run(args) -> int:
     decode = decoder_factory.factory(head_metas, decoder_settings,
                                      names=args.decoder or trained_decoders(saved, head_metas[0].dataset))
     LOG.info('decoding with %s', ', '.join(decode.names))
+    cpu_threads.log_choice()
     canvas, plots = figures(args, head_metas, decoder_settings)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'

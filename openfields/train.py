@@ -261,6 +261,7 @@ def _start_log(args, context, device, files: RunFiles, datamodule, plan: fit.Pla
               resumed_from=resumed.path if resumed is not None else None)
     LOG.info('training %s on %s (%d process%s) on %s; writing %s', args.basenet, args.dataset,
              context.world_size, 'es' if context.active else '', device, files.out)
+    cpu_threads.log_choice()
     return log
 
 

@@ -15,7 +15,7 @@ the defaults, 0.6 s with sleeping threads and 0.5 s with one thread. So openfiel
   before openfields keeps its own); ``OMP_WAIT_POLICY=ACTIVE`` in the environment keeps spinning.
 
 DataLoader worker processes run with one thread each (torch's default), so loader workers and intra-op
-threads do not multiply. Every CLI logs the choice in one line (:func:`configure`).
+threads do not multiply. Every CLI logs the choice in one line when its work starts (:func:`log_choice`).
 """
 
 from __future__ import annotations
@@ -75,9 +75,15 @@ def choose(environ: Mapping[str, str] | None = None) -> ThreadChoice:
 
 
 def configure(environ: Mapping[str, str] | None = None) -> ThreadChoice:
-    """Apply :func:`choose` to torch and log it in one line."""
+    """Apply :func:`choose` to torch. Nothing is printed yet: a CLI that stops on bad input says one
+    line only; :func:`log_choice` says it once the work starts."""
     choice = choose(environ)
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
-    LOG.info('threads: %s', choice.describe())
     return choice
+
+
+def log_choice(environ: Mapping[str, str] | None = None) -> None:
+    """One log line with the threads in use and why (every CLI, when its work starts)."""
+    choice = choose(environ)
+    LOG.info('threads: %s', dataclasses.replace(choice, threads=torch.get_num_threads()).describe())

@@ -29,13 +29,16 @@ def test_importing_openfields_makes_idle_threads_sleep_unless_the_environment_sa
                           capture_output=True, text=True, check=True).stdout.strip() == 'ACTIVE'
 
 
-def test_configure_sets_torch_and_logs_one_line(caplog):
+def test_configure_sets_torch_silently_and_the_choice_is_logged_in_one_line_later(caplog):
     import torch
     before = torch.get_num_threads()
     caplog.set_level('INFO')
+    environ = {'OMP_NUM_THREADS': '1', 'OMP_WAIT_POLICY': 'PASSIVE'}
     try:
-        choice = cpu_threads.configure({'OMP_NUM_THREADS': '1', 'OMP_WAIT_POLICY': 'PASSIVE'})
-        assert torch.get_num_threads() == 1 == choice.threads
+        choice = cpu_threads.configure(environ)
+        assert torch.get_num_threads() == 1 == choice.threads and caplog.text == ''
+        cpu_threads.log_choice(environ)
+        assert len(caplog.records) == 1
         assert 'threads: 1 CPU thread (OMP_NUM_THREADS;' in caplog.text and 'wait policy PASSIVE' in caplog.text
     finally:
         torch.set_num_threads(before)
