@@ -26,7 +26,7 @@ from .network.device import resolve_device
 from .network.malloc_tuning import tune_glibc_malloc
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
-from .training import distributed, fit, optimize, preemption, resume, snapshots
+from .training import accelerate, distributed, fit, optimize, preemption, resume, snapshots
 from .training.fit import Stopped
 from .training.lock import RunLocked
 from .training.log import TrainingLog
@@ -64,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     training_debug.cli(parser)
     resume.cli(parser)
     distributed.cli(parser)
+    accelerate.cli(parser)
     return parser
 
 
@@ -210,8 +211,11 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
 
 def _plan(args, context, device, datamodule, network, resumed) -> fit.Plan:
     """Loss, loaders, optimizer and schedule of ``network`` on ``datamodule``; the test sets of
-    ``--eval-interval`` on rank 0."""
+    ``--eval-interval`` on rank 0; what trains: ``network`` in its memory order, under DDP, compiled."""
     settings = TrainerSettings.from_args(args)
+    speed = accelerate.AccelerateSettings.from_args(args, device)
+    LOG.info('training step: %s', speed.describe())
+    network = accelerate.to_memory_format(network, speed)
     snapshot_settings = snapshots.SnapshotSettings.from_args(args)
     key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     check_stability_rule(args)
@@ -226,14 +230,15 @@ def _plan(args, context, device, datamodule, network, resumed) -> fit.Plan:
         sampler.check_sharded(loader, context.world_size, f'{args.dataset} {what}')
     test_sets = _test_sets(args, datamodule, network, metric_names, device) \
         if settings.eval_interval and context.is_main else {}
-    return fit.Plan(network=network, model=_distributed_model(network, context, device, args.ddp_sync_bn),
+    model = accelerate.compiled(_distributed_model(network, context, device, args.ddp_sync_bn), speed)
+    return fit.Plan(network=network, model=model,
                     loss=losses.factory(args, network.head_metas),
                     optimizer=optimize.optimizer_from_args(args, network.parameters()),
                     schedule=fit.schedule_for(args, resumed), train_loader=train_loader, val_loaders=val_loaders,
                     settings=settings, snapshot_settings=snapshot_settings, seed=args.seed,
                     batch_size=args.batch_size, meta=_meta(args, datamodule), key_metric=key_metric,
                     test_sets=test_sets, batch_hook=debug_plots if context.is_main else None,
-                    train_batches=args.train_batches)
+                    train_batches=args.train_batches, accelerate=speed)
 
 
 def _start_log(args, context, device, files: RunFiles, datamodule, plan: fit.Plan, resumed) -> TrainingLog:
