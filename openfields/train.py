@@ -92,8 +92,8 @@ def run(args, launch: distributed.Launch | None = None) -> pathlib.Path:
     """Train; ``launch`` (default: from ``--ddp`` and the environment) places this process in the job."""
     outputs.check_output_path(args.output, '--output', folder=not names_a_file(args.output))
     context = distributed.Context(launch if launch is not None else distributed.launch_from_args(args))
-    device = distributed.device_for(context.launch, resolve_device(args.device))
-    context.start(device, getattr(args, 'ddp_timeout', 1800.0))
+    device = distributed.device_for(context.launch, resolve_device(args.device), args.ddp_backend)
+    context.start(device, getattr(args, 'ddp_timeout', 1800.0), args.ddp_backend)
     try:
         return _train(args, context, device)
     finally:
