@@ -6,7 +6,7 @@ STAMP := $(VENV)/.openfields-installed
 DEMO_DIR := outputs/demo
 PYTEST_FLAGS ?=
 
-.PHONY: venv demo test test-slow test-slurm bench docs clean
+.PHONY: venv demo test test-slow test-slurm bench gpu-check docs clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PYTHON3) -m venv $(VENV)
@@ -63,10 +63,17 @@ test-slow: $(STAMP)
 test-slurm: $(STAMP)
 	$(PYTHON) -m pytest -m slurm $(PYTEST_FLAGS) tests/test_slurm.py
 
+# the train step of shufflenetv2k16 (batch 8, 385x385) plain, channels_last and compiled (the compile variant
+# spends about two minutes compiling on a 2-core CPU)
 bench: $(STAMP)
 	$(PYTHON) -m tools.benchmark --output outputs/bench/train.json
 	$(PYTHON) -m tools.benchmark_decode --output outputs/bench/decode.json
 	$(PYTHON) -m tools.benchmark_threads --output outputs/bench/threads.json
+
+# on a GPU machine, at most 8 minutes: the CUDA tests, a 2-process --ddp run (NCCL on two GPUs, else gloo on one),
+# the CUDA training and decoder benchmarks into outputs/bench/ (docs/hpc.md); without a GPU it skips them and says so
+gpu-check: $(STAMP)
+	timeout 500 $(PYTHON) -m tools.gpu_check --output-dir outputs/bench --budget 480
 
 # regenerate the CLI and configuration references from the parsers
 docs: $(STAMP)

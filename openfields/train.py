@@ -27,7 +27,7 @@ from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
-from .training import distributed, fit, loggers, optimize, preemption, resume, snapshots
+from .training import accelerate, distributed, fit, loggers, optimize, preemption, resume, snapshots
 from .training.fit import Stopped
 from .training.lock import RunLocked
 from .training.log import TrainingLog
@@ -67,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     loggers.cli(parser)
     resume.cli(parser)
     distributed.cli(parser)
+    accelerate.cli(parser)
     return parser
 
 
@@ -94,8 +95,8 @@ def run(args, launch: distributed.Launch | None = None) -> pathlib.Path:
     """Train; ``launch`` (default: from ``--ddp`` and the environment) places this process in the job."""
     outputs.check_output_path(args.output, '--output', folder=not names_a_file(args.output))
     context = distributed.Context(launch if launch is not None else distributed.launch_from_args(args))
-    device = distributed.device_for(context.launch, resolve_device(args.device))
-    context.start(device, getattr(args, 'ddp_timeout', 1800.0))
+    device = distributed.device_for(context.launch, resolve_device(args.device), args.ddp_backend)
+    context.start(device, getattr(args, 'ddp_timeout', 1800.0), args.ddp_backend)
     try:
         return _train(args, context, device)
     finally:
@@ -219,9 +220,12 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
 
 def _plan(args, context, device, datamodule, network, resumed) -> fit.Plan:
     """Loss, loaders, optimizer and schedule of ``network`` on ``datamodule``; the test sets of
-    ``--eval-interval`` on rank 0."""
+    ``--eval-interval`` on rank 0; what trains: ``network`` in its memory order, under DDP, compiled."""
     settings = TrainerSettings.from_args(args)
     logger_settings = loggers.LoggerSettings.from_args(args)  # a missing logger package: before any file
+    speed = accelerate.AccelerateSettings.from_args(args, device)
+    LOG.info('training step: %s', speed.describe())
+    network = accelerate.to_memory_format(network, speed)
     snapshot_settings = snapshots.SnapshotSettings.from_args(args)
     key_metric, metric_names = _key_metric(datamodule, settings, snapshot_settings)
     check_stability_rule(args)
@@ -236,14 +240,15 @@ def _plan(args, context, device, datamodule, network, resumed) -> fit.Plan:
         sampler.check_sharded(loader, context.world_size, f'{args.dataset} {what}')
     test_sets = _test_sets(args, datamodule, network, metric_names, device) \
         if settings.eval_interval and context.is_main else {}
-    return fit.Plan(network=network, model=_distributed_model(network, context, device, args.ddp_sync_bn),
+    model = accelerate.compiled(_distributed_model(network, context, device, args.ddp_sync_bn), speed)
+    return fit.Plan(network=network, model=model,
                     loss=losses.factory(args, network.head_metas),
                     optimizer=optimize.optimizer_from_args(args, network.parameters()),
                     schedule=fit.schedule_for(args, resumed), train_loader=train_loader, val_loaders=val_loaders,
                     settings=settings, snapshot_settings=snapshot_settings, seed=args.seed,
                     batch_size=args.batch_size, meta=_meta(args, datamodule), key_metric=key_metric,
                     test_sets=test_sets, batch_hook=debug_plots if context.is_main else None,
-                    train_batches=args.train_batches, logger_settings=logger_settings)
+                    train_batches=args.train_batches, logger_settings=logger_settings, accelerate=speed)
 
 
 def _start_log(args, context, device, files: RunFiles, datamodule, plan: fit.Plan, resumed,

@@ -4,6 +4,10 @@ Measures, on this machine, and writes a JSON file:
 
 * ``train_step``: images/s of forward + backward + optimizer step of a basenet with the COCO CIF + CAF
   heads at a given batch size and square input (default shufflenetv2k16, batch 8, 385x385, upsample 2);
+* ``train_step_variants``: the same step for each ``--basenet`` and each ``--variants`` entry (``plain``,
+  ``channels_last``, ``compile``, ``amp_bf16``, ``amp_fp16`` and combinations joined by ``+``, the settings of
+  :mod:`openfields.training.accelerate`), with the eval-mode forward time per image at batch 1 and, on CUDA,
+  the peak GPU memory of the training step;
 * ``data_pipeline``: samples/s of one loader worker (image decoding, augmentation, CIF + CAF encoding)
   on real COCO images when ``../shared/data/coco-val-sample`` is there, else on the synthetic set;
 * ``worker_feeds_network``: whether one worker produces samples faster than the network consumes them.
@@ -29,6 +33,7 @@ from openfields.datasets.keypoint_module import head_metas_for
 from openfields.network import factory as network_factory, losses
 from openfields.plugins.synthetic import render
 from openfields.network.malloc_tuning import tune_glibc_malloc
+from openfields.training import accelerate
 from openfields.outputs import write_json
 from openfields.version import version
 
@@ -61,32 +66,78 @@ def loss_args(**overrides) -> argparse.Namespace:
     return args
 
 
-def time_train_step(basenet: str, batch_size: int, edge: int, upsample: int, repeats: int, device) -> dict:
+VARIANT_PARTS = {'plain': {}, 'channels_last': {'channels_last': True}, 'compile': {'compile': True},
+                 'amp_bf16': {'amp': 'bf16'}, 'amp_fp16': {'amp': 'fp16'}}
+
+
+def variant_settings(variant: str) -> accelerate.AccelerateSettings:
+    """``'amp_bf16+channels_last'`` -> the accelerate settings of both parts."""
+    fields = {}
+    for part in variant.split('+'):
+        if part not in VARIANT_PARTS:
+            raise ValueError(f'unknown variant {part!r}: choose from {", ".join(VARIANT_PARTS)} (joined by +)')
+        fields.update(VARIANT_PARTS[part])
+    return accelerate.AccelerateSettings(**fields)
+
+
+def _synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def time_train_step(basenet: str, batch_size: int, edge: int, upsample: int, repeats: int, device,
+                    variant: str = 'plain') -> dict:
+    settings = variant_settings(variant)
+    settings.check(device)
     metas = coco_metas(upsample)
-    model = network_factory.build(basenet, {}, metas).to(device).train()
+    network = accelerate.to_memory_format(network_factory.build(basenet, {}, metas).to(device).train(), settings)
+    model, precision = accelerate.compiled(network, settings), accelerate.Precision(settings, device)
     loss = losses.factory(loss_args(), metas)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
-    images = torch.randn(batch_size, 3, edge, edge, device=device)
+    optimizer = torch.optim.SGD(network.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
+    images = precision.images(torch.randn(batch_size, 3, edge, edge, device=device))
     with torch.no_grad():
-        shapes = [o.shape for o in model(images[:1])]
+        shapes = [o.shape for o in network(images[:1])]
     targets = [_random_targets(meta, batch_size, shape[-2:], device) for meta, shape in zip(metas, shapes)]
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    warm_up = 2 if settings.compile else 1  # compiling takes the first step(s); kernels and allocators warm up
     durations = []
-    for i in range(repeats + 1):
+    for i in range(repeats + warm_up):
         start = time.perf_counter()
-        total, _ = loss(model(images), targets)
+        with precision.autocast():
+            outputs = model(images)
+        total, _ = loss(outputs, targets)
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-        if i > 0:  # the first step warms up allocators and kernels
+        precision.backward(total)
+        precision.step(optimizer)
+        _synchronize(device)
+        if i >= warm_up:
             durations.append(time.perf_counter() - start)
     median = statistics.median(durations)
-    return {'basenet': basenet, 'batch_size': batch_size, 'input': [edge, edge], 'upsample': upsample,
-            'heads': [m.full_name for m in metas], 'repeats': repeats,
+    return {'basenet': basenet, 'variant': variant, 'batch_size': batch_size, 'input': [edge, edge],
+            'upsample': upsample, 'heads': [m.full_name for m in metas], 'repeats': repeats,
             'seconds_per_step_median': round(median, 4),
             'seconds_per_step_min': round(min(durations), 4),
-            'images_per_s': round(batch_size / median, 3)}
+            'images_per_s': round(batch_size / median, 3),
+            'peak_gpu_memory_mib': round(torch.cuda.max_memory_allocated(device) / 2 ** 20) if device.type == 'cuda'
+            else None,
+            'inference_ms_per_image': time_inference(network, precision, images[:1], repeats)}
+
+
+def time_inference(network, precision, image, repeats: int) -> float:
+    """Median eval-mode forward of one image (batch 1), in ms, uncompiled."""
+    network.eval()
+    durations = []
+    with torch.inference_mode():
+        for i in range(repeats + 1):
+            start = time.perf_counter()
+            with precision.autocast():
+                network(image)
+            _synchronize(image.device)
+            if i > 0:
+                durations.append(time.perf_counter() - start)
+    network.train()
+    return round(1000 * statistics.median(durations), 2)
 
 
 def _random_targets(meta, batch_size, hw, device):
@@ -134,36 +185,58 @@ def time_data_pipeline(edge: int, upsample: int, n_samples: int, cache_dir: path
             'samples_per_s_per_worker': round(1.0 / median, 2)}
 
 
+def gpu_hardware(device) -> dict:
+    """The GPU's name and memory (None on other devices)."""
+    if device.type != 'cuda':
+        return {'gpu': None, 'gpu_memory_gib': None}
+    properties = torch.cuda.get_device_properties(device)
+    return {'gpu': properties.name, 'gpu_memory_gib': round(properties.total_memory / 2 ** 30, 1),
+            'cuda': torch.version.cuda, 'gpus': torch.cuda.device_count()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m tools.benchmark', description=__doc__.splitlines()[0])
     parser.add_argument('--output', default='outputs/bench/train.json')
-    parser.add_argument('--basenet', default='shufflenetv2k16')
+    parser.add_argument('--basenet', nargs='+', default=['shufflenetv2k16'],
+                        help='basenets of train_step_variants; the first also gives train_step')
+    parser.add_argument('--variants', nargs='+', default=['plain', 'channels_last', 'compile'],
+                        help=f'train step variants: {", ".join(VARIANT_PARTS)}, or several joined by + '
+                             '(compile: minutes of compilation on a CPU)')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--square-edge', type=int, default=385)
     parser.add_argument('--upsample', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5, help='timed training steps')
-    parser.add_argument('--samples', type=int, default=40, help='timed data pipeline samples')
+    parser.add_argument('--samples', type=int, default=40, help='timed data pipeline samples (0: skip)')
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args(argv)
     tune_glibc_malloc()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     device = torch.device(args.device)
     threads = torch.get_num_threads()
-    LOG.info('timing %d training steps of %s, batch %d, %dx%d on %s (%d threads) ...', args.repeats,
-             args.basenet, args.batch_size, args.square_edge, args.square_edge, device, threads)
-    train = time_train_step(args.basenet, args.batch_size, args.square_edge, args.upsample, args.repeats, device)
-    LOG.info('train step: %.3f images/s', train['images_per_s'])
-    cache_dir = pathlib.Path(args.output).parent / 'cache'
-    data = time_data_pipeline(args.square_edge, args.upsample, args.samples, cache_dir)
-    LOG.info('data pipeline: %.2f samples/s per worker (%s)', data['samples_per_s_per_worker'], data['source'])
+    variants = []
+    for basenet in args.basenet:
+        for variant in args.variants:
+            LOG.info('timing %d training steps of %s (%s), batch %d, %dx%d on %s (%d threads) ...', args.repeats,
+                     basenet, variant, args.batch_size, args.square_edge, args.square_edge, device, threads)
+            variants.append(time_train_step(basenet, args.batch_size, args.square_edge, args.upsample,
+                                            args.repeats, device, variant))
+            LOG.info('train step: %.3f images/s, inference %.1f ms/image, peak GPU memory %s MiB',
+                     variants[-1]['images_per_s'], variants[-1]['inference_ms_per_image'],
+                     variants[-1]['peak_gpu_memory_mib'])
+    train = variants[0]
+    data = None
+    if args.samples > 0:
+        cache_dir = pathlib.Path(args.output).parent / 'cache'
+        data = time_data_pipeline(args.square_edge, args.upsample, args.samples, cache_dir)
+        LOG.info('data pipeline: %.2f samples/s per worker (%s)', data['samples_per_s_per_worker'], data['source'])
     result = {
         'date': datetime.datetime.now().isoformat(timespec='seconds'),
         'version': version(), 'torch': torch.__version__,
         'hardware': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': threads,
                      'device': str(device),
-                     'gpu': torch.cuda.get_device_name(device) if device.type == 'cuda' else None},
-        'train_step': train, 'data_pipeline': data,
-        'worker_feeds_network': data['samples_per_s_per_worker'] > train['images_per_s'],
+                     **gpu_hardware(device)},
+        'train_step': train, 'train_step_variants': variants, 'data_pipeline': data,
+        'worker_feeds_network': data['samples_per_s_per_worker'] > train['images_per_s'] if data else None,
     }
     out = pathlib.Path(args.output)
     write_json(out, result)

@@ -32,7 +32,7 @@ SECTIONS = {  # section -> what its flags decide
             'and variable-size batches (flags prefixed with the dataset\'s name), and the data loader.',
     'model': 'The network: basenet, heads and their training targets (encoders), the weights it starts from.',
     'runner': 'How a run is carried out: device, several processes (`--ddp`), output and checkpoints, '
-              'validation, resuming, seed, config file.',
+              'validation, resuming, seed, config file, precision and speed (`--amp`, `--compile`).',
     'train settings': 'The optimisation: epochs, batch size, losses, optimizer, learning rate schedule, '
                       'weight averaging (EMA), gradient clipping, BatchNorm.',
     'logging': 'What a run prints and draws besides its checkpoints and its JSON-lines log: progress lines, '
@@ -63,6 +63,7 @@ GROUP_SECTIONS = {
     'snapshots': 'runner',
     'scoring': 'runner',
     'distributed (--ddp)': 'runner',
+    'accelerate (precision, memory layout, compilation)': 'runner',
 }
 
 # flag -> section, for flags whose group's section is not theirs

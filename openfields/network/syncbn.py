@@ -105,10 +105,12 @@ def _synchronized_copy(bn: nn.BatchNorm2d, process_group) -> SynchronizedBatchNo
 
 
 def synchronize_batchnorm(model: nn.Module, device: torch.device, process_group=None) -> nn.Module:
-    """Replace every BatchNorm2d of ``model``: torch's SyncBatchNorm on CUDA, ours elsewhere.
+    """Replace every BatchNorm2d of ``model``: torch's SyncBatchNorm on CUDA with NCCL, ours elsewhere (ours
+    only all-reduces, which gloo also does on CUDA tensors; torch's all-gathers, which gloo does not).
 
     Parameter and buffer names are unchanged, so state dicts and checkpoints stay interchangeable.
     """
-    if device.type == 'cuda':
+    nccl = not dist.is_initialized() or dist.get_backend(process_group) == 'nccl'
+    if device.type == 'cuda' and nccl:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group)
     return _convert(model, lambda bn: _synchronized_copy(bn, process_group))

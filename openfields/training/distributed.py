@@ -10,7 +10,8 @@ One process per device. The launcher says which one through the environment:
   else ``MASTER_PORT``, else :func:`default_master_port` of ``SLURM_JOB_ID``.
 
 The torch launcher's variables win when both are present (``torchrun`` inside a Slurm allocation).
-Collectives use NCCL on CUDA and gloo on the CPU. Rank 0 writes logs and checkpoints; every rank takes part
+Collectives use NCCL on CUDA and gloo on the CPU (``--ddp-backend gloo`` on CUDA lets several processes share a GPU:
+a check on a machine with one GPU, ``make gpu-check``). Rank 0 writes logs and checkpoints; every rank takes part
 in every collective, in the same order. :class:`Context` has the same methods for a single process, where
 they do nothing, so the training code has one path.
 """
@@ -50,6 +51,9 @@ def cli(parser: argparse.ArgumentParser) -> None:
                             'synchronised BatchNorm over the global batch')
     group.add_argument('--ddp-master-port', type=int, default=None,
                        help='rendezvous port under Slurm (default: MASTER_PORT, else 15000 + job id mod 10000)')
+    group.add_argument('--ddp-backend', choices=('auto', 'nccl', 'gloo'), default='auto',
+                       help='collectives: auto is NCCL on CUDA and gloo on the CPU; gloo on CUDA lets the processes '
+                            'share GPUs (process r on cuda:r mod GPUs), slower than NCCL')
     group.add_argument('--ddp-timeout', type=float, default=1800.0,
                        help='seconds a collective may wait for the other processes before the job fails')
     group.add_argument('--local-rank', dest='local_rank', type=int, default=None,
@@ -164,14 +168,26 @@ def launch_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
                                    master_port=args.ddp_master_port, local_rank_flag=args.local_rank)
 
 
-def device_for(launch: Launch, device: torch.device) -> torch.device:
-    """Each process on its own device: ``cuda:LOCAL_RANK`` on CUDA, the CPU otherwise."""
+def backend_for(name: str, device: torch.device) -> str:
+    """``--ddp-backend``: ``auto`` is NCCL on CUDA and gloo elsewhere; NCCL needs CUDA."""
+    if name == 'auto':
+        return 'nccl' if device.type == 'cuda' else 'gloo'
+    if name == 'nccl' and device.type != 'cuda':
+        raise ValueError(f'--ddp-backend nccl needs CUDA devices, not {device}')
+    return name
+
+
+def device_for(launch: Launch, device: torch.device, backend: str = 'auto') -> torch.device:
+    """Each process on its own device: ``cuda:LOCAL_RANK`` on CUDA, the CPU otherwise; with
+    ``--ddp-backend gloo`` on CUDA the processes may share GPUs (``cuda:LOCAL_RANK mod GPUs``)."""
     if launch.world_size == 1:
         return device
     if device.type == 'cuda':
         if device.index is not None and device.index != launch.local_rank:
             raise ValueError(f'--device {device} with --ddp: each process uses cuda:LOCAL_RANK '
                              f'(here cuda:{launch.local_rank}); pass --device cuda')
+        if backend == 'gloo':
+            return torch.device('cuda', launch.local_rank % torch.cuda.device_count())
         if launch.local_rank >= torch.cuda.device_count():
             raise ValueError(f'--ddp: local rank {launch.local_rank} but only {torch.cuda.device_count()} '
                              'CUDA devices are visible to this process (one task per GPU, e.g. '
@@ -193,7 +209,7 @@ class Context:
 
     def __init__(self, launch: Launch):
         self.launch = launch
-        self.device_type = 'cpu'
+        self.backend = 'gloo'
 
     @property
     def rank(self) -> int:
@@ -211,15 +227,15 @@ class Context:
     def active(self) -> bool:
         return self.launch.world_size > 1
 
-    def start(self, device: torch.device, timeout_s: float = 1800.0) -> None:
-        """Join the process group: NCCL on CUDA, gloo on the CPU."""
+    def start(self, device: torch.device, timeout_s: float = 1800.0, backend: str = 'auto') -> None:
+        """Join the process group: ``backend`` (:func:`backend_for`: NCCL on CUDA, gloo on the CPU)."""
         if not self.active:
             return
-        self.device_type = device.type
+        self.backend = backend_for(backend, device)
         if device.type == 'cuda':
             torch.cuda.set_device(device)
         host = f'[{self.launch.master_addr}]' if ':' in self.launch.master_addr else self.launch.master_addr
-        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo',
+        dist.init_process_group(self.backend,
                                 init_method=f'tcp://{host}:{self.launch.master_port}',
                                 rank=self.launch.rank, world_size=self.launch.world_size,
                                 timeout=datetime.timedelta(seconds=timeout_s))
@@ -252,7 +268,7 @@ class Context:
         return values
 
     def _all_reduce(self, tensor: torch.Tensor, op=dist.ReduceOp.SUM) -> torch.Tensor:
-        tensor = tensor.to('cuda' if self.device_type == 'cuda' else 'cpu')
+        tensor = tensor.to('cuda' if self.backend == 'nccl' else 'cpu')  # NCCL reduces CUDA tensors only
         dist.all_reduce(tensor, op=op)
         return tensor.cpu()
 

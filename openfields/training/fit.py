@@ -19,7 +19,7 @@ import pathlib
 import torch
 
 from ..network import checkpoint, losses
-from . import optimize, preemption, resume
+from . import accelerate, optimize, preemption, resume
 from .checkpointer import Checkpointer, NonFiniteWeightsError, RunFacts
 from .distributed import Context
 from .lock import RunLock, RunLocked
@@ -106,6 +106,7 @@ class Plan:
     batch_hook: object = None  # debug plots, rank 0 only
     train_batches: int | None = None  # --train-batches
     logger_settings: object = None  # --logger (openfields.training.loggers.LoggerSettings)
+    accelerate: accelerate.AccelerateSettings = accelerate.AccelerateSettings()  # --amp, --channels-last, ...
 
 
 @contextlib.contextmanager
@@ -144,11 +145,12 @@ def fit(plan: Plan, files: RunFiles, context: Context, device: torch.device, log
                                 settings=plan.snapshot_settings, best=BestTracker(plan.key_metric),
                                 epochs=plan.settings.epochs,
                                 last_good=pathlib.Path(resumed.path) if resumed is not None else None)
-    with preemption.StopSignals() as stop:
+    with preemption.StopSignals() as stop, accelerate.backend_switches(plan.accelerate):
         runner = Trainer(plan.model, plan.loss, plan.optimizer, scheduler, device=device, settings=plan.settings,
                          log=log, checkpointer=checkpointer, n_heads=len(plan.network.head_metas),
                          batch_hook=plan.batch_hook, network=plan.network, distributed=context,
-                         stop_signal=lambda: stop.name, test_sets=plan.test_sets, loggers=log.loggers)
+                         stop_signal=lambda: stop.name, test_sets=plan.test_sets, loggers=log.loggers,
+                         precision=accelerate.Precision(plan.accelerate, device))
         start = Position()
         if resumed is not None:
             start = _restore(runner, checkpointer, resumed, context, n_train_batches, load_scheduler_state)

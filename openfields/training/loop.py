@@ -24,10 +24,12 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 
 import torch
 
 from ..datasets import sampler
+from .accelerate import Precision, float32_precision
 from .distributed import Context, Launch
 from .resume import rng_state, set_rng_state
 from .run_files import Position
@@ -201,13 +203,15 @@ class Trainer:
     every rank; else None), ``save_interrupted(position, state)`` when a stop signal ends training;
     ``state`` is :meth:`state_dict`. ``test_sets`` ({dataset:
     :class:`~openfields.metric.scoring.TestSet`}) are needed on rank 0 only. ``stop_signal()`` returns the
-    name of a stop signal this process received, or None.
+    name of a stop signal this process received, or None. ``precision``
+    (:class:`~openfields.training.accelerate.Precision`, default float32) runs the forward passes under its
+    autocast, places the images in its memory order and scales the fp16 loss.
     """
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
                  log: TrainingLog, checkpointer=None, n_heads: int, batch_hook=None, network=None,
                  distributed: Context | None = None, stop_signal=None, test_sets: dict | None = None,
-                 loggers=None):
+                 loggers=None, precision: Precision | None = None):
         self.model = model
         self.network = network if network is not None else model
         self.loss = loss
@@ -222,6 +226,7 @@ class Trainer:
         self.distributed = distributed if distributed is not None else Context(Launch())
         self.stop_signal = stop_signal if stop_signal is not None else lambda: None
         self.test_sets = test_sets if test_sets is not None else {}
+        self.precision = precision if precision is not None else float32_precision(device)
         self.ema = ExponentialMovingAverage(self.network, settings.ema) if settings.ema > 0 else None
         self.n_clipped = 0
         self.start = Position()
@@ -229,9 +234,11 @@ class Trainer:
         self.image_batches: dict[str, tuple] = {}  # 'train' / 'val' -> the epoch's first batch
 
     def state_dict(self) -> dict:
-        """Optimizer, schedule, EMA and counters: what continuing needs besides weights and RNG."""
+        """Optimizer, schedule, EMA, fp16 loss scale and counters: what continuing needs besides weights
+        and RNG."""
         return {'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
-                'ema': self.ema.state_dict() if self.ema is not None else None, 'n_clipped': self.n_clipped}
+                'ema': self.ema.state_dict() if self.ema is not None else None, 'n_clipped': self.n_clipped,
+                'grad_scaler': self.precision.state_dict()}
 
     def load_state_dict(self, state: dict, *, scheduler: bool = True):
         """Restore :meth:`state_dict` (the network's weights must already be those of the checkpoint).
@@ -254,6 +261,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(state['ema'])
         self.n_clipped = state['n_clipped']
+        self.precision.load_state_dict(state.get('grad_scaler'))  # absent in checkpoints before --amp
 
     def loop(self, train_loader, val_loaders: dict, start: Position = Position()):
         """Epochs ``start.epoch + 1 .. epochs``, validating on each of ``val_loaders`` ({dataset name:
@@ -375,7 +383,8 @@ class Trainer:
                     continue
                 images, targets, metas = batch
                 targets = self._full_targets(targets, metas)
-                self.network(images.to(self.device), head_mask=[t is not None for t in targets])
+                with self.precision.autocast():
+                    self.network(self.precision.images(images), head_mask=[t is not None for t in targets])
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
 
@@ -395,17 +404,21 @@ class Trainer:
         return full
 
     def train_batch(self, images, targets):
-        images = images.to(self.device, non_blocking=True)
-        outputs = self.model(images, head_mask=[t is not None for t in targets])
-        total, components = self.loss(outputs, targets)
+        with self.precision.autocast():
+            outputs = self.model(self.precision.images(images), head_mask=[t is not None for t in targets])
+        total, components = self.loss(outputs, targets)  # outside autocast: in float32
         self.optimizer.zero_grad(set_to_none=True)
         if total is not None:
-            total.backward()
+            self.precision.backward(total)
+            self.precision.unscale(self.optimizer)
             self._clip_gradients()
-            self.optimizer.step()
+            self.precision.step(self.optimizer)
             if self.ema is not None:
                 self.ema.update()
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            # a step that fp16's GradScaler skipped (overflow) looks to torch like a schedule ahead of its optimizer
+            warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before')
+            self.scheduler.step()
         return _floats(total, components)
 
     def _clip_gradients(self):
@@ -512,7 +525,9 @@ class Trainer:
                 self._keep_for_images('val', epoch, batch)
                 images, targets, metas = batch
                 targets = self._full_targets(targets, metas)
-                outputs = self.network(images.to(self.device), head_mask=[t is not None for t in targets])
+                with self.precision.autocast():
+                    outputs = self.network(self.precision.images(images),
+                                           head_mask=[t is not None for t in targets])
                 total, head_losses = _floats(*self.loss(outputs, targets))
                 losses.append(total)
                 components.append(head_losses)

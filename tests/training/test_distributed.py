@@ -160,3 +160,19 @@ def test_without_ddp_a_launcher_environment_is_ignored_and_bad_timeouts_are_refu
     assert distributed.launch_from_args(train.cli([]), environ=TORCHRUN) == Launch()
     with pytest.raises(ValueError, match='--ddp-timeout must be positive'):
         distributed.launch_from_args(train.cli(['--ddp', '--ddp-timeout', '0']), environ=TORCHRUN)
+
+
+def test_ddp_backend_auto_is_nccl_on_cuda_and_gloo_elsewhere():
+    assert distributed.backend_for('auto', torch.device('cuda', 0)) == 'nccl'
+    assert distributed.backend_for('auto', torch.device('cpu')) == 'gloo'
+    assert distributed.backend_for('gloo', torch.device('cuda', 0)) == 'gloo'
+    with pytest.raises(ValueError, match='--ddp-backend nccl needs CUDA devices, not cpu'):
+        distributed.backend_for('nccl', torch.device('cpu'))
+
+
+def test_gloo_on_cuda_lets_the_processes_share_the_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    second = Launch(rank=1, world_size=2, local_rank=1, master_addr='h', master_port=1, launcher='torch')
+    assert distributed.device_for(second, torch.device('cuda'), 'gloo') == torch.device('cuda', 0)
+    with pytest.raises(ValueError, match='local rank 1 but only 1 CUDA devices'):
+        distributed.device_for(second, torch.device('cuda'), 'nccl')

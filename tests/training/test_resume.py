@@ -77,7 +77,7 @@ def test_a_stopped_run_resumes_to_the_weights_of_an_uninterrupted_one(
 def test_checkpoints_carry_the_training_state_and_the_final_model_does_not(uninterrupted):
     state = checkpoint.load(f'{uninterrupted}.epoch001')['training_state']
     assert state['position'] == {'epoch': 1, 'batches': 0}
-    assert set(state['trainer']) == {'optimizer', 'scheduler', 'ema', 'n_clipped'}
+    assert set(state['trainer']) == {'optimizer', 'scheduler', 'ema', 'n_clipped', 'grad_scaler'}
     newest = checkpoint.load(f'{uninterrupted}.epoch002')['training_state']
     assert newest['trainer']['optimizer']['state']  # momentum buffers: in the newest snapshot only
     assert state['trainer']['scheduler']['last_epoch'] == 2

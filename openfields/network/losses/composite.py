@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # normaliser sigma = factor * instance size (OKS-like relative error)
 SIGMA_FROM_SCALE = 0.5
 SIGMA_FROM_WH = 0.1
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 class CompositeLoss(torch.nn.Module):
@@ -32,7 +33,8 @@ class CompositeLoss(torch.nn.Module):
     ``t (B, F, 1 + 3 n_vectors + n_scales, H, W)``:
     ``[conf, (vx, vy) * n_vectors, b_min * n_vectors, scale * n_scales]``.
     CifDet's second vector is ``(w, h)`` and its normaliser is ``0.1 ||(w, h)||``
-    of the target instead of ``0.5 * scale``.
+    of the target instead of ``0.5 * scale``. Half-precision predictions (``--amp``) are computed in
+    float32; float32 and float64 ones in their own precision.
     """
 
     def __init__(self, head_meta: headmeta.Base, settings: 'LossSettings'):
@@ -66,6 +68,10 @@ class CompositeLoss(torch.nn.Module):
         if x is None or t is None:
             return {name: None for name in self.field_names}
         self._check_shapes(x, t)
+        if x.dtype in HALF_DTYPES:
+            # mixed precision (--amp): the Laplace term d / b and the focal-as-Gaussian step are differences
+            # of nearby values that half precision rounds away; every component is computed in float32
+            x = x.float()
         # channels last: masks index (B, F, H, W) cells, the last axis holds the channels
         x = x.permute(0, 1, 3, 4, 2)
         t = t.permute(0, 1, 3, 4, 2)
