@@ -1,7 +1,7 @@
 """Network runners: a torch checkpoint, an ONNX file (onnxruntime) or a TorchScript file behind one
 interface, so that predict and video decode them the same way.
 
-A runner has ``head_metas`` (every head of the model, in output order), ``decoders`` (the decoders each
+A runner has ``head_metas`` (every head of the model, in output order), ``basenet`` (its name), ``decoders`` (the decoders each
 training dataset asked for: ``{dataset: [name, ...] | None}``), ``source`` (the file) and
 ``fields(images, head_indices)``: normalised images ``(B, 3, H, W)`` in, one float32 array
 ``(B, F, C, h, w)`` per requested head out, eval-mode values (network/heads.py). Which runner a file gets
@@ -28,6 +28,7 @@ LOG = logging.getLogger(__name__)
 
 class Runner(Protocol):
     head_metas: list[headmeta.Base]
+    basenet: str
     decoders: dict
     source: pathlib.Path
 
@@ -41,6 +42,7 @@ class TorchRunner:
     def __init__(self, saved: dict, source: pathlib.Path, device: torch.device):
         self.model = network_factory.from_checkpoint(saved).to(device).eval()
         self.head_metas = self.model.head_metas
+        self.basenet = self.model.basenet.name
         self.decoders = (saved.get('meta') or {}).get('decoders', {})
         self.source, self.device = source, device
 
@@ -59,6 +61,7 @@ class TorchScriptRunner:
         self.module, text = torchscript.load(str(source), device)
         described = metadata.from_json(text, source)
         self.head_metas = metadata.head_metas(described)
+        self.basenet = described.get('basenet', '?')
         self.decoders = described.get('decoders') or {}
         self.source, self.device = source, device
 
@@ -81,6 +84,7 @@ class OnnxRunner:
         described = metadata.from_json(self.session.get_modelmeta().custom_metadata_map.get(metadata.KEY),
                                        source)
         self.head_metas = metadata.head_metas(described)
+        self.basenet = described.get('basenet', '?')
         self.decoders = described.get('decoders') or {}
         self.source = source
         self._check_signature()
