@@ -78,7 +78,7 @@ class OnnxRunner:
         from ..export import onnx as onnx_export  # pylint: disable=import-outside-toplevel
         try:
             self.session = onnx_export.session(str(source), threads)
-        except (RuntimeError, ValueError) as error:  # onnxruntime's errors for files it cannot read
+        except Exception as error:  # pylint: disable=broad-except  # onnxruntime's own types, from Exception
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise metadata.ExportedModelError(f'{source}: not a loadable ONNX model ({first[:200]})') from None
         described = metadata.from_json(self.session.get_modelmeta().custom_metadata_map.get(metadata.KEY),
