@@ -14,7 +14,8 @@ import warnings
 import numpy as np
 import torch
 
-from .command import Exporter, MissingDependency, main as command_main
+from . import command
+from .command import Exporter, MissingDependency
 from . import metadata
 
 # the newest opset onnxruntime 1.31 loads (onnx 1.23 knows 28; onnxruntime refuses 27 and 28)
@@ -78,7 +79,12 @@ def run(data: bytes, images: np.ndarray) -> list[np.ndarray]:
 EXPORTER = Exporter(name='ONNX', suffix='.onnx', export=export, run=run)
 
 
+DESCRIPTION = 'Export a checkpoint to ONNX (dynamic height and width), verified against torch with onnxruntime.'
+
+
+def parser():
+    return command.parser('python -m openfields.export_onnx', DESCRIPTION, EXPORTER.suffix)
+
+
 def main(argv=None):
-    command_main(EXPORTER, 'python -m openfields.export_onnx',
-                 'Export a checkpoint to ONNX (dynamic height and width), verified against torch with '
-                 'onnxruntime.', argv)
+    command.main(EXPORTER, 'python -m openfields.export_onnx', DESCRIPTION, argv)

@@ -14,7 +14,8 @@ import warnings
 import numpy as np
 import torch
 
-from .command import Exporter, main as command_main
+from . import command
+from .command import Exporter
 from . import metadata
 
 EXTRA_FILE = metadata.KEY + '.json'
@@ -58,7 +59,13 @@ def run(data: bytes, images: np.ndarray) -> list[np.ndarray]:
 EXPORTER = Exporter(name='TorchScript', suffix='.pt', export=export, run=run)
 
 
+PROG = 'python -m openfields.export_torchscript'
+DESCRIPTION = 'Export a checkpoint to TorchScript (traced; any height and width), verified against torch.'
+
+
+def parser():
+    return command.parser(PROG, DESCRIPTION, EXPORTER.suffix)
+
+
 def main(argv=None):
-    command_main(EXPORTER, 'python -m openfields.export_torchscript',
-                 'Export a checkpoint to TorchScript (traced; any height and width), verified against torch.',
-                 argv)
+    command.main(EXPORTER, PROG, DESCRIPTION, argv)
