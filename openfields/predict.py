@@ -222,6 +222,7 @@ def run(args) -> int:
     runner = runners.load(args.checkpoint, resolve_device(args.device))
     decoder_settings = decoder_factory.DecoderSettings.from_args(args)
     predictor = Predictor(runner, decoder_settings, args.dataset, args.decoder)
+    LOG.info('decoding with %s', ', '.join(predictor.decode.names))
     canvas, plots = figures(args, predictor.head_metas, decoder_settings)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'

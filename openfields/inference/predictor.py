@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 
 from ..decoder import factory as decoder_factory
 from ..decoder.annotation import inverse_transform
 from .runners import Runner
-
-LOG = logging.getLogger(__name__)
 
 
 def dataset_head_indices(head_metas, dataset: str | None, source) -> list[int]:
@@ -37,7 +33,6 @@ class Predictor:
         self.head_metas = [runner.head_metas[i] for i in self.head_indices]
         names = decoder_names or runner.decoders.get(self.head_metas[0].dataset)
         self.decode = decoder_factory.factory(self.head_metas, decoder_settings, names=names)
-        LOG.info('decoding with %s', ', '.join(self.decode.names))
 
     def fields(self, images: torch.Tensor) -> list[list[np.ndarray]]:
         """``(B, 3, H, W)`` -> per image, one ``(F, C, h, w)`` array per head."""

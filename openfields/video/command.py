@@ -149,6 +149,7 @@ def run(args) -> int:
     source = frames_module.open_source(args.source, args.fps)
     runner = runners.load(args.checkpoint, resolve_device(args.device))
     predictor = Predictor(runner, decoder_factory.DecoderSettings.from_args(args), args.dataset, args.decoder)
+    LOG.info('%s: decoding with %s', runner.source, ', '.join(predictor.decode.names))
     preprocess = transforms.eval_pipeline(args.long_edge, pad='tight', multiple=16)
     progress = Progress(selection.count(source.n_frames))
     table_poses, table_index = [], []
