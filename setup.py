@@ -3,6 +3,11 @@
 from setuptools import setup
 
 PLUGINS = ['cocodet', 'cocokp', 'crowdpose', 'dlc', 'synthetic']
+# torch's ONNX exporter (dynamo) needs onnxscript; onnxruntime runs and verifies the exported models
+EXPORT = ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnx-ir==1.1.0', 'onnxruntime==1.31.1', 'protobuf==7.36.2',
+          'ml-dtypes==0.6.0', 'flatbuffers==25.12.19']
+# PyAV 18.1 is the newest with wheels for Python 3.11 (19 needs 3.12; abi3 wheels serve later versions too)
+VIDEO = ['av==18.1.0']
 
 setup(
     name='openfields',
@@ -16,12 +21,19 @@ setup(
         'openfields.datasets',
         'openfields.decoder',
         'openfields.encoder',
+        'openfields.export',
+        'openfields.export_onnx',
+        'openfields.export_torchscript',
+        'openfields.inference',
         'openfields.metric',
+        'openfields.models',
         'openfields.network',
         'openfields.network.losses',
+        'openfields.predictions',
         'openfields.show',
         'openfields.training',
         'openfields.transforms',
+        'openfields.video',
         'openfields.plugins',
     ] + [f'openfields.plugins.{name}' for name in PLUGINS],
     # the in-repo dataset plugins live in the top-level plugins/ folder
@@ -40,6 +52,10 @@ setup(
         # experiment loggers (--logger tensorboard / wandb); the tests read their files back
         'tensorboard': ['tensorboard==2.21.0'],
         'wandb': ['wandb==0.31.0'],
-        'test': ['pytest==9.2.0', 'tensorboard==2.21.0', 'wandb==0.31.0'],
+        # python -m openfields.export_onnx, and predict/video with .onnx models
+        'export': EXPORT,
+        # python -m openfields.video on video files (a folder of frames needs nothing more)
+        'video': VIDEO,
+        'test': ['pytest==9.2.0', 'tensorboard==2.21.0', 'wandb==0.31.0'] + EXPORT + VIDEO,
     },
 )

@@ -32,10 +32,12 @@ import torch
 
 from . import config, outputs, plugin, transforms
 from .decoder import factory as decoder_factory
-from .decoder.annotation import inverse_transform
+from .export.metadata import ExportedModelError
+from .inference import runners
+from .inference.predictor import Predictor
 from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
-from .network import checkpoint, factory as network_factory
+from .network import checkpoint
 from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug
 from .show.painters import draw_annotations
@@ -54,7 +56,9 @@ def parser() -> argparse.ArgumentParser:
     p = config.ArgumentParser(prog='python -m openfields.predict', description=__doc__.splitlines()[0])
     p.add_argument('--version', action='version', version=f'openfields {version()}')
     p.add_argument('images', nargs='+', help='image files, folders or globs')
-    p.add_argument('--checkpoint', required=True, help='trained checkpoint')
+    p.add_argument('--checkpoint', required=True,
+                   help='trained checkpoint, .onnx (run by onnxruntime) or TorchScript file; a path or the name '
+                        'of a model in the model folder (python -m openfields.models)')
     p.add_argument('--dataset', default=None,
                    help='decode only the heads trained on this dataset (for a checkpoint of several; '
                         'default: every head, the decoder picks)')
@@ -206,24 +210,6 @@ def figures(args, head_metas, decoder_settings: decoder_factory.DecoderSettings)
     return canvas, debug.DebugPlots(canvas, head_metas, selections, decoder_settings)
 
 
-def dataset_head_indices(head_metas, dataset: str | None, checkpoint_path) -> list[int]:
-    """Indices of the heads trained on ``dataset`` (all heads for None); error listing the datasets."""
-    if dataset is None:
-        return list(range(len(head_metas)))
-    indices = [i for i, meta in enumerate(head_metas) if meta.dataset == dataset]
-    if not indices:
-        available = sorted({meta.dataset for meta in head_metas})
-        raise ValueError(f'--dataset {dataset}: {checkpoint_path} has no heads of it; its datasets: '
-                         f'{", ".join(available)}')
-    return indices
-
-
-def trained_decoders(saved: dict, dataset: str) -> list[str] | None:
-    """The decoders the training dataset asked for (``decoder_names()``, recorded in the checkpoint's meta),
-    or None: the best one for the heads."""
-    return (saved.get('meta') or {}).get('decoders', {}).get(dataset)
-
-
 def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
     if args.batch_size > 1 and args.long_edge is None:
@@ -234,18 +220,12 @@ def run(args) -> int:
     for flag, folder in (('--json-output', args.json_output), ('--image-output', args.image_output),
                          ('--save-all', args.save_all)):
         outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
-    device = resolve_device(args.device)
-    saved = checkpoint.load(args.checkpoint)
-    model = network_factory.from_checkpoint(saved).to(device).eval()
-    head_indices = dataset_head_indices(model.head_metas, args.dataset, args.checkpoint)
-    head_mask = [i in head_indices for i in range(len(model.head_metas))]
-    head_metas = [model.head_metas[i] for i in head_indices]
+    runner = runners.load(args.checkpoint, resolve_device(args.device))
     decoder_settings = decoder_factory.DecoderSettings.from_args(args)
-    decode = decoder_factory.factory(head_metas, decoder_settings,
-                                     names=args.decoder or trained_decoders(saved, head_metas[0].dataset))
-    LOG.info('decoding with %s', ', '.join(decode.names))
+    predictor = Predictor(runner, decoder_settings, args.dataset, args.decoder)
+    LOG.info('decoding with %s', ', '.join(predictor.decode.names))
     cpu_threads.log_choice()
-    canvas, plots = figures(args, head_metas, decoder_settings)
+    canvas, plots = figures(args, predictor.head_metas, decoder_settings)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'
     dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16), args.long_edge,
@@ -261,15 +241,11 @@ def run(args) -> int:
         errors += batch_errors
         if images is None:
             continue
-        with torch.inference_mode():
-            head_outputs = model(images.to(device), head_mask=head_mask)
-            heads = [head_outputs[i].cpu().numpy() for i in head_indices]
-        for b, meta in enumerate(metas):
-            fields = [h[b] for h in heads]
+        for b, (meta, fields) in enumerate(zip(metas, predictor.fields(images))):
             if plots is not None:
                 plots.sample(pathlib.Path(meta['local_file_path']).name, images[b], meta,
                              [debug.Source.from_predictions(fields)])
-            predictions = [inverse_transform(a, meta) for a in decode(fields)]
+            predictions = predictor.poses(fields, meta)
             LOG.info('%s: %d poses', meta['local_file_path'], len(predictions))
             write_outputs(args, canvas, meta, predictions)
             n_done += 1
@@ -285,7 +261,7 @@ def main(argv=None):
     cpu_threads.configure()
     try:
         failed = run(args)
-    except (ValueError, checkpoint.CheckpointError, PretrainedWeightsMissing) as error:
+    except (ValueError, checkpoint.CheckpointError, ExportedModelError, PretrainedWeightsMissing) as error:
         print(f'openfields.predict: error: {error}', file=sys.stderr)
         sys.exit(2)
     if failed:

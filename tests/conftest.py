@@ -7,3 +7,6 @@ import sys
 TESTS = str(pathlib.Path(__file__).resolve().parent)
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
+
+# session-wide tiny models and their ONNX/TorchScript exports (export, inference and video tests)
+pytest_plugins = ['model_files']

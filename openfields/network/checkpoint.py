@@ -20,11 +20,11 @@ previous checkpoint intact.
 """
 
 import os
-import pathlib
 
 import torch
 
 from .. import headmeta, outputs
+from ..models import folder as model_folder
 
 FORMAT = 'openfields.checkpoint'
 FORMAT_VERSION = 1
@@ -71,10 +71,12 @@ def save(path, model, *, epoch: int, meta: dict, training_state: dict | None = N
 
 
 def load(path: str | os.PathLike) -> dict:
-    """Load and validate a checkpoint (on the CPU, ``weights_only=True``)."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'--checkpoint: file not found: {path}')
+    """Load and validate a checkpoint (on the CPU, ``weights_only=True``); ``path`` may also be the name of
+    a model in the model folders (:func:`openfields.models.resolve`)."""
+    try:
+        path = model_folder.resolve(path)
+    except model_folder.ModelNotFound as error:
+        raise CheckpointError(str(error)) from None
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # torch raises several types for foreign or truncated files

@@ -1,0 +1,1 @@
+"""``python -m openfields.export_onnx``: the command of :mod:`openfields.export.onnx`."""

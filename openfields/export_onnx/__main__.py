@@ -1,0 +1,3 @@
+from openfields.export.onnx import main
+
+main()

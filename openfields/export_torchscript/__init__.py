@@ -1,0 +1,1 @@
+"""``python -m openfields.export_torchscript``: the command of :mod:`openfields.export.torchscript`."""

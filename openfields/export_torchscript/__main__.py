@@ -1,0 +1,3 @@
+from openfields.export.torchscript import main
+
+main()

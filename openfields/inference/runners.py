@@ -1,0 +1,125 @@
+"""Network runners: a torch checkpoint, an ONNX file (onnxruntime) or a TorchScript file behind one
+interface, so that predict and video decode them the same way.
+
+A runner has ``head_metas`` (every head of the model, in output order), ``basenet`` (its name), ``decoders`` (the decoders each
+training dataset asked for: ``{dataset: [name, ...] | None}``), ``source`` (the file) and
+``fields(images, head_indices)``: normalised images ``(B, 3, H, W)`` in, one float32 array
+``(B, F, C, h, w)`` per requested head out, eval-mode values (network/heads.py). Which runner a file gets
+is decided from its contents (:func:`load`).
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import zipfile
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .. import headmeta
+from ..export import metadata
+from ..models import folder as model_folder
+from ..network import checkpoint, factory as network_factory
+
+LOG = logging.getLogger(__name__)
+
+
+class Runner(Protocol):
+    head_metas: list[headmeta.Base]
+    basenet: str
+    decoders: dict
+    source: pathlib.Path
+
+    def fields(self, images: torch.Tensor, head_indices: list[int]) -> list[np.ndarray]:
+        """``(B, 3, H, W)`` -> one ``(B, F, C, h, w)`` array per index of ``head_indices``."""
+
+
+class TorchRunner:
+    """A checkpoint's network in eval mode on ``device``; heads not asked for are not computed."""
+
+    def __init__(self, saved: dict, source: pathlib.Path, device: torch.device):
+        self.model = network_factory.from_checkpoint(saved).to(device).eval()
+        self.head_metas = self.model.head_metas
+        self.basenet = self.model.basenet.name
+        self.decoders = (saved.get('meta') or {}).get('decoders', {})
+        self.source, self.device = source, device
+
+    def fields(self, images, head_indices):
+        mask = [i in head_indices for i in range(len(self.head_metas))]
+        with torch.inference_mode():
+            outputs = self.model(images.to(self.device), head_mask=mask)
+            return [outputs[i].cpu().numpy() for i in head_indices]
+
+
+class TorchScriptRunner:
+    """A file of ``python -m openfields.export_torchscript``."""
+
+    def __init__(self, source: pathlib.Path, device: torch.device):
+        from ..export import torchscript  # pylint: disable=import-outside-toplevel
+        self.module, text = torchscript.load(str(source), device)
+        described = metadata.from_json(text, source)
+        self.head_metas = metadata.head_metas(described)
+        self.basenet = described.get('basenet', '?')
+        self.decoders = described.get('decoders') or {}
+        self.source, self.device = source, device
+
+    def fields(self, images, head_indices):
+        with torch.inference_mode():
+            outputs = self.module(images.to(self.device))
+            return [outputs[i].cpu().numpy() for i in head_indices]
+
+
+class OnnxRunner:
+    """A file of ``python -m openfields.export_onnx``, run by onnxruntime on the CPU."""
+
+    def __init__(self, source: pathlib.Path, threads: int | None = None):
+        from ..export import onnx as onnx_export  # pylint: disable=import-outside-toplevel
+        try:
+            self.session = onnx_export.session(str(source), threads)
+        except Exception as error:  # pylint: disable=broad-except  # onnxruntime's own types, from Exception
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise metadata.ExportedModelError(f'{source}: not a loadable ONNX model ({first[:200]})') from None
+        described = metadata.from_json(self.session.get_modelmeta().custom_metadata_map.get(metadata.KEY),
+                                       source)
+        self.head_metas = metadata.head_metas(described)
+        self.basenet = described.get('basenet', '?')
+        self.decoders = described.get('decoders') or {}
+        self.source = source
+        self._check_signature()
+
+    def _check_signature(self):
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if [i.name for i in inputs] != ['image'] or len(outputs) != len(self.head_metas):
+            raise metadata.ExportedModelError(
+                f'{self.source}: its graph (inputs {[i.name for i in inputs]}, {len(outputs)} outputs) is not '
+                f'the one its metadata describes (input image, {len(self.head_metas)} heads)')
+
+    def fields(self, images, head_indices):
+        names = [self.session.get_outputs()[i].name for i in head_indices]
+        return self.session.run(names, {'image': images.cpu().numpy()})
+
+
+def is_torchscript(path: pathlib.Path) -> bool:
+    """TorchScript archives hold ``<name>/constants.pkl``; ``torch.save`` checkpoints do not."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith('/constants.pkl') for name in archive.namelist())
+
+
+def load(name_or_path: str, device: torch.device | str = 'cpu') -> Runner:
+    """The runner for a checkpoint, an ``.onnx`` file or a TorchScript file (a path or a named model)."""
+    try:
+        path = model_folder.resolve(name_or_path)
+    except model_folder.ModelNotFound as error:
+        raise checkpoint.CheckpointError(str(error)) from None
+    device = torch.device(device)
+    if path.suffix.lower() == '.onnx':
+        if device.type != 'cpu':
+            LOG.info('%s: ONNX models run on the CPU (onnxruntime), not on %s', path, device)
+        return OnnxRunner(path)
+    if is_torchscript(path):
+        return TorchScriptRunner(path, device)
+    return TorchRunner(checkpoint.load(path), path, device)

@@ -1,0 +1,3 @@
+from openfields.video.command import main
+
+main()

@@ -1,0 +1,48 @@
+"""Session-wide tiny models for the export, inference and video tests: a resnet18 checkpoint with COCO
+person heads (random weights) and its ONNX and TorchScript exports, each made once.
+
+A pytest plugin of tests/conftest.py (``pytest_plugins``): its fixtures serve every test folder.
+"""
+
+import pytest
+
+from openfields.datasets import coco_person
+from openfields.datasets.coco import KeypointCategory
+from openfields.datasets.keypoint_module import head_metas_for
+from openfields.export import onnx as onnx_export, torchscript
+from openfields.export import command
+from openfields.network import checkpoint, factory
+
+
+def head_metas(dataset='cocokp'):
+    category = KeypointCategory(id=1, name='person', keypoints=coco_person.COCO_KEYPOINTS,
+                                skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
+    return head_metas_for(category, dataset, 1, base_stride=16)
+
+
+def export(exporter, source, output):
+    args = command.parser('test', 'test', exporter.suffix).parse_args(
+        ['--checkpoint', str(source), '--output', str(output), '--input-size', '81x65'])
+    return command.run(args, exporter)
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp('models') / 'tiny.pkl'
+    checkpoint.save(path, factory.build('resnet18', {}, head_metas()), epoch=3,
+                    meta={'decoders': {'cocokp': ['cifcaf']}})
+    return path
+
+
+@pytest.fixture(scope='session')
+def tiny_onnx(tiny_checkpoint):
+    path = tiny_checkpoint.with_suffix('.onnx')
+    export(onnx_export.EXPORTER, tiny_checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def tiny_torchscript(tiny_checkpoint):
+    path = tiny_checkpoint.with_suffix('.pt')
+    export(torchscript.EXPORTER, tiny_checkpoint, path)
+    return path
