@@ -71,7 +71,7 @@ def test_log_starts_with_the_resolved_command_and_version(tiny_run):
     assert process['args']['momentum'] == 0.9  # defaults are resolved too
     assert re.fullmatch(r'\d+\.\d+\.\d+(\+\d+\.g[0-9a-f]{7}(\.dirty)?)?', process['version'])
     assert process['cpu_threads'] == torch.get_num_threads()
-    assert process['omp_wait_policy'] == os.environ['OMP_WAIT_POLICY']  # PASSIVE unless set outside
+    assert process['omp_wait_policy'] == os.environ.get('OMP_WAIT_POLICY')  # PASSIVE on a busy machine
 
 
 def test_log_has_train_records_per_display_interval_and_epoch_means(tiny_run):

@@ -4,8 +4,10 @@ Times a training step (resnet18, batch 8, 160x160: a short, representative mix o
 processes for each setting, once on the machine as it is ("quiet") and once next to one process that keeps
 a core busy ("busy": a laptop's browser, a job sharing the node). Settings:
 
-* ``openfields``: what the CLIs choose (one thread per usable CPU, ``OMP_WAIT_POLICY=PASSIVE``);
-* ``spinning``: the same threads with libgomp's default wait (idle threads spin before they sleep);
+* ``sleeping``: one thread per usable CPU, ``OMP_WAIT_POLICY=PASSIVE`` (what openfields chooses when the
+  machine is busy at start-up);
+* ``spinning``: the same threads with libgomp's default wait, idle threads spin before they sleep (what
+  openfields keeps on a quiet machine);
 * ``one thread``: ``OMP_NUM_THREADS=1``.
 
 Writes the median seconds per step of each (setting, load) to a JSON file (see docs/benchmarks.md).
@@ -46,7 +48,7 @@ print(json.dumps({{'times': times[2:], 'threads': torch.get_num_threads()}}))
 '''
 
 SETTINGS = {
-    'openfields': {'OMP_WAIT_POLICY': 'PASSIVE'},
+    'sleeping': {'OMP_WAIT_POLICY': 'PASSIVE'},
     'spinning': {'OMP_WAIT_POLICY': None},
     'one thread': {'OMP_WAIT_POLICY': 'PASSIVE', 'OMP_NUM_THREADS': '1'},
 }
@@ -58,7 +60,8 @@ def _busy_loop():  # the neighbour: one core at 100 %
 
 
 def time_setting(overrides: dict, steps: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS')}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', cpu_threads.SET_ON_IMPORT)}
     env.update({k: v for k, v in overrides.items() if v is not None})
     env.setdefault('OMP_NUM_THREADS', str(cpu_threads.usable_cpus()))
     run = subprocess.run([sys.executable, '-c', STEP.format(steps=steps)], env=env, capture_output=True,

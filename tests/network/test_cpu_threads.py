@@ -10,8 +10,7 @@ from openfields.network import cpu_threads
 def test_threads_follow_the_cpus_this_process_may_use_not_the_machines_cores():
     mine = len(os.sched_getaffinity(0))
     assert cpu_threads.choose({}).threads == mine
-    assert cpu_threads.choose({'SLURM_CPUS_PER_TASK': '1'}) == cpu_threads.ThreadChoice(
-        threads=1, usable_cpus=1, source='one per usable CPU', wait_policy='libgomp default (spin, then sleep)')
+    assert cpu_threads.choose({'SLURM_CPUS_PER_TASK': '1'}).threads == 1
 
 
 def test_omp_num_threads_overrides_and_torchrun_processes_share_the_cpus():
@@ -20,13 +19,32 @@ def test_omp_num_threads_overrides_and_torchrun_processes_share_the_cpus():
     assert shared.threads == 1 and 'shared by' in shared.source
 
 
-def test_importing_openfields_makes_idle_threads_sleep_unless_the_environment_says_otherwise():
-    code = 'import openfields, os; print(os.environ["OMP_WAIT_POLICY"])'
-    env = {k: v for k, v in os.environ.items() if k != 'OMP_WAIT_POLICY'}
-    assert subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip() == 'PASSIVE'
-    assert subprocess.run([sys.executable, '-c', code], env={**env, 'OMP_WAIT_POLICY': 'ACTIVE'},
-                          capture_output=True, text=True, check=True).stdout.strip() == 'ACTIVE'
+def test_idle_threads_sleep_on_a_busy_machine_and_spin_on_a_quiet_one():
+    assert cpu_threads.wait_policy_for(load_average=1.0, machine_cpus=2) == 'PASSIVE'
+    assert cpu_threads.wait_policy_for(load_average=40.0, machine_cpus=64) == 'PASSIVE'
+    assert cpu_threads.wait_policy_for(load_average=0.3, machine_cpus=2) is None
+    assert cpu_threads.wait_policy_for(load_average=0.9, machine_cpus=1) is None  # ourselves, starting
+
+
+def test_the_policy_is_chosen_on_import_unless_the_environment_sets_it(monkeypatch):
+    monkeypatch.setattr(os, 'getloadavg', lambda: (7.0, 1.0, 1.0))
+    environ = {}
+    cpu_threads.choose_wait_policy_on_import(environ)
+    assert environ['OMP_WAIT_POLICY'] == 'PASSIVE'
+    assert 'PASSIVE (load 7.0 on' in cpu_threads.choose(environ).wait_policy
+    environ = {'OMP_WAIT_POLICY': 'ACTIVE'}
+    cpu_threads.choose_wait_policy_on_import(environ)
+    assert environ == {'OMP_WAIT_POLICY': 'ACTIVE'}
+    monkeypatch.setattr(os, 'getloadavg', lambda: (0.0, 0.0, 0.0))
+    environ = {}
+    cpu_threads.choose_wait_policy_on_import(environ)
+    assert environ == {} and 'quiet at start-up' in cpu_threads.choose(environ).wait_policy
+
+
+def test_openfields_is_imported_before_torch_so_the_policy_can_take_effect():
+    code = 'import sys, openfields; print("torch" in sys.modules)'
+    assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          check=True).stdout.strip() == 'False'
 
 
 def test_configure_sets_torch_silently_and_the_choice_is_logged_in_one_line_later(caplog):
