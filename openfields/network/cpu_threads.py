@@ -13,7 +13,7 @@ the defaults, 0.6 s with sleeping threads and 0.5 s with one thread. So openfiel
 * **wait policy**: spinning pays on an idle machine (a shufflenetv2k16 training step: 1.03 images/s with
   libgomp's default, 0.78 with sleeping threads) and costs dearly on a busy one (0.45 against 0.61 next to
   one busy process; 3.2 s against 0.6 s for the resnet18 step above). So when the machine is busy as the
-  package is imported (the 1-minute load average at least half the machine's CPUs, and at least 1),
+  package is imported (other runnable threads at least half the machine's CPUs, and at least 1),
   ``OMP_WAIT_POLICY=PASSIVE`` is set (an idle thread sleeps); on a quiet machine libgomp's default stays. It
   is decided on import because libgomp reads it once, when torch loads it (a program that imported torch
   before openfields keeps its own); ``OMP_WAIT_POLICY`` in the environment always wins.
@@ -36,25 +36,42 @@ BUSY_WAIT_POLICY = 'PASSIVE'
 SET_ON_IMPORT = 'OPENFIELDS_SET_OMP_WAIT_POLICY'  # records that openfields chose the policy, and why
 
 
-def wait_policy_for(load_average: float, machine_cpus: int) -> str | None:
-    """``PASSIVE`` on a busy machine (1-minute load >= half its CPUs and >= 1), else None (libgomp's
-    default: spin a while, then sleep)."""
-    return BUSY_WAIT_POLICY if load_average >= max(1.0, 0.5 * machine_cpus) else None
+def wait_policy_for(other_running: float, machine_cpus: int) -> str | None:
+    """``PASSIVE`` on a busy machine (other runnable threads >= half its CPUs, and >= 1), else None
+    (libgomp's default: spin a while, then sleep)."""
+    return BUSY_WAIT_POLICY if other_running >= max(1.0, 0.5 * machine_cpus) else None
 
 
-def choose_wait_policy_on_import(environ=None) -> None:
+def other_running_threads(samples: int = 5, interval_s: float = 0.01) -> int | None:
+    """Runnable threads of other processes now: the fewest seen in ``samples`` readings of /proc/loadavg's
+    running count (a busy neighbour is runnable in every reading, a passing one is not), less this one.
+    Not the load average, which lags a minute behind: right after a run ends it would still call the
+    machine busy. None where /proc/loadavg is missing."""
+    import time
+    seen = []
+    for i in range(samples):
+        try:
+            with open('/proc/loadavg', encoding='ascii') as f:
+                seen.append(int(f.read().split()[3].split('/')[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return min(seen)
+
+
+def choose_wait_policy_on_import(environ=None, other_running=other_running_threads) -> None:
     """Called by ``openfields/__init__.py`` before torch is loaded: see the module docstring."""
     environ = os.environ if environ is None else environ
     if 'OMP_WAIT_POLICY' in environ:
         return
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available: keep the default
+    running = other_running()
+    if running is None:
         return
-    policy = wait_policy_for(load, os.cpu_count() or 1)
+    policy = wait_policy_for(running, os.cpu_count() or 1)
     if policy is not None:
         environ['OMP_WAIT_POLICY'] = policy
-        environ[SET_ON_IMPORT] = f'load {load:.1f} on {os.cpu_count()} CPUs at start-up'
+        environ[SET_ON_IMPORT] = f'{running} other runnable threads on {os.cpu_count()} CPUs at start-up'
 
 
 @dataclasses.dataclass(frozen=True)

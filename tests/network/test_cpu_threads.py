@@ -20,25 +20,42 @@ def test_omp_num_threads_overrides_and_torchrun_processes_share_the_cpus():
 
 
 def test_idle_threads_sleep_on_a_busy_machine_and_spin_on_a_quiet_one():
-    assert cpu_threads.wait_policy_for(load_average=1.0, machine_cpus=2) == 'PASSIVE'
-    assert cpu_threads.wait_policy_for(load_average=40.0, machine_cpus=64) == 'PASSIVE'
-    assert cpu_threads.wait_policy_for(load_average=0.3, machine_cpus=2) is None
-    assert cpu_threads.wait_policy_for(load_average=0.9, machine_cpus=1) is None  # ourselves, starting
+    assert cpu_threads.wait_policy_for(other_running=1, machine_cpus=2) == 'PASSIVE'
+    assert cpu_threads.wait_policy_for(other_running=40, machine_cpus=64) == 'PASSIVE'
+    assert cpu_threads.wait_policy_for(other_running=0, machine_cpus=2) is None
+    assert cpu_threads.wait_policy_for(other_running=20, machine_cpus=64) is None
 
 
-def test_the_policy_is_chosen_on_import_unless_the_environment_sets_it(monkeypatch):
-    monkeypatch.setattr(os, 'getloadavg', lambda: (7.0, 1.0, 1.0))
+def test_the_policy_is_chosen_on_import_unless_the_environment_sets_it():
     environ = {}
-    cpu_threads.choose_wait_policy_on_import(environ)
+    cpu_threads.choose_wait_policy_on_import(environ, other_running=lambda: 7)
     assert environ['OMP_WAIT_POLICY'] == 'PASSIVE'
-    assert 'PASSIVE (load 7.0 on' in cpu_threads.choose(environ).wait_policy
+    assert 'PASSIVE (7 other runnable threads on' in cpu_threads.choose(environ).wait_policy
     environ = {'OMP_WAIT_POLICY': 'ACTIVE'}
-    cpu_threads.choose_wait_policy_on_import(environ)
+    cpu_threads.choose_wait_policy_on_import(environ, other_running=lambda: 7)
     assert environ == {'OMP_WAIT_POLICY': 'ACTIVE'}
-    monkeypatch.setattr(os, 'getloadavg', lambda: (0.0, 0.0, 0.0))
     environ = {}
-    cpu_threads.choose_wait_policy_on_import(environ)
+    cpu_threads.choose_wait_policy_on_import(environ, other_running=lambda: 0)
     assert environ == {} and 'quiet at start-up' in cpu_threads.choose(environ).wait_policy
+
+
+def test_a_busy_neighbour_is_seen_at_once():
+    import multiprocessing
+    quiet = cpu_threads.other_running_threads()
+    neighbours = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 1)]
+    for neighbour in neighbours:
+        neighbour.start()
+    try:
+        busy = cpu_threads.other_running_threads()
+    finally:
+        for neighbour in neighbours:
+            neighbour.terminate()
+    assert busy >= (os.cpu_count() or 1) > 0 and busy > quiet
+
+
+def _spin():
+    while True:
+        pass
 
 
 def test_openfields_is_imported_before_torch_so_the_policy_can_take_effect():
