@@ -23,6 +23,7 @@ import sys
 
 from . import config
 from .outputs import OutputPathError, atomic_write, check_output_path
+from .show.progress import format_duration
 from .training import log as training_log, run_files
 from .training.run_files import RunFiles
 from .version import version
@@ -331,11 +332,6 @@ def read_runs(paths: list[str]) -> list[Run]:
 
 # ---------------------------------------------------------------------------------------------------------
 # table
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(round(max(0.0, seconds)))
-    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
 
 
 def format_loss(value: float) -> str:

@@ -29,6 +29,7 @@ import warnings
 import torch
 
 from ..datasets import sampler
+from ..show.progress import format_duration
 from .accelerate import Precision, float32_precision
 from .distributed import Context, Launch
 from .resume import rng_state, set_rng_state
@@ -160,11 +161,6 @@ class ExponentialMovingAverage:
         self.swapped = state['swapped']
         if self.swapped:
             self.swap()
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
 
 
 def _floats(total, components: dict):
@@ -464,7 +460,7 @@ class Trainer:
                        time=round(time.perf_counter() - epoch_start, 3))
         LOG.info('epoch %d/%d train loss %.4f (%d batches, %s)', epoch, self.settings.epochs,
                  _or_nan(_mean(losses)), len(losses),
-                 _format_duration(time.perf_counter() - epoch_start))
+                 format_duration(time.perf_counter() - epoch_start))
 
     def _step(self, epoch, batch_index, n_batches, batch, data_time, n_images, epoch_start):
         """One optimizer step on ``batch``, logged; returns its losses (means over the ranks) and the images
@@ -496,7 +492,7 @@ class Trainer:
         eta = run_elapsed / done_batches * (total_batches - done_batches)
         LOG.info('epoch %d/%d batch %d/%d loss %.4f lr %.2e %.1f img/s ETA %s', epoch,
                  self.settings.epochs, batch_index + 1, n_batches, loss if loss is not None else math.nan,
-                 lr, n_images / max(elapsed, 1e-9), _format_duration(eta))
+                 lr, n_images / max(elapsed, 1e-9), format_duration(eta))
 
     @staticmethod
     def _mean_components(components: list[dict]) -> dict:
@@ -538,7 +534,7 @@ class Trainer:
                     LOG.info('epoch %d/%d val batch %d/%d loss %.4f %.1f img/s ETA %s', epoch,
                              self.settings.epochs, batch_index + 1, n_batches,
                              total if total is not None else math.nan, n_images / max(elapsed, 1e-9),
-                             _format_duration(eta))
+                             format_duration(eta))
         loss, head_losses = self._mean_over_ranks(_mean(losses), self._mean_components(components))
         # components are None only for heads without targets: those of the other datasets
         head_losses = {name: value for name, value in head_losses.items() if value is not None}
