@@ -8,6 +8,8 @@ EXPORT = ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnx-ir==1.1.0', 'onnxruntime==1
           'ml-dtypes==0.6.0', 'flatbuffers==25.12.19']
 # PyAV 18.1 is the newest with wheels for Python 3.11 (19 needs 3.12; abi3 wheels serve later versions too)
 VIDEO = ['av==18.1.0']
+# DeepLabCut's .h5 prediction tables (predict/video --dlc-table x.h5); .csv needs nothing
+DLC_H5 = ['pandas==3.1.1', 'tables==3.11.1']
 
 setup(
     name='openfields',
@@ -56,6 +58,7 @@ setup(
         'export': EXPORT,
         # python -m openfields.video on video files (a folder of frames needs nothing more)
         'video': VIDEO,
-        'test': ['pytest==9.2.0', 'tensorboard==2.21.0', 'wandb==0.31.0'] + EXPORT + VIDEO,
+        'dlc-h5': DLC_H5,
+        'test': ['pytest==9.2.0', 'tensorboard==2.21.0', 'wandb==0.31.0'] + EXPORT + VIDEO + DLC_H5,
     },
 )

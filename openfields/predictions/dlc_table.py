@@ -22,7 +22,7 @@ from .. import outputs
 
 COORDS = ('x', 'y', 'likelihood')
 H5_KEY = 'df_with_missing'
-H5_HINT = 'the .h5 table needs pandas and PyTables: pip install pandas tables (or write a .csv)'
+H5_HINT = "the .h5 table needs pandas and PyTables: pip install 'openfields[dlc-h5]' (or write a .csv)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,6 +40,18 @@ def test_multi_animal_csv_round_trips_with_nan_for_missing_parts(tmp_path):
 def test_h5_without_pandas_is_the_install_hint(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__('sys').modules, 'pandas', None)
     table = dlc_table.from_poses(POSES, ['snout', 'tail'], 's', ['0', '1'])
-    with pytest.raises(ValueError, match='pip install pandas tables'):
+    with pytest.raises(ValueError, match=r'pip install .openfields\[dlc-h5\]'):
         dlc_table.write(tmp_path / 't.h5', table)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_multi_animal_h5_reads_back_in_pandas_with_deeplabcuts_header(tmp_path):
+    pandas = pytest.importorskip('pandas', reason='the .h5 table needs pandas (openfields[dlc-h5] extra)')
+    pytest.importorskip('tables', reason='the .h5 table needs PyTables')
+    table = dlc_table.from_poses(POSES, ['snout', 'tail'], 'openfields_m', ['0', '1'], n_individuals=2)
+    dlc_table.write(tmp_path / 't.h5', table)
+    frame = pandas.read_hdf(tmp_path / 't.h5', dlc_table.H5_KEY)
+    assert list(frame.columns.names) == ['scorer', 'individuals', 'bodyparts', 'coords']
+    assert np.allclose(frame[('openfields_m', 'individual1', 'snout', 'x')].to_numpy(), [1.5, np.nan], equal_nan=True)
+    np.testing.assert_array_equal(frame.to_numpy().reshape(table.values.shape), table.values)
+    assert [p.name for p in tmp_path.iterdir()] == ['t.h5']  # no temporary file left
