@@ -44,24 +44,33 @@ def stale_temp_files(path: str | os.PathLike) -> list[pathlib.Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = 'w', encoding: str | None = 'utf-8') -> Iterator:
-    """Open a temporary sibling of ``path`` for writing; on a clean exit it is synced and renamed over
-    ``path``, on an exception it is removed and ``path`` is left as it was. ``mode`` is 'w' or 'wb'."""
-    if mode not in ('w', 'wb'):
-        raise ValueError(f'atomic_write: mode {mode!r} is not w or wb')
+def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """The temporary sibling of ``path`` to write, for writers that want a path (HDF5, video containers);
+    on a clean exit it is renamed over ``path``, on an exception it is removed and ``path`` is left as
+    it was."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
-        with open(tmp, mode, encoding=None if 'b' in mode else encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = 'w', encoding: str | None = 'utf-8') -> Iterator:
+    """Open a temporary sibling of ``path`` for writing; on a clean exit it is synced and renamed over
+    ``path``, on an exception it is removed and ``path`` is left as it was. ``mode`` is 'w' or 'wb'."""
+    if mode not in ('w', 'wb'):
+        raise ValueError(f'atomic_write: mode {mode!r} is not w or wb')
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, encoding=None if 'b' in mode else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

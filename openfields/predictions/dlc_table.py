@@ -111,9 +111,5 @@ def write_h5(path: pathlib.Path, table: Table) -> None:
     pandas = require_pandas()
     frame = pandas.DataFrame(table.values.reshape(len(table.index), -1), index=table.index,
                              columns=pandas.MultiIndex.from_tuples(columns(table), names=header_names(table)))
-    tmp = outputs.temp_path(path)
-    try:
+    with outputs.atomic_path(path) as tmp:
         frame.to_hdf(tmp, key=H5_KEY, mode='w')
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
