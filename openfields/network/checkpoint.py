@@ -35,7 +35,10 @@ class CheckpointError(ValueError):
 
 
 def model_description(model) -> dict:
-    """The ``model`` entry of a checkpoint for a :class:`~openfields.network.nets.Shell`."""
+    """The ``model`` entry of a checkpoint for a :class:`~openfields.network.nets.Shell`; other models
+    (the detectors of top-down mode) describe themselves (``checkpoint_description()``)."""
+    if hasattr(model, 'checkpoint_description'):
+        return model.checkpoint_description()
     basenet = model.basenet
     bn = next((m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)), None)
     return {

@@ -91,7 +91,7 @@ class Plan:
     what trains (the DDP wrapper under ``--ddp``, else ``network``)."""
     network: torch.nn.Module
     model: torch.nn.Module
-    loss: torch.nn.Module
+    loss: torch.nn.Module | None  # of the fields; None when ``objective`` computes the losses
     optimizer: torch.optim.Optimizer
     schedule: optimize.LearningRateSchedule
     train_loader: object
@@ -107,6 +107,7 @@ class Plan:
     train_batches: int | None = None  # --train-batches
     logger_settings: object = None  # --logger (openfields.training.loggers.LoggerSettings)
     accelerate: accelerate.AccelerateSettings = accelerate.AccelerateSettings()  # --amp, --channels-last, ...
+    objective: object = None  # batch -> losses; None: the composite fields' (loop.FieldObjective of loss)
 
 
 @contextlib.contextmanager
@@ -147,7 +148,8 @@ def fit(plan: Plan, files: RunFiles, context: Context, device: torch.device, log
                                 last_good=pathlib.Path(resumed.path) if resumed is not None else None)
     with preemption.StopSignals() as stop, accelerate.backend_switches(plan.accelerate):
         runner = Trainer(plan.model, plan.loss, plan.optimizer, scheduler, device=device, settings=plan.settings,
-                         log=log, checkpointer=checkpointer, n_heads=len(plan.network.head_metas),
+                         log=log, checkpointer=checkpointer, objective=plan.objective,
+                         n_heads=len(getattr(plan.network, 'head_metas', ())),
                          batch_hook=plan.batch_hook, network=plan.network, distributed=context,
                          stop_signal=lambda: stop.name, test_sets=plan.test_sets, loggers=log.loggers,
                          precision=accelerate.Precision(plan.accelerate, device))

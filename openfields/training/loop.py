@@ -180,6 +180,46 @@ def _or_nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+class FieldObjective:
+    """What a composite-field network trains on: its head outputs against the encoders' target fields.
+
+    A batch's ``targets`` hold one tensor ``(B, F, C, h, w)`` per head of the batch's dataset, placed at the
+    network positions ``metas[0]['head_indices']``; the heads of other datasets get None (they are skipped
+    by the network and get no gradient). Other objectives (the torchvision detectors of top-down mode,
+    :mod:`openfields.topdown.detector_training`) answer the same three calls.
+    """
+
+    def __init__(self, loss, n_heads: int):
+        self.loss = loss
+        self.n_heads = n_heads
+
+    @property
+    def component_names(self) -> list[str]:
+        return self.loss.field_names
+
+    def targets(self, targets, metas, device) -> list:
+        """The batch's targets on ``device`` at their head indices; None for heads of other datasets."""
+        indices = metas[0].get('head_indices', list(range(len(targets))))
+        full = [None] * self.n_heads
+        for index, target in zip(indices, targets):
+            full[index] = target.to(device, non_blocking=True)
+        return full
+
+    def forward(self, model, images, targets, precision: Precision):
+        """The outputs of the heads that have targets (under the precision's autocast)."""
+        with precision.autocast():
+            return model(precision.images(images), head_mask=[t is not None for t in targets])
+
+    def __call__(self, model, images, targets, precision: Precision):
+        """``(total, {component: loss})`` of one batch; the loss outside autocast, in float32."""
+        return self.loss(self.forward(model, images, targets, precision), targets)
+
+
+def batch_size_of(images) -> int:
+    """Images in a batch: a tensor ``(B, 3, H, W)`` or a list of ``(3, H, W)`` tensors (detectors)."""
+    return len(images)
+
+
 class NoCheckpoints:
     """A checkpointer that writes nothing (unit tests of the loop)."""
 
@@ -201,23 +241,23 @@ class Trainer:
     :class:`~openfields.metric.scoring.TestSet`}) are needed on rank 0 only. ``stop_signal()`` returns the
     name of a stop signal this process received, or None. ``precision``
     (:class:`~openfields.training.accelerate.Precision`, default float32) runs the forward passes under its
-    autocast, places the images in its memory order and scales the fp16 loss.
+    autocast, places the images in its memory order and scales the fp16 loss. ``objective`` turns a batch
+    into losses (default: :class:`FieldObjective` of ``loss`` over ``n_heads`` heads).
     """
 
     def __init__(self, model, loss, optimizer, scheduler, *, device, settings: TrainerSettings,
-                 log: TrainingLog, checkpointer=None, n_heads: int, batch_hook=None, network=None,
+                 log: TrainingLog, checkpointer=None, n_heads: int = 0, batch_hook=None, network=None,
                  distributed: Context | None = None, stop_signal=None, test_sets: dict | None = None,
-                 loggers=None, precision: Precision | None = None):
+                 loggers=None, precision: Precision | None = None, objective=None):
         self.model = model
         self.network = network if network is not None else model
-        self.loss = loss
+        self.objective = objective if objective is not None else FieldObjective(loss, n_heads)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.device = device
         self.settings = settings
         self.log = log
         self.checkpointer = checkpointer if checkpointer is not None else NoCheckpoints()
-        self.n_heads = n_heads
         self.batch_hook = batch_hook  # debug plots: (epoch, batch_index, images, targets, metas) before a step
         self.distributed = distributed if distributed is not None else Context(Launch())
         self.stop_signal = stop_signal if stop_signal is not None else lambda: None
@@ -265,7 +305,7 @@ class Trainer:
         if start.epoch >= self.settings.epochs:
             raise ValueError(f'--epochs {self.settings.epochs}: nothing to train, the run starts after '
                              f'epoch {start.epoch}')
-        self.log.write('config', field_names=self.loss.field_names)
+        self.log.write('config', field_names=self.objective.component_names)
         self.run_start = time.perf_counter()
         self.start = start
         for epoch in range(start.epoch + 1, self.settings.epochs + 1):
@@ -307,7 +347,7 @@ class Trainer:
         with its target and predicted CIF confidence, in eval mode (the weights being validated)."""
         from ..show.field_images import sample_picture  # pylint: disable=import-outside-toplevel
         batches, self.image_batches = self.image_batches, {}
-        if not batches:
+        if not batches or not hasattr(self.network, 'head_metas'):  # pictures of fields only
             return
         was_training = self.network.training
         self.network.eval()
@@ -378,9 +418,7 @@ class Trainer:
                 if self.distributed.any(batch is None):
                     continue
                 images, targets, metas = batch
-                targets = self._full_targets(targets, metas)
-                with self.precision.autocast():
-                    self.network(self.precision.images(images), head_mask=[t is not None for t in targets])
+                self.objective.forward(self.network, images, self._full_targets(targets, metas), self.precision)
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
 
@@ -392,17 +430,11 @@ class Trainer:
         return min(len(loader), cap) if cap is not None else len(loader)
 
     def _full_targets(self, targets, metas):
-        """Place the dataset's targets at their head indices; None for heads of other datasets."""
-        indices = metas[0].get('head_indices', list(range(len(targets))))
-        full = [None] * self.n_heads
-        for index, target in zip(indices, targets):
-            full[index] = target.to(self.device, non_blocking=True)
-        return full
+        """The batch's targets on the device, as the objective wants them."""
+        return self.objective.targets(targets, metas, self.device)
 
     def train_batch(self, images, targets):
-        with self.precision.autocast():
-            outputs = self.model(self.precision.images(images), head_mask=[t is not None for t in targets])
-        total, components = self.loss(outputs, targets)  # outside autocast: in float32
+        total, components = self.objective(self.model, images, targets, self.precision)
         self.optimizer.zero_grad(set_to_none=True)
         if total is not None:
             self.precision.backward(total)
@@ -472,7 +504,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]['lr']
         loss, head_losses = self._mean_over_ranks(*self.train_batch(images, self._full_targets(targets, metas)))
         compute_time = time.perf_counter() - compute_start
-        n_images += images.shape[0] * self.distributed.world_size
+        n_images += batch_size_of(images) * self.distributed.world_size
         if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
             self.log.write('train', epoch=epoch, batch=batch_index, n_batches=n_batches, lr=lr, loss=loss,
                            head_losses=head_losses, data_time=round(data_time, 4), time=round(compute_time, 4))
@@ -521,13 +553,10 @@ class Trainer:
                 self._keep_for_images('val', epoch, batch)
                 images, targets, metas = batch
                 targets = self._full_targets(targets, metas)
-                with self.precision.autocast():
-                    outputs = self.network(self.precision.images(images),
-                                           head_mask=[t is not None for t in targets])
-                total, head_losses = _floats(*self.loss(outputs, targets))
+                total, head_losses = _floats(*self.objective(self.network, images, targets, self.precision))
                 losses.append(total)
                 components.append(head_losses)
-                n_images += images.shape[0]
+                n_images += batch_size_of(images)
                 if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
                     elapsed = time.perf_counter() - start
                     eta = elapsed / (batch_index + 1) * (n_batches - batch_index - 1)
