@@ -1,0 +1,170 @@
+"""What a detector of top-down mode trains and is scored on: the images of a keypoint dataset with one box
+per annotated individual (:mod:`openfields.topdown.boxes`: the annotation's bbox, or its keypoints plus
+DeepLabCut's margin), and the COCO box AP (pycocotools, ``iou_type='bbox'``) of its detections.
+
+Samples are ``(image, target, meta)``: ``image`` ``(3, H, W)`` in [0, 1] with its long edge at the detector's
+image size, ``target`` ``{'boxes': (N, 4) x0, y0, x1, y1, 'labels': (N,) ones}`` in those pixels, ``meta``
+with ``image_id``, ``file_name`` and ``scale`` (network pixels per original pixel). A batch keeps the
+images as a list (their sizes differ); torchvision's detectors take lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+import PIL.Image
+import torch
+import torchvision.transforms.functional as F
+
+from ..decoder.annotation import AnnotationDet
+from ..metric.coco import Coco
+from ..show.progress import Progress
+from .boxes import BoxSettings, instance_boxes
+
+LOG = logging.getLogger(__name__)
+
+# DeepLabCut's names of the COCO box scores (pycocotools' summary, in its order), as its detector runs log them
+SCORE_NAMES = {'AP': 'mAP@50:95', 'AP50': 'mAP@50', 'AP75': 'mAP@75', 'AR1': 'mAR@1', 'AR10': 'mAR@10',
+               'AR100': 'mAR@100'}
+
+
+def resized(image: PIL.Image.Image, long_edge: int) -> tuple[torch.Tensor, float]:
+    """``(3, H, W)`` float tensor in [0, 1] whose long edge is ``long_edge``, and the scale applied."""
+    scale = long_edge / max(image.size)
+    size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
+    return F.to_tensor(image.resize(size, PIL.Image.BILINEAR)), scale
+
+
+def boxes_xyxy(anns: list[dict], width: int, height: int, settings: BoxSettings) -> np.ndarray:
+    """``(N, 4)`` float32 corners of every annotated individual's box (pixel centres at integers)."""
+    boxes = [box for _, box in instance_boxes(anns, width, height, settings)]
+    if not boxes:
+        return np.zeros((0, 4), dtype=np.float32)
+    boxes = np.stack(boxes).astype(np.float32)
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+
+class DetectionSamples(torch.utils.data.Dataset):
+    """The images of ``raw`` (a :class:`~openfields.datasets.coco.CocoKeypoints` returning ``(image, anns,
+    meta)`` unchanged) with their individuals' boxes; ``hflip`` is the probability of a horizontal flip."""
+
+    def __init__(self, raw, box_settings: BoxSettings, image_size: int, hflip: float = 0.0):
+        self.raw = raw
+        self.box_settings = box_settings
+        self.image_size = image_size
+        self.hflip = hflip
+
+    def __len__(self):
+        return len(self.raw)
+
+    def __getitem__(self, index):
+        sample = self.raw[index]
+        if sample is None:  # unreadable image: dropped by the collate function
+            return None
+        image, anns, meta = sample
+        boxes = boxes_xyxy(anns, image.size[0], image.size[1], self.box_settings)
+        tensor, scale = resized(image, self.image_size)
+        boxes = boxes * scale
+        if self.hflip and float(torch.rand(())) < self.hflip:
+            tensor = tensor.flip(-1)
+            # pixel centres at integers: x -> (W - 1) - x, and the corners swap
+            width = tensor.shape[-1]
+            boxes = np.stack([width - 1 - boxes[:, 2], boxes[:, 1], width - 1 - boxes[:, 0], boxes[:, 3]], axis=1)
+        target = {'boxes': torch.from_numpy(boxes.astype(np.float32)).reshape(-1, 4),
+                  'labels': torch.ones(len(boxes), dtype=torch.int64)}
+        meta = {'dataset': meta.get('dataset'), 'image_id': meta['image_id'], 'file_name': meta.get('file_name'),
+                'scale': scale, 'width_height': image.size}
+        return tensor, target, meta
+
+
+def collate_detections(batch):
+    """``(images, targets, metas)`` lists; unreadable samples (None) are dropped, None when none is left."""
+    batch = [sample for sample in batch if sample is not None]
+    if not batch:
+        return None
+    images, targets, metas = zip(*batch)
+    return list(images), list(targets), list(metas)
+
+
+def ground_truth(raw, box_settings: BoxSettings, category_name: str = 'individual') -> dict:
+    """A COCO box dataset of ``raw``'s images (sizes read from the file headers) and boxes."""
+    images, annotations = [], []
+    for image_id in raw.ids:
+        info = raw.images[image_id]
+        with PIL.Image.open(raw.image_dir / info['file_name']) as image:
+            width, height = image.size
+        images.append({'id': image_id, 'file_name': info['file_name'], 'width': width, 'height': height})
+        for _, box in instance_boxes(raw.anns_per_image[image_id], width, height, box_settings):
+            annotations.append({'id': len(annotations) + 1, 'image_id': image_id, 'category_id': 1,
+                                'bbox': [float(v) for v in box], 'area': float(box[2] * box[3]), 'iscrowd': 0})
+    return {'images': images, 'annotations': annotations,
+            'categories': [{'id': 1, 'name': category_name}]}
+
+
+class BoxAP:
+    """COCO box AP of detections against :func:`ground_truth`, with DeepLabCut's score names."""
+
+    names = tuple(SCORE_NAMES.values())
+
+    def __init__(self, gt: dict):
+        self.coco = Coco(gt, iou_type='bbox', category_id=1)
+
+    def accumulate(self, predictions, image_meta: dict):
+        self.coco.accumulate(predictions, image_meta)
+
+    def stats(self, **kwargs) -> dict:
+        stats = self.coco.stats(**kwargs)
+        return {name: stats[coco_name] for coco_name, name in SCORE_NAMES.items()}
+
+    def write_predictions(self, path_prefix):
+        return self.coco.write_predictions(path_prefix)
+
+
+def detections_in_original(detection: dict, scale: float) -> list[AnnotationDet]:
+    """torchvision's detections of one resized image as boxes ``x, y, w, h`` in original pixels."""
+    boxes = detection['boxes'].cpu().numpy() / scale
+    scores = detection['scores'].cpu().numpy()
+    return [AnnotationDet(meta=None, category_id=1, score=float(score),
+                          bbox=np.array([x0, y0, x1 - x0, y1 - y0], dtype=np.float32))
+            for (x0, y0, x1, y1), score in zip(boxes, scores)]
+
+
+@dataclasses.dataclass
+class DetectorTestSet:
+    """The ``--eval-interval`` evaluation of a detector run: box AP on ``raw``'s images (first ``max_images``)."""
+
+    __test__ = False  # not a pytest class
+
+    raw: object
+    box_settings: BoxSettings
+    image_size: int
+    max_images: int | None = None
+    progress_interval: float = 10.0
+    names: tuple = BoxAP.names
+
+    def __post_init__(self):
+        self._gt = None
+
+    def score(self, detector, device) -> dict[str, float]:
+        if self._gt is None:
+            self._gt = ground_truth(self.raw, self.box_settings)
+        metric = BoxAP(self._gt)
+        samples = DetectionSamples(self.raw, self.box_settings, self.image_size)
+        n_images = len(samples) if self.max_images is None else min(len(samples), self.max_images)
+        progress = Progress('evaluating the detector', n_images, interval_s=self.progress_interval)
+        start = time.perf_counter()
+        for index in range(n_images):
+            sample = samples[index]
+            if sample is None:
+                continue
+            image, _, meta = sample
+            detection = detector.detect([image.to(device)])[0]
+            metric.accumulate(detections_in_original(detection, meta['scale']), meta)
+            progress.update(1)
+        LOG.info('detector scored on %d images (%.1f ms per image)', n_images,
+                 1000 * (time.perf_counter() - start) / max(n_images, 1))
+        stats = metric.stats()
+        return {name: float(stats[name]) for name in self.names}

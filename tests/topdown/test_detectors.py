@@ -1,0 +1,76 @@
+"""The detectors of top-down mode: names, weights from local files only, two classes, checkpoints."""
+
+import logging
+
+import pytest
+import torch
+
+from openfields.network import checkpoint
+from openfields.topdown import detectors
+from openfields.topdown.detectors import DetectorSettings
+
+SMALL = dict(pretrained='none', image_size=96)
+
+
+def test_an_unknown_detector_name_lists_the_known_ones():
+    with pytest.raises(ValueError) as error:
+        DetectorSettings(name='yolo')
+    message = str(error.value)
+    assert message.startswith('--detector yolo: unknown detector')
+    assert all(name in message for name in detectors.TORCHVISION_DETECTORS)
+
+
+@pytest.mark.parametrize('name', ['ssdlite320_mobilenet_v3_large', 'fasterrcnn_mobilenet_v3_large_fpn'])
+def test_a_new_detector_has_two_classes_and_returns_its_losses_in_training(name):
+    detector = detectors.build(DetectorSettings(name=name, **SMALL))
+    images = [torch.rand(3, 96, 80), torch.rand(3, 70, 96)]
+    targets = [{'boxes': torch.tensor([[10.0, 12.0, 50.0, 80.0]]), 'labels': torch.tensor([1])},
+               {'boxes': torch.zeros((0, 4)), 'labels': torch.zeros((0,), dtype=torch.int64)}]
+    losses = detector.train()(images, targets)
+    assert tuple(losses) == detectors.LOSS_NAMES[detector.settings.family]
+    assert all(torch.isfinite(v) and v >= 0 for v in losses.values())
+    detections = detector.detect(images)
+    assert detector.training  # detect() restores the mode
+    assert len(detections) == 2 and all(set(d['labels'].tolist()) <= {1} for d in detections)
+
+
+def test_auto_weights_without_any_file_train_from_scratch_and_say_where_to_put_them(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        detectors.build(DetectorSettings(name='ssdlite320_mobilenet_v3_large', pretrained='auto'))
+    assert 'training from scratch' in caplog.text and str(tmp_path / 'hub' / 'checkpoints') in caplog.text
+
+
+def coco_state_dict(name: str) -> dict:
+    builder = getattr(__import__('torchvision').models.detection, name)
+    return builder(weights=None, weights_backbone=None, num_classes=91).state_dict()
+
+
+@pytest.mark.parametrize('name', ['ssdlite320_mobilenet_v3_large', 'fasterrcnn_mobilenet_v3_large_fpn'])
+def test_coco_weights_in_the_hub_cache_are_used_and_keep_all_but_the_classifier(name, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    coco = coco_state_dict(name)
+    path = detectors._hub_cache_path(detectors.TORCHVISION_DETECTORS[name].coco_weights)
+    path.parent.mkdir(parents=True)
+    torch.save(coco, path)
+    detector = detectors.build(DetectorSettings(name=name, pretrained='auto', image_size=96))
+    own = detector.model.state_dict()
+    kept = [k for k in own if k in coco and own[k].shape == coco[k].shape]
+    assert len(kept) > 0.9 * len(own)
+    assert all(torch.equal(own[k], coco[k]) for k in kept if 'classification_head' not in k
+               and 'box_predictor' not in k)
+
+
+def test_a_coco_file_of_another_detector_is_refused_with_the_flag(tmp_path):
+    path = tmp_path / 'wrong.pth'
+    torch.save(coco_state_dict('ssdlite320_mobilenet_v3_large'), path)
+    with pytest.raises(ValueError, match=r'--detector-pretrained .*wrong.pth: not the COCO state dict'):
+        detectors.build(DetectorSettings(name='fasterrcnn_mobilenet_v3_large_fpn', pretrained=str(path)))
+
+
+def test_a_checkpoint_restores_the_same_detector(tmp_path):
+    detector = detectors.build(DetectorSettings(name='ssdlite320_mobilenet_v3_large', **SMALL))
+    checkpoint.save(tmp_path / 'd.pkl', detector, epoch=1, meta={})
+    restored = detectors.from_checkpoint(checkpoint.load(tmp_path / 'd.pkl')['model'])
+    assert restored.settings == detector.settings
+    assert all(torch.equal(a, b) for a, b in zip(detector.state_dict().values(), restored.state_dict().values()))
