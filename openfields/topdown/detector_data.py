@@ -17,25 +17,18 @@ import time
 import numpy as np
 import PIL.Image
 import torch
-import torchvision.transforms.functional as F
 
 from ..decoder.annotation import AnnotationDet
 from ..metric.coco import Coco
 from ..show.progress import Progress
 from .boxes import BoxSettings, instance_boxes
+from .detectors import resized
 
 LOG = logging.getLogger(__name__)
 
 # DeepLabCut's names of the COCO box scores (pycocotools' summary, in its order), as its detector runs log them
 SCORE_NAMES = {'AP': 'mAP@50:95', 'AP50': 'mAP@50', 'AP75': 'mAP@75', 'AR1': 'mAR@1', 'AR10': 'mAR@10',
                'AR100': 'mAR@100'}
-
-
-def resized(image: PIL.Image.Image, long_edge: int) -> tuple[torch.Tensor, float]:
-    """``(3, H, W)`` float tensor in [0, 1] whose long edge is ``long_edge``, and the scale applied."""
-    scale = long_edge / max(image.size)
-    size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
-    return F.to_tensor(image.resize(size, PIL.Image.BILINEAR)), scale
 
 
 def boxes_xyxy(anns: list[dict], width: int, height: int, settings: BoxSettings) -> np.ndarray:

@@ -21,8 +21,11 @@ import logging
 import os
 import pathlib
 
+import numpy as np
+import PIL.Image
 import torch
 import torchvision
+import torchvision.transforms.functional as F
 from torch import nn
 
 from ..network.pretrained import PretrainedWeightsMissing
@@ -122,6 +125,18 @@ class Detector(nn.Module):
         return {'detector': dataclasses.asdict(self.settings),
                 'state_dict': {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}}
 
+    def boxes(self, image: PIL.Image.Image, device=None) -> tuple[np.ndarray, np.ndarray]:
+        """The individuals in ``image``: ``(N, 4)`` float32 x0, y0, x1, y1 in its pixels and ``(N,)`` scores,
+        best first, at least ``--detector-score-threshold``, at most ``--detector-max-boxes``; none is an
+        empty result."""
+        tensor, scale = resized(image, self.settings.image_size)
+        device = device if device is not None else next(self.parameters()).device
+        detection = self.detect([tensor.to(device)])[0]
+        scores = detection['scores'].cpu().numpy()
+        keep = np.argsort(-scores, kind='stable')[:self.settings.max_boxes]
+        keep = keep[scores[keep] >= self.settings.score_threshold]
+        return (detection['boxes'].cpu().numpy()[keep] / scale).astype(np.float32), scores[keep]
+
     @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[dict]:
         """Eval-mode detections of every box the model keeps (the mode is restored after)."""
@@ -131,6 +146,13 @@ class Detector(nn.Module):
             return self.model(images)
         finally:
             self.train(was_training)
+
+
+def resized(image: PIL.Image.Image, long_edge: int) -> tuple[torch.Tensor, float]:
+    """``(3, H, W)`` float tensor in [0, 1] whose long edge is ``long_edge``, and the scale applied."""
+    scale = long_edge / max(image.size)
+    size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
+    return F.to_tensor(image.resize(size, PIL.Image.BILINEAR)), scale
 
 
 def build(settings: DetectorSettings) -> Detector:

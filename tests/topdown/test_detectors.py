@@ -74,3 +74,18 @@ def test_a_checkpoint_restores_the_same_detector(tmp_path):
     restored = detectors.from_checkpoint(checkpoint.load(tmp_path / 'd.pkl')['model'])
     assert restored.settings == detector.settings
     assert all(torch.equal(a, b) for a, b in zip(detector.state_dict().values(), restored.state_dict().values()))
+
+
+def test_boxes_of_an_image_are_capped_sorted_in_its_pixels_and_may_be_none():
+    import dataclasses
+    import PIL.Image
+    torch.manual_seed(0)
+    detector = detectors.build(DetectorSettings(name='fasterrcnn_mobilenet_v3_large_fpn', **SMALL))
+    image = PIL.Image.fromarray((torch.rand(150, 300, 3) * 255).to(torch.uint8).numpy())
+    detector.settings = dataclasses.replace(detector.settings, score_threshold=0.0, max_boxes=3)
+    boxes, scores = detector.boxes(image)
+    assert 1 <= len(boxes) <= 3 and list(scores) == sorted(scores, reverse=True)
+    assert boxes[:, [0, 2]].max() <= 300 and boxes[:, [1, 3]].max() <= 150 and boxes.max() > 96  # not 96 px
+    detector.settings = dataclasses.replace(detector.settings, score_threshold=1.0)
+    boxes, scores = detector.boxes(image)
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
