@@ -34,6 +34,7 @@ from .training.log import TrainingLog
 from .training.loop import TrainerSettings
 from .training import loop as trainer
 from .training.run_files import RunFiles, default_name, names_a_file, output_path
+from .topdown import detector_training, detectors, module as topdown_module
 from .version import version
 
 LOG = logging.getLogger('openfields.train')
@@ -54,8 +55,15 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, default=None, help='random seed (default: drawn and logged)')
     parser.add_argument('--device', default='auto', help='auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps')
     parser.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
+    parser.add_argument('--method', default='bu', choices=('bu', 'td'),
+                        help='bu: bottom-up, whole images, every individual decoded from the fields; td: top-down, '
+                             'a detector (trained first, see --detector) finds the individuals and the pose model '
+                             'reads each one\'s crop (docs/topdown.md)')
     config.cli(parser)
     datasets_factory.cli(parser)
+    topdown_module.cli(parser)
+    detectors.cli(parser)
+    detector_training.cli(parser)
     encoder.cli(parser)
     network_factory.cli(parser)
     losses.cli(parser)
@@ -140,6 +148,22 @@ def _datamodule(args, context, base_stride: int):
     return datamodule
 
 
+def _topdown(args, context, device, datamodule, files: RunFiles, resumed: fit.Resumed | None):
+    """``--method td``: the detector (trained now, unless given, already trained, or recorded by the resumed
+    pose run) and the pose model's data, crops of the individuals; returns the crops' DataModule and what
+    the pose checkpoints record of both."""
+    if len(datamodule.dataset_modules()) > 1:
+        raise ValueError(f'--method td trains on one dataset, not --dataset {args.dataset}')
+    recorded = resumed.checkpoint['meta'].get('topdown') if resumed is not None else None
+    if recorded is None and resumed is not None:
+        raise ValueError(f'--resume {resumed.path}: a bottom-up run; resume it without --method td')
+    detector = recorded['detector'] if recorded is not None else \
+        detector_training.trained_detector(args, context, device, datamodule, files.out)
+    crops = topdown_module.TopDownModule(datamodule, topdown_module.TopDownSettings.from_args(args))
+    LOG.info('top-down: detector %s; training the pose model on crops of the individuals', detector)
+    return crops, {**crops.checkpoint_meta(), 'detector': str(pathlib.Path(detector).resolve())}
+
+
 def _distributed_model(network, context, device, sync_bn: bool):
     """What trains: under ``--ddp`` the network in DistributedDataParallel (BatchNorm synchronised)."""
     if not context.active:
@@ -200,13 +224,19 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     if args.seed is None:
         args.seed = context.broadcast_object(int.from_bytes(os.urandom(4), 'little') >> 1)
     seed_everything(args.seed)  # the same initial weights on every rank
+    files = _run_files(args, context, resumed)
     datamodule = _datamodule(args, context, network_factory.base_stride(
         args, resumed.checkpoint if resumed is not None else None))
+    topdown = None
+    if args.method == 'td':
+        datamodule, topdown = _topdown(args, context, device, datamodule, files, resumed)
+        seed_everything(args.seed)  # the pose run starts as it would without the detector run
     network = _network(args, datamodule, resumed).to(device)
     if context.active:
         seed_everything(args.seed + 1_000_003 * context.rank)  # different augmentations on every rank
     plan = _plan(args, context, device, datamodule, network, resumed)
-    files = _run_files(args, context, resumed)
+    if topdown is not None:
+        plan.meta['topdown'] = topdown
     with fit.exclusive(files, context):
         run_loggers = loggers.build(plan.logger_settings, files, config.resolved(parser(), args)) \
             if context.is_main else None
