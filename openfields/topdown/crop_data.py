@@ -55,8 +55,9 @@ class InstanceCrops(torch.utils.data.Dataset):
     ``encoders`` entry (of ``head_metas``, in order); None when the image cannot be read or the individual's
     box lies outside it (the collate function drops it). ``meta`` holds the image's ``dataset``,
     ``image_id``, ``file_name``, ``local_file_path``, the ``annotation_index``, the ``crop`` geometry as
-    plain values (before any flip; ``hflip`` says whether the crop was mirrored), and the crop as transforms geometry (``offset``, ``scale``, ``rotation``, ``hflip``, ...),
-    so :func:`openfields.decoder.annotation.inverse_transform` maps crop predictions back to the image.
+    plain values (before any flip; ``hflip`` says whether the crop was mirrored), and the crop as transforms
+    geometry (``offset``, ``scale``, ``rotation``, ``hflip``, ...), so
+    :func:`openfields.decoder.annotation.inverse_transform` maps crop predictions back to the image.
     """
 
     def __init__(self, dataset: CocoKeypoints, head_metas: Sequence[headmeta.Base], encoders: Sequence, *,

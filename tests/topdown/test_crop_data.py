@@ -3,6 +3,7 @@
 import numpy as np
 
 from openfields.datasets.collate import collate_images_targets_meta
+from openfields.transforms.geometry import keypoints_to_original
 from openfields.topdown.crop_data import InstanceCrops
 from openfields.topdown.crops import CropGeometry, JitterSettings
 
@@ -48,3 +49,17 @@ def test_training_crops_are_jittered_and_batch_like_bottom_up_samples(coco_sampl
     assert images.shape == (2, 3, 256, 192) and targets[0].shape == (2, 17, 5, 16, 12)
     assert batch_metas[0]['crop'] != plain[0][2]['crop']
     assert batch_metas[0]['hflip'] and batch_metas[0]['head_indices'] == [0]
+
+
+def test_meta_maps_turned_and_mirrored_crops_back_to_the_image(coco_sample):
+    dataset, metas, _ = coco_sample
+    crops = InstanceCrops(dataset, metas[:1], cif_encoders(metas),
+                          jitter=JitterSettings(shift_prob=1.0, rotation=40.0), hflip_probability=1.0)
+    _, _, meta = crops[3]
+    image_index, ann_index = crops.samples[3]
+    original = dataset.anns_per_image[dataset.ids[image_index]][ann_index]['keypoints']
+    (in_crop,) = meta['annotations']
+    back = keypoints_to_original(in_crop['keypoints'], meta, metas[0].flip_permutation())
+    labelled = back[:, 2] > 0
+    assert meta['hflip'] and meta['crop']['rotation'] != 0 and labelled.sum() >= 3
+    np.testing.assert_allclose(back[labelled, :2], original[labelled, :2], atol=1e-3)

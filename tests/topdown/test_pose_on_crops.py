@@ -7,7 +7,7 @@ import pytest
 from openfields.decoder.oracle import fields_from_targets
 from openfields.metric.coco import Coco
 from openfields.topdown.crop_data import annotation_in_crop
-from openfields.topdown.crops import CropGeometry, CropSettings
+from openfields.topdown.crops import CropSettings
 from openfields.topdown.evaluation import TopDownTestSet
 from openfields.topdown.pose_on_crops import poses_on_boxes
 
