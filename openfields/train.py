@@ -188,7 +188,7 @@ def _key_metric(datamodule, settings: TrainerSettings, snapshot_settings: snapsh
     return snapshots.key_metric(snapshot_settings, names), names
 
 
-def _test_sets(args, datamodule, network, names: dict, device) -> dict[str, scoring.TestSet]:
+def _test_sets(args, datamodule, network, names: dict, device) -> dict:
     """``--eval-interval``: each dataset's evaluation images (one per batch, at the dataset's default
     evaluation size) and metrics, scored on the network's heads of that dataset."""
     loader_settings = dataclasses.replace(datasets_factory.loader_settings_from_args(
@@ -196,9 +196,8 @@ def _test_sets(args, datamodule, network, names: dict, device) -> dict[str, scor
     test_sets = {}
     for name, module in datamodule.dataset_modules().items():
         head_indices = [i for i, meta in enumerate(network.head_metas) if meta.dataset == name]
-        test_sets[name] = scoring.TestSet(module.eval_loader(loader_settings), head_indices, module.metrics,
-                                          names[name], decoder_names=module.decoder_names(),
-                                          settings=scoring.ScoringSettings.from_args(args))
+        test_sets[name] = module.test_set(head_indices, scoring.ScoringSettings.from_args(args),
+                                          loader=loader_settings, names=names[name])
     return test_sets
 
 

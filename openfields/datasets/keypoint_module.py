@@ -36,6 +36,12 @@ LOG = logging.getLogger(__name__)
 DEFAULT_SIGMA = 0.05
 
 
+def as_loaded(image, anns, meta):
+    """The preprocess of :meth:`KeypointDataModule.raw_dataset`: samples as read (a function, not a lambda:
+    DataLoader workers may pickle it)."""
+    return image, anns, meta
+
+
 def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, base_stride: int
                    ) -> list[headmeta.Base]:
     """CIF and CAF metas from a json category (COCO person defaults where they apply), for a basenet of
@@ -121,6 +127,11 @@ class KeypointDataModule(DataModule):
                     upsample=get('upsample'),
                     bmin=get('bmin'), encoder_settings=encoder.EncoderSettings.from_args(args),
                     eval_settings=EvalSettings.from_args(args))
+
+    def raw_dataset(self, split: str) -> CocoKeypoints:
+        """The ``'train'`` or ``'val'`` images and annotations without any preprocessing: samples are the
+        ``(PIL image, anns, meta)`` as read (top-down crops and evaluation on original images start there)."""
+        raise NotImplementedError(f'--dataset {self.name} gives no raw dataset')
 
     def _encoders(self):
         return encoder.factory(self.head_metas, self.encoder_settings, bmin=self.bmin)
@@ -233,6 +244,22 @@ class CocoKeypointModule(KeypointDataModule):
         return CocoKeypoints(data, annotations, image_dir, self.category, self._preprocess(batch_resize),
                              dataset_name=self.name, min_kp_anns=self.min_kp_anns,
                              image_dir_flag=self.flag(f'{split}-image-dir'))
+
+    def raw_dataset(self, split: str) -> CocoKeypoints:
+        """``'train'`` (images with at least ``--<name>-min-kp-anns`` annotated individuals) or ``'val'``
+        (every image) of the json files, as read."""
+        if split == 'train':
+            if self._train_data is None:
+                self._train_data = self._load(self.train_annotations, self.flag('train-annotations'))
+            return CocoKeypoints(self._train_data, self.train_annotations, self.train_image_dir, self.category,
+                                 as_loaded, dataset_name=self.name, min_kp_anns=self.min_kp_anns,
+                                 image_dir_flag=self.flag('train-image-dir'))
+        if split == 'val':
+            data = self._load(self.val_annotations, self.flag('val-annotations'))
+            keypoint_category(data, self.val_annotations, self.category.id)  # same category must exist
+            return CocoKeypoints(data, self.val_annotations, self.val_image_dir, self.category, as_loaded,
+                                 dataset_name=self.name, min_kp_anns=0, image_dir_flag=self.flag('val-image-dir'))
+        raise ValueError(f'--dataset {self.name}: no split {split!r} (train, val)')
 
     def train_loader(self, loader: LoaderSettings):
         if self._train_data is None:

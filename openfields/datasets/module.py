@@ -96,6 +96,22 @@ class DataModule:
         for one individual per image); None: the best one for the heads."""
         return None
 
+    def test_set(self, head_indices: list[int], settings, decoder_settings=None, *,
+                 loader: LoaderSettings | None = None, names: list[str] | None = None):
+        """This dataset's evaluation during training (``--eval-interval``): an object with
+        ``score(network, device) -> {name: value}`` and ``names``. ``head_indices``: the network positions of
+        this dataset's heads; ``settings``: :class:`openfields.metric.scoring.ScoringSettings`;
+        ``decoder_settings``: None for the defaults; ``loader``: workers and memory pinning of the
+        evaluation images (one per batch); ``names``: the scores, when already known (:meth:`metric_names`).
+
+        The default decodes :meth:`eval_loader`'s images and scores them with :meth:`metrics`."""
+        from ..metric import scoring  # the metrics import decoders, which a DataModule otherwise never needs
+        loader = dataclasses.replace(loader or LoaderSettings(shuffle=False), batch_size=1)
+        extra = {} if decoder_settings is None else {'decoder_settings': decoder_settings}
+        return scoring.TestSet(self.eval_loader(loader), head_indices, self.metrics,
+                               self.metric_names() if names is None else names,
+                               decoder_names=self.decoder_names(), settings=settings, **extra)
+
     def metric_names(self) -> list[str]:
         """The scores of :meth:`metrics`, in their order, without evaluating (the default builds the
         metrics to ask them; a module whose metrics are expensive to build may override it)."""

@@ -119,6 +119,17 @@ class CropGeometry:
         return image.transform((self.width, self.height), PIL.Image.Transform.AFFINE, data,
                                resample=PIL.Image.Resampling.BILINEAR, fillcolor=tuple(fill))
 
+    def transform_meta(self, image_width: int, image_height: int) -> dict:
+        """The crop as the geometry of a transforms ``meta`` (:mod:`openfields.transforms.geometry`), so
+        ``to_original`` and ``inverse_transform`` map crop pixels back: ``scale = s``,
+        ``offset = s center - c_out`` and a rotation by ``rotation`` about ``c_out``; the whole crop is valid
+        (pixels outside the image hold the fill colour, which is background to the encoders anyway)."""
+        crop_center = self._crop_center()
+        return {'offset': self.scale * self._center() - crop_center, 'scale': np.array([self.scale, self.scale]),
+                'rotation': {'angle': float(self.rotation), 'width': float(self.width), 'height': float(self.height)},
+                'hflip': False, 'valid_area': np.array([0.0, 0.0, self.width, self.height]),
+                'width_height': np.array([image_width, image_height])}
+
     # --- augmentation -----------------------------------------------------------------------------------
 
     def jittered(self, rng: np.random.Generator, shift_factor: float = 0.16, shift_prob: float = 0.3,

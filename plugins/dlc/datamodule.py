@@ -28,7 +28,7 @@ from openfields.datasets.collate import collate_images_anns_meta, collate_images
 from openfields.datasets.skeleton import spanning_tree_skeleton
 from openfields.datasets.augmentation import Augmentation
 from openfields.datasets.evaluation import EvalSettings
-from openfields.datasets.keypoint_module import KeypointDataModule
+from openfields.datasets.keypoint_module import KeypointDataModule, as_loaded
 
 from . import project
 from .split import Split, find_split_file, make_split, read_split, split_path, write_split
@@ -183,6 +183,14 @@ class Dlc(KeypointDataModule):
                 'categories': self.coco['categories']}
         return CocoKeypoints(data, self.config.config_path, self.config.root, self.category, preprocess,
                              dataset_name=self.name, min_kp_anns=min_kp_anns, image_dir_flag=self.flag('project'))
+
+    def raw_dataset(self, split: str) -> CocoKeypoints:
+        """``'train'``: the training frames (those with a labelled animal); ``'val'``: every test frame; as read."""
+        if split == 'train':
+            return self._frames_dataset(self.split.train, as_loaded)
+        if split == 'val':
+            return self._frames_dataset(self.split.test, as_loaded, min_kp_anns=0)
+        raise ValueError(f'--dataset {self.name}: no split {split!r} (train, val)')
 
     def train_loader(self, loader: LoaderSettings):
         dataset = self._frames_dataset(self.split.train, self._preprocess())

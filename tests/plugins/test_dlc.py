@@ -359,3 +359,13 @@ def test_every_checkpoint_of_a_run_finds_the_runs_split_file(tmp_path):
     for checkpoint in ('run.pkl', 'run.pkl.epoch007', 'run.pkl.epoch002.batch000010', 'run.best.pkl'):
         assert find_split_file(tmp_path / checkpoint) == split
     assert find_split_file(tmp_path / 'other.pkl.epoch001') is None
+
+
+def test_raw_datasets_are_the_split_frames_as_read(mice):
+    dlc = datamodule(mice)
+    train_frames, val_frames = dlc.raw_dataset('train'), dlc.raw_dataset('val')
+    assert (len(train_frames), len(val_frames)) == (len(dlc.split.train), len(dlc.split.test))
+    image, anns, meta = val_frames[0]
+    assert image.size in ((64, 48), (80, 60)) and len(anns) == 1 and 'offset' not in meta  # no preprocessing
+    with pytest.raises(ValueError, match="no split 'test'"):
+        dlc.raw_dataset('test')
