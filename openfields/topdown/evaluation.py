@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..metric import scoring
 from ..show.progress import Progress
 from .boxes import BoxSettings, instance_boxes
 from .crops import CropSettings
-from .pose_on_crops import FieldsOfBatch, poses_on_boxes
+from .pose_on_crops import FieldsOfBatch, poses_on_boxes, xywh_from_xyxy
 
 LOG = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class TopDownTestSet:
     boxes: BoxSettings = BoxSettings()
     decoder_settings: DecoderSettings = dataclasses.field(default_factory=DecoderSettings)
     settings: scoring.ScoringSettings = scoring.ScoringSettings()
+    detector: object = None  # a trained detector (topdown.detectors.Detector); None: ground-truth boxes
+    # seconds spent per stage over the last accumulate(): detector, network (the crops), decoder (and cropping)
+    seconds: dict = dataclasses.field(default_factory=dict)
 
     def score(self, network: torch.nn.Module, device) -> dict[str, float]:
         """``{score name: value}`` of ``network`` (in the mode it is in) on every validation image."""
@@ -70,20 +74,23 @@ class TopDownTestSet:
         hand the poses to ``metrics``; returns the number of images scored."""
         n_images = len(self.dataset) if self.settings.max_images is None \
             else min(len(self.dataset), self.settings.max_images)
-        progress = Progress('evaluating on ground-truth boxes', n_images, interval_s=self.settings.progress_interval)
+        what = 'ground-truth boxes' if self.detector is None else 'detected boxes'
+        progress = Progress(f'evaluating on {what}', n_images, interval_s=self.settings.progress_interval)
         decode = CifMax(self.head_metas[0], self.decoder_settings)
         image_ids = []
+        self.seconds = {'detector': 0.0, 'network': 0.0, 'decoder': 0.0}
         for index in range(n_images):
             loaded = self.dataset[index]
             if loaded is None:  # unreadable image: logged by the dataset
                 continue
             image, anns, meta = loaded
-            found = instance_boxes(anns, *image.size, self.boxes)
-            boxes = np.array([box for _, box in found], dtype=np.float64).reshape(-1, 4)
-            boxes_xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
-            fields_of_batch = fields_for_image([anns[i] for i, _ in found], boxes)
-            poses = poses_on_boxes(image, boxes_xyxy, np.ones(len(boxes)), fields_of_batch, self.head_metas,
-                                   self.crop, decode)
+            start = time.perf_counter()
+            individuals, boxes_xyxy, box_scores = self._boxes(image, anns)
+            boxes_found = time.perf_counter()
+            fields_of_batch = self._timed(fields_for_image(individuals, xywh_from_xyxy(boxes_xyxy)))
+            poses = poses_on_boxes(image, boxes_xyxy, box_scores, fields_of_batch, self.head_metas, self.crop, decode)
+            self.seconds['detector'] += boxes_found - start
+            self.seconds['decoder'] += time.perf_counter() - boxes_found
             for metric in metrics:
                 metric.accumulate(poses, meta)
             image_ids.append(meta['image_id'])
@@ -92,4 +99,25 @@ class TopDownTestSet:
             for metric in metrics:  # metrics of a fixed image list score the predicted images only
                 if hasattr(metric, 'limit_to'):
                     metric.limit_to(image_ids)
+        self.seconds['decoder'] -= self.seconds['network']  # was measured around the network's calls
         return len(image_ids)
+
+    def _boxes(self, image, anns) -> tuple[list[dict], np.ndarray, np.ndarray]:
+        """The individuals' annotations (ground truth; none for detected boxes), boxes ``(N, 4)`` x0, y0, x1,
+        y1 and scores ``(N,)`` of an image."""
+        if self.detector is not None:
+            boxes_xyxy, scores = self.detector.boxes(image)
+            return [], boxes_xyxy, scores
+        found = instance_boxes(anns, *image.size, self.boxes)
+        boxes = np.array([box for _, box in found], dtype=np.float64).reshape(-1, 4)
+        return [anns[i] for i, _ in found], np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1), \
+            np.ones(len(boxes))
+
+    def _timed(self, fields_of_batch: FieldsOfBatch) -> FieldsOfBatch:
+        def timed(images):
+            start = time.perf_counter()
+            try:
+                return fields_of_batch(images)
+            finally:
+                self.seconds['network'] += time.perf_counter() - start
+        return timed
