@@ -14,6 +14,9 @@ or 1/8 of its size where the format allows (JPEG) or reduced right after decodin
 back to the original pixels. An image whose network input would exceed ``--max-megapixels`` (at full size
 without ``--long-edge``) is refused with an error naming it; PIL refuses files above its decompression-bomb
 limit (about 179 megapixels).
+
+Every ``--progress-interval`` seconds a line gives the images done, images/s and the time left; the last line
+the time per image of each stage (load, network, decoder, output).
 """
 
 import argparse
@@ -41,6 +44,7 @@ from .network import checkpoint
 from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug
 from .show.painters import draw_annotations
+from .show.progress import Progress, StageTimes, cli as progress_cli
 from .network.device import resolve_device
 from .version import version
 
@@ -75,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--loader-workers', type=int, default=0)
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
     p.add_argument('-q', '--quiet', action='store_true')
+    progress_cli(p, 'predicting')
     decoder_factory.cli(p)
     canvas_module.cli(p, image_output=True)
     debug.cli(p)
@@ -235,21 +240,29 @@ def run(args) -> int:
     for message in errors:
         LOG.error(message)
     n_done, start = 0, time.perf_counter()
-    for images, metas, batch_errors in loader:
+    progress, stages = Progress('predicting', len(paths), interval_s=args.progress_interval), StageTimes()
+    for images, metas, batch_errors in stages.timed(loader, 'load'):
         for message in batch_errors:
             LOG.error(message)
         errors += batch_errors
+        if batch_errors:
+            progress.update(len(batch_errors))
         if images is None:
             continue
-        for b, (meta, fields) in enumerate(zip(metas, predictor.fields(images))):
+        with stages.stage('network'):
+            per_image = predictor.fields(images)
+        for b, (meta, fields) in enumerate(zip(metas, per_image)):
             if plots is not None:
                 plots.sample(pathlib.Path(meta['local_file_path']).name, images[b], meta,
                              [debug.Source.from_predictions(fields)])
-            predictions = predictor.poses(fields, meta)
+            with stages.stage('decoder'):
+                predictions = predictor.poses(fields, meta)
             LOG.info('%s: %d poses', meta['local_file_path'], len(predictions))
-            write_outputs(args, canvas, meta, predictions)
+            with stages.stage('output'):
+                write_outputs(args, canvas, meta, predictions)
             n_done += 1
-    LOG.info('%d images in %.1f s', n_done, time.perf_counter() - start)
+            progress.update()
+    LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(n_done))
     return len(errors)
 
 

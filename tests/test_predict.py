@@ -205,3 +205,20 @@ def test_an_image_above_the_pixel_limit_at_full_size_is_one_line_and_the_others_
     assert len(errors) == 1 and '6000x4500 pixels (27.0 megapixels)' in errors[0]
     assert '--max-megapixels 20' in errors[0] and '--long-edge' in errors[0]
     assert (tmp_path / 'small.jpg.predictions.json').is_file() and 'Traceback' not in result.stderr
+
+
+def test_progress_lines_with_rate_and_eta_and_per_stage_times_at_the_end(model_path, images, tmp_path):
+    (images / 'notes.txt').unlink()
+    PIL.Image.new('RGB', (64, 48)).save(images / 'c.png')
+    result = predict(str(images), '--checkpoint', str(model_path), '--progress-interval', '0')
+    assert result.returncode == 0, result.stderr
+    lines = [line.split('openfields.show.progress: ')[1] for line in result.stderr.splitlines()
+             if 'openfields.show.progress: ' in line]
+    assert [line.split(',')[0] for line in lines] == [
+        'predicting: 1/3 images (33%)', 'predicting: 2/3 images (67%)', 'predicting: 3/3 images (100%)']
+    assert all(' images/s, ETA ' in line for line in lines) and lines[-1].endswith('ETA 0:00:00')
+    summary = [line for line in result.stderr.splitlines() if '3 images in ' in line]
+    assert len(summary) == 1
+    for stage in ('load', 'network', 'decoder', 'output'):
+        assert f'{stage} ' in summary[0]
+    assert summary[0].endswith(' ms per image)')

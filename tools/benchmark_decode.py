@@ -2,7 +2,7 @@
 
 Measures, on this machine, and writes a JSON file (default ``outputs/bench/decode.json``):
 
-* ``decoder``: milliseconds per image of the CIF-CAF decoder on the fields of a 641x427 image with 1, 5
+* ``decoder``: milliseconds per image of the CIF-CAF decoder on the fields of a 641x427 image with 1, 5, 15
   and 20 people, median over repeats, total and per stage (``accumulation``, ``seeds``,
   ``caf_scoring``, ``growth`` (incl. fragment merging), ``force_complete``, ``nms``), with the
   evaluation settings (``--force-complete-pose --seed-threshold 0.2``) and with the defaults;
@@ -121,19 +121,35 @@ def time_decoder(fields: list[np.ndarray], settings: DecoderSettings, repeats: i
             'considered': dict(decode.counts)}
 
 
-def time_scenes(people: list[int], settings: DecoderSettings, repeats: int) -> list[dict]:
-    """Clean and cluttered fields of rendered scenes with ``people`` figures, and a random network's."""
-    metas, rows = _metas(), []
+def scenes(people: list[int]):
+    """``(kind, people, annotated, [cif, caf])`` of the clean and cluttered fields of rendered scenes with
+    ``people`` figures each, then of a random network."""
+    metas = _metas()
     for n_people in people:
         _, anns = rendered_scene(n_people, seed=100 + n_people)
         annotated = sum(1 for a in anns if not a.get('iscrowd'))
-        for kind, fields in (('clean', clean_fields(anns, metas)),
-                             ('cluttered', cluttered_fields(anns, metas, np.random.default_rng(n_people)))):
-            rows.append({'fields': kind, 'people': n_people, 'annotated': annotated,
-                         **time_decoder(fields, settings, repeats)})
-    rows.append({'fields': 'random network', 'people': 0, 'annotated': 0,
-                 **time_decoder(random_network_fields(), settings, repeats)})
-    return rows
+        yield 'clean', n_people, annotated, clean_fields(anns, metas)
+        yield 'cluttered', n_people, annotated, cluttered_fields(anns, metas, np.random.default_rng(n_people))
+    yield 'random network', 0, 0, random_network_fields()
+
+
+def time_scenes(people: list[int], settings: DecoderSettings, repeats: int) -> list[dict]:
+    """Clean and cluttered fields of rendered scenes with ``people`` figures, and a random network's."""
+    return [{'fields': kind, 'people': n_people, 'annotated': annotated,
+             **time_decoder(fields, settings, repeats)} for kind, n_people, annotated, fields in scenes(people)]
+
+
+def save_fields(folder: pathlib.Path, people: list[int]) -> list[str]:
+    """Every scene's fields as ``<name>.cif.npy`` and ``<name>.caf.npy`` (``clean-5``, ``cluttered-5``,
+    ``random-network``) in ``folder``, for another decoder to time on the very same input
+    (tools/peer_decode.py); returns the names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for kind, n_people, _, (cif, caf) in scenes(people):
+        names.append(kind.replace(' ', '-') + (f'-{n_people}' if n_people else ''))
+        np.save(folder / f'{names[-1]}.cif.npy', cif)
+        np.save(folder / f'{names[-1]}.caf.npy', caf)
+    return names
 
 
 def time_predict(n_images: int, threads: int) -> dict:
@@ -175,12 +191,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m tools.benchmark_decode',
                                      description=__doc__.splitlines()[0])
     parser.add_argument('--output', default='outputs/bench/decode.json')
-    parser.add_argument('--people', type=int, nargs='+', default=[1, 5, 20])
+    parser.add_argument('--people', type=int, nargs='+', default=[1, 5, 15, 20])
     parser.add_argument('--repeats', type=int, default=20, help='timed decoder calls per setting')
     parser.add_argument('--predict-images', type=int, default=8, help='timed images end to end (0: skip)')
+    parser.add_argument('--save-fields', default=None, metavar='DIR',
+                        help='also write every scene\'s fields as .npy into DIR (for tools/peer_decode.py)')
     args = parser.parse_args(argv)
     tune_glibc_malloc()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
+    if args.save_fields:
+        names = save_fields(pathlib.Path(args.save_fields), args.people)
+        LOG.info('wrote the fields of %s into %s', ', '.join(names), args.save_fields)
     decoder = {}
     for name, settings in SETTINGS.items():
         decoder[name] = time_scenes(args.people, settings, args.repeats)

@@ -22,7 +22,7 @@ import torch
 
 from ..decoder import factory as decoder_factory
 from ..decoder.annotation import inverse_transform
-from ..show.progress import Progress
+from ..show.progress import Progress, cli as progress_cli
 
 LOG = logging.getLogger(__name__)
 
@@ -34,9 +34,7 @@ def cli(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--eval-n-images', type=int, default=None, metavar='N',
                        help='score only the first N evaluation images (a quick look at a checkpoint; the '
                             'metrics then describe those N)')
-    group.add_argument('--progress-interval', type=float, default=10.0, metavar='SECONDS',
-                       help='while scoring, log the images done, images/s and the time left every SECONDS '
-                            '(negative: never)')
+    progress_cli(group)
 
 
 @dataclasses.dataclass(frozen=True)

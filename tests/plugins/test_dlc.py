@@ -300,15 +300,19 @@ def test_oks_ap_of_the_test_frames_uses_the_dlc_oks_sigma(mice):
     assert stats_of_shifted_test_frames(datamodule(mice, '--dlc-oks-sigma', '1.0'))['AP'] == pytest.approx(1.0)
 
 
-def test_one_epoch_trains_and_evaluation_writes_dlc_stats_on_the_training_split(mice, tmp_path):
+def test_one_epoch_trains_and_evaluation_writes_dlc_stats_on_the_training_split(mice, tmp_path, caplog):
     out = tmp_path / 'run.pkl'
     train.run(mice_args(mice, '--dlc-square-edge', '65', '--batch-size', '2', '--epochs', '1', '--seed', '0',
                         '--optimizer', 'adam', '--lr', '1e-3', '--output', str(out)))
     assert out.is_file() and (tmp_path / 'run.pkl.dlc-split.json').is_file()
     # other flags at evaluation: the split file wins (4 train and 2 test frames, not 3 and 3)
-    eval_cli.run(eval_cli.parser().parse_args([
-        '--checkpoint', str(out), '--dataset', 'dlc', '--dlc-project', str(mice), '--dlc-train-fraction', '0.5',
-        '--coco-eval-long-edge', '65', '--loader-workers', '0', '--device', 'cpu']))
+    with caplog.at_level(logging.INFO, logger='openfields.show.progress'):
+        eval_cli.run(eval_cli.parser().parse_args([
+            '--checkpoint', str(out), '--dataset', 'dlc', '--dlc-project', str(mice), '--dlc-train-fraction', '0.5',
+            '--coco-eval-long-edge', '65', '--loader-workers', '0', '--device', 'cpu', '--progress-interval', '0']))
+    progress = [r.getMessage() for r in caplog.records if r.name == 'openfields.show.progress']
+    assert progress and progress[-1].startswith(f'evaluating {out}: 6/6 images (100%)')
+    assert 'images/s, ETA' in progress[-1]
     stats = json.loads((tmp_path / 'run.pkl.eval-dlc.stats.json').read_text())
     assert stats['test_images'] == 2 and stats['train_images'] == 4 and stats['n_images'] == 6
     for key in ('test_pixel_error', 'train_pixel_error', 'test_pixel_error_pcutoff', 'train_pixel_error_pcutoff',

@@ -2,7 +2,9 @@
 
 import logging
 
-from openfields.show.progress import Progress
+import pytest
+
+from openfields.show.progress import Progress, StageTimes
 
 
 class Clock:
@@ -37,3 +39,19 @@ def test_a_negative_interval_never_logs(caplog):
     progress = Progress('x', 3, interval_s=-1, clock=Clock(), log=logging.getLogger('p'))
     progress.update(3)
     assert caplog.records == []
+
+
+def test_stage_times_sum_per_stage_and_report_ms_per_image():
+    clock = Clock()
+    stages = StageTimes(clock=clock)
+
+    def arriving():
+        for item in 'ab':
+            clock.now += 0.5  # each item takes 0.5 s to arrive
+            yield item
+
+    for _ in stages.timed(arriving(), 'load'):
+        with stages.stage('network'):
+            clock.now += 0.02
+    assert stages.seconds == pytest.approx({'load': 1.0, 'network': 0.04})
+    assert stages.line(2) == 'load 500.0 ms, network 20.0 ms per image'
