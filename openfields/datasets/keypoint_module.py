@@ -36,10 +36,10 @@ LOG = logging.getLogger(__name__)
 DEFAULT_SIGMA = 0.05
 
 
-def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, base_stride: int
-                   ) -> list[headmeta.Base]:
+def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, base_stride: int,
+                   hflip: dict[str, str] | None = None) -> list[headmeta.Base]:
     """CIF and CAF metas from a json category (COCO person defaults where they apply), for a basenet of
-    stride ``base_stride``."""
+    stride ``base_stride``; ``hflip``: the flip map (default: left/right pairs found by name)."""
     is_coco_person = category.keypoints == coco_person.COCO_KEYPOINTS
     if category.sigmas is not None:
         sigmas = category.sigmas
@@ -54,7 +54,8 @@ def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, b
         skeleton = chain_skeleton(len(category.keypoints))
         LOG.info('%s: category %r has no skeleton; connecting keypoints in order: %s',
                  dataset, category.name, skeleton)
-    hflip = headmeta.hflip_from_names(category.keypoints)
+    if hflip is None:
+        hflip = headmeta.hflip_from_names(category.keypoints)
     if not hflip:
         LOG.info('%s: no left/right keypoint pairs found by name; horizontal flips are off', dataset)
     common = dict(dataset=dataset, keypoints=category.keypoints, sigmas=list(sigmas),
@@ -95,7 +96,8 @@ class KeypointDataModule(DataModule):
 
     def make_head_metas(self) -> list[headmeta.Base]:
         """The CIF and CAF metas of ``self.category`` (:func:`head_metas_for`)."""
-        return head_metas_for(self.category, self.name, self.upsample, base_stride=self.base_stride)
+        return head_metas_for(self.category, self.name, self.upsample, base_stride=self.base_stride,
+                              hflip=self.augmentation.flip_map(self.category.keypoints, self.flag('hflip-pairs')))
 
     @classmethod
     def flag(cls, name: str) -> str:
