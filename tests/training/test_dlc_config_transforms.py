@@ -114,3 +114,14 @@ def test_hflip_symmetries_become_the_heads_flip_map(tmp_path):
     dlc = datasets_factory.datamodule_from_args(args, base_stride=16)
     assert dlc.head_metas[0].hflip == {'snout': 'tailbase', 'tailbase': 'snout'}
     assert dlc.head_metas[0].flip_permutation() == [3, 1, 2, 0]
+
+
+@pytest.mark.skipif(not (DLC_PROJECT / 'config.yaml').is_file(), reason=f'no DeepLabCut project at {DLC_PROJECT}')
+def test_a_dlc_project_trains_on_batches_of_the_listed_sizes(tmp_path):
+    args = translated(tmp_path, {'collate': {'type': 'ResizeFromListCollate', 'scales': [[48, 80]]}})
+    args.dlc_project, args.batch_size, args.loader_workers = str(DLC_PROJECT), 2, 0
+    dlc = datasets_factory.datamodule_from_args(args, base_stride=16)
+    loader = dlc.train_loader(datasets_factory.loader_settings_from_args(args, pin_memory=False))
+    images, targets, _ = next(iter(loader))
+    assert tuple(images.shape) == (2, 3, 49, 81)
+    assert tuple(targets[0].shape[-2:]) == (4, 6)  # the fields of a 49 x 81 input at stride 16
