@@ -29,7 +29,7 @@ from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
 from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
-from .metric import scoring
+from .metric import scoring, submission
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .network.device import resolve_device
@@ -179,6 +179,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
         raise ValueError(f'--dataset {args.dataset}: no evaluation images')
     stats = scoring.merged_stats(metrics)
     prefix = output_prefix(args, checkpoint_path)
+    stats.update(submission.write_submissions(metrics, prefix))  # test-dev: the zip, no metrics
     result = {**stats, 'n_images': n_images,
               'nn_time_ms': round(1000 * scored.nn_seconds / n_images, 2),
               'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),

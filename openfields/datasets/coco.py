@@ -37,9 +37,11 @@ class KeypointCategory:
     skeleton_derived: bool = False
 
 
-def load_json(path: str | os.PathLike, flag: str, keypoints_key: str | None = None) -> dict:
+def load_json(path: str | os.PathLike, flag: str, keypoints_key: str | None = None, *,
+              image_info: bool = False) -> dict:
     """Parse a COCO json file; errors name the flag that gave the path. The annotations' keypoints are
-    read from ``keypoints_key`` when given (:func:`use_keypoints_field`)."""
+    read from ``keypoints_key`` when given (:func:`use_keypoints_field`). ``image_info``: an image-info json
+    (COCO test-dev style, no ``annotations``) is read as one without annotations."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise DatasetError(f'{flag}: annotation file not found: {path}')
@@ -53,9 +55,13 @@ def load_json(path: str | os.PathLike, flag: str, keypoints_key: str | None = No
         raise DatasetError(f'{path}: cannot be read ({error})') from None
     if not isinstance(data, dict):
         raise DatasetError(f'{path}: top level must be an object with images, annotations, categories')
+    if image_info and data.get('annotations') is None:
+        data['annotations'] = []
     for key in ('images', 'annotations', 'categories'):
         if not isinstance(data.get(key), list):
-            raise DatasetError(f'{path}: field "{key}" is missing or not a list')
+            hint = (' (an image-info json, COCO test-dev style, is predicted by openfields.eval with '
+                    '--<dataset>-eval-testdev)' if key == 'annotations' and 'annotations' not in data else '')
+            raise DatasetError(f'{path}: field "{key}" is missing or not a list{hint}')
     return use_keypoints_field(data, path, keypoints_key, flag)
 
 

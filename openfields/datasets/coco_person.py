@@ -52,3 +52,16 @@ COCO_UPRIGHT_POSE = [
 # Sigma used for every keypoint of a COCO-format category without published
 # sigmas (the mean of COCO's person sigmas, rounded).
 DEFAULT_SIGMA = 0.05
+
+
+def person_category(data: dict, path, category_id: int | None = None):
+    """COCO's 17 person keypoints for the ``person`` category of an image-info json (COCO test-dev's
+    categories declare no keypoints); ``category_id`` picks the category instead of the name."""
+    from .coco import DatasetError, KeypointCategory  # pylint: disable=import-outside-toplevel
+    person = next((c for c in data['categories'] if (c.get('id') == category_id if category_id is not None
+                                                      else c.get('name') == 'person')), None)
+    if person is None:
+        raise DatasetError(f'{path}: no category declares "keypoints" and none is '
+                           f'{"id " + str(category_id) if category_id is not None else "person"}')
+    return KeypointCategory(id=int(person['id']), name=str(person.get('name', 'person')), keypoints=COCO_KEYPOINTS,
+                            skeleton=list(COCO_PERSON_SKELETON), sigmas=None)

@@ -78,6 +78,16 @@ class BatchResize:
     to_square: bool = False
     max_shift: int = 10
     max_size: int = 2048
+    sizes: tuple[tuple[int, int], ...] = ()  # DeepLabCut's ResizeFromListCollate: (width, height) drawn per batch
+
+    def draw_target(self, width: int, height: int) -> tuple[int, int]:
+        """The ``(width, height)`` of a batch whose first image is ``width x height``: one of ``sizes`` drawn
+        uniformly (each side rounded up to ``k * multiple + 1``), else :meth:`target_size` of a random factor."""
+        if self.sizes:
+            w, h = self.sizes[int(torch.randint(len(self.sizes), ()))]
+            return _aligned_up(w, self.multiple), _aligned_up(h, self.multiple)
+        scale = self.min_scale + float(torch.rand(())) * (self.max_scale - self.min_scale)
+        return self.target_size(width, height, scale)
 
     def target_size(self, width: int, height: int, scale: float) -> tuple[int, int]:
         """``(width, height)`` of the batch for a first image of ``width x height`` and the factor ``scale``."""
@@ -98,6 +108,10 @@ class BatchResize:
                            help='variable-size training batches: each batch takes the size of its first image '
                                 'times a factor uniform in [MIN, MAX], within the bounds below (off by default; '
                                 'replaces the square-edge crop and padding)')
+        group.add_argument(f'--{prefix}-collate-sizes', nargs='+', default=None, metavar='WxH',
+                           help='variable-size training batches of these sizes, one drawn per batch: N (an N x N '
+                                'square) or WIDTHxHEIGHT, sides rounded up to k * multiple + 1 (DeepLabCut\'s '
+                                'ResizeFromListCollate; instead of --%s-collate-scale)' % prefix)
         group.add_argument(f'--{prefix}-collate-short-side', type=int, nargs=2, metavar=('MIN', 'MAX'),
                            default=[d.min_short_side, d.max_short_side],
                            help='variable-size batches: bounds of the short side in pixels')
@@ -118,10 +132,13 @@ class BatchResize:
         """The settings of ``--<prefix>-collate-...``; None (fixed-size batches) without ``--<prefix>-collate-scale``.
         ``multiple`` 0 stands for the basenet stride (see :meth:`with_multiple`)."""
         get = lambda name: getattr(args, f'{prefix}_collate_{name}')  # noqa: E731
-        if get('scale') is None:
-            return None
         flag = f'--{prefix}-collate'
-        (min_scale, max_scale), (min_short, max_short) = get('scale'), get('short_side')
+        sizes = tuple(_size(text, f'{flag}-sizes') for text in get('sizes') or ())
+        if get('scale') is not None and sizes:
+            raise ValueError(f'{flag}-scale and {flag}-sizes: a batch size from a scale or from a list; choose one')
+        if get('scale') is None and not sizes:
+            return None
+        (min_scale, max_scale), (min_short, max_short) = get('scale') or (1.0, 1.0), get('short_side')
         checks = [(0 < min_scale <= max_scale, f'{flag}-scale must be 0 < MIN <= MAX, got {get("scale")}'),
                   (0 < min_short <= max_short, f'{flag}-short-side must be 0 < MIN <= MAX, got {get("short_side")}'),
                   (get('max_ratio') >= 1, f'{flag}-max-ratio must be >= 1, got {get("max_ratio")}'),
@@ -134,15 +151,25 @@ class BatchResize:
                 raise ValueError(message)
         return cls(min_scale=min_scale, max_scale=max_scale, min_short_side=min_short, max_short_side=max_short,
                    max_ratio=get('max_ratio'), multiple=get('multiple'), to_square=get('to_square'),
-                   max_shift=get('max_shift'), max_size=get('max_size'))
+                   max_shift=get('max_shift'), max_size=get('max_size'), sizes=sizes)
 
     def with_multiple(self, stride: int, flag: str = '--collate-multiple') -> 'BatchResize':
         """These settings with ``multiple`` 0 resolved to ``stride``; checks that an aligned short side fits."""
         settings = self if self.multiple > 0 else dataclasses.replace(self, multiple=stride)
+        if settings.sizes:
+            return settings
         if _aligned_up(settings.min_short_side, settings.multiple) > settings.max_short_side:
             raise ValueError(f'{flag} {settings.multiple}: no side of the form k * {settings.multiple} + 1 lies '
                              f'between the short-side bounds {settings.min_short_side} and {settings.max_short_side}')
         return settings
+
+
+def _size(text: str, flag: str) -> tuple[int, int]:
+    """``(width, height)`` of ``N`` or ``WIDTHxHEIGHT``."""
+    parts = str(text).lower().split('x')
+    if len(parts) not in (1, 2) or not all(p.isdigit() and int(p) >= 16 for p in parts):
+        raise ValueError(f'{flag} {text}: a size is N (a square) or WIDTHxHEIGHT, each side at least 16 pixels')
+    return (int(parts[0]), int(parts[-1]))
 
 
 class BatchResizeCollate:
@@ -164,8 +191,7 @@ class BatchResizeCollate:
         if not batch:
             return None
         s = self.settings
-        scale = s.min_scale + float(torch.rand(())) * (s.max_scale - s.min_scale)
-        width, height = s.target_size(*batch[0][0].size, scale)
+        width, height = s.draw_target(*batch[0][0].size)
         resize = transforms.CoverResizeCrop(width, height, max_size=s.max_size, max_shift=s.max_shift)
         return collate_images_targets_meta([self.finish(*resize(*sample)) for sample in batch])
 

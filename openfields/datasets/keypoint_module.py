@@ -42,10 +42,10 @@ def as_loaded(image, anns, meta):
     return image, anns, meta
 
 
-def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, base_stride: int
-                   ) -> list[headmeta.Base]:
+def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, base_stride: int,
+                   hflip: dict[str, str] | None = None) -> list[headmeta.Base]:
     """CIF and CAF metas from a json category (COCO person defaults where they apply), for a basenet of
-    stride ``base_stride``."""
+    stride ``base_stride``; ``hflip``: the flip map (default: left/right pairs found by name)."""
     is_coco_person = category.keypoints == coco_person.COCO_KEYPOINTS
     if category.sigmas is not None:
         sigmas = category.sigmas
@@ -60,7 +60,8 @@ def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, b
         skeleton = chain_skeleton(len(category.keypoints))
         LOG.info('%s: category %r has no skeleton; connecting keypoints in order: %s',
                  dataset, category.name, skeleton)
-    hflip = headmeta.hflip_from_names(category.keypoints)
+    if hflip is None:
+        hflip = headmeta.hflip_from_names(category.keypoints)
     if not hflip:
         LOG.info('%s: no left/right keypoint pairs found by name; horizontal flips are off', dataset)
     common = dict(dataset=dataset, keypoints=category.keypoints, sigmas=list(sigmas),
@@ -101,7 +102,8 @@ class KeypointDataModule(DataModule):
 
     def make_head_metas(self) -> list[headmeta.Base]:
         """The CIF and CAF metas of ``self.category`` (:func:`head_metas_for`)."""
-        return head_metas_for(self.category, self.name, self.upsample, base_stride=self.base_stride)
+        return head_metas_for(self.category, self.name, self.upsample, base_stride=self.base_stride,
+                              hflip=self.augmentation.flip_map(self.category.keypoints, self.flag('hflip-pairs')))
 
     @classmethod
     def flag(cls, name: str) -> str:
@@ -176,8 +178,10 @@ class CocoKeypointModule(KeypointDataModule):
     default_paths: ClassVar[dict[str, str]] = {}
 
     def __init__(self, *, train_annotations, val_annotations, train_image_dir, val_image_dir,
-                 category_id: int | None = None, keypoints_key: str | None = None, **kwargs):
+                 category_id: int | None = None, keypoints_key: str | None = None, eval_testdev: bool = False,
+                 **kwargs):
         self.keypoints_key = keypoints_key  # the annotations' field holding the keypoints (Human-Art)
+        self.eval_testdev = eval_testdev  # the validation json is an image-info json: predict, write a zip
         self.train_annotations = str(train_annotations)
         self.val_annotations = str(val_annotations)
         self.train_image_dir = str(train_image_dir)
@@ -193,11 +197,22 @@ class CocoKeypointModule(KeypointDataModule):
             return keypoint_category(self._train_data, self.train_annotations, category_id)
         LOG.info('%s: %s not found; keypoints and skeleton from %s', self.name, self.train_annotations,
                  self.val_annotations)
-        return keypoint_category(self._load(self.val_annotations, self.flag('val-annotations')),
-                                 self.val_annotations, category_id)
+        data = self._load(self.val_annotations, self.flag('val-annotations'))
+        if self.eval_testdev and not any(c.get('keypoints') for c in data['categories']):
+            return coco_person.person_category(data, self.val_annotations, category_id)
+        return keypoint_category(data, self.val_annotations, category_id)
+
+    def _check_val_category(self, data: dict) -> None:
+        """The category being trained exists in the validation json (an image-info json's ``person`` may
+        declare no keypoints: COCO's 17 are its)."""
+        if self.eval_testdev and not any(c.get('keypoints') for c in data['categories']):
+            coco_person.person_category(data, self.val_annotations, self.category.id)
+        else:
+            keypoint_category(data, self.val_annotations, self.category.id)
 
     def _load(self, path: str, flag: str) -> dict:
-        return load_json(path, flag, self.keypoints_key)
+        image_info = self.eval_testdev and flag == self.flag('val-annotations')
+        return load_json(path, flag, self.keypoints_key, image_info=image_info)
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
@@ -224,6 +239,10 @@ class CocoKeypointModule(KeypointDataModule):
                            help='the annotations\' field that holds the keypoints, e.g. keypoints_21 (Human-Art; '
                                 'default: "keypoints", or a keypoints_N field matching the category\'s N names '
                                 'when "keypoints" does not)')
+        group.add_argument(f'--{prefix}-eval-testdev', default=False, action='store_true',
+                           help='the validation json is an image-info json (COCO test-dev style: images and '
+                                'categories, no annotations): openfields.eval predicts every image and writes '
+                                'the submission zip PREFIX.zip; no metrics')
         group.add_argument(f'--{prefix}-min-kp-anns', type=int, default=1,
                            help='train only on images with at least this many annotated people')
 
@@ -234,6 +253,7 @@ class CocoKeypointModule(KeypointDataModule):
                    train_image_dir=get('train_image_dir'), val_image_dir=get('val_image_dir'),
                    category_id=get('category_id'), min_kp_anns=get('min_kp_anns'),
                    keypoints_key=getattr(args, f'{cls.name}_keypoints_key', None),
+                   eval_testdev=getattr(args, f'{cls.name}_eval_testdev', False),
                    **cls.common_kwargs(args, base_stride))
 
     def describe(self) -> dict:
@@ -290,17 +310,26 @@ class CocoKeypointModule(KeypointDataModule):
         if pad == 'center' and long_edge is None:
             raise ValueError('batches of several evaluation images need --coco-eval-long-edge (or --long-edge)')
         data = self._load(self.val_annotations, self.flag('val-annotations'))
-        keypoint_category(data, self.val_annotations, self.category.id)
+        self._check_val_category(data)
         dataset = CocoKeypoints(data, self.val_annotations, self.val_image_dir, self.category,
                                 transforms.eval_pipeline(long_edge, pad=pad, multiple=16),
                                 dataset_name=self.name,
-                                min_kp_anns=1 if self.eval_settings.annotation_filter else 0,
+                                min_kp_anns=int(self.eval_settings.annotation_filter and not self.eval_testdev),
                                 image_dir_flag=self.flag('val-image-dir'))
         return torch.utils.data.DataLoader(
             dataset, batch_size=loader.batch_size, shuffle=False, num_workers=loader.workers,
             pin_memory=loader.pin_memory, collate_fn=collate_images_anns_meta)
 
     def metrics(self) -> list:
+        """:meth:`scoring_metrics`; with ``--<dataset>-eval-testdev`` the submission of every image instead."""
+        if not self.eval_testdev:
+            return self.scoring_metrics()
+        from openfields.metric.submission import Submission
+        data = self._load(self.val_annotations, self.flag('val-annotations'))
+        return [Submission(self.val_annotations, [image['id'] for image in data['images']],
+                           category_id=self.category.id, n_keypoints=len(self.category.keypoints))]
+
+    def scoring_metrics(self) -> list:
         """COCO keypoint AP with this dataset's sigmas."""
         from openfields.metric.coco import Coco
         cif = self.head_metas[0]

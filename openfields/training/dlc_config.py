@@ -136,9 +136,22 @@ def _affine(value, path, ctx):
 
 
 def _hflip(value, path, ctx):
-    if isinstance(value, dict) and value.get('symmetries'):
-        ctx.ignore(f'{path}.symmetries', 'openfields pairs left.../right... body parts by name')
-    return ctx.data(hflip=_probability(value, path, ctx))
+    values = {'hflip': _probability(value, path, ctx)}
+    if isinstance(value, dict) and value.get('symmetries') is not None:
+        values['hflip_pairs'] = _symmetries(value['symmetries'], f'{path}.symmetries', ctx)
+    return ctx.data(**values)
+
+
+def _symmetries(value, path, ctx) -> list[str]:
+    """DeepLabCut's ``[[i, j], ...]`` (0-based body part indices) as ``--<dataset>-hflip-pairs i:j ...``."""
+    pairs = value if isinstance(value, list) else [None]
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in pair)):
+            raise ctx.error(path, f'must be a list of [i, j] body part index pairs, got {value!r}')
+    if not pairs:
+        raise ctx.error(path, 'is empty: list the [i, j] pairs a flip swaps, or leave symmetries out')
+    return [f'{i}:{j}' for i, j in pairs]
 
 
 def _probability_flag(name: str):
@@ -171,22 +184,45 @@ def _crop_sampling(value, path, ctx):
     value = _only(value, path, ctx, {'width', 'height', 'max_shift', 'method'})
     width = int(_number(value.get('width', 448), f'{path}.width', ctx, 16))
     height = int(_number(value.get('height', width), f'{path}.height', ctx, 16))
-    if width != height:
-        ctx.ignore(f'{path}.height', f'openfields crops are square: {max(width, height)} x {max(width, height)}')
-    values = {'square_edge': _aligned_edge(max(width, height)), 'crop_sampling': value.get('method', 'hybrid')}
+    values = {'crop_sampling': value.get('method', 'hybrid')}
+    if width == height:
+        values['square_edge'] = _aligned_edge(width)
+    else:
+        values['crop_size'] = [_aligned_edge(width), _aligned_edge(height)]
     if value.get('max_shift') is not None:
         values['crop_max_shift'] = _number(value['max_shift'], f'{path}.max_shift', ctx, 0)
     return ctx.data(**values)
 
 
+AUTO_PADDING_KEYS = {'pad_width_divisor', 'pad_height_divisor', 'min_width', 'min_height', 'border_mode',
+                     'position', 'border_value', 'border_mask_value'}
+BORDER_MODES = {'constant': 'constant', 'reflect_101': 'reflect_101', 'reflect101': 'reflect_101'}
+
+
+def _size_key(value: dict, key: str, path: str, ctx) -> int:
+    """A positive whole number of pixels at ``value[key]``; 0 when absent."""
+    return int(_number(value[key], f'{path}.{key}', ctx, 1)) if value.get(key) is not None else 0
+
+
 def _auto_padding(value, path, ctx):
-    value = _only(value, path, ctx, {'pad_width_divisor', 'pad_height_divisor'})
-    divisors = {value.get('pad_width_divisor'), value.get('pad_height_divisor')} - {None}
-    if not divisors:
-        return ctx.ignore(path, 'openfields pads to a divisor only (pad_width_divisor / pad_height_divisor)')
-    if len(divisors) > 1:
-        ctx.ignore(path, f'one divisor for both sides in openfields: {max(divisors)}')
-    return ctx.data(auto_padding=int(_number(max(divisors), f'{path}.pad_width_divisor', ctx, 1)))
+    value = _only(value, path, ctx, AUTO_PADDING_KEYS)
+    divisors = [_size_key(value, key, path, ctx) for key in ('pad_width_divisor', 'pad_height_divisor')]
+    minimum = [_size_key(value, key, path, ctx) for key in ('min_width', 'min_height')]
+    if not any(divisors) and not any(minimum):
+        return ctx.ignore(path, 'neither a divisor nor a minimum size')
+    values = {'auto_padding': divisors if divisors[0] != divisors[1] else divisors[:1]}
+    if any(minimum):
+        values['auto_padding_min'] = minimum
+    border = value.get('border_mode', 'constant')
+    if str(border).lower() not in BORDER_MODES:
+        raise ctx.error(f'{path}.border_mode', f'{border!r} is not one of {", ".join(sorted(BORDER_MODES))}')
+    values['auto_padding_border'] = BORDER_MODES[str(border).lower()]
+    if value.get('position', 'random') != 'random':
+        ctx.ignore(f'{path}.position', 'openfields places the image at random')
+    for key in ('border_value', 'border_mask_value'):
+        if value.get(key) not in (None, 0):
+            ctx.ignore(f'{path}.{key}', 'a constant border is a random gray in openfields')
+    return ctx.data(**values)
 
 
 COLLATE_KEYS = {'min_scale': None, 'max_scale': None, 'min_short_side': None, 'max_short_side': None,
@@ -197,16 +233,41 @@ COLLATE_KEYS = {'min_scale': None, 'max_scale': None, 'min_short_side': None, 'm
 def _collate(value, path, ctx):
     value = _mapping(value, path, ctx)
     kind = value.get('type')
-    if kind != 'ResizeFromDataSizeCollate':
-        return ctx.ignore(path, f'{kind}: only ResizeFromDataSizeCollate has a counterpart')
+    if kind not in ('ResizeFromDataSizeCollate', 'ResizeFromListCollate'):
+        return ctx.ignore(path, f'{kind}: only ResizeFromDataSizeCollate and ResizeFromListCollate have a '
+                                'counterpart')
     params = {k: v for k, v in value.items() if k != 'type'}
     params.update(params.pop('params', None) or {})
+    if kind == 'ResizeFromListCollate':
+        return _list_collate(params, path, ctx)
     params = _only(params, path, ctx, set(COLLATE_KEYS))
     values = {'collate_scale': [params.get('min_scale', 1.0), params.get('max_scale', 1.0)],
               'collate_short_side': [params.get('min_short_side', 128), params.get('max_short_side', 1152)]}
     for key, name in COLLATE_KEYS.items():
         if name is not None and params.get(key) is not None:
             values[name] = params[key]
+    return ctx.data(**values)
+
+
+def _list_collate(params: dict, path: str, ctx) -> dict:
+    """``scales``: an int is a square, ``[h, w]`` a rectangle: ``--<dataset>-collate-sizes N WxH ...``."""
+    params = _only(params, path, ctx, {'scales', 'max_shift', 'max_size', 'seed'})
+    scales = params.get('scales')
+    if not isinstance(scales, list) or not scales:
+        raise ctx.error(f'{path}.scales', f'must be a non-empty list of sizes (N or [height, width]), got {scales!r}')
+    sizes = []
+    for scale in scales:
+        sides = scale if isinstance(scale, list) else [scale]
+        if len(sides) not in (1, 2) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 16
+                                               for s in sides):
+            raise ctx.error(f'{path}.scales', f'{scale!r} is neither N nor [height, width] (sides >= 16)')
+        sizes.append(str(sides[0]) if len(sides) == 1 else f'{sides[1]}x{sides[0]}')
+    values = {'collate_sizes': sizes}
+    for key in ('max_shift', 'max_size'):
+        if params.get(key) is not None:
+            values[f'collate_{key}'] = int(_number(params[key], f'{path}.{key}', ctx, 0))
+    if params.get('seed') is not None:
+        ctx.ignore(f'{path}.seed', 'each loader worker draws its own sizes from --seed')
     return ctx.data(**values)
 
 
@@ -436,10 +497,12 @@ DLC_KEYS = (
            'DLC\'s bottom-up default: p 0.5, rotation 30, scaling [0.5, 1.25], translation 0 (p 0.9 when '
            'omitted). Off by default here, where OpenPifPaf\'s rotation (`--dlc-rotate`) and scale jitter are '
            'on; keypoints pushed out of the image become unlabelled as in DLC', ('data.train.affine',), _affine),
-    DlcKey('data.train.hflip', ('--dlc-hflip',),
-           'DLC `true` is p 0.5 and swaps keypoints only when `symmetries` pairs are listed. openfields swaps '
-           'body parts named left.../right... and flips with p 0.5 by default when there are such pairs '
-           '(`--dlc-hflip 0`: off); `symmetries` is listed as ignored', ('data.train.hflip',), _hflip),
+    DlcKey('data.train.hflip {p, symmetries}', ('--dlc-hflip', '--dlc-hflip-pairs'),
+           'DLC `true` is p 0.5 and swaps keypoints only when `symmetries` pairs are listed. `symmetries: '
+           '[[1, 2]]` is `--dlc-hflip-pairs 1:2` (0-based body part indices, or names): a flip swaps exactly '
+           'those pairs, in training and in the checkpoint\'s flip map. Without it openfields swaps body parts '
+           'named left.../right... and flips with p 0.5 by default when there are such pairs (`--dlc-hflip 0`: '
+           'off); a flip without any pair to swap is refused', ('data.train.hflip',), _hflip),
     DlcKey('data.train.covering', ('--dlc-covering',), 'DLC `true` is p 0.5; the flag is the probability',
            ('data.train.covering',), _probability_flag('covering')),
     DlcKey('data.train.gaussian_noise', ('--dlc-gaussian-noise',),
@@ -452,15 +515,20 @@ DLC_KEYS = (
     DlcKey('data.train.hist_eq', ('--dlc-hist-eq',), 'DLC `true` is p 0.5; the flag is the probability',
            ('data.train.hist_eq',), _probability_flag('hist_eq')),
     DlcKey('data.train.crop_sampling {width, height, max_shift, method}',
-           ('--dlc-square-edge', '--dlc-crop-sampling', '--dlc-crop-max-shift'),
-           'DLC\'s bottom-up default: 448 x 448, max_shift 0.1, hybrid. openfields crops are square (default '
-           'edge 385; sides of k * 16 + 1 pixels keep field cells on pixels: 448 is read as 449); a crop with '
-           'height != width is read as a square of the longer side and `height` listed as ignored; the '
-           'default method `people` crops around the annotations', ('data.train.crop_sampling',), _crop_sampling),
-    DlcKey('data.train.auto_padding {pad_width_divisor, pad_height_divisor}', ('--dlc-auto-padding',),
-           'DLC pads to a multiple of the divisor (HRNet: 32); openfields pads each side to k * N + 1 pixels, '
-           'one N for both sides (the larger of two), the image at a random place. `min_height`, `min_width` '
-           'and `border_mode` are listed as ignored', ('data.train.auto_padding',), _auto_padding),
+           ('--dlc-square-edge', '--dlc-crop-size', '--dlc-crop-sampling', '--dlc-crop-max-shift'),
+           'DLC\'s bottom-up default: 448 x 448, max_shift 0.1, hybrid. A square crop is `--dlc-square-edge` '
+           '(default 385), height != width is `--dlc-crop-size WIDTH HEIGHT`; sides of k * 16 + 1 pixels keep '
+           'field cells on pixels: 448 is read as 449, 256 x 192 as 257 x 193. Images smaller than the crop '
+           'are padded to it as in DLC. openfields\' default method `people` crops around the annotations',
+           ('data.train.crop_sampling',), _crop_sampling),
+    DlcKey('data.train.auto_padding {pad_width_divisor, pad_height_divisor, min_width, min_height, border_mode}',
+           ('--dlc-auto-padding', '--dlc-auto-padding-min', '--dlc-auto-padding-border'),
+           'DLC pads to a multiple of each divisor (HRNet: 32); openfields pads each side to k * N + 1 pixels '
+           '(`--dlc-auto-padding 32`, or `32 16` for width and height) after padding to at least `min_width` '
+           'x `min_height` (`--dlc-auto-padding-min W H`), the image at a random place (DLC\'s `position: '
+           'random`). `border_mode: reflect_101` mirrors the image into the padding '
+           '(`--dlc-auto-padding-border reflect_101`); `constant` fills it with a random gray, '
+           '`border_value` is listed as ignored', ('data.train.auto_padding',), _auto_padding),
     DlcKey('data.train.resize {height, width, keep_ratio}', ('--dlc-resize', '--dlc-resize-keep-ratio',
                                                                '--no-dlc-resize-keep-ratio'),
            'mind the order: `--dlc-resize WIDTH HEIGHT`. `keep_ratio: true` (the default) fits the image '
@@ -472,8 +540,13 @@ DLC_KEYS = (
             '--dlc-collate-max-size'),
            '{min_scale, max_scale} is `--dlc-collate-scale MIN MAX`, {min_short_side, max_short_side} '
            '`--dlc-collate-short-side`; sides are k * N + 1 pixels rather than multiples of `multiple_of`. '
-           'Each loader worker draws its own sizes (DLC\'s workers repeat one sequence). '
-           'ResizeFromListCollate has no equivalent and is listed as ignored', ('data.train.collate',), _collate),
+           'Each loader worker draws its own sizes (DLC\'s workers repeat one sequence)',
+           ('data.train.collate',), _collate),
+    DlcKey('data.train.collate: ResizeFromListCollate {scales, max_shift, max_size}',
+           ('--dlc-collate-sizes', '--dlc-collate-max-shift', '--dlc-collate-max-size'),
+           'one size drawn per batch from `scales`: an int N is an N x N square (`--dlc-collate-sizes N`), '
+           '`[h, w]` a rectangle (`WxH`, mind the order); each side rounded up to k * stride + 1 pixels. '
+           '`seed` is listed as ignored (`--seed` seeds every worker)'),
     DlcKey('data.train.normalize_images, data.inference', (),
            'openfields always normalises with the ImageNet mean and std (`false` is listed as ignored); '
            'evaluation sizes are the datasets\' own flags (`--coco-eval-long-edge`), other inference '

@@ -17,13 +17,13 @@ from .geometry import keypoints_to_original, to_current, to_original, unlabel_ou
 from .hflip import HFlip
 from .image import (IMAGENET_MEAN, IMAGENET_STD, Blur, ColorJitter, GaussianNoise, HistogramEqualization,
                     ImageToTensor, MotionBlur, Normalize, RandomGrayscale, RandomJpeg)
-from .pad import EVAL_FILL, CenterPad, CenterPadTight, PadToMultiple, SquarePad, pad
+from .pad import BORDER_MODES, EVAL_FILL, CenterPad, CenterPadTight, PadToMultiple, SquarePad, pad
 from .pipeline import ExtraAugmentation, eval_pipeline, train_pipeline
 from .rotate import Rotate, RotateBy90, RotateUniform, rotate
 from .scale import RescaleAbsolute, RescaleRelative, ResizeKeepRatio, rescale
 
 __all__ = [
-    'Affine', 'Blur', 'CROP_SAMPLING_METHODS', 'CenterPad', 'CenterPadTight', 'ColorJitter', 'Compose', 'CoverResizeCrop', 'Covering',
+    'Affine', 'BORDER_MODES', 'Blur', 'CROP_SAMPLING_METHODS', 'CenterPad', 'CenterPadTight', 'ColorJitter', 'Compose', 'CoverResizeCrop', 'Covering',
     'Crop', 'EVAL_FILL', 'Encoders', 'ExtraAugmentation', 'GaussianNoise', 'HFlip', 'HistogramEqualization',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageToTensor', 'KeypointAwareCrop', 'MotionBlur', 'Normalize',
     'NormalizeAnnotations', 'PadToMultiple', 'RandomApply', 'RandomChoice', 'RandomGrayscale', 'RandomJpeg',

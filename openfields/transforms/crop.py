@@ -50,22 +50,30 @@ def _start_range(length: int, edge: int, lo: float, hi: float) -> tuple[int, int
     return (a, b) if a <= b else (b, a)
 
 
+def window_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` of a crop given as one side (a square) or as ``(width, height)``."""
+    if isinstance(size, (tuple, list)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
 class Crop:
-    """Random crop to at most ``long_edge x long_edge`` pixels (smaller sides are kept).
+    """Random crop to at most ``size`` pixels: one side for a square, or ``(width, height)``; smaller image
+    sides are kept.
 
     With ``use_area_of_interest`` the window is drawn uniformly among positions that contain the union of the
     non-crowd boxes grown by 50 px (or lie inside it when it is larger than the window), so people are usually
     in the crop; otherwise uniformly over the image.
     """
 
-    def __init__(self, long_edge: int, use_area_of_interest: bool = True, margin: float = 50.0):
-        self.long_edge = int(long_edge)
+    def __init__(self, size: int | tuple[int, int], use_area_of_interest: bool = True, margin: float = 50.0):
+        self.width, self.height = window_size(size)
         self.use_area_of_interest = use_area_of_interest
         self.margin = margin
 
     def __call__(self, image, anns, meta):
         w, h = image.size
-        cw, ch = min(w, self.long_edge), min(h, self.long_edge)
+        cw, ch = min(w, self.width), min(h, self.height)
         aoi = area_of_interest(anns, w, h, self.margin) if self.use_area_of_interest else None
         if aoi is None:
             aoi = np.array([0.0, 0.0, w, h])
@@ -77,7 +85,7 @@ class Crop:
         return crop(image, anns, meta, x0, y0, cw, ch)
 
     def __repr__(self):
-        return f'Crop({self.long_edge}, use_area_of_interest={self.use_area_of_interest})'
+        return f'Crop({_size_repr(self.width, self.height)}, use_area_of_interest={self.use_area_of_interest})'
 
 
 CROP_SAMPLING_METHODS = ('uniform', 'keypoints', 'density', 'hybrid')
@@ -109,7 +117,8 @@ def density_weights(points: np.ndarray, radius: float) -> np.ndarray:
 
 
 class KeypointAwareCrop:
-    """Crop to at most ``long_edge x long_edge`` pixels with DeepLabCut's ``crop_sampling`` (smaller sides kept).
+    """Crop to at most ``size`` pixels (one side: a square, or ``(width, height)``; DeepLabCut's ``crop_sampling``
+    with its ``width`` and ``height``) placed by DeepLabCut's sampling methods; smaller image sides are kept.
 
     The window start on each axis is ``floor(f (L - l))`` for an image side ``L`` and window side ``l``, with
     the start fraction ``f``:
@@ -126,12 +135,12 @@ class KeypointAwareCrop:
     window become unlabelled (``v = 0``).
     """
 
-    def __init__(self, long_edge: int, method: str = 'hybrid', max_shift: float = 0.1):
+    def __init__(self, size: int | tuple[int, int], method: str = 'hybrid', max_shift: float = 0.1):
         if method not in CROP_SAMPLING_METHODS:
             raise ValueError(f'unknown crop sampling method {method!r}; choose from {CROP_SAMPLING_METHODS}')
         if not 0.0 <= max_shift <= 0.4:
             raise ValueError(f'max_shift must be in [0, 0.4], got {max_shift}')
-        self.long_edge = int(long_edge)
+        self.width, self.height = window_size(size)
         self.method = method
         self.max_shift = float(max_shift)
 
@@ -150,7 +159,7 @@ class KeypointAwareCrop:
 
     def __call__(self, image, anns, meta):
         w, h = image.size
-        cw, ch = min(w, self.long_edge), min(h, self.long_edge)
+        cw, ch = min(w, self.width), min(h, self.height)
         fx, fy = self._start_fractions(anns, w, h, cw, ch)
         x0, y0 = int(fx * (w - cw)), int(fy * (h - ch))
         image, anns, meta = crop(image, anns, meta, x0, y0, cw, ch)
@@ -158,7 +167,11 @@ class KeypointAwareCrop:
         return image, anns, meta
 
     def __repr__(self):
-        return f'KeypointAwareCrop({self.long_edge}, method={self.method!r}, max_shift={self.max_shift})'
+        return f'KeypointAwareCrop({_size_repr(self.width, self.height)}, method={self.method!r}, max_shift={self.max_shift})'
+
+
+def _size_repr(width: int, height: int) -> str:
+    return str(width) if width == height else f'({width}, {height})'
 
 
 def window(image, anns, meta, x0: int, y0: int, width: int, height: int, fill=(124, 116, 104)):

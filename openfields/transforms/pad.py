@@ -3,6 +3,7 @@ negatives (confidence 0, regressions ignored)."""
 
 from __future__ import annotations
 
+import numpy as np
 import PIL.Image
 import torch
 
@@ -86,29 +87,65 @@ class SquarePad(_CenterPadBase):
         return f'SquarePad(fill={self.fill})'
 
 
-class PadToMultiple:
-    """Pad each side up to the next size of the form ``k * multiple + 1`` (DeepLabCut's ``auto_padding`` to a
-    divisor; the ``+ 1`` is openfields' field alignment: cells on the first and the last pixel, which
-    upsampled heads need), the image at a random place on the canvas; ``fill=None`` uses a random gray."""
+BORDER_MODES = ('constant', 'reflect_101')
 
-    def __init__(self, multiple: int, fill: tuple[int, int, int] | None = None):
-        if multiple < 1:
-            raise ValueError(f'multiple must be >= 1, got {multiple}')
-        self.multiple = int(multiple)
+
+class PadToMultiple:
+    """DeepLabCut's ``auto_padding``: pad each side to at least ``min_size`` (``(width, height)``), then up to
+    the next size of the form ``k * multiple + 1`` (``multiple``: one divisor for both sides or ``(width,
+    height)``, 0 for none; the ``+ 1`` is openfields' field alignment: cells on the first and the last pixel,
+    which upsampled heads need), the image at a random place on the canvas.
+
+    ``border``: ``'constant'`` fills with ``fill`` (None: a random gray), ``'reflect_101'`` mirrors the image
+    without repeating its edge pixel (``dcb|abcd|cba``, OpenCV's BORDER_REFLECT_101). Either way the padding
+    lies outside ``valid_area``: mirrored animals there carry no labels."""
+
+    def __init__(self, multiple: int | tuple[int, int], fill: tuple[int, int, int] | None = None, *,
+                 min_size: tuple[int, int] = (0, 0), border: str = 'constant'):
+        self.multiple = tuple(int(m) for m in (multiple if isinstance(multiple, (tuple, list))
+                                               else (multiple, multiple)))
+        self.min_size = tuple(int(m) for m in min_size)
+        if min(self.multiple) < 0 or min(self.min_size) < 0 or (max(self.multiple) < 1 and max(self.min_size) < 1):
+            raise ValueError(f'padding needs a divisor >= 1 or a minimum size, got multiple {multiple}, '
+                             f'min_size {min_size}')
+        if border not in BORDER_MODES:
+            raise ValueError(f'border must be one of {BORDER_MODES}, got {border!r}')
         self.fill = fill
+        self.border = border
+
+    def target(self, width: int, height: int) -> tuple[int, int]:
+        """The padded ``(width, height)`` of a ``width x height`` image."""
+        def side(n, multiple, minimum):
+            n = max(n, minimum)
+            return aligned_size(n, multiple) if multiple > 0 else n
+        return (side(width, self.multiple[0], self.min_size[0]), side(height, self.multiple[1], self.min_size[1]))
 
     def __call__(self, image, anns, meta):
         w, h = image.size
-        tw, th = aligned_size(w, self.multiple), aligned_size(h, self.multiple)
+        tw, th = self.target(w, h)
         u, v = torch.rand(2).tolist()
         left, top = min(int(u * (tw - w + 1)), tw - w), min(int(v * (th - h + 1)), th - h)
         fill = random_gray() if self.fill is None else self.fill
         if (tw, th) == (w, h):
             return image, anns, meta
+        if self.border == 'reflect_101':
+            return reflect(image, anns, meta, left, top, tw, th)
         return pad(image, anns, meta, left, top, tw, th, fill)
 
     def __repr__(self):
-        return f'PadToMultiple({self.multiple})'
+        multiple = self.multiple[0] if self.multiple[0] == self.multiple[1] else self.multiple
+        extra = ''.join([f', min_size={self.min_size}' if any(self.min_size) else '',
+                         f', border={self.border!r}' if self.border != 'constant' else ''])
+        return f'PadToMultiple({multiple}{extra})'
+
+
+def reflect(image, anns, meta, left: int, top: int, width: int, height: int):
+    """:func:`pad` with the image mirrored into the border (``reflect_101``) instead of a fill colour."""
+    w, h = image.size
+    pixels = np.asarray(image)
+    widths = ((top, height - h - top), (left, width - w - left)) + ((0, 0),) * (pixels.ndim - 2)
+    image, anns, meta = pad(image, anns, meta, left, top, width, height)
+    return PIL.Image.fromarray(np.pad(pixels, widths, mode='reflect'), mode=image.mode), anns, meta
 
 
 def aligned_size(n: int, multiple: int) -> int:

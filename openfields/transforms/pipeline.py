@@ -14,7 +14,7 @@ from .encoders import Encoders
 from .hflip import HFlip
 from .image import (Blur, ColorJitter, GaussianNoise, HistogramEqualization, ImageToTensor, MotionBlur, Normalize,
                     RandomGrayscale, RandomJpeg)
-from .pad import CenterPad, CenterPadTight, PadToMultiple
+from .pad import BORDER_MODES, CenterPad, CenterPadTight, PadToMultiple
 from .rotate import RotateBy90, RotateUniform
 from .scale import RescaleAbsolute, RescaleRelative, ResizeKeepRatio
 
@@ -40,7 +40,10 @@ class ExtraAugmentation:
     affine_translation: float = 0.0
     crop_sampling: str = 'people'
     crop_max_shift: float = 0.1
-    auto_padding: int = 0
+    crop_size: tuple[int, int] | None = None  # (width, height) of the crop; None: the square edge
+    auto_padding: int | tuple[int, int] = 0  # divisor of both sides, or (width, height) divisors; 0: none
+    auto_padding_min: tuple[int, int] = (0, 0)  # (width, height) the padding reaches at least
+    auto_padding_border: str = 'constant'  # or 'reflect_101'
     hist_eq: float = 0.0
     motion_blur: float = 0.0
     covering: float = 0.0
@@ -49,6 +52,15 @@ class ExtraAugmentation:
     def __post_init__(self):
         if self.crop_sampling not in ('people', *CROP_SAMPLING_METHODS):
             raise ValueError(f'unknown crop sampling {self.crop_sampling!r}')
+        if not isinstance(self.auto_padding, tuple):
+            object.__setattr__(self, 'auto_padding', (int(self.auto_padding), int(self.auto_padding)))
+        if self.auto_padding_border not in BORDER_MODES:
+            raise ValueError(f'unknown border mode {self.auto_padding_border!r}; choose from {BORDER_MODES}')
+
+    @property
+    def pads(self) -> bool:
+        """Whether the auto padding step is on (a divisor or a minimum size)."""
+        return max(self.auto_padding) > 0 or max(self.auto_padding_min) > 0
 
     def resize_step(self):
         if self.resize is None:
@@ -61,12 +73,15 @@ class ExtraAugmentation:
         return RandomApply(Affine(self.affine_rotation, self.affine_scaling, self.affine_translation), self.affine)
 
     def crop_step(self, square_edge: int, crop_area_of_interest: bool = True):
+        size = square_edge if self.crop_size is None else self.crop_size
         if self.crop_sampling == 'people':
-            return Crop(square_edge, use_area_of_interest=crop_area_of_interest)
-        return KeypointAwareCrop(square_edge, self.crop_sampling, self.crop_max_shift)
+            return Crop(size, use_area_of_interest=crop_area_of_interest)
+        return KeypointAwareCrop(size, self.crop_sampling, self.crop_max_shift)
 
     def padding_step(self):
-        return PadToMultiple(self.auto_padding) if self.auto_padding > 0 else None
+        if not self.pads:
+            return None
+        return PadToMultiple(self.auto_padding, min_size=self.auto_padding_min, border=self.auto_padding_border)
 
     def image_steps(self) -> list:
         """Histogram equalisation, motion blur, covering (before the colour jitter)."""
@@ -105,8 +120,9 @@ def train_pipeline(
     ``keypoints`` and an ``hflip`` map) -> RescaleRelative ([0.4, 2.0], [0.25, 2.0] with ``extended_scale``,
     times ``rescale_images``) -> Blur (probability ``blur``) -> one of RotateBy90 (probability
     ``orientation_invariant``) and RotateUniform(``max_rotation``) (probability ``upright_rotation``) ->
-    Affine (``extras.affine``) -> Crop(``square_edge``) or KeypointAwareCrop (``extras.crop_sampling``) ->
-    CenterPad(``square_edge``, random gray) -> PadToMultiple (``extras.auto_padding``) -> HistogramEqualization,
+    Affine (``extras.affine``) -> Crop(``square_edge``) or KeypointAwareCrop (``extras.crop_sampling``; both
+    ``extras.crop_size`` when set) -> CenterPad(the crop size, random gray) -> PadToMultiple
+    (``extras.auto_padding``, ``auto_padding_min``, ``auto_padding_border``) -> HistogramEqualization,
     MotionBlur, Covering (``extras``) -> ColorJitter, RandomJpeg(50, ``jpeg``), RandomGrayscale (``grayscale``)
     -> GaussianNoise (``extras.gaussian_noise``) -> ImageToTensor -> Normalize -> Encoders (when ``encoders``
     are given).
@@ -133,8 +149,8 @@ def train_pipeline(
     if orientation_invariant > 0.0 or upright_rotation > 0.0:
         rotation = RandomChoice([RotateBy90(), RotateUniform(max_rotation)],
                                 [orientation_invariant, upright_rotation])
-    sizing = [extras.crop_step(square_edge, crop_area_of_interest), CenterPad(square_edge, fill=None),
-              extras.padding_step()]
+    sizing = [extras.crop_step(square_edge, crop_area_of_interest),
+              CenterPad(extras.crop_size or square_edge, fill=None), extras.padding_step()]
     return Compose([
         NormalizeAnnotations(),
         extras.resize_step(),

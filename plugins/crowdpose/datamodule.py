@@ -43,7 +43,7 @@ class CrowdPose(CocoKeypointModule):
                                '(--dataset cocokp trains any keypoint set)')
         return head_metas(self.name, self.upsample, base_stride=self.base_stride)
 
-    def metrics(self) -> list:
+    def scoring_metrics(self) -> list:
         """OKS AP with CrowdPose's sigmas, overall and per difficulty (``AP_easy``, ``AP_medium``, ``AP_hard``)."""
         cif = self.head_metas[0]
         return [CrowdPoseCoco(self.val_annotations, category_id=self.category.id, sigmas=cif.sigmas,

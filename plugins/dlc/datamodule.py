@@ -193,11 +193,13 @@ class Dlc(KeypointDataModule):
         raise ValueError(f'--dataset {self.name}: no split {split!r} (train, val)')
 
     def train_loader(self, loader: LoaderSettings):
-        dataset = self._frames_dataset(self.split.train, self._preprocess())
+        batch_resize = self.augmentation.batch_resize is not None  # the collate function sizes each batch
+        dataset = self._frames_dataset(self.split.train, self._preprocess(batch_resize))
         if len(dataset) < loader.batch_size:
             raise ValueError(f'{self.flag("project")}: {len(dataset)} training frames, fewer than '
                              f'--batch-size {loader.batch_size} (full batches only)')
-        return self._loader(dataset, loader, shuffle=True)
+        collate = self.augmentation.train_collate(self._encoders(), self.head_metas[0].base_stride, self.name)
+        return self._loader(dataset, loader, shuffle=True, collate_fn=collate)
 
     def val_loader(self, loader: LoaderSettings):
         """The test frames, augmented as in training (a validation loss); the last batch may be smaller:
