@@ -33,6 +33,8 @@ from .metric import scoring, submission
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .network.device import resolve_device
+from .topdown import inference as topdown_inference
+from .topdown.module import TopDownModule
 from .training import run_files
 from .version import version
 
@@ -58,6 +60,11 @@ def parser() -> argparse.ArgumentParser:
                    help='replace these heads\' output (cif, caf) by fields encoded from the ground truth')
     p.add_argument('--oracle-stride', type=int, default=None,
                    help='basenet stride for --oracle without a checkpoint (default: the --basenet\'s)')
+    p.add_argument('--oracle-boxes', action='store_true',
+                   help='top-down models: crop the ground-truth boxes instead of the detector\'s (the pose '
+                        'model\'s errors alone, without the detector\'s misses and false alarms)')
+    p.add_argument('--detector-checkpoint', default=None, metavar='PATH',
+                   help='top-down models: this detector instead of the one the checkpoint records')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
     p.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
     datasets_factory.cli(p, several=False)
@@ -162,18 +169,16 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     datamodule = datasets_factory.datamodule_from_args(args, base_stride(args, ckpt))
     if checkpoint_path is not None:
         datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
-    s = setup(args, datamodule, ckpt, checkpoint_path, device)
-    cpu_threads.log_choice()
-    decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args),
-                                     names=args.decoder or datamodule.decoder_names())
-    loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
-                                                                 shuffle=False)
-    loader = datamodule.eval_loader(loader_settings, **({} if args.long_edge is None else
-                                                        {'long_edge': args.long_edge or None}))
+    topdown = topdown_inference.recorded(ckpt) if ckpt is not None else None
+    if topdown is None and (args.oracle_boxes or args.detector_checkpoint):
+        raise ValueError(f'--oracle-boxes and --detector-checkpoint are for top-down models; '
+                         f'{checkpoint_path or "the oracle"} is bottom-up')
     metrics = datamodule.metrics()
-    scored = scoring.accumulate(loader, lambda images, anns, metas: batch_fields(s, images, anns, metas, device),
-                                decode, metrics, scoring.ScoringSettings.from_args(args),
-                                label=f'evaluating {checkpoint_path or "the oracle"}')
+    cpu_threads.log_choice()
+    if topdown is None:
+        scored, decoder_names = score_bottom_up(args, datamodule, ckpt, checkpoint_path, metrics, device)
+    else:
+        scored, decoder_names = score_top_down(args, datamodule, ckpt, checkpoint_path, topdown, metrics, device)
     n_images = scored.n_images
     if n_images == 0:
         raise ValueError(f'--dataset {args.dataset}: no evaluation images')
@@ -183,7 +188,10 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     result = {**stats, 'n_images': n_images,
               'nn_time_ms': round(1000 * scored.nn_seconds / n_images, 2),
               'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
-              'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle, 'decoder': decode.names,
+              **({} if topdown is None else {
+                  'method': 'td', 'oracle_boxes': args.oracle_boxes, 'detector': scored.detector,
+                  'detector_time_ms': round(1000 * scored.detector_seconds / n_images, 2)}),
+              'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle, 'decoder': decoder_names,
               'args': {k: v for k, v in vars(args).items()}, 'version': version()}
     outputs.write_json(f'{prefix}.stats.json', result)
     if args.write_predictions:
@@ -193,6 +201,45 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
              checkpoint_path or 'oracle', result.get('AP', float('nan')), n_images, result['nn_time_ms'],
              result['decoder_time_ms'], prefix)
     return result
+
+
+def score_bottom_up(args, datamodule, ckpt, checkpoint_path, metrics, device) -> tuple[scoring.Scored, list]:
+    """Whole images through the network (or the oracle) and the decoder, into ``metrics``."""
+    s = setup(args, datamodule, ckpt, checkpoint_path, device)
+    decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args),
+                                     names=args.decoder or datamodule.decoder_names())
+    loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
+                                                                 shuffle=False)
+    loader = datamodule.eval_loader(loader_settings, **({} if args.long_edge is None else
+                                                        {'long_edge': args.long_edge or None}))
+    scored = scoring.accumulate(loader, lambda images, anns, metas: batch_fields(s, images, anns, metas, device),
+                                decode, metrics, scoring.ScoringSettings.from_args(args),
+                                label=f'evaluating {checkpoint_path or "the oracle"}')
+    return scored, decode.names
+
+
+def score_top_down(args, datamodule, ckpt, checkpoint_path, topdown: dict, metrics, device
+                   ) -> tuple[scoring.Scored, list]:
+    """Each validation image in its original size: the detector's boxes (``--oracle-boxes``: the ground
+    truth's), the pose network on their crops, ``cifmax`` per crop, into ``metrics``."""
+    if args.oracle:
+        raise ValueError(f'--oracle: {checkpoint_path} is a top-down model; use --oracle-boxes')
+    module = TopDownModule(datamodule, topdown_inference.settings_of(topdown))
+    model = network_factory.from_checkpoint(ckpt).to(device).eval()
+    metas = checkpoint_head_metas(model, module.head_metas, checkpoint_path)
+    test_set = module.test_set([model.head_metas.index(m) for m in metas], scoring.ScoringSettings.from_args(args),
+                               decoder_factory.DecoderSettings.from_args(args))
+    detector = None
+    if not args.oracle_boxes:
+        detector = topdown_inference.detector_path(topdown, checkpoint_path, args.detector_checkpoint)
+        test_set.detector = topdown_inference.load_detector(detector, device)
+    network_fields = scoring.network_fields(model, test_set.head_indices, device)
+    n_images = test_set.accumulate(metrics, lambda individuals, boxes: lambda images: network_fields(images, None,
+                                                                                                    None)[0])
+    seconds = test_set.seconds
+    return scoring.Scored(n_images=n_images, nn_seconds=seconds['network'], decoder_seconds=seconds['decoder'],
+                          detector_seconds=seconds['detector'], detector=str(detector) if detector else None), \
+        ['cifmax']
 
 
 def pending_checkpoints(args) -> list[str]:

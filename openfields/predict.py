@@ -38,6 +38,8 @@ from .decoder import factory as decoder_factory
 from .export.metadata import ExportedModelError
 from .inference import runners
 from .inference.predictor import Predictor
+from .topdown import inference as topdown_inference
+from .topdown.inference import TopDownPredictor
 from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
 from .network import checkpoint
@@ -75,6 +77,8 @@ def parser() -> argparse.ArgumentParser:
                         'larger, with an error naming it: memory grows with it. Images larger than --long-edge '
                         'are decoded at reduced size (JPEG: 1/2 to 1/8), their poses still in original pixels; '
                         'PIL refuses files above about 179 megapixels')
+    p.add_argument('--detector-checkpoint', default=None, metavar='PATH',
+                   help='top-down models: this detector instead of the one the checkpoint records')
     p.add_argument('--batch-size', type=int, default=1)
     p.add_argument('--loader-workers', type=int, default=0)
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
@@ -227,6 +231,8 @@ def run(args) -> int:
         outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
     runner = runners.load(args.checkpoint, resolve_device(args.device))
     decoder_settings = decoder_factory.DecoderSettings.from_args(args)
+    if getattr(runner, 'topdown', None) is not None:
+        return run_top_down(args, runner, decoder_settings)
     predictor = Predictor(runner, decoder_settings, args.dataset, args.decoder)
     LOG.info('decoding with %s', ', '.join(predictor.decode.names))
     cpu_threads.log_choice()
@@ -263,6 +269,44 @@ def run(args) -> int:
             n_done += 1
             progress.update()
     LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(n_done))
+    return len(errors)
+
+
+def run_top_down(args, runner, decoder_settings) -> int:
+    """A top-down model: each image in its original size through the detector, the crops of its boxes
+    through the pose network; returns the number of inputs that failed."""
+    detector = topdown_inference.load_detector(
+        topdown_inference.detector_path(runner.topdown, runner.source, args.detector_checkpoint), runner.device)
+    predictor = TopDownPredictor(runner, topdown_inference.settings_of(runner.topdown).crop, detector,
+                                 decoder_settings)
+    LOG.info('top-down: %s on the crops of %s\'s boxes', runner.source, detector.settings.name)
+    cpu_threads.log_choice()
+    canvas = canvas_module.Canvas(canvas_module.CanvasSettings.from_args(args))
+    paths, errors = expand_inputs(args.images)
+    for message in errors:
+        LOG.error(message)
+    progress, stages, start = Progress('predicting', len(paths), interval_s=args.progress_interval), StageTimes(), \
+        time.perf_counter()
+    n_done = 0
+    for path in paths:
+        try:
+            with stages.stage('load'):
+                image, _ = open_image(path, None, args.max_megapixels * 1e6)
+        except (OSError, PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, ValueError) as error:
+            errors.append(f'{path}: not a readable image ({error})' if not isinstance(error, ImageTooLarge)
+                          else str(error))
+            LOG.error(errors[-1])
+            progress.update()
+            continue
+        predictions = predictor.poses(image)
+        LOG.info('%s: %d poses', path, len(predictions))
+        with stages.stage('output'):
+            write_outputs(args, canvas, {'local_file_path': str(path)}, predictions)
+        n_done += 1
+        progress.update()
+    for stage, seconds in predictor.seconds.items():
+        stages.add(stage, seconds)
+    LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(max(n_done, 1)))
     return len(errors)
 
 

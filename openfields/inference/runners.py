@@ -44,6 +44,7 @@ class TorchRunner:
         self.head_metas = self.model.head_metas
         self.basenet = self.model.basenet.name
         self.decoders = (saved.get('meta') or {}).get('decoders', {})
+        self.topdown = (saved.get('meta') or {}).get('topdown')  # a top-down model: its crops and detector
         self.source, self.device = source, device
 
     def fields(self, images, head_indices):

@@ -65,6 +65,8 @@ class Scored:
     n_images: int = 0
     nn_seconds: float = 0.0
     decoder_seconds: float = 0.0
+    detector_seconds: float = 0.0  # top-down models: finding the boxes
+    detector: str | None = None  # top-down models: the detector checkpoint (None: ground-truth boxes)
 
 
 def accumulate(loader, fields: Fields, decode, metrics: list,

@@ -17,7 +17,6 @@ import PIL.Image
 
 from ..decoder.cifmax import CifMax
 from ..decoder.settings import DecoderSettings
-from ..metric import scoring
 from ..network import checkpoint
 from . import detectors
 from .boxes import BoxSettings
@@ -64,17 +63,23 @@ def load_detector(path, device) -> detectors.Detector:
 
 
 class TopDownPredictor:
-    """Poses of whole images with a top-down model: ``network`` (eval mode) and its ``head_indices`` (CIF
-    first), the ``detector`` and the crop settings; ``seconds`` adds up the time of each stage."""
+    """Poses of whole images with a top-down model: its ``runner`` (:mod:`openfields.inference.runners`;
+    the CIF head is read), the ``detector`` and the crop settings; ``seconds`` adds up each stage's time."""
 
-    def __init__(self, network, head_indices: list[int], crop: CropSettings, detector: detectors.Detector,
-                 decoder_settings: DecoderSettings, device):
-        self.head_metas = [network.head_metas[i] for i in head_indices]
-        self.network_fields = scoring.network_fields(network, head_indices, device)
+    def __init__(self, runner, crop: CropSettings, detector: detectors.Detector, decoder_settings: DecoderSettings):
+        cif = next(i for i, meta in enumerate(runner.head_metas) if meta.name == 'cif')
+        self.head_metas = [runner.head_metas[cif]]
+        self.runner, self.head_indices = runner, [cif]
         self.crop = crop
         self.detector = detector
         self.decode = CifMax(self.head_metas[0], decoder_settings)
         self.seconds = {'detector': 0.0, 'network': 0.0, 'decoder': 0.0}
+
+    def network_fields(self, images):
+        """Per crop, per head: the fields; and the seconds the network took."""
+        start = time.perf_counter()
+        heads = self.runner.fields(images, self.head_indices)
+        return [[h[b] for h in heads] for b in range(images.shape[0])], time.perf_counter() - start
 
     def poses(self, image: PIL.Image.Image) -> list:
         """Poses in ``image``'s pixels, at most one per detected box (no box: no pose)."""
@@ -85,7 +90,7 @@ class TopDownPredictor:
 
         def fields_of_batch(images):
             nonlocal network_seconds
-            fields, network_seconds = self.network_fields(images, None, None)
+            fields, network_seconds = self.network_fields(images)
             return fields
         poses = poses_on_boxes(image, boxes, scores, fields_of_batch, self.head_metas, self.crop, self.decode)
         self.seconds['detector'] += detected - start
