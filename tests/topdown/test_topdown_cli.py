@@ -1,0 +1,89 @@
+"""``--method td`` from the command line: train the detector, then the pose model on crops; eval and predict
+with only ``--checkpoint``; bad input gets one clear line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from openfields.network import checkpoint
+
+DATA = ['--dataset', 'synthetic', '--synthetic-train-images', '6', '--synthetic-val-images', '3',
+        '--synthetic-image-size', '112']
+TRAIN = ['--method', 'td', '--detector', 'ssdlite320_mobilenet_v3_large', '--detector-pretrained', 'none',
+         '--detector-epochs', '2', '--detector-lr', '1e-3', '--detector-eval-interval', '1',
+         '--basenet', 'shufflenetv2k16', '--batch-size', '4', '--epochs', '2', '--lr', '1e-3', '--seed', '1',
+         '--loader-workers', '0', '--topdown-crop-width', '96', '--topdown-crop-height', '128']
+
+
+def run(module: str, *args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', f'openfields.{module}', *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A two-epoch top-down run (detector, then pose model) on synthetic images."""
+    tmp = tmp_path_factory.mktemp('td')
+    data = DATA + ['--synthetic-cache-dir', str(tmp / 'cache')]
+    result = run('train', *data, *TRAIN, '--output', str(tmp / 'run.pkl'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp, data
+
+
+def test_a_top_down_run_writes_a_detector_and_a_pose_model_that_records_it(trained):
+    tmp, _ = trained
+    pose = checkpoint.load(tmp / 'run.pkl')
+    detector = checkpoint.load(tmp / 'run.detector.pkl')
+    assert pose['meta']['topdown']['detector'] == str((tmp / 'run.detector.pkl').resolve())
+    assert pose['meta']['topdown']['crop_width'] == 96 and pose['meta']['topdown']['crop_height'] == 128
+    assert [m['name'] for m in pose['model']['head_metas']] == ['cif']  # one individual per crop: no CAF
+    assert detector['model']['detector']['name'] == 'ssdlite320_mobilenet_v3_large'
+    assert (tmp / 'run.detector.pkl.log').is_file() and (tmp / 'run.detector.best.pkl').is_file()
+
+
+def test_eval_needs_only_the_checkpoint_and_oracle_boxes_score_the_pose_model_alone(trained):
+    tmp, data = trained
+    for extra, output in (([], 'detected'), (['--oracle-boxes'], 'oracle')):
+        result = run('eval', '--checkpoint', str(tmp / 'run.pkl'), *data, *extra, '--output', str(tmp / output))
+        assert result.returncode == 0, result.stderr[-3000:]
+    detected = json.loads((tmp / 'detected.stats.json').read_text())
+    oracle = json.loads((tmp / 'oracle.stats.json').read_text())
+    assert detected['method'] == 'td' and detected['detector'].endswith('run.detector.pkl')
+    assert detected['detector_time_ms'] > 0 and detected['nn_time_ms'] > 0 and detected['n_images'] == 3
+    assert oracle['oracle_boxes'] is True and oracle['detector'] is None and oracle['detector_time_ms'] < 1.0
+    assert 0.0 <= detected['AP'] <= 1.0 and 0.0 <= oracle['AP'] <= 1.0
+
+
+def test_predict_needs_only_the_checkpoint_and_finds_a_moved_run_s_detector(trained, tmp_path):
+    tmp, _ = trained
+    for name in ('run.pkl', 'run.detector.pkl'):  # the run moved: the recorded detector path is gone
+        (tmp_path / name).write_bytes((tmp / name).read_bytes())
+    image = next((tmp / 'cache').rglob('*.png'))
+    result = run('predict', '--checkpoint', str(tmp_path / 'run.pkl'), str(image), '--json-output', str(tmp_path),
+                 '--detector-checkpoint', str(tmp_path / 'run.detector.pkl'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    poses = json.loads((tmp_path / f'{image.name}.predictions.json').read_text())
+    assert all(len(pose['keypoints']) == 17 * 3 for pose in poses)
+    assert 'detector' in result.stderr and 'network' in result.stderr  # per-stage times
+
+
+def test_an_unknown_detector_is_refused_with_the_known_names_before_anything_is_written(tmp_path):
+    result = run('train', *DATA, '--synthetic-cache-dir', str(tmp_path / 'cache'), *TRAIN, '--detector', 'yolov8',
+                 '--output', str(tmp_path / 'run.pkl'))
+    assert result.returncode == 2
+    assert 'unknown detector' in result.stderr and 'fasterrcnn_resnet50_fpn_v2' in result.stderr
+    assert not list(tmp_path.glob('run*'))
+
+
+def test_a_detector_of_another_dataset_is_refused(trained, tmp_path):
+    tmp, _ = trained
+    result = run('train', '--dataset', 'cocokp', '--cocokp-train-annotations', str(tmp / 'missing.json'), *TRAIN,
+                 '--detector-checkpoint', str(tmp / 'run.detector.pkl'), '--output', str(tmp_path / 'run.pkl'))
+    assert result.returncode == 2 and 'missing.json' in result.stderr  # the dataset is read first
+    check = checkpoint.load(tmp / 'run.detector.pkl')
+    assert check['meta']['dataset'] == 'synthetic'
+    from openfields.topdown.detector_training import check_detector_checkpoint
+    with pytest.raises(checkpoint.CheckpointError, match='a detector of --dataset synthetic, not cocokp'):
+        check_detector_checkpoint(tmp / 'run.detector.pkl', 'cocokp')
