@@ -29,10 +29,11 @@ from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
 from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
-from .metric import scoring, submission
+from .metric import scoring
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .network.device import resolve_device
+from .predictions import dlc_output
 from .training import run_files
 from .version import version
 
@@ -66,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     network_factory.cli(p, checkpoint_help='checkpoint to evaluate (a glob with --watch)')
     decoder_factory.cli(p)
     scoring.cli(p)
+    dlc_output.cli(p, project_flag=False)  # --dlc-project is the dlc dataset's
     return p
 
 
@@ -170,7 +172,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
                                                                  shuffle=False)
     loader = datamodule.eval_loader(loader_settings, **({} if args.long_edge is None else
                                                         {'long_edge': args.long_edge or None}))
-    metrics = datamodule.metrics()
+    metrics = datamodule.metrics() + dlc_output.collectors(dlc_output.eval_settings(args), s.metas, checkpoint_path)
     scored = scoring.accumulate(loader, lambda images, anns, metas: batch_fields(s, images, anns, metas, device),
                                 decode, metrics, scoring.ScoringSettings.from_args(args),
                                 label=f'evaluating {checkpoint_path or "the oracle"}')
@@ -179,7 +181,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
         raise ValueError(f'--dataset {args.dataset}: no evaluation images')
     stats = scoring.merged_stats(metrics)
     prefix = output_prefix(args, checkpoint_path)
-    stats.update(submission.write_submissions(metrics, prefix))  # test-dev: the zip, no metrics
+    stats.update(scoring.write_files(metrics, prefix))  # a test-dev zip, DeepLabCut's table
     result = {**stats, 'n_images': n_images,
               'nn_time_ms': round(1000 * scored.nn_seconds / n_images, 2),
               'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
@@ -225,6 +227,7 @@ def watch(args, device):
 def run(args):
     # before any work: an evaluation that cannot be written would be lost after it finished
     outputs.check_output_path(args.output, '--output')
+    dlc_output.eval_settings(args)
     device = resolve_device(args.device)
     if args.watch:
         if not args.checkpoint:

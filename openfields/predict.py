@@ -42,6 +42,7 @@ from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug
 from .show.painters import draw_annotations
 from .network.device import resolve_device
+from .predictions import dlc_output
 from .version import version
 
 LOG = logging.getLogger('openfields.predict')
@@ -78,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     decoder_factory.cli(p)
     canvas_module.cli(p, image_output=True)
     debug.cli(p)
+    dlc_output.cli(p, project_flag=True)
     return p
 
 
@@ -220,12 +222,14 @@ def run(args) -> int:
     for flag, folder in (('--json-output', args.json_output), ('--image-output', args.image_output),
                          ('--save-all', args.save_all)):
         outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
+    table_settings = dlc_output.DlcTableSettings.from_args(args)
     runner = runners.load(args.checkpoint, resolve_device(args.device))
     decoder_settings = decoder_factory.DecoderSettings.from_args(args)
     predictor = Predictor(runner, decoder_settings, args.dataset, args.decoder)
     LOG.info('decoding with %s', ', '.join(predictor.decode.names))
     cpu_threads.log_choice()
     canvas, plots = figures(args, predictor.head_metas, decoder_settings)
+    tables = dlc_output.collectors(table_settings, predictor.head_metas, args.checkpoint)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'
     dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16), args.long_edge,
@@ -248,7 +252,11 @@ def run(args) -> int:
             predictions = predictor.poses(fields, meta)
             LOG.info('%s: %d poses', meta['local_file_path'], len(predictions))
             write_outputs(args, canvas, meta, predictions)
+            for table in tables:
+                table.accumulate(predictions, meta)
             n_done += 1
+    for table in tables:
+        table.write_files()
     LOG.info('%d images in %.1f s', n_done, time.perf_counter() - start)
     return len(errors)
 
