@@ -50,7 +50,8 @@ def from_poses(poses_per_frame: list[list], bodyparts: list[str], scorer: str, i
             found = data[:, 2] > 0
             values[frame, slot, found] = data[found]
     individuals = None if n_individuals is None else (
-        list(individual_names) if individual_names is not None else [f'individual{i + 1}' for i in range(n_individuals)])
+        list(individual_names) if individual_names is not None
+        else [f'individual{i + 1}' for i in range(n_individuals)])
     return Table(scorer=scorer, bodyparts=list(bodyparts), individuals=individuals, index=list(index),
                  values=values)
 

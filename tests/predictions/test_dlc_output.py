@@ -30,7 +30,8 @@ def dlc_run(tmp_path_factory):
     dlc = datasets_factory.datamodule_from_args(train.cli(['--dataset', 'dlc', '--dlc-project', str(PROJECT)]),
                                                 base_stride=16)
     path = tmp_path_factory.mktemp('dlc') / 'mouse.pkl'
-    checkpoint.save(path, factory.build('resnet18', {}, dlc.head_metas), epoch=1, meta={'decoders': {'dlc': ['cifmax']}})
+    checkpoint.save(path, factory.build('resnet18', {}, dlc.head_metas), epoch=1,
+                    meta={'decoders': {'dlc': ['cifmax']}})
     return dlc, path
 
 
