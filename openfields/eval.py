@@ -29,10 +29,11 @@ from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
 from .network import cpu_threads
 from .network.malloc_tuning import tune_glibc_malloc
-from .metric import scoring, submission
+from .metric import scoring
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .network.device import resolve_device
+from .predictions import dlc_output
 from .topdown import inference as topdown_inference
 from .topdown.module import TopDownModule
 from .training import run_files
@@ -73,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     network_factory.cli(p, checkpoint_help='checkpoint to evaluate (a glob with --watch)')
     decoder_factory.cli(p)
     scoring.cli(p)
+    dlc_output.cli(p, project_flag=False)  # --dlc-project is the dlc dataset's
     return p
 
 
@@ -173,7 +175,9 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     if topdown is None and (args.oracle_boxes or args.detector_checkpoint):
         raise ValueError(f'--oracle-boxes and --detector-checkpoint are for top-down models; '
                          f'{checkpoint_path or "the oracle"} is bottom-up')
-    metrics = datamodule.metrics()
+    # the dataset's own keypoints name the table's body parts (a checkpoint's heads match them)
+    metrics = datamodule.metrics() + dlc_output.collectors(dlc_output.eval_settings(args), datamodule.head_metas,
+                                                           checkpoint_path)
     cpu_threads.log_choice()
     if topdown is None:
         scored, decoder_names = score_bottom_up(args, datamodule, ckpt, checkpoint_path, metrics, device)
@@ -184,7 +188,7 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
         raise ValueError(f'--dataset {args.dataset}: no evaluation images')
     stats = scoring.merged_stats(metrics)
     prefix = output_prefix(args, checkpoint_path)
-    stats.update(submission.write_submissions(metrics, prefix))  # test-dev: the zip, no metrics
+    stats.update(scoring.write_files(metrics, prefix))  # a test-dev zip, DeepLabCut's table
     result = {**stats, 'n_images': n_images,
               'nn_time_ms': round(1000 * scored.nn_seconds / n_images, 2),
               'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
@@ -272,6 +276,7 @@ def watch(args, device):
 def run(args):
     # before any work: an evaluation that cannot be written would be lost after it finished
     outputs.check_output_path(args.output, '--output')
+    dlc_output.eval_settings(args)
     device = resolve_device(args.device)
     if args.watch:
         if not args.checkpoint:

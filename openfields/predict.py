@@ -48,6 +48,7 @@ from .show import canvas as canvas_module, debug
 from .show.painters import draw_annotations
 from .show.progress import Progress, StageTimes, cli as progress_cli
 from .network.device import resolve_device
+from .predictions import dlc_output
 from .version import version
 
 LOG = logging.getLogger('openfields.predict')
@@ -87,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     decoder_factory.cli(p)
     canvas_module.cli(p, image_output=True)
     debug.cli(p)
+    dlc_output.cli(p, project_flag=True)
     return p
 
 
@@ -229,14 +231,16 @@ def run(args) -> int:
     for flag, folder in (('--json-output', args.json_output), ('--image-output', args.image_output),
                          ('--save-all', args.save_all)):
         outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
+    table_settings = dlc_output.DlcTableSettings.from_args(args)
     runner = runners.load(args.checkpoint, resolve_device(args.device))
     decoder_settings = decoder_factory.DecoderSettings.from_args(args)
     if getattr(runner, 'topdown', None) is not None:
-        return run_top_down(args, runner, decoder_settings)
+        return run_top_down(args, runner, decoder_settings, table_settings)
     predictor = Predictor(runner, decoder_settings, args.dataset, args.decoder)
     LOG.info('decoding with %s', ', '.join(predictor.decode.names))
     cpu_threads.log_choice()
     canvas, plots = figures(args, predictor.head_metas, decoder_settings)
+    tables = dlc_output.collectors(table_settings, predictor.head_metas, args.checkpoint)
     paths, errors = expand_inputs(args.images)
     pad = 'tight' if args.batch_size == 1 else 'center'
     dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16), args.long_edge,
@@ -266,13 +270,17 @@ def run(args) -> int:
             LOG.info('%s: %d poses', meta['local_file_path'], len(predictions))
             with stages.stage('output'):
                 write_outputs(args, canvas, meta, predictions)
+                for table in tables:
+                    table.accumulate(predictions, meta)
             n_done += 1
             progress.update()
+    for table in tables:
+        table.write_files()
     LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(n_done))
     return len(errors)
 
 
-def run_top_down(args, runner, decoder_settings) -> int:
+def run_top_down(args, runner, decoder_settings, table_settings) -> int:
     """A top-down model: each image in its original size through the detector, the crops of its boxes
     through the pose network; returns the number of inputs that failed."""
     detector = topdown_inference.load_detector(
@@ -282,6 +290,7 @@ def run_top_down(args, runner, decoder_settings) -> int:
     LOG.info('top-down: %s on the crops of %s\'s boxes', runner.source, detector.settings.name)
     cpu_threads.log_choice()
     canvas = canvas_module.Canvas(canvas_module.CanvasSettings.from_args(args))
+    tables = dlc_output.collectors(table_settings, predictor.head_metas, args.checkpoint)
     paths, errors = expand_inputs(args.images)
     for message in errors:
         LOG.error(message)
@@ -302,8 +311,12 @@ def run_top_down(args, runner, decoder_settings) -> int:
         LOG.info('%s: %d poses', path, len(predictions))
         with stages.stage('output'):
             write_outputs(args, canvas, {'local_file_path': str(path)}, predictions)
+            for table in tables:
+                table.accumulate(predictions, {'local_file_path': str(path)})
         n_done += 1
         progress.update()
+    for table in tables:
+        table.write_files()
     for stage, seconds in predictor.seconds.items():
         stages.add(stage, seconds)
     LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(max(n_done, 1)))

@@ -19,7 +19,8 @@ def image_info(tmp_path, keypoint_categories: bool = True, annotations=None) -> 
     declare no keypoints (``keypoint_categories=False``)."""
     data = json.loads((SAMPLE / 'annotations.json').read_text())
     categories = data['categories'] if keypoint_categories else [
-        {'supercategory': 'person', 'id': 1, 'name': 'person'}, {'supercategory': 'vehicle', 'id': 2, 'name': 'bicycle'}]
+        {'supercategory': 'person', 'id': 1, 'name': 'person'},
+        {'supercategory': 'vehicle', 'id': 2, 'name': 'bicycle'}]
     info = {'images': data['images'], 'categories': categories}
     if annotations is not None:
         info['annotations'] = annotations
@@ -30,7 +31,8 @@ def image_info(tmp_path, keypoint_categories: bool = True, annotations=None) -> 
 
 def eval_argv(checkpoint, info, out, *extra):
     return ['--checkpoint', str(checkpoint), '--dataset', 'cocokp', '--cocokp-val-annotations', str(info),
-            '--cocokp-val-image-dir', str(SAMPLE / 'images'), '--cocokp-train-annotations', str(info.parent / 'no.json'),
+            '--cocokp-val-image-dir', str(SAMPLE / 'images'),
+            '--cocokp-train-annotations', str(info.parent / 'no.json'),
             '--coco-eval-long-edge', '129', '--loader-workers', '0', '--device', 'cpu', '--output', str(out), *extra]
 
 

@@ -132,6 +132,16 @@ def merged_stats(metrics: list) -> dict:
     return stats
 
 
+def write_files(metrics: list, path_prefix) -> dict:
+    """The files of every metric that writes some besides its scores (``write_files(prefix)``: a test-set
+    submission, DeepLabCut's table); what they return, merged, for the stats file."""
+    written = {}
+    for metric in metrics:
+        if hasattr(metric, 'write_files'):
+            written.update(metric.write_files(path_prefix))
+    return written
+
+
 def scores(stats: dict, names) -> dict[str, float]:
     """The declared score ``names`` of ``stats`` as floats: NaN for a missing or undefined (None) one."""
     def value(v):

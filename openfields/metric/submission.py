@@ -70,6 +70,12 @@ class Submission:
     def stats(self) -> dict:
         return {'n_images': len(self.image_ids)}
 
+    def write_files(self, path_prefix: str | os.PathLike) -> dict:
+        """The zip (:meth:`write`), for the stats file; says in one line that no metric was computed."""
+        path = self.write(path_prefix)
+        LOG.info('no metrics: the image-info json holds no annotations; %s is the test-set submission', path)
+        return {'submission': path}
+
     def write(self, path_prefix: str | os.PathLike) -> str:
         """``<prefix>.zip`` holding :func:`result_name`; returns its path."""
         path, name = f'{path_prefix}.zip', result_name(self.image_info_path)
@@ -80,15 +86,5 @@ class Submission:
         return path
 
     def write_predictions(self, path_prefix) -> tuple[str, ...]:
-        """Nothing more for ``--write-predictions``: the submission zip (:func:`write_submissions`) holds them."""
+        """Nothing more for ``--write-predictions``: the submission zip (:meth:`write_files`) holds them."""
         return ()
-
-
-def write_submissions(metrics: list, path_prefix: str | os.PathLike) -> dict:
-    """Write the zip of every :class:`Submission` among ``metrics``; ``{'submission': path}`` (empty without
-    one) for the stats file."""
-    paths = [metric.write(path_prefix) for metric in metrics if isinstance(metric, Submission)]
-    if not paths:
-        return {}
-    LOG.info('no metrics: the image-info json holds no annotations; %s is the test-set submission', paths[0])
-    return {'submission': paths[0]}

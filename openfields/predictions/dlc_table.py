@@ -36,9 +36,12 @@ class Table:
 
 
 def from_poses(poses_per_frame: list[list], bodyparts: list[str], scorer: str, index: list[str],
-               n_individuals: int | None = None) -> Table:
+               n_individuals: int | None = None, individual_names: list[str] | None = None) -> Table:
     """A table from each frame's annotations (``.data`` ``(K, 3)`` x, y, confidence; ``.score``);
-    ``n_individuals=None``: single-animal layout."""
+    ``n_individuals=None``: single-animal layout; ``individual_names``: a multi-animal project's
+    ``individuals`` (default ``individual1..N``)."""
+    if individual_names is not None:
+        n_individuals = len(individual_names)
     slots = 1 if n_individuals is None else n_individuals
     values = np.full((len(poses_per_frame), slots, len(bodyparts), 3), np.nan)
     for frame, poses in enumerate(poses_per_frame):
@@ -46,7 +49,9 @@ def from_poses(poses_per_frame: list[list], bodyparts: list[str], scorer: str, i
             data = np.asarray(pose.data, dtype=float)
             found = data[:, 2] > 0
             values[frame, slot, found] = data[found]
-    individuals = None if n_individuals is None else [f'individual{i + 1}' for i in range(n_individuals)]
+    individuals = None if n_individuals is None else (
+        list(individual_names) if individual_names is not None
+        else [f'individual{i + 1}' for i in range(n_individuals)])
     return Table(scorer=scorer, bodyparts=list(bodyparts), individuals=individuals, index=list(index),
                  values=values)
 

@@ -167,7 +167,8 @@ class KeypointAwareCrop:
         return image, anns, meta
 
     def __repr__(self):
-        return f'KeypointAwareCrop({_size_repr(self.width, self.height)}, method={self.method!r}, max_shift={self.max_shift})'
+        return (f'KeypointAwareCrop({_size_repr(self.width, self.height)}, method={self.method!r}, '
+                f'max_shift={self.max_shift})')
 
 
 def _size_repr(width: int, height: int) -> str:

@@ -107,7 +107,11 @@ def test_hflip_pairs_name_a_missing_keypoint_in_one_line(tmp_path):
         a.flip_map(BODYPARTS, '--dlc-hflip-pairs')
 
 
-@pytest.mark.skipif(not (DLC_PROJECT / 'config.yaml').is_file(), reason=f'no DeepLabCut project at {DLC_PROJECT}')
+needs_project = pytest.mark.skipif(not (DLC_PROJECT / 'config.yaml').is_file(),
+                                   reason=f'no DeepLabCut project at {DLC_PROJECT}')
+
+
+@needs_project
 def test_hflip_symmetries_become_the_heads_flip_map(tmp_path):
     args = translated(tmp_path, {'hflip': {'p': 0.5, 'symmetries': [[0, 3]]}})
     args.dlc_project = str(DLC_PROJECT)
@@ -116,7 +120,7 @@ def test_hflip_symmetries_become_the_heads_flip_map(tmp_path):
     assert dlc.head_metas[0].flip_permutation() == [3, 1, 2, 0]
 
 
-@pytest.mark.skipif(not (DLC_PROJECT / 'config.yaml').is_file(), reason=f'no DeepLabCut project at {DLC_PROJECT}')
+@needs_project
 def test_a_dlc_project_trains_on_batches_of_the_listed_sizes(tmp_path):
     args = translated(tmp_path, {'collate': {'type': 'ResizeFromListCollate', 'scales': [[48, 80]]}})
     args.dlc_project, args.batch_size, args.loader_workers = str(DLC_PROJECT), 2, 0
