@@ -82,6 +82,9 @@ class KeypointDataModule(DataModule):
     """
 
     default_square_edge: ClassVar[int] = 385
+    # False when the annotations' ``bbox`` is only the extent of their keypoints (DeepLabCut projects): top-down
+    # boxes then come from the keypoints plus a margin, as DeepLabCut's bbox_margin does
+    drawn_boxes: ClassVar[bool] = True
 
     def __init__(self, *, category: KeypointCategory, augmentation: Augmentation,
                  encoder_settings: encoder.EncoderSettings, base_stride: int, upsample: int = 1,

@@ -30,6 +30,13 @@ class BoxSettings:
         if self.source not in BOX_SOURCES:
             raise ValueError(f'--topdown-box-source must be one of {", ".join(BOX_SOURCES)}, got {self.source!r}')
 
+    def for_dataset(self, drawn_boxes: bool) -> 'BoxSettings':
+        """``auto`` on a dataset whose bbox fields are only its keypoints' extent (``drawn_boxes`` False,
+        DeepLabCut projects) takes the keypoints plus the margin."""
+        if self.source == 'auto' and not drawn_boxes:
+            return dataclasses.replace(self, source='keypoints')
+        return self
+
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> 'BoxSettings':
         return cls(margin=args.topdown_bbox_margin, source=args.topdown_box_source)

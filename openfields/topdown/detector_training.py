@@ -139,6 +139,9 @@ def trained_detector(args, context, device, base_module, pose_output) -> pathlib
     trained: ``--detector-epochs 0``, or ``--resume auto`` of a finished detector run)."""
     run = DetectorRunSettings.from_args(args)
     detectors.DetectorSettings.from_args(args)  # an unknown --detector: before anything is written
+    if not hasattr(base_module, 'raw_dataset'):
+        raise ValueError(f'--method td: --dataset {base_module.name} has no keypoint annotations to take individuals '
+                         'from (top-down needs a keypoint dataset: cocokp, crowdpose, dlc, synthetic, ...)')
     if run.checkpoint is not None:
         check_detector_checkpoint(run.checkpoint, base_module.name)
         return pathlib.Path(run.checkpoint)
@@ -168,7 +171,7 @@ def check_detector_checkpoint(path, dataset: str) -> dict:
 def train_detector(args, run: DetectorRunSettings, context, device, base_module) -> pathlib.Path:
     """Train a detector on ``base_module``'s images into ``args.output``; its final checkpoint's path."""
     settings = detectors.DetectorSettings.from_args(args)
-    box_settings = BoxSettings.from_args(args)
+    box_settings = BoxSettings.from_args(args).for_dataset(base_module.drawn_boxes)
     resumed = fit.resumed_run(args, context)
     network = detectors.build(settings) if resumed is None else detectors.from_checkpoint(resumed.checkpoint['model'])
     network = network.to(device)

@@ -116,7 +116,7 @@ class TopDownModule(DataModule):
         if not isinstance(wrapped, KeypointDataModule):
             raise ValueError(f'--dataset {wrapped.name}: top-down training needs a keypoint dataset')
         self.wrapped = wrapped
-        self.settings = settings
+        self.settings = dataclasses.replace(settings, boxes=settings.boxes.for_dataset(wrapped.drawn_boxes))
         metas = wrapped.head_metas
         if not isinstance(metas[0], headmeta.Cif) or (settings.caf and not isinstance(metas[1], headmeta.Caf)):
             raise ValueError(f'--dataset {wrapped.name}: top-down needs the heads CIF (and CAF), got '

@@ -90,6 +90,7 @@ class Dlc(KeypointDataModule):
 
     name = 'dlc'
     default_square_edge = 385
+    drawn_boxes = False  # project frames have keypoints only; the json's bbox is their tight extent
 
     def __init__(self, *, config: project.ProjectConfig, frames: list[project.Frame], data_split: Split,
                  evaluation: DlcEvalSettings = DlcEvalSettings(), sigma: float = DEFAULT_SIGMA, **kwargs):

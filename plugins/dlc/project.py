@@ -107,7 +107,7 @@ def load_config(root: pathlib.Path) -> ProjectConfig:
 
 def _names(config: dict, key: str, path, required: bool) -> list[str]:
     value = config.get(key)
-    if value is None and not required:
+    if (value is None or value == []) and not required:  # DeepLabCut writes `uniquebodyparts: []`
         return []
     if not isinstance(value, list) or not value or not all(isinstance(v, (str, int)) for v in value):
         raise DatasetError(f'{path}: "{key}" must be a non-empty list of names')
