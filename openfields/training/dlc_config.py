@@ -281,9 +281,9 @@ def _device(value, path, ctx):
 
 
 def _method(value, path, ctx):
-    if value == 'bu':
-        return {}
-    return ctx.ignore(path, f'{value}: openfields has no top-down mode yet; the pose model trains bottom-up')
+    if value in ('bu', 'td'):
+        return {'method': value}
+    return ctx.ignore(path, f'{value}: conditional top-down has no counterpart; the pose model trains bottom-up')
 
 
 def _basenet(name, path, ctx) -> dict:
@@ -403,8 +403,109 @@ def _consumed(value, path, ctx):
     return {}
 
 
+def _bbox_margin(value, path, ctx):
+    return {'topdown-bbox-margin': float(_number(value, path, ctx, minimum=0))}
+
+
+def _top_down_crop(value, path, ctx):
+    crop = _only(value, path, ctx, {'width', 'height', 'margin', 'crop_with_context'})
+    values = {f'topdown-crop-{side}': int(_number(crop[side], f'{path}.{side}', ctx, minimum=1))
+              for side in ('width', 'height') if crop.get(side) is not None}
+    if crop.get('crop_with_context') is False:
+        values['topdown-crop-padding'] = 1.0  # the box itself, grown to the crop's aspect ratio only
+    return values
+
+
+def _random_bbox_transform(value, path, ctx):
+    jitter = _only(value, path, ctx, {'shift_factor', 'shift_prob', 'scale_factor', 'scale_prob', 'p'})
+    values = {}
+    if jitter.get('shift_factor') is not None:
+        values['topdown-jitter-shift'] = float(_number(jitter['shift_factor'], f'{path}.shift_factor', ctx, 0))
+    if jitter.get('shift_prob') is not None:
+        values['topdown-jitter-shift-prob'] = _probability(jitter['shift_prob'], f'{path}.shift_prob', ctx)
+    if jitter.get('scale_factor') is not None:
+        scale = jitter['scale_factor']
+        if not isinstance(scale, (list, tuple)) or len(scale) != 2:
+            raise ctx.error(f'{path}.scale_factor', f'must be [min, max], got {scale!r}')
+        values['topdown-jitter-scale'] = [float(_number(v, f'{path}.scale_factor', ctx, 0)) for v in scale]
+    for key in ('scale_prob', 'p'):
+        if jitter.get(key) not in (None, 1, 1.0):
+            ctx.ignore(f'{path}.{key}', 'the crop is always rescaled in the --topdown-jitter-scale range')
+    return values
+
+
+# DeepLabCut's detector model types (detector.model.type) without a variant -> torchvision's model
+DETECTOR_TYPES = {'SSDLite': 'ssdlite320_mobilenet_v3_large', 'FasterRCNN': 'fasterrcnn_mobilenet_v3_large_fpn'}
+OPTIMIZERS = {'AdamW': 'adamw', 'Adam': 'adam', 'SGD': 'sgd'}
+
+
 def _detector(value, path, ctx):
-    return ctx.ignore(path, 'openfields has no top-down mode yet: the detector is not trained')
+    """The detector of top-down mode: its model, training length, optimizer, schedule milestones,
+    evaluation interval and resume; the rest of the section is listed as ignored."""
+    section = _only(value, path, ctx, {'model', 'train_settings', 'runner', 'resume_training_from'})
+    values = {}
+    for key, translate in (('model', _detector_model), ('train_settings', _detector_train_settings),
+                           ('runner', _detector_runner)):
+        if section.get(key) is not None:
+            values.update(translate(section[key], f'{path}.{key}', ctx))
+    if section.get('resume_training_from') is not None:
+        values['detector-resume'] = str(section['resume_training_from'])
+    return values
+
+
+def _detector_model(value, path, ctx):
+    model = _only(value, path, ctx, {'type', 'variant', 'pretrained', 'box_score_thresh'})
+    name = model.get('variant') or DETECTOR_TYPES.get(model.get('type'))
+    if name is None:
+        raise ctx.error(path, f'detector type {model.get("type")!r} without a variant; known types: '
+                              f'{", ".join(DETECTOR_TYPES)}')
+    values = {'detector': name}
+    if 'pretrained' in model:
+        values['detector-pretrained'] = 'auto' if model['pretrained'] else 'none'
+    if model.get('box_score_thresh') is not None:
+        values['detector-score-threshold'] = float(_number(model['box_score_thresh'], f'{path}.box_score_thresh', ctx))
+    return values
+
+
+def _detector_train_settings(value, path, ctx):
+    settings = _only(value, path, ctx, {'epochs', 'batch_size'})
+    flags = {'epochs': 'detector-epochs', 'batch_size': 'detector-batch-size'}
+    return {flags[key]: int(_number(settings[key], f'{path}.{key}', ctx, minimum=0))
+            for key in flags if settings.get(key) is not None}
+
+
+def _detector_runner(value, path, ctx):
+    runner = _only(value, path, ctx, {'type', 'optimizer', 'scheduler', 'eval_interval', 'key_metric'})
+    values = {}
+    if runner.get('type') not in (None, 'DetectorTrainingRunner'):
+        ctx.ignore(f'{path}.type', f'{runner["type"]}: only DetectorTrainingRunner')
+    if runner.get('key_metric') not in (None, 'test.mAP@50:95'):
+        ctx.ignore(f'{path}.key_metric', 'the best detector snapshot is picked by test.mAP@50:95')
+    if runner.get('eval_interval') is not None:
+        values['detector-eval-interval'] = int(_number(runner['eval_interval'], f'{path}.eval_interval', ctx, 0))
+    optimizer = runner.get('optimizer')
+    if optimizer is not None:
+        optimizer = _only(optimizer, f'{path}.optimizer', ctx, {'type', 'params'})
+        if optimizer.get('type') not in OPTIMIZERS:
+            raise ctx.error(f'{path}.optimizer.type', f'{optimizer.get("type")!r}: the detector trains with '
+                                                      f'{", ".join(OPTIMIZERS)}')
+        values['detector-optimizer'] = OPTIMIZERS[optimizer['type']]
+        params = _only(optimizer.get('params') or {}, f'{path}.optimizer.params', ctx, {'lr'})
+        if params.get('lr') is not None:
+            values['detector-lr'] = float(_number(params['lr'], f'{path}.optimizer.params.lr', ctx))
+    scheduler = runner.get('scheduler')
+    if scheduler is not None:
+        scheduler = _only(scheduler, f'{path}.scheduler', ctx, {'type', 'params'})
+        if scheduler.get('type') != 'LRListScheduler':
+            ctx.ignore(f'{path}.scheduler', f'{scheduler.get("type")}: the detector\'s schedule is a list of '
+                                            'milestones (LRListScheduler)')
+        else:
+            milestones = (scheduler.get('params') or {}).get('milestones') or []
+            values['detector-lr-decay'] = [float(_number(m, f'{path}.scheduler.params.milestones', ctx))
+                                           for m in milestones]
+            ctx.ignore(f'{path}.scheduler.params.lr_list', 'the detector\'s rate is multiplied by '
+                                                           '--lr-decay-factor at each milestone')
+    return values
 
 
 # --- the table --------------------------------------------------------------------------------------------
@@ -559,9 +660,32 @@ DLC_KEYS = (
            'torchvision\'s (BatchNorm), stride 16. `pretrained: true` is `--basenet-pretrained`: ImageNet '
            'weights from the torch hub cache, never downloaded. HRNet, CSPNeXt, DLCRNet and RTMPose have no '
            'equivalent and are listed as ignored', ('net_type', 'model'), None),
-    DlcKey('method', (), '`bu` (bottom-up) is what openfields trains; `td` and `ctd` are listed as ignored '
-           '(no top-down mode yet)', ('method',), _method),
-    DlcKey('detector', (), 'top-down only: openfields has no top-down mode yet, the section is listed as ignored',
+    DlcKey('data.bbox_margin', ('--topdown-bbox-margin',),
+           'top-down: pixels around the labelled keypoints of a box derived from them (DLC default 20); a '
+           'DeepLabCut project\'s boxes always are', ('data.bbox_margin',), _bbox_margin),
+    DlcKey('data.train.top_down_crop {width, height, crop_with_context}',
+           ('--topdown-crop-width', '--topdown-crop-height', '--topdown-crop-padding'),
+           'DLC default 256 x 256; openfields 192 x 256 (width x height) with the box grown by 1.25 for context '
+           '(`crop_with_context: false`: 1.0)', ('data.train.top_down_crop',), _top_down_crop),
+    DlcKey('data.train.random_bbox_transform {shift_factor, shift_prob, scale_factor}',
+           ('--topdown-jitter-shift', '--topdown-jitter-shift-prob', '--topdown-jitter-scale'),
+           'top-down box jitter (DLC default 0.1, 0.25, [0.75, 1.25]; openfields RTMPose\'s 0.16, 0.3, '
+           '[0.75, 1.25]); the scale is drawn centred on the middle of the range (DLC\'s leans to its lower end)',
+           ('data.train.random_bbox_transform',), _random_bbox_transform),
+    DlcKey('method', ('--method',), '`bu` bottom-up, `td` top-down: a detector run first, then the pose model '
+           'on crops of the individuals ([topdown.md](topdown.md)); `ctd` (conditional top-down) is listed as '
+           'ignored', ('method',), _method),
+    DlcKey('detector {model, train_settings, runner, resume_training_from}',
+           ('--detector', '--detector-pretrained', '--detector-score-threshold', '--detector-epochs',
+            '--detector-batch-size', '--detector-optimizer', '--detector-lr', '--detector-lr-decay',
+            '--detector-eval-interval', '--detector-resume'),
+           'top-down only. `model.variant` (or `type: SSDLite` / `FasterRCNN`) is `--detector`, `pretrained` '
+           '`--detector-pretrained auto|none` (COCO weights from the torch hub cache, never downloaded), '
+           '`box_score_thresh` the score a box needs to be cropped; `train_settings` epochs and batch_size; '
+           '`runner` optimizer (AdamW, Adam, SGD) and its lr, LRListScheduler milestones (the rate is '
+           'multiplied by `--lr-decay-factor` at each: DLC\'s 1e-4 -> 1e-5 at 160 is the default factor 0.1), '
+           'eval_interval; the best detector snapshot is picked by `test.mAP@50:95` as in DLC. The detector\'s '
+           '`data` augmentations are listed as ignored (openfields flips the images, `--detector-hflip`)',
            ('detector',), _detector),
     DlcKey('model.heads', ('--dlc-sigma', '--dlc-upsample'),
            'DLC trains heatmaps with location refinement (and PAFs for several animals); openfields trains '
@@ -619,9 +743,9 @@ def _handlers() -> dict[str, typing.Callable | None]:
 
 def is_dlc_config(mapping: dict, flag_names=()) -> bool:
     """A DeepLabCut file: one of DeepLabCut's sections (no openfields flag has these names) and no key that
-    is an openfields flag (``flag_names``) other than ``device`` and ``logger``, which both have (a mix of the two forms
-    is read as flags: its DeepLabCut sections are then unknown keys)."""
-    flags = set(flag_names) - {'device', 'logger'}
+    is an openfields flag (``flag_names``) other than ``device``, ``logger``, ``method`` and ``detector``, which both
+    have (a mix of the two forms is read as flags: its DeepLabCut sections are then unknown keys)."""
+    flags = set(flag_names) - {'device', 'logger', 'method', 'detector'}
     return any(key in mapping for key in SECTIONS) and not any(
         str(key).lstrip('-').replace('_', '-') in flags for key in mapping)
 

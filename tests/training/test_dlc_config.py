@@ -122,6 +122,49 @@ def test_logger_and_resume_keys(tmp_path):
         ['wandb'], 'mice', 'r1', 5, 'old.pkl')
 
 
+# DeepLabCut's top-down defaults (base_detector.yaml with the fasterrcnn_resnet50_fpn_v2 detector), abridged
+TOP_DOWN = {
+    'method': 'td',
+    'data': {'bbox_margin': 25, 'train': {'top_down_crop': {'width': 256, 'height': 192},
+                                          'random_bbox_transform': {'shift_factor': 0.1, 'shift_prob': 0.25,
+                                                                    'scale_factor': [0.75, 1.25]}}},
+    'detector': {
+        'data': {'train': {'hflip': True}},
+        'model': {'type': 'FasterRCNN', 'variant': 'fasterrcnn_resnet50_fpn_v2', 'pretrained': False,
+                  'box_score_thresh': 0.6, 'freeze_bn_stats': True},
+        'runner': {'type': 'DetectorTrainingRunner', 'key_metric': 'test.mAP@50:95', 'eval_interval': 10,
+                   'optimizer': {'type': 'AdamW', 'params': {'lr': 1e-4}},
+                   'scheduler': {'type': 'LRListScheduler', 'params': {'lr_list': [[1e-5]], 'milestones': [160]}}},
+        'train_settings': {'batch_size': 1, 'epochs': 250, 'display_iters': 500},
+        'resume_training_from': 'snapshot-detector-100.pkl'},
+}
+
+
+def test_the_top_down_method_and_the_detector_section_set_their_flags(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        args = train.cli(['--config', write_yaml(tmp_path / 'td.yaml', TOP_DOWN)])
+    assert args.method == 'td'
+    assert (args.topdown_bbox_margin, args.topdown_crop_width, args.topdown_crop_height) == (25.0, 256, 192)
+    assert (args.topdown_jitter_shift, args.topdown_jitter_shift_prob, args.topdown_jitter_scale) == (
+        0.1, 0.25, [0.75, 1.25])
+    assert (args.detector, args.detector_pretrained, args.detector_score_threshold) == (
+        'fasterrcnn_resnet50_fpn_v2', 'none', 0.6)
+    assert (args.detector_epochs, args.detector_batch_size, args.detector_eval_interval) == (250, 1, 10)
+    assert (args.detector_optimizer, args.detector_lr, args.detector_lr_decay) == ('adamw', 1e-4, [160.0])
+    assert args.detector_resume == 'snapshot-detector-100.pkl'
+    ignored = caplog.text
+    assert 'detector.data' in ignored and 'detector.model.freeze_bn_stats' in ignored
+    assert 'detector.runner.key_metric' not in ignored  # mAP@50:95 is what picks the best detector
+
+
+def test_ssdlite_without_a_variant_and_conditional_top_down_listed_as_ignored(tmp_path, caplog):
+    mapping = {'method': 'ctd', 'detector': {'model': {'type': 'SSDLite'}}}
+    with caplog.at_level(logging.WARNING):
+        args = train.cli(['--config', write_yaml(tmp_path / 'ctd.yaml', mapping)])
+    assert args.detector == 'ssdlite320_mobilenet_v3_large' and args.method == 'bu'
+    assert 'method (ctd: conditional top-down has no counterpart' in caplog.text
+
+
 @pytest.mark.parametrize('mapping, message', [
     ({'runner': 5}, 'key runner: must be a mapping'),
     ({'runner': {'optimizer': {'type': 'Adamm', 'params': {}}}}, "key runner.optimizer: torch.optim has no"),
@@ -133,6 +176,9 @@ def test_logger_and_resume_keys(tmp_path):
      'key data.train.auto_padding.border_mode: \'wrap\' is not one of'),
     ({'data': {'train': {'collate': {'type': 'ResizeFromListCollate', 'scales': [[1, 2, 3]]}}}},
      'key data.train.collate.scales: [1, 2, 3] is neither'),
+    ({'method': 'td', 'detector': {'model': {'type': 'YOLO'}}}, "key detector.model: detector type 'YOLO'"),
+    ({'method': 'td', 'detector': {'runner': {'optimizer': {'type': 'Adagrad'}}}},
+     "key detector.runner.optimizer.type: 'Adagrad': the detector trains with"),
 ])
 def test_bad_input_is_one_line_naming_the_key_and_the_file(tmp_path, capsys, mapping, message):
     path = write_yaml(tmp_path / 'pytorch_config.yaml', mapping)
