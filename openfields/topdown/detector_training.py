@@ -111,7 +111,8 @@ def run_args(args, run: DetectorRunSettings, output: pathlib.Path) -> argparse.N
         epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, optimizer=run.optimizer,
         optimizer_class=None, optimizer_params=None, scheduler_class=None, scheduler_params=None,
         lr_schedule='decay', lr_decay=list(run.lr_decay), lr_warm_up_epochs=0.0,
-        eval_interval=run.eval_interval, train_batches=run.train_batches, key_metric='test.mAP@50:95',
+        eval_interval=run.eval_interval, train_batches=run.train_batches,
+        key_metric='test.mAP@50:95' if run.eval_interval else None,  # scored by the evaluation only
         key_metric_asc=False, key_metric_desc=False, resume=run.resume, checkpoint=None, output=str(output),
         ema=0.0, bn_recalibration_batches=0, save_epochs=None, lambdas=None, component_lambdas=None)
     for name, value in overrides.items():
