@@ -2,10 +2,13 @@
 per annotated individual (:mod:`openfields.topdown.boxes`: the annotation's bbox, or its keypoints plus
 DeepLabCut's margin), and the COCO box AP (pycocotools, ``iou_type='bbox'``) of its detections.
 
-Samples are ``(image, target, meta)``: ``image`` ``(3, H, W)`` in [0, 1] with its long edge at the detector's
-image size, ``target`` ``{'boxes': (N, 4) x0, y0, x1, y1, 'labels': (N,) ones}`` in those pixels, ``meta``
-with ``image_id``, ``file_name`` and ``scale`` (network pixels per original pixel). A batch keeps the
-images as a list (their sizes differ); torchvision's detectors take lists.
+Samples of the torchvision detectors (:class:`DetectionSamples`) are ``(image, target, meta)``: ``image``
+``(3, H, W)`` in [0, 1] with its long edge at the detector's image size, ``target`` ``{'boxes': (N, 4) x0,
+y0, x1, y1, 'labels': (N,) ones}`` in those pixels, ``meta`` with ``image_id``, ``file_name`` and ``scale``
+(network pixels per original pixel). A batch keeps the images as a list (their sizes differ); torchvision's
+detectors take lists. Samples of the cifdet detector (:class:`CifDetSamples`) are those of any
+composite-field network: a normalised ``(3, S, S)`` square, ``[(1, 7, h, w) CifDet target]`` and the
+transforms' ``meta``. Evaluation (:class:`DetectorTestSet`) is the same for both.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import numpy as np
 import PIL.Image
 import torch
 
+from .. import transforms
 from ..decoder.annotation import AnnotationDet
 from ..metric.coco import Coco
 from ..show.progress import Progress
 from .boxes import BoxSettings, instance_boxes
-from .detectors import resized
+from .detector_base import resized
 
 LOG = logging.getLogger(__name__)
 
@@ -71,6 +75,45 @@ class DetectionSamples(torch.utils.data.Dataset):
         meta = {'dataset': meta.get('dataset'), 'image_id': meta['image_id'], 'file_name': meta.get('file_name'),
                 'scale': scale, 'width_height': image.size}
         return tensor, target, meta
+
+
+class CifDetSamples(torch.utils.data.Dataset):
+    """The images of ``raw`` (as :class:`DetectionSamples`) with one box annotation (``bbox`` x, y, w, h,
+    category 1) per annotated individual, through ``preprocess`` (:func:`cifdet_pipeline`)."""
+
+    def __init__(self, raw, box_settings: BoxSettings, preprocess):
+        self.raw = raw
+        self.box_settings = box_settings
+        self.preprocess = preprocess
+
+    def __len__(self):
+        return len(self.raw)
+
+    def __getitem__(self, index):
+        sample = self.raw[index]
+        if sample is None:  # unreadable image: dropped by the collate function
+            return None
+        image, anns, meta = sample
+        boxes = [{'bbox': box, 'category_id': 1, 'iscrowd': 0}
+                 for _, box in instance_boxes(anns, image.size[0], image.size[1], self.box_settings)]
+        meta = {'dataset': meta.get('dataset'), 'image_id': meta['image_id'], 'file_name': meta.get('file_name')}
+        return self.preprocess(image, boxes, meta)
+
+
+def cifdet_pipeline(image_size: int, encoders, hflip: float = 0.0) -> transforms.Compose:
+    """Whole images for the cifdet detector: the long edge to ``image_size``, a horizontal flip with
+    probability ``hflip``, centred on an ``image_size`` square (the ImageNet mean colour around it), boxes
+    with a side of at most 4 pixels as ignore regions, then tensor, ImageNet normalisation and ``encoders``."""
+    return transforms.Compose([
+        transforms.NormalizeAnnotations(),
+        transforms.RescaleAbsolute(image_size),
+        transforms.RandomApply(transforms.HFlip([], {}), hflip) if hflip > 0.0 else None,
+        transforms.CenterPad(image_size),
+        transforms.IgnoreTinyBoxes(),
+        transforms.ImageToTensor(),
+        transforms.Normalize(),
+        transforms.Encoders(encoders),
+    ])
 
 
 def collate_detections(batch):

@@ -1,7 +1,10 @@
 """The detector run of top-down mode, on the shared training package (:mod:`openfields.training.fit`):
 the same lock, log, snapshots, best snapshot, ``--eval-interval`` scoring, exact resume, stop signals and
 ``--ddp`` as a pose run; only the model (:mod:`openfields.topdown.detectors`), its data and its objective
-(torchvision's own losses) differ.
+differ. A torchvision detector trains on resized images with torchvision's own losses
+(:class:`DetectorObjective`); ``--detector cifdet`` (:mod:`.cifdet_detector`) trains on squares of
+``--detector-image-size`` pixels with CifDet targets and the composite-field losses of the loss flags
+(``--lambdas`` and ``--component-lambdas`` are the pose run's: not applied to its one head).
 
 ``--method td`` first trains the detector into ``<run>.detector.pkl`` (``<run>``: the pose run's ``--output``
 without ``.pkl``), as DeepLabCut's ``snapshot-detector-NNN``, then the pose model. ``--detector-checkpoint
@@ -22,16 +25,18 @@ import socket
 
 import torch
 
+from .. import encoder
 from ..datasets import factory as datasets_factory, sampler
-from ..network import checkpoint
+from ..datasets.collate import collate_images_targets_meta
+from ..network import checkpoint, losses
 from ..training import fit, optimize, snapshots
 from ..training.log import TrainingLog
 from ..training.loop import TrainerSettings
 from ..training.run_files import RunFiles
 from ..version import version
-from . import detectors
+from . import cifdet_detector, detectors
 from .boxes import BoxSettings
-from .detector_data import DetectionSamples, DetectorTestSet, collate_detections
+from .detector_data import CifDetSamples, DetectionSamples, DetectorTestSet, cifdet_pipeline, collate_detections
 
 LOG = logging.getLogger(__name__)
 
@@ -106,9 +111,10 @@ def run_args(args, run: DetectorRunSettings, output: pathlib.Path) -> argparse.N
         epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, optimizer=run.optimizer,
         optimizer_class=None, optimizer_params=None, scheduler_class=None, scheduler_params=None,
         lr_schedule='decay', lr_decay=list(run.lr_decay), lr_warm_up_epochs=0.0,
-        eval_interval=run.eval_interval, train_batches=run.train_batches, key_metric='test.mAP@50:95',
+        eval_interval=run.eval_interval, train_batches=run.train_batches,
+        key_metric='test.mAP@50:95' if run.eval_interval else None,  # scored by the evaluation only
         key_metric_asc=False, key_metric_desc=False, resume=run.resume, checkpoint=None, output=str(output),
-        ema=0.0, bn_recalibration_batches=0, save_epochs=None)
+        ema=0.0, bn_recalibration_batches=0, save_epochs=None, lambdas=None, component_lambdas=None)
     for name, value in overrides.items():
         setattr(detector_args, name, value)
     return detector_args
@@ -173,7 +179,8 @@ def train_detector(args, run: DetectorRunSettings, context, device, base_module)
     settings = detectors.DetectorSettings.from_args(args)
     box_settings = BoxSettings.from_args(args).for_dataset(base_module.drawn_boxes)
     resumed = fit.resumed_run(args, context)
-    network = detectors.build(settings) if resumed is None else detectors.from_checkpoint(resumed.checkpoint['model'])
+    network = _new_detector(args, settings, base_module) if resumed is None else \
+        detectors.from_checkpoint(resumed.checkpoint['model'])
     network = network.to(device)
     plan = _plan(args, run, context, device, base_module, network, resumed, settings, box_settings)
     files = RunFiles(args.output)
@@ -189,13 +196,31 @@ def train_detector(args, run: DetectorRunSettings, context, device, base_module)
             log.close()
 
 
+def _new_detector(args, settings: detectors.DetectorSettings, base_module):
+    if settings.name == cifdet_detector.NAME:
+        return cifdet_detector.build(args, settings, base_module.name)
+    return detectors.build(settings)
+
+
+def _training_data(split: str, args, run, settings, base_module, box_settings, network):
+    """``(dataset, collate function)`` of the ``split`` images ('train': flipped with ``--detector-hflip``)."""
+    raw = base_module.raw_dataset(split)
+    hflip = run.hflip if split == 'train' else 0.0
+    if settings.name != cifdet_detector.NAME:
+        return DetectionSamples(raw, box_settings, settings.image_size, hflip=hflip), collate_detections
+    encoders = encoder.factory(network.head_metas, encoder.EncoderSettings.from_args(args),
+                               bmin=cifdet_detector.BMIN)
+    return CifDetSamples(raw, box_settings, cifdet_pipeline(settings.image_size, encoders, hflip)), \
+        collate_images_targets_meta
+
+
 def _plan(args, run, context, device, base_module, network, resumed, settings, box_settings) -> fit.Plan:
     loader_settings = dataclasses.replace(
         datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda', shuffle=True),
         rank=context.rank, world_size=context.world_size)
-    train_loader = _loader(DetectionSamples(base_module.raw_dataset('train'), box_settings, settings.image_size,
-                                            hflip=run.hflip), loader_settings, shuffle=True)
-    val_loader = _loader(DetectionSamples(base_module.raw_dataset('val'), box_settings, settings.image_size),
+    train_loader = _loader(*_training_data('train', args, run, settings, base_module, box_settings, network),
+                           loader_settings, shuffle=True)
+    val_loader = _loader(*_training_data('val', args, run, settings, base_module, box_settings, network),
                          loader_settings, shuffle=False)
     sampler.check_sharded(train_loader, context.world_size, f'{base_module.name} detector training')
     trainer_settings = TrainerSettings.from_args(args)
@@ -209,7 +234,9 @@ def _plan(args, run, context, device, base_module, network, resumed, settings, b
                                                            max_images=getattr(args, 'eval_n_images', None))}
     model = network if not context.active else torch.nn.parallel.DistributedDataParallel(
         network, device_ids=[device.index] if device.type == 'cuda' else None)
-    return fit.Plan(network=network, model=model, loss=None, objective=DetectorObjective(settings.family),
+    fields = settings.name == cifdet_detector.NAME  # composite fields: the trainer's own objective
+    return fit.Plan(network=network, model=model, loss=losses.factory(args, network.head_metas) if fields else None,
+                    objective=None if fields else DetectorObjective(settings.family),
                     optimizer=optimize.optimizer_from_args(args, [p for p in network.parameters() if p.requires_grad]),
                     schedule=fit.schedule_for(args, resumed), train_loader=train_loader,
                     val_loaders={base_module.name: val_loader}, settings=trainer_settings,
@@ -218,7 +245,7 @@ def _plan(args, run, context, device, base_module, network, resumed, settings, b
                     train_batches=run.train_batches)
 
 
-def _loader(dataset, loader_settings, shuffle: bool):
+def _loader(dataset, collate, loader_settings, shuffle: bool):
     generator = torch.Generator()
     generator.manual_seed(loader_settings.worker_seed)
     if len(dataset) // loader_settings.world_size < loader_settings.batch_size:
@@ -226,7 +253,7 @@ def _loader(dataset, loader_settings, shuffle: bool):
     return torch.utils.data.DataLoader(
         dataset, batch_size=loader_settings.batch_size,
         sampler=loader_settings.sampler(len(dataset), shuffle=shuffle), num_workers=loader_settings.workers,
-        pin_memory=loader_settings.pin_memory, drop_last=shuffle, collate_fn=collate_detections,
+        pin_memory=loader_settings.pin_memory, drop_last=shuffle, collate_fn=collate,
         generator=generator, persistent_workers=loader_settings.workers > 0)
 
 

@@ -1,5 +1,7 @@
 """The detectors of top-down mode: torchvision's Faster R-CNN and SSDLite models, one class (the dataset's
-individuals) plus background, behind one interface.
+individuals) plus background, and openfields' own CIFdet network (``--detector cifdet``,
+:mod:`.cifdet_detector`), behind one interface (:class:`~.detector_base.DetectorBase`: ``detect``, ``boxes``,
+``settings``, ``checkpoint_description``).
 
 Weights come from local files only, never from the internet: ``--detector-pretrained auto`` takes the
 COCO-trained weights from the torch hub cache (``<hub dir>/checkpoints/<file of torchvision's url>``) when
@@ -21,14 +23,16 @@ import logging
 import os
 import pathlib
 
-import numpy as np
-import PIL.Image
 import torch
 import torchvision
-import torchvision.transforms.functional as F
 from torch import nn
 
 from ..network.pretrained import PretrainedWeightsMissing
+from . import cifdet_detector
+from .detector_base import DetectorBase, resized
+
+__all__ = ['DETECTOR_NAMES', 'Detector', 'DetectorSettings', 'TORCHVISION_DETECTORS', 'build', 'cli',
+           'from_checkpoint', 'resized']
 
 LOG = logging.getLogger(__name__)
 
@@ -58,18 +62,22 @@ LOSS_NAMES = {  # what each family's training forward returns, in this order
     'ssd': ('bbox_regression', 'classification'),
 }
 NUM_CLASSES = 2  # background and the individuals
+DETECTOR_NAMES = (*TORCHVISION_DETECTORS, cifdet_detector.NAME)
 
 
 def cli(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group('detector (top-down mode)')
     group.add_argument('--detector', default='fasterrcnn_mobilenet_v3_large_fpn', metavar='NAME',
-                       help='the detector of --method td: ' + ', '.join(TORCHVISION_DETECTORS))
+                       help='the detector of --method td: one of torchvision\'s (' + ', '.join(TORCHVISION_DETECTORS)
+                            + f') or {cifdet_detector.NAME}: openfields\' own, --basenet with one CifDet head')
     group.add_argument('--detector-pretrained', default='auto', metavar='auto|none|PATH',
                        help='auto: COCO weights from the torch hub cache if there, else the backbone\'s ImageNet '
                             'weights from it, else from scratch (never downloaded); none: from scratch; PATH: a '
-                            'torchvision COCO state dict of this detector')
+                            'torchvision COCO state dict of this detector. cifdet: auto takes --basenet-pretrained '
+                            'as given, none ignores it, no PATH')
     group.add_argument('--detector-image-size', type=int, default=512, metavar='PIXELS',
-                       help='long edge of the images Faster R-CNN sees (SSDLite320 always sees 320x320)')
+                       help='long edge of the images Faster R-CNN and cifdet see (cifdet trains on squares of this '
+                            'side; SSDLite320 always sees 320x320)')
     group.add_argument('--detector-score-threshold', type=float, default=0.3,
                        help='boxes below this score are not cropped for the pose model')
     group.add_argument('--detector-max-boxes', type=int, default=20,
@@ -85,9 +93,11 @@ class DetectorSettings:
     max_boxes: int = 20
 
     def __post_init__(self):
-        if self.name not in TORCHVISION_DETECTORS:
-            raise ValueError(f'--detector {self.name}: unknown detector; known: '
-                             + ', '.join(TORCHVISION_DETECTORS))
+        if self.name not in DETECTOR_NAMES:
+            raise ValueError(f'--detector {self.name}: unknown detector; known: ' + ', '.join(DETECTOR_NAMES))
+        if self.name == cifdet_detector.NAME and self.pretrained not in ('auto', 'none'):
+            raise ValueError(f'--detector-pretrained {self.pretrained}: --detector {self.name} takes auto or none '
+                             '(its basenet\'s weights come from --basenet-pretrained)')
         if self.image_size < 32:
             raise ValueError(f'--detector-image-size must be >= 32, got {self.image_size}')
         if not 0.0 <= self.score_threshold <= 1.0:
@@ -97,7 +107,9 @@ class DetectorSettings:
 
     @property
     def family(self) -> str:
-        return TORCHVISION_DETECTORS[self.name].family
+        """``fasterrcnn``, ``ssd`` or ``cifdet``."""
+        spec = TORCHVISION_DETECTORS.get(self.name)
+        return spec.family if spec is not None else self.name
 
     @classmethod
     def from_args(cls, args) -> 'DetectorSettings':
@@ -109,9 +121,10 @@ class DetectorSettings:
         return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
 
 
-class Detector(nn.Module):
+class Detector(DetectorBase):
     """A torchvision detection model of :data:`NUM_CLASSES` classes with its settings; a checkpoint holds
-    ``{'detector': settings, 'state_dict': ...}`` as its ``model`` entry."""
+    ``{'detector': settings, 'state_dict': ...}`` as its ``model`` entry. ``detect`` and ``boxes`` are
+    :class:`~openfields.topdown.detector_base.DetectorBase`'s."""
 
     def __init__(self, model: nn.Module, settings: DetectorSettings):
         super().__init__()
@@ -125,38 +138,15 @@ class Detector(nn.Module):
         return {'detector': dataclasses.asdict(self.settings),
                 'state_dict': {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}}
 
-    def boxes(self, image: PIL.Image.Image, device=None) -> tuple[np.ndarray, np.ndarray]:
-        """The individuals in ``image``: ``(N, 4)`` float32 x0, y0, x1, y1 in its pixels and ``(N,)`` scores,
-        best first, at least ``--detector-score-threshold``, at most ``--detector-max-boxes``; none is an
-        empty result."""
-        tensor, scale = resized(image, self.settings.image_size)
-        device = device if device is not None else next(self.parameters()).device
-        detection = self.detect([tensor.to(device)])[0]
-        scores = detection['scores'].cpu().numpy()
-        keep = np.argsort(-scores, kind='stable')[:self.settings.max_boxes]
-        keep = keep[scores[keep] >= self.settings.score_threshold]
-        return (detection['boxes'].cpu().numpy()[keep] / scale).astype(np.float32), scores[keep]
-
-    @torch.inference_mode()
-    def detect(self, images: list[torch.Tensor]) -> list[dict]:
-        """Eval-mode detections of every box the model keeps (the mode is restored after)."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self.model(images)
-        finally:
-            self.train(was_training)
-
-
-def resized(image: PIL.Image.Image, long_edge: int) -> tuple[torch.Tensor, float]:
-    """``(3, H, W)`` float tensor in [0, 1] whose long edge is ``long_edge``, and the scale applied."""
-    scale = long_edge / max(image.size)
-    size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
-    return F.to_tensor(image.resize(size, PIL.Image.BILINEAR)), scale
+    def detections(self, images: list[torch.Tensor]) -> list[dict]:
+        return self.model(images)
 
 
 def build(settings: DetectorSettings) -> Detector:
-    """A new detector with the weights ``settings.pretrained`` asks for (see the module's docstring)."""
+    """A new torchvision detector with the weights ``settings.pretrained`` asks for (see the module's
+    docstring); the cifdet detector is built from the run's flags (:func:`.cifdet_detector.build`)."""
+    if settings.name not in TORCHVISION_DETECTORS:
+        raise ValueError(f'--detector {settings.name}: not a torchvision detector')
     spec = TORCHVISION_DETECTORS[settings.name]
     builder = getattr(torchvision.models.detection, settings.name)
     size = {} if spec.family == 'ssd' else {'min_size': settings.image_size, 'max_size': settings.image_size}
@@ -180,9 +170,12 @@ def build(settings: DetectorSettings) -> Detector:
     return Detector(builder(weights=None, weights_backbone=None, num_classes=NUM_CLASSES, **size), settings)
 
 
-def from_checkpoint(saved: dict) -> Detector:
-    """The detector of a checkpoint's ``model`` entry (:meth:`Detector.checkpoint_description`)."""
+def from_checkpoint(saved: dict) -> DetectorBase:
+    """The detector of a checkpoint's ``model`` entry (:meth:`Detector.checkpoint_description`, or
+    :meth:`~.cifdet_detector.CifDetDetector.checkpoint_description` for cifdet)."""
     settings = DetectorSettings.from_dict(saved['detector'])
+    if settings.name == cifdet_detector.NAME:
+        return cifdet_detector.from_description(saved, settings)
     detector = build(dataclasses.replace(settings, pretrained='none'))
     detector.load_state_dict(saved['state_dict'])
     return detector

@@ -49,7 +49,7 @@ class TopDownTestSet:
     boxes: BoxSettings = BoxSettings()
     decoder_settings: DecoderSettings = dataclasses.field(default_factory=DecoderSettings)
     settings: scoring.ScoringSettings = scoring.ScoringSettings()
-    detector: object = None  # a trained detector (topdown.detectors.Detector); None: ground-truth boxes
+    detector: object = None  # a trained detector (topdown.detector_base.DetectorBase); None: ground-truth boxes
     # seconds spent per stage over the last accumulate(): detector, network (the crops), decoder (and cropping)
     seconds: dict = dataclasses.field(default_factory=dict)
 

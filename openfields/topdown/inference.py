@@ -1,9 +1,9 @@
 """A trained top-down model at inference: the pose checkpoint records its crop settings and its detector
 (``meta['topdown']``), so ``eval`` and ``predict`` need only ``--checkpoint``.
 
-Per image: the detector's boxes (:meth:`~openfields.topdown.detectors.Detector.boxes`), one crop per box,
-the pose network on the crops as one batch, ``cifmax`` per crop, poses mapped back to the image's pixels
-(:func:`~openfields.topdown.pose_on_crops.poses_on_boxes`). ``--detector-checkpoint`` replaces the recorded
+Per image: the detector's boxes (:meth:`~openfields.topdown.detector_base.DetectorBase.boxes`: a torchvision
+detector or cifdet), one crop per box, the pose network on the crops as one batch, ``cifmax`` per crop, poses
+mapped back to the image's pixels (:func:`~openfields.topdown.pose_on_crops.poses_on_boxes`). ``--detector-checkpoint`` replaces the recorded
 detector; a moved run still finds its detector beside the pose checkpoint.
 """
 
@@ -21,6 +21,7 @@ from ..network import checkpoint
 from . import detectors
 from .boxes import BoxSettings
 from .crops import CropSettings
+from .detector_base import DetectorBase
 from .module import TopDownSettings
 from .pose_on_crops import poses_on_boxes
 
@@ -53,7 +54,7 @@ def detector_path(topdown: dict, checkpoint_path, override: str | None = None) -
     return path
 
 
-def load_detector(path, device) -> detectors.Detector:
+def load_detector(path, device) -> DetectorBase:
     """The detector of a detector checkpoint, in eval mode on ``device``; a clear error for another file."""
     saved = checkpoint.load(path)
     if 'detector' not in saved['model']:
@@ -66,7 +67,7 @@ class TopDownPredictor:
     """Poses of whole images with a top-down model: its ``runner`` (:mod:`openfields.inference.runners`;
     the CIF head is read), the ``detector`` and the crop settings; ``seconds`` adds up each stage's time."""
 
-    def __init__(self, runner, crop: CropSettings, detector: detectors.Detector, decoder_settings: DecoderSettings):
+    def __init__(self, runner, crop: CropSettings, detector: DetectorBase, decoder_settings: DecoderSettings):
         cif = next(i for i, meta in enumerate(runner.head_metas) if meta.name == 'cif')
         self.head_metas = [runner.head_metas[cif]]
         self.runner, self.head_indices = runner, [cif]

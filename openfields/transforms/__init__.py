@@ -9,6 +9,7 @@ rotation, then undoing the flip) are documented in :mod:`openfields.transforms.g
 
 from .affine import Affine, affine
 from .annotations import NormalizeAnnotations, bbox_from_keypoints
+from .boxes import IgnoreCroppedBoxes, IgnoreTinyBoxes
 from .compose import Compose, RandomApply, RandomChoice
 from .covering import Covering
 from .crop import CROP_SAMPLING_METHODS, CoverResizeCrop, Crop, KeypointAwareCrop, area_of_interest, crop, window
@@ -25,7 +26,8 @@ from .scale import RescaleAbsolute, RescaleRelative, ResizeKeepRatio, rescale
 __all__ = [
     'Affine', 'BORDER_MODES', 'Blur', 'CROP_SAMPLING_METHODS', 'CenterPad', 'CenterPadTight', 'ColorJitter', 'Compose', 'CoverResizeCrop', 'Covering',
     'Crop', 'EVAL_FILL', 'Encoders', 'ExtraAugmentation', 'GaussianNoise', 'HFlip', 'HistogramEqualization',
-    'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageToTensor', 'KeypointAwareCrop', 'MotionBlur', 'Normalize',
+    'IMAGENET_MEAN', 'IMAGENET_STD', 'IgnoreCroppedBoxes', 'IgnoreTinyBoxes', 'ImageToTensor', 'KeypointAwareCrop',
+    'MotionBlur', 'Normalize',
     'NormalizeAnnotations', 'PadToMultiple', 'RandomApply', 'RandomChoice', 'RandomGrayscale', 'RandomJpeg',
     'RescaleAbsolute', 'RescaleRelative', 'ResizeKeepRatio', 'Rotate', 'RotateBy90', 'RotateUniform', 'SquarePad',
     'affine', 'area_of_interest', 'bbox_from_keypoints', 'crop', 'eval_pipeline', 'keypoints_to_original', 'pad',

@@ -1,5 +1,6 @@
 """The detection training pipeline: COCO-style augmentation for boxes, with ignore regions for boxes
-too small or too much cut away to be learnt from."""
+too small or too much cut away to be learnt from (:mod:`openfields.transforms.boxes`, shared with the
+CIFdet detector of top-down mode)."""
 
 from __future__ import annotations
 
@@ -9,52 +10,9 @@ import numpy as np
 
 from openfields import transforms
 from openfields.datasets.augmentation import Augmentation
+from openfields.transforms import IgnoreCroppedBoxes, IgnoreTinyBoxes
 
-# a box whose width or height is at most this many pixels (after augmentation) is an ignore region
-MIN_SIDE = 4.0
-# a box that kept less than this fraction of its area in the crop is an ignore region
-MIN_KEPT_FRACTION = 0.75
-
-
-def _area(bbox) -> float:
-    return float(max(bbox[2], 0.0) * max(bbox[3], 0.0))
-
-
-class IgnoreTinyBoxes:
-    """Boxes with a side of at most ``min_side`` pixels become crowd boxes (ignore regions)."""
-
-    def __init__(self, min_side: float = MIN_SIDE):
-        self.min_side = min_side
-
-    def __call__(self, image, anns, meta):
-        anns = [dict(ann, iscrowd=1) if min(ann['bbox'][2], ann['bbox'][3]) <= self.min_side else ann
-                for ann in anns]
-        return image, anns, meta
-
-    def __repr__(self):
-        return f'IgnoreTinyBoxes({self.min_side})'
-
-
-class IgnoreCroppedBoxes:
-    """Run ``crop``; boxes that kept less than ``min_kept_fraction`` of their area become crowd boxes.
-
-    A person cut at the waist is still a box to find, but the box of a person of whom only a hand is left
-    in the crop does not describe what is visible: it is ignored rather than taught as background.
-    """
-
-    def __init__(self, crop, min_kept_fraction: float = MIN_KEPT_FRACTION):
-        self.crop = crop
-        self.min_kept_fraction = min_kept_fraction
-
-    def __call__(self, image, anns, meta):
-        areas_before = [_area(ann['bbox']) for ann in anns]
-        image, anns, meta = self.crop(image, anns, meta)  # keeps the annotations and their order
-        anns = [dict(ann, iscrowd=1) if _area(ann['bbox']) < self.min_kept_fraction * before else ann
-                for ann, before in zip(anns, areas_before)]
-        return image, anns, meta
-
-    def __repr__(self):
-        return f'IgnoreCroppedBoxes({self.crop!r}, {self.min_kept_fraction})'
+__all__ = ['IgnoreCroppedBoxes', 'IgnoreTinyBoxes', 'train_pipeline']
 
 
 def train_pipeline(augmentation: Augmentation, encoders: Sequence, batch_resize: bool = False) -> transforms.Compose:

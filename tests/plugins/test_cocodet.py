@@ -19,7 +19,7 @@ from openfields.network import factory as network_factory
 from openfields.plugins.cocodet.datamodule import CocoDet
 from openfields.plugins.cocodet.metric import CocoBoxes
 from openfields.plugins.cocokp.datamodule import CocoKp
-from openfields.plugins.cocodet.transforms import IgnoreCroppedBoxes, IgnoreTinyBoxes
+from openfields.transforms import IgnoreCroppedBoxes, IgnoreTinyBoxes
 from openfields.training.log import read
 
 COCO_SAMPLE = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'coco-val-sample'

@@ -1,0 +1,118 @@
+"""openfields' own detector for top-down mode (``--detector cifdet``): a :class:`~openfields.network.nets.Shell`
+of the pose run's ``--basenet`` (with its flags, ``--basenet-pretrained`` included) and one CifDet head of one
+category, the dataset's individuals. It trains with the composite-field losses like any openfields network
+(:mod:`openfields.topdown.detector_training`) and decodes its boxes with :mod:`openfields.decoder.cifdet`.
+
+Inputs of :meth:`CifDetDetector.detect` are ``(3, H, W)`` float tensors in [0, 1] as for the torchvision
+detectors: they are normalised with the ImageNet statistics the basenets expect and padded at the right and
+bottom to a size the fields align with, so boxes come back in the input's pixels. A checkpoint's ``model``
+entry is the Shell's (:func:`openfields.network.checkpoint.model_description`) plus ``detector`` (the
+settings): :func:`from_description` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import torch
+
+from .. import headmeta, transforms
+from ..decoder.cifdet import CifDet as CifDetDecoder
+from ..decoder.settings import DecoderSettings
+from ..network import checkpoint, factory as network_factory, nets
+from .detector_base import DetectorBase
+
+NAME = 'cifdet'
+CATEGORY = 'individual'
+BMIN = 1.0  # pixels: the smallest localisation uncertainty of a box (the cocodet plugin's default)
+# every box a detection run or an evaluation might want: --detector-score-threshold selects the crops later
+DECODER_SETTINGS = DecoderSettings(seed_threshold=0.05, instance_threshold=0.05, max_instances=100)
+
+
+class CifDetDetector(DetectorBase):
+    """A Shell with one CifDet head, its detector ``settings`` and its box decoder.
+
+    ``forward(images (B, 3, H, W) normalised, head_mask)`` is the Shell's (what the trainer calls), so the
+    run trains it as any composite-field network; ``head_metas`` are the Shell's.
+    """
+
+    def __init__(self, network: nets.Shell, settings):
+        super().__init__()
+        if [type(meta) for meta in network.head_metas] != [headmeta.CifDet]:
+            raise ValueError(f'--detector {NAME}: needs one CifDet head, got '
+                             f'{[meta.full_name for meta in network.head_metas]}')
+        self.network = network
+        self.settings = settings
+        self.decode = CifDetDecoder(network.head_metas[0], DECODER_SETTINGS)
+        self.register_buffer('mean', torch.tensor(transforms.IMAGENET_MEAN).view(3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(transforms.IMAGENET_STD).view(3, 1, 1), persistent=False)
+
+    @property
+    def head_metas(self) -> list[headmeta.Base]:
+        return self.network.head_metas
+
+    def forward(self, images: torch.Tensor, head_mask=None):
+        return self.network(images, head_mask=head_mask)
+
+    def checkpoint_description(self) -> dict:
+        return {'detector': dataclasses.asdict(self.settings), **checkpoint.model_description(self.network)}
+
+    def detections(self, images: list[torch.Tensor]) -> list[dict]:
+        """Boxes of every image (one batch, padded alike), clipped to the image, best first."""
+        batch = self.normalised_batch(images)
+        fields = self.network(batch)[0].float().cpu()
+        return [self.image_detections(fields[i], image.shape[-1], image.shape[-2])
+                for i, image in enumerate(images)]
+
+    def normalised_batch(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """``(B, 3, H', W')``: the images normalised and padded at the right and bottom with zeros (the
+        ImageNet mean colour, as the training pipeline pads) to ``k * stride + 1`` pixels."""
+        stride = self.network.head_metas[0].stride
+        height = _aligned(max(image.shape[-2] for image in images), stride)
+        width = _aligned(max(image.shape[-1] for image in images), stride)
+        batch = torch.zeros((len(images), 3, height, width), device=self.mean.device)
+        for i, image in enumerate(images):
+            batch[i, :, :image.shape[-2], :image.shape[-1]] = (image.to(batch.device) - self.mean) / self.std
+        return batch
+
+    def image_detections(self, fields: torch.Tensor, width: int, height: int) -> dict:
+        """The decoded boxes of one image's fields ``(1, 6, h, w)`` as x0, y0, x1, y1 clipped to
+        ``[0, width] x [0, height]`` (as torchvision's detectors clip); boxes left empty are dropped."""
+        found = self.decode([fields])
+        xywh = np.array([ann.bbox for ann in found], dtype=np.float32).reshape(-1, 4)
+        corners = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        corners[:, [0, 2]] = corners[:, [0, 2]].clip(0, width)
+        corners[:, [1, 3]] = corners[:, [1, 3]].clip(0, height)
+        keep = (corners[:, 2] > corners[:, 0]) & (corners[:, 3] > corners[:, 1])
+        scores = np.array([ann.score for ann in found], dtype=np.float32)[keep]
+        device = self.mean.device
+        return {'boxes': torch.from_numpy(corners[keep]).to(device), 'scores': torch.from_numpy(scores).to(device),
+                'labels': torch.ones(int(keep.sum()), dtype=torch.int64, device=device)}
+
+
+def _aligned(size: int, stride: int) -> int:
+    """The smallest ``k * stride + 1 >= size``: field cell ``k`` sits on the last pixel."""
+    return -(-(size - 1) // stride) * stride + 1
+
+
+def head_meta(dataset: str, base_stride: int) -> headmeta.CifDet:
+    """The detector's head: one field, the individuals of ``dataset``."""
+    return headmeta.CifDet(name=NAME, dataset=dataset, categories=[CATEGORY], base_stride=base_stride)
+
+
+def build(args: argparse.Namespace, settings, dataset: str) -> CifDetDetector:
+    """A new detector of ``--basenet`` and its flags (``--detector-pretrained none``: no
+    ``--basenet-pretrained`` weights) for the individuals of ``dataset``."""
+    args = argparse.Namespace(**vars(args))  # the factory records its resolved choices in args
+    args.checkpoint = None
+    if settings.pretrained == 'none':
+        args.basenet_pretrained = None
+    stride = network_factory.base_stride(args)
+    return CifDetDetector(network_factory.factory(args, [head_meta(dataset, stride)]), settings)
+
+
+def from_description(saved: dict, settings) -> CifDetDetector:
+    """The detector of a checkpoint's ``model`` entry (:meth:`CifDetDetector.checkpoint_description`)."""
+    return CifDetDetector(network_factory.from_checkpoint({'model': saved}), settings)
