@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 
 import torch
 
@@ -27,13 +28,15 @@ from .crop_data import InstanceCrops
 from .crops import CropSettings, JitterSettings
 from .evaluation import TopDownTestSet
 
+LOG = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class TopDownSettings:
     """Crop size and context, training jitter, the heads trained, and where boxes come from."""
 
-    crop_width: int = 192
-    crop_height: int = 256
+    crop_width: int = 193  # DeepLabCut's 256 x 256 and MMPose's 192 x 256 are rounded up to k * stride + 1
+    crop_height: int = 257
     crop_padding: float = 1.25
     jitter_shift: float = 0.16
     jitter_shift_prob: float = 0.3
@@ -108,6 +111,17 @@ def cli(parser: argparse.ArgumentParser) -> None:
     boxes_module.cli(parser)
 
 
+def aligned_side(side: int, base_stride: int, flag: str) -> int:
+    """``side`` rounded up to ``k * base_stride + 1`` pixels: the crops' field cells then sit on pixels and the
+    encoders' field size is the network's, with or without upsampling heads (as bottom-up square edges)."""
+    if base_stride <= 1:
+        return side
+    aligned = -(-(side - 1) // base_stride) * base_stride + 1
+    if aligned != side:
+        LOG.info('%s %d: crops of %d pixels (k * %d + 1, the basenet\'s stride)', flag, side, aligned, base_stride)
+    return aligned
+
+
 class TopDownModule(DataModule):
     """Crops of the individuals of ``wrapped`` for training and validation; its metrics on ground-truth
     boxes for evaluation. ``name`` and the head metas are the wrapped module's (CIF; CAF with ``caf``)."""
@@ -116,7 +130,11 @@ class TopDownModule(DataModule):
         if not isinstance(wrapped, KeypointDataModule):
             raise ValueError(f'--dataset {wrapped.name}: top-down training needs a keypoint dataset')
         self.wrapped = wrapped
-        self.settings = dataclasses.replace(settings, boxes=settings.boxes.for_dataset(wrapped.drawn_boxes))
+        base_stride = wrapped.head_metas[0].base_stride
+        self.settings = dataclasses.replace(
+            settings, boxes=settings.boxes.for_dataset(wrapped.drawn_boxes),
+            crop_width=aligned_side(settings.crop_width, base_stride, '--topdown-crop-width'),
+            crop_height=aligned_side(settings.crop_height, base_stride, '--topdown-crop-height'))
         metas = wrapped.head_metas
         if not isinstance(metas[0], headmeta.Cif) or (settings.caf and not isinstance(metas[1], headmeta.Caf)):
             raise ValueError(f'--dataset {wrapped.name}: top-down needs the heads CIF (and CAF), got '

@@ -35,8 +35,8 @@ def test_a_synthetic_train_batch_holds_crops_and_cif_targets_of_stride_16(synthe
     topdown = TopDownModule(synthetic, topdown_settings())
     assert topdown.name == 'synthetic' and [m.name for m in topdown.head_metas] == ['cif']
     images, targets, metas = next(iter(topdown.train_loader(LoaderSettings(batch_size=2))))
-    assert images.shape == (2, 3, 256, 192)
-    assert len(targets) == 1 and targets[0].shape == (2, 17, 5, 16, 12)  # (256 - 1) // 16 + 1, (192 - 1) // 16 + 1
+    assert images.shape == (2, 3, 257, 193)  # the default 193 x 257: k * 16 + 1 pixels
+    assert len(targets) == 1 and targets[0].shape == (2, 17, 5, 17, 13)  # (257 - 1) / 16 + 1, (193 - 1) / 16 + 1
     assert all(meta['dataset'] == 'synthetic' and 'crop' in meta for meta in metas)
 
 
@@ -44,14 +44,14 @@ def test_caf_is_trained_only_when_asked(synthetic):
     topdown = TopDownModule(synthetic, topdown_settings(['--topdown-caf']))
     assert [m.name for m in topdown.head_metas] == ['cif', 'caf']
     images, targets, _ = next(iter(topdown.val_loader(LoaderSettings(batch_size=1))))
-    assert images.shape == (1, 3, 256, 192) and targets[1].shape[0] == 1 and targets[1].shape[2:] == (9, 16, 12)
+    assert images.shape == (1, 3, 257, 193) and targets[1].shape[0] == 1 and targets[1].shape[2:] == (9, 17, 13)
 
 
 def test_evaluation_uses_ground_truth_boxes_and_the_wrapped_metrics(synthetic):
     topdown = TopDownModule(synthetic, topdown_settings())
     test_set = topdown.test_set([0], ScoringSettings())
     assert isinstance(test_set, TopDownTestSet) and test_set.names == synthetic.metric_names()
-    assert topdown.checkpoint_meta() == {'crop_width': 192, 'crop_height': 256, 'crop_padding': 1.25,
+    assert topdown.checkpoint_meta() == {'crop_width': 193, 'crop_height': 257, 'crop_padding': 1.25,
                                          'bbox_margin': 20.0, 'box_source': 'auto'}
     assert topdown.describe()['top_down']['jitter_scale'] == [0.75, 1.25]
 
@@ -74,3 +74,22 @@ def test_a_network_is_scored_on_crops_of_the_ground_truth_boxes(synthetic):
     scores = topdown.test_set([0], ScoringSettings(progress_interval=-1)).score(network, torch.device('cpu'))
     assert list(scores) == synthetic.metric_names()
     assert 0.0 <= scores['AP'] <= 1.0 or math.isnan(scores['AP'])  # an untrained network: any AP, no crash
+
+
+def test_crop_sides_are_rounded_up_so_that_targets_match_an_upsampling_network(tmp_path):
+    """96 x 128 crops on a stride-16 basenet with upsampling 2 (head stride 8): 97 x 129 crops, whose
+    targets have the size of the network's fields."""
+    from openfields import train
+    from openfields.datasets import factory as datasets_factory
+    from openfields.network import factory as network_factory
+    args = train.cli(['--dataset', 'synthetic', '--synthetic-train-images', '2', '--synthetic-val-images', '2',
+                      '--synthetic-image-size', '96', '--synthetic-cache-dir', str(tmp_path), '--synthetic-upsample',
+                      '2', '--basenet', 'resnet18', '--topdown-crop-width', '96', '--topdown-crop-height', '128'])
+    base = datasets_factory.datamodule_from_args(args, network_factory.base_stride(args, None))
+    topdown = TopDownModule(base, TopDownSettings.from_args(args))
+    assert (topdown.settings.crop_width, topdown.settings.crop_height) == (97, 129)
+    images, targets, _ = next(iter(topdown.val_loader(LoaderSettings(batch_size=1))))
+    network = network_factory.factory(args, topdown.head_metas).eval()
+    with torch.no_grad():
+        fields = network(images)
+    assert fields[0].shape[-2:] == targets[0].shape[-2:] == (17, 13)

@@ -37,7 +37,8 @@ def test_a_top_down_run_writes_a_detector_and_a_pose_model_that_records_it(train
     pose = checkpoint.load(tmp / 'run.pkl')
     detector = checkpoint.load(tmp / 'run.detector.pkl')
     assert pose['meta']['topdown']['detector'] == str((tmp / 'run.detector.pkl').resolve())
-    assert pose['meta']['topdown']['crop_width'] == 96 and pose['meta']['topdown']['crop_height'] == 128
+    # 96 x 128 is rounded up to k * 16 + 1 pixels (shufflenetv2k16's stride)
+    assert pose['meta']['topdown']['crop_width'] == 97 and pose['meta']['topdown']['crop_height'] == 129
     assert [m['name'] for m in pose['model']['head_metas']] == ['cif']  # one individual per crop: no CAF
     assert detector['model']['detector']['name'] == 'ssdlite320_mobilenet_v3_large'
     assert (tmp / 'run.detector.pkl.log').is_file() and (tmp / 'run.detector.best.pkl').is_file()
