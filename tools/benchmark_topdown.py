@@ -86,7 +86,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--output', default='outputs/bench/topdown.json')
     p.add_argument('--folder', default='outputs/bench/topdown', help='where the runs are written')
-    p.add_argument('--detector', default='fasterrcnn_mobilenet_v3_large_fpn')
+    p.add_argument('--detector', default='ssdlite320_mobilenet_v3_large')
     p.add_argument('--epochs', type=int, nargs=3, default=[24, 8, 16], metavar=('BU', 'DETECTOR', 'TD'),
                    help='synthetic: epochs of the bottom-up run, of the detector and of the top-down pose model')
     p.add_argument('--dlc-epochs', type=int, nargs=3, default=[8, 4, 12], metavar=('BU', 'DETECTOR', 'TD'),

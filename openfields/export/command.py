@@ -104,6 +104,10 @@ def run(args, exporter: Exporter) -> float:
     """Export ``--checkpoint`` to ``--output``; returns the largest difference to torch."""
     outputs.check_output_path(args.output, '--output')
     saved = checkpoint.load(args.checkpoint)
+    if 'detector' in saved['model'] or (saved.get('meta') or {}).get('topdown'):
+        # the exported file would be read as a bottom-up model: its poses would be wrong, not missing
+        raise ValueError(f'--checkpoint {args.checkpoint}: a top-down model (or its detector); exporting '
+                         'top-down models is not supported yet: predict with the checkpoint itself')
     model = network_factory.from_checkpoint(saved)
     module = fields.FieldsModule(model)
     names = fields.output_names(model)

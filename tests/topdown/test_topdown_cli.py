@@ -88,3 +88,11 @@ def test_a_detector_of_another_dataset_is_refused(trained, tmp_path):
     from openfields.topdown.detector_training import check_detector_checkpoint
     with pytest.raises(checkpoint.CheckpointError, match='a detector of --dataset synthetic, not cocokp'):
         check_detector_checkpoint(tmp / 'run.detector.pkl', 'cocokp')
+
+
+def test_exporting_a_top_down_model_is_refused_rather_than_read_as_bottom_up_later(trained, tmp_path):
+    tmp, _ = trained
+    for name in ('run.pkl', 'run.detector.pkl'):
+        result = run('export_torchscript', '--checkpoint', str(tmp / name), '--output', str(tmp_path / 'x.pt'))
+        assert result.returncode == 2 and 'a top-down model (or its detector)' in result.stderr
+        assert not (tmp_path / 'x.pt').exists()
