@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,12 +15,11 @@ HR_WEIGHT = 0.9
 class Associations:
     """Associations of one directed skeleton edge: ``(n, 7)`` float64 rows
     ``[c, x_src, y_src, x_tgt, y_tgt, s_src, s_tgt]`` (pixels), sorted by ``y_src`` so that a box
-    query only visits a contiguous range (``bisect`` on the list of ``y_src``)."""
+    query only visits a contiguous range (bisection on ``y_src``)."""
 
     def __init__(self, rows: np.ndarray):
         order = np.argsort(rows[:, 2], kind='stable')
         self.rows = np.ascontiguousarray(rows[order], dtype=np.float64)
-        self._columns = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -30,17 +27,6 @@ class Associations:
     def above(self, threshold: float) -> 'Associations':
         """The associations with ``c > threshold`` (still sorted)."""
         return Associations(self.rows[self.rows[:, 0] > threshold])
-
-    def columns(self) -> tuple[list[float], ...]:
-        """``c, x_src, y_src, x_tgt, y_tgt, s_tgt`` as Python lists, built on the first query.
-
-        A query visits 10-100 candidates, where numpy's per-call overhead (about 20 calls per query)
-        costs twice a plain loop over lists. Flat lists only: a list per row would add a container
-        per association for the cyclic garbage collector to track.
-        """
-        if self._columns is None:
-            self._columns = tuple(self.rows[:, c].tolist() for c in (0, 1, 2, 3, 4, 6))
-        return self._columns
 
     def blend(self, x: float, y: float, scale: float, filter_sigmas: float):
         """Connection from a joint at ``(x, y)`` with ``scale`` (pixels) along this edge.
@@ -55,38 +41,13 @@ class Associations:
            result is the best target at half its score; otherwise the score-weighted mean of the two
            targets (position and scale) at the mean of the two scores.
 
-        Returns ``(score, x, y, scale)`` of the target or None.
+        Returns ``(score, x, y, scale)`` of the target or None. The growth runs the same compiled query
+        (:func:`.kernels.blend`) on all edges' rows at once (:meth:`CafScored.packed`).
         """
-        s = max(scale, 0.5)
-        radius = filter_sigmas * 0.5 * s
-        factor = -2.0 / (s * s)  # -1 / (2 sigma^2)
-        confidence, source_x, source_y, target_x, target_y, target_s = self.columns()
-        low = bisect.bisect_left(source_y, y - radius)
-        high = bisect.bisect_right(source_y, y + radius, lo=low)
-        # best and second score with their rows; strict comparisons keep the first of equal scores
-        best = second = 0.0
-        first = second_index = -1
-        for i in range(low, high):
-            dx = source_x[i] - x
-            if dx > radius or dx < -radius:
-                continue
-            dy = source_y[i] - y
-            score = confidence[i] * math.exp((dx * dx + dy * dy) * factor)
-            if score > best:
-                second, second_index, best, first = best, first, score, i
-            elif score > second:
-                second, second_index = score, i
-        if first < 0:
-            return None
-        bx, by, bs = target_x[first], target_y[first], target_s[first]
-        if second < 0.01 or second < 0.5 * best:
-            return 0.5 * best, bx, by, bs
-        sx, sy, ss = target_x[second_index], target_y[second_index], target_s[second_index]
-        if math.hypot(bx - sx, by - sy) > 0.5 * bs:
-            return 0.5 * best, bx, by, bs
-        total = best + second
-        return (0.5 * total, (best * bx + second * sx) / total, (best * by + second * sy) / total,
-                (best * bs + second * ss) / total)
+        from . import kernels
+        found, score, tx, ty, ts = kernels.blend(self.rows, 0, len(self.rows), float(x), float(y), float(scale),
+                                                 float(filter_sigmas))
+        return (score, tx, ty, ts) if found else None
 
 
 @dataclass
@@ -104,6 +65,16 @@ class CafScored:
         scored with, the same as :func:`score_caf` at ``threshold`` (a rescored ``c`` never exceeds the
         unscored one), without scoring again."""
         return CafScored([associations.above(threshold) for associations in self.directed])
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every directed edge's rows in one ``(N, 7)`` array, and ``(D + 1,)`` bounds: the rows of directed
+        edge ``d`` are ``bounds[d]:bounds[d + 1]``."""
+        counts = [len(a) for a in self.directed]
+        bounds = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=bounds[1:])
+        rows = (np.concatenate([a.rows for a in self.directed]) if self.directed
+                else np.zeros((0, 7), np.float64))
+        return np.ascontiguousarray(rows, dtype=np.float64), bounds
 
 
 def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, threshold: float,

@@ -13,8 +13,6 @@ import numpy as np
 # agree on one pixel saturates it
 AMPLITUDE_DIVISOR = 16.0
 MAX_VALUE = 1.0
-# windows up to this side fit the buffer's padding behind the map without growing it
-DEFAULT_PADDING = 64
 
 
 def hr_shape(field_shape: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -32,17 +30,17 @@ class CifHr:
     1. window per vote: the pixels ``[ceil(x - sigma), floor(x + sigma)]`` (same in y, the Gaussian
        truncated at one sigma), clipped to the map; ``sigma >= 1`` so the window always holds the
        nearest pixel when that lies in the map;
-    2. votes are grouped by window side ``n`` (a few distinct values); per group the ``(m, n, n)`` pixel
-       grid is built at once (separable: ``(m, n)`` Gaussians in x and y) and each pixel gets
-       ``a * exp(-0.5 d^2 / sigma^2)``, the nearest pixel the full ``a``; the indices are each window's
-       first pixel plus one ``(n, n)`` grid of flat offsets shared by the group;
-    3. all contributions are scatter-added (``np.add.at``) into a flat buffer;
+    2. the Gaussian is separable: per vote, the ``n_x`` values ``exp(-0.5 dx^2 / sigma^2)`` along x and the
+       ``n_y`` along y (float32, numpy's ``exp`` over all votes at once); pixel ``(r, c)`` of the window
+       gets ``(a g_y[r]) g_x[c]``, the nearest pixel the full ``a``;
+    3. the votes are added one by one into a flat float32 buffer (a compiled loop,
+       :func:`.kernels.scatter_votes`), ordered by window side (``max(n_x, n_y)``, stably): the order of the
+       additions, and so every rounding, is that of the earlier grouped numpy scatter-add;
     4. the map saturates at 1: reads are ``min(1, sum)`` (identical to clamping after every add since
        all contributions are positive), so the buffer itself is never clipped.
 
-    The ``(F, H, W)`` float32 buffer (plus padding behind it, where the shared grids of windows at the
-    map's end point, with value 0) is kept between calls of the same shape and zero-filled (cheaper
-    than a fresh allocation); a decoder instance must therefore not be shared between threads.
+    The ``(F, H, W)`` float32 buffer is kept between calls of the same shape and zero-filled (cheaper than a
+    fresh allocation); a decoder instance must therefore not be shared between threads.
     """
 
     def __init__(self):
@@ -54,21 +52,14 @@ class CifHr:
     def reset(self, shape: tuple[int, int, int]) -> 'CifHr':
         """Empty map of ``shape = (F, H, W)``."""
         self.shape = tuple(int(v) for v in shape)
-        size = self._size() + DEFAULT_PADDING * (self.shape[2] + 1)
-        if not size <= self._buffer.size <= 2 * size:  # kept when padded further by an earlier call
-            self._buffer = np.zeros(size, dtype=np.float32)
+        if self._buffer.size != self._size():
+            self._buffer = np.zeros(self._size(), dtype=np.float32)
         else:
             self._buffer.fill(0.0)
         return self
 
     def _size(self) -> int:
         return self.shape[0] * self.shape[1] * self.shape[2]
-
-    def _pad(self, side: int) -> None:
-        """Room behind the map for the ``side x side`` grid of a window in the last pixel."""
-        size = self._size() + side * (self.shape[2] + 1)
-        if self._buffer.size < size:
-            self._buffer = np.concatenate([self._buffer, np.zeros(size - self._buffer.size, np.float32)])
 
     def fill_cif(self, cif: np.ndarray, stride: int, threshold: float, max_per_field: int | None = None) -> 'CifHr':
         """Map of CIF fields ``(K, 5, h, w)`` ``[log_b, conf, x, y, scale]`` (field units).
@@ -92,26 +83,27 @@ class CifHr:
     def accumulate(self, field: np.ndarray, x: np.ndarray, y: np.ndarray, sigma: np.ndarray,
                    amplitude: np.ndarray) -> 'CifHr':
         """Add ``M`` truncated Gaussians (flat ``(M,)`` arrays, pixels) into the map."""
+        from . import kernels
         _, height, width = self.shape
         x0, x1 = _window(x, sigma, width)
         y0, y1 = _window(y, sigma, height)
-        side = np.maximum(x1 - x0, y1 - y0) + 1
-        # by side, stably: groups are slices, added in the order of one group per distinct side
-        order = np.flatnonzero((x1 >= x0) & (y1 >= y0))
-        order = order[np.argsort(side[order], kind='stable')]
+        n_x, n_y = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
+        order = np.flatnonzero((n_x > 0) & (n_y > 0))
         if not len(order):
             return self
-        corner = (field * height + y0) * width + x0  # (M,) flat index of each window's first pixel
-        x, y, sigma, amplitude, x0, x1, y0, y1, corner, side = (
-            np.asarray(a)[order] for a in (x, y, sigma, amplitude, x0, x1, y0, y1, corner, side))
-        x, y, sigma, amplitude = (a.astype(np.float32, copy=False) for a in (x, y, sigma, amplitude))
-        self._pad(int(side[-1]))
-        starts = np.flatnonzero(np.diff(side, prepend=-1)).tolist() + [len(side)]
-        for start, end in zip(starts[:-1], starts[1:]):
-            group = slice(start, end)
-            index, value = _group_votes(int(side[start]), x[group], y[group], sigma[group], amplitude[group],
-                                        x0[group], x1[group], y0[group], y1[group], corner[group], width)
-            np.add.at(self._buffer, index, value)
+        order = order[np.argsort(np.maximum(n_x, n_y)[order], kind='stable')]
+        x, y, sigma, amplitude = (np.asarray(a).astype(np.float32, copy=False) for a in (x, y, sigma, amplitude))
+        inv = np.float32(-0.5) / (sigma * sigma)
+        x_start, y_start = _starts(n_x), _starts(n_y)
+        gx = np.exp(kernels.vote_exponents(x, x0, n_x, inv, x_start))
+        gy = np.exp(kernels.vote_exponents(y, y0, n_y, inv, y_start))
+        # the nearest pixel (relative to the window; -1: off the window) gets the full amplitude
+        near_x, near_y = np.floor(x + 0.5).astype(np.int64) - x0, np.floor(y + 0.5).astype(np.int64) - y0
+        off = (near_x < 0) | (near_x >= n_x) | (near_y < 0) | (near_y >= n_y)
+        near_y[off] = -1
+        corner = (np.asarray(field, dtype=np.int64) * height + y0) * width + x0  # each window's first pixel
+        kernels.scatter_votes(self._buffer, order, corner, width, n_x, n_y, x_start, y_start, gx, gy, amplitude,
+                              near_x, near_y)
         return self
 
     # --- reading -------------------------------------------------------------------------------
@@ -173,27 +165,8 @@ def _window(center: np.ndarray, sigma: np.ndarray, size: int) -> tuple[np.ndarra
     return first, last
 
 
-def _group_votes(n, x, y, sigma, amplitude, x0, x1, y0, y1, corner, width):
-    """Flat buffer indices and float32 values of ``m`` votes whose windows fit an ``n x n`` grid.
-
-    Every vote uses the same ``(n, n)`` grid of flat offsets from its window's first pixel (``corner``),
-    so the ``(m, n, n)`` indices take one addition. Grid pixels beyond a vote's own (smaller) window get
-    the value 0: they may wrap into the next rows or run past the map into the buffer's padding, and
-    adding 0 changes nothing there.
-    """
-    offsets = np.arange(n, dtype=np.int64)
-    in_x = offsets <= (x1 - x0)[:, None]  # (m, n)
-    in_y = offsets <= (y1 - y0)[:, None]
-    dx = (x0[:, None] + offsets) - x[:, None]  # float64, as the Gaussian's argument always was
-    dy = (y0[:, None] + offsets) - y[:, None]
-    inv = (np.float32(-0.5) / (sigma * sigma))[:, None]
-    gx = np.where(in_x, np.exp((dx * dx * inv).astype(np.float32)), np.float32(0.0))
-    gy = np.where(in_y, np.exp((dy * dy * inv).astype(np.float32)), np.float32(0.0)) * amplitude[:, None]
-    value = gy[:, :, None] * gx[:, None, :]  # (m, n, n)
-    # the nearest pixel gets the full amplitude (it lies in the window whenever it is on the map)
-    near_x, near_y = np.floor(x + 0.5).astype(np.int64) - x0, np.floor(y + 0.5).astype(np.int64) - y0
-    on_grid = (near_x >= 0) & (near_x <= x1 - x0) & (near_y >= 0) & (near_y <= y1 - y0)
-    value[np.flatnonzero(on_grid), near_y[on_grid], near_x[on_grid]] = amplitude[on_grid]
-    grid = offsets[:, None] * width + offsets[None, :]  # (n, n)
-    index = corner[:, None, None] + grid
-    return index.reshape(-1), value.reshape(-1)
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """``(M + 1,)`` offsets of ``M`` consecutive runs of ``counts`` entries in one flat array."""
+    starts = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    return starts

@@ -1,0 +1,284 @@
+"""Compiled loops of the CIF-CAF decoder (numba): the vote scatter of :class:`~.cifhr.CifHr`, the blended
+connection query of :class:`~.caf_scored.Associations` and the pose growth of :class:`~.cifcaf.CifCaf`.
+
+Each loop does the arithmetic of the numpy / plain-Python code it replaces in the same order and precision
+(float32 votes added one by one in vote order; float64 connections with libm's ``exp``), so the decoded poses
+are the same bit for bit (tests/decoder/test_decoder_compiled.py). Compiled on first use and cached on disk
+(``cache=True``: later processes load the machine code instead of compiling it again).
+
+Exponentials of the votes stay in numpy (:func:`numpy.exp` on float32 may round differently from libm's
+``expf``): :func:`vote_exponents` lays out their arguments, numpy takes the exponentials, :func:`scatter_votes`
+adds the products.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+jit = numba.njit(cache=True, nogil=True)
+
+
+# --- accumulation ------------------------------------------------------------------------------------
+
+@jit
+def vote_exponents(center, first, count, inv, start):
+    """Float32 arguments ``((first + i) - center)^2 * inv`` (float64 arithmetic, as numpy's) of every vote's
+    Gaussian along one axis: vote ``k``'s ``count[k]`` pixels at ``start[k]`` of the flat result."""
+    out = np.empty(start[-1], np.float32)
+    for k in range(len(center)):
+        c = np.float64(center[k])
+        factor = np.float64(inv[k])
+        base = start[k]
+        for i in range(count[k]):
+            d = np.float64(first[k] + i) - c
+            out[base + i] = np.float32(d * d * factor)
+    return out
+
+
+@jit
+def scatter_votes(buffer, order, corner, width, nx, ny, x_start, y_start, gx, gy, amplitude, near_x, near_y):
+    """Add the votes ``order`` (in that order) into the flat float32 ``buffer``: vote ``k`` covers ``ny[k]``
+    rows of ``nx[k]`` pixels from flat index ``corner[k]`` (rows ``width`` apart), pixel ``(r, c)`` gets
+    ``(gy[r] * amplitude) * gx[c]``, the nearest pixel ``(near_y, near_x)`` the full amplitude."""
+    for k in order:
+        a = amplitude[k]
+        xs, ys = x_start[k], y_start[k]
+        for r in range(ny[k]):
+            g = gy[ys + r] * a
+            row = corner[k] + r * width
+            if r == near_y[k]:
+                for c in range(nx[k]):
+                    buffer[row + c] += a if c == near_x[k] else g * gx[xs + c]
+            else:
+                for c in range(nx[k]):
+                    buffer[row + c] += g * gx[xs + c]
+
+
+# --- connections -------------------------------------------------------------------------------------
+
+@jit
+def _bisect_left(rows, low, high, value):
+    while low < high:
+        middle = (low + high) // 2
+        if rows[middle, 2] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@jit
+def _bisect_right(rows, low, high, value):
+    while low < high:
+        middle = (low + high) // 2
+        if value < rows[middle, 2]:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+@jit
+def blend(rows, low, high, x, y, scale, filter_sigmas):
+    """:meth:`~.caf_scored.Associations.blend` on rows ``[low, high)`` of ``(n, 7)`` associations sorted by
+    ``y_src``: ``(found, score, x, y, scale)`` of the target (``found`` False: none)."""
+    s = max(scale, 0.5)
+    radius = filter_sigmas * 0.5 * s
+    factor = -2.0 / (s * s)
+    low = _bisect_left(rows, low, high, y - radius)
+    high = _bisect_right(rows, low, high, y + radius)
+    best = second = 0.0
+    first = second_index = -1
+    for i in range(low, high):
+        dx = rows[i, 1] - x
+        if dx > radius or dx < -radius:
+            continue
+        dy = rows[i, 2] - y
+        score = rows[i, 0] * math.exp((dx * dx + dy * dy) * factor)
+        if score > best:
+            second, second_index, best, first = best, first, score, i
+        elif score > second:
+            second, second_index = score, i
+    if first < 0:
+        return False, 0.0, 0.0, 0.0, 0.0
+    bx, by, bs = rows[first, 3], rows[first, 4], rows[first, 6]
+    if second < 0.01 or second < 0.5 * best:
+        return True, 0.5 * best, bx, by, bs
+    sx, sy, ss = rows[second_index, 3], rows[second_index, 4], rows[second_index, 6]
+    if math.hypot(bx - sx, by - sy) > 0.5 * bs:
+        return True, 0.5 * best, bx, by, bs
+    total = best + second
+    return (True, 0.5 * total, (best * bx + second * sx) / total, (best * by + second * sy) / total,
+            (best * bs + second * ss) / total)
+
+
+@jit
+def _connection(joints, source, d, rows, bounds, reverse_match, filter_sigmas, threshold, threshold_rel):
+    """Target ``(found, v, x, y, s)`` of directed edge ``d`` from joint ``source`` (CifCaf.connection)."""
+    v_source, x, y, scale = joints[source, 0], joints[source, 1], joints[source, 2], joints[source, 3]
+    found, value, tx, ty, ts = blend(rows, bounds[d], bounds[d + 1], x, y, scale, filter_sigmas)
+    if not found:
+        return False, 0.0, 0.0, 0.0, 0.0
+    v = math.sqrt(value * v_source)
+    if v < threshold or v < threshold_rel * v_source:
+        return False, 0.0, 0.0, 0.0, 0.0
+    if reverse_match:
+        back, _, bx, by, _ = blend(rows, bounds[d ^ 1], bounds[(d ^ 1) + 1], tx, ty, ts, filter_sigmas)
+        if not back or abs(bx - x) + abs(by - y) > scale:
+            return False, 0.0, 0.0, 0.0, 0.0
+    return True, v, tx, ty, ts
+
+
+# --- growth ------------------------------------------------------------------------------------------
+
+@jit
+def _before(heap_key, heap_order, a, b):
+    return heap_key[a] < heap_key[b] or (heap_key[a] == heap_key[b] and heap_order[a] < heap_order[b])
+
+
+@jit
+def _heap_push(heap, size, heap_key, heap_order, slot):
+    """Sift slot ``slot`` (its key and order already written) up a min-heap of ``size`` slots."""
+    heap[size] = slot
+    i = size
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _before(heap_key, heap_order, heap[i], heap[parent]):
+            break
+        heap[i], heap[parent] = heap[parent], heap[i]
+        i = parent
+    return size + 1
+
+
+@jit
+def _heap_pop(heap, size, heap_key, heap_order):
+    top = heap[0]
+    size -= 1
+    heap[0] = heap[size]
+    i = 0
+    while True:
+        left, smallest = 2 * i + 1, i
+        if left < size and _before(heap_key, heap_order, heap[left], heap[smallest]):
+            smallest = left
+        if left + 1 < size and _before(heap_key, heap_order, heap[left + 1], heap[smallest]):
+            smallest = left + 1
+        if smallest == i:
+            break
+        heap[i], heap[smallest] = heap[smallest], heap[i]
+        i = smallest
+    return top, size
+
+
+@jit
+def grow(joints, rows, bounds, edge_source, edge_target, out_start, out_edge, greedy, reverse_match,
+         filter_sigmas, threshold, threshold_rel):
+    """:meth:`~.cifcaf.CifCaf.grow` in place on ``joints`` ``(K, 4)`` float64 ``[v, x, y, s]``.
+
+    Associations of directed edge ``d``: rows ``bounds[d]:bounds[d + 1]`` of ``rows``; the outgoing
+    directed edges of joint ``j``: ``out_edge[out_start[j]:out_start[j + 1]]``. The frontier is a binary
+    min-heap on ``(-priority, push order)``, so entries pop in the order of ``heapq`` on those tuples.
+    """
+    n_directed = len(edge_source)
+    capacity = 2 * n_directed + 1  # every directed edge is pushed once unevaluated, once evaluated
+    heap = np.empty(capacity, np.int64)
+    heap_key = np.empty(capacity, np.float64)
+    heap_order = np.empty(capacity, np.int64)
+    slot_edge = np.empty(capacity, np.int64)
+    slot_found = np.zeros((capacity, 4), np.float64)
+    slot_evaluated = np.zeros(capacity, np.bool_)
+    queued = np.zeros(n_directed, np.bool_)
+    size = 0
+    pushed = 0
+    for joint in range(len(joints)):
+        if joints[joint, 0] > 0:
+            priority = -math.sqrt(joints[joint, 0])
+            for e in range(out_start[joint], out_start[joint + 1]):
+                d = out_edge[e]
+                if joints[edge_target[d], 0] == 0.0 and not queued[d]:
+                    queued[d] = True
+                    heap_key[pushed], heap_order[pushed], slot_edge[pushed] = priority, pushed, d
+                    size = _heap_push(heap, size, heap_key, heap_order, pushed)
+                    pushed += 1
+    while size > 0:
+        slot, size = _heap_pop(heap, size, heap_key, heap_order)
+        d = slot_edge[slot]
+        target = edge_target[d]
+        if joints[target, 0] > 0:
+            continue
+        if not slot_evaluated[slot]:
+            found, v, x, y, s = _connection(joints, edge_source[d], d, rows, bounds, reverse_match,
+                                            filter_sigmas, threshold, threshold_rel)
+            if not found:
+                continue
+            if not greedy:
+                heap_key[pushed], heap_order[pushed], slot_edge[pushed] = -v, pushed, d
+                slot_evaluated[pushed] = True
+                slot_found[pushed, 0], slot_found[pushed, 1], slot_found[pushed, 2], slot_found[pushed, 3] = \
+                    v, x, y, s
+                size = _heap_push(heap, size, heap_key, heap_order, pushed)
+                pushed += 1
+                continue
+            joints[target, 0], joints[target, 1], joints[target, 2], joints[target, 3] = v, x, y, s
+        else:
+            for c in range(4):
+                joints[target, c] = slot_found[slot, c]
+        priority = -math.sqrt(joints[target, 0])
+        for e in range(out_start[target], out_start[target + 1]):
+            d2 = out_edge[e]
+            if joints[edge_target[d2], 0] == 0.0 and not queued[d2]:
+                queued[d2] = True
+                heap_key[pushed], heap_order[pushed], slot_edge[pushed] = priority, pushed, d2
+                size = _heap_push(heap, size, heap_key, heap_order, pushed)
+                pushed += 1
+
+
+# --- occupancy ---------------------------------------------------------------------------------------
+
+@jit
+def occupancy_set(occupancy, field, x, y, scale, reduction, min_scale):
+    """:meth:`~.occupancy.Occupancy.set` on the boolean ``(F, h, w)`` map."""
+    _, height, width = occupancy.shape
+    half = max(scale, min_scale) / reduction
+    cx, cy = x / reduction, y / reduction
+    x0 = int(min(max(math.trunc(cx - half), 0.0), width - 1.0))
+    x1 = min(max(int(math.trunc(cx + half)) + 1, x0 + 1), width)
+    y0 = int(min(max(math.trunc(cy - half), 0.0), height - 1.0))
+    y1 = min(max(int(math.trunc(cy + half)) + 1, y0 + 1), height)
+    occupancy[field, y0:y1, x0:x1] = True
+
+
+@jit
+def occupancy_get(occupancy, field, x, y, reduction):
+    """:meth:`~.occupancy.Occupancy.get_many` of one point."""
+    _, height, width = occupancy.shape
+    column = min(max(int(x / reduction), 0), width - 1)
+    row = min(max(int(y / reduction), 0), height - 1)
+    return occupancy[field, row, column]
+
+
+@jit
+def grow_from_seeds(seed_field, seed_score, seed_x, seed_y, seed_scale, n_keypoints, max_poses,
+                    occupancy, reduction, min_scale, rows, bounds, edge_source, edge_target, out_start, out_edge,
+                    greedy, reverse_match, filter_sigmas, threshold, threshold_rel):
+    """:meth:`~.cifcaf.CifCaf.grow_from_seeds`: ``(P, K, 4)`` poses grown from the seeds in order, each seed
+    skipped when its place is occupied by an earlier pose's joints; at most ``max_poses``."""
+    poses = np.zeros((min(len(seed_score), max_poses), n_keypoints, 4), np.float64)
+    n_poses = 0
+    for i in range(len(seed_score)):
+        if n_poses >= max_poses:
+            break
+        if occupancy_get(occupancy, seed_field[i], seed_x[i], seed_y[i], reduction):
+            continue
+        joints = poses[n_poses]
+        f = seed_field[i]
+        joints[f, 0], joints[f, 1], joints[f, 2], joints[f, 3] = seed_score[i], seed_x[i], seed_y[i], seed_scale[i]
+        grow(joints, rows, bounds, edge_source, edge_target, out_start, out_edge, greedy, reverse_match,
+             filter_sigmas, threshold, threshold_rel)
+        for j in range(n_keypoints):
+            if joints[j, 0] > 0:
+                occupancy_set(occupancy, j, joints[j, 1], joints[j, 2], joints[j, 3], reduction, min_scale)
+        n_poses += 1
+    return poses[:n_poses]

@@ -1,0 +1,59 @@
+"""The compiled decoder (openfields/decoder/kernels.py) against the numpy / plain-Python decoder it replaced
+(reference_decoder.py): the same accumulated maps and the same poses, bit for bit, on the benchmark's clean,
+cluttered and random-network fields and on heavily cluttered ones, with the default, evaluation (force
+complete), greedy and uncapped settings."""
+
+import numpy as np
+import pytest
+from reference_decoder import ReferenceCifCaf
+
+from openfields.decoder import CifCaf, DecoderSettings
+from tools import benchmark_decode
+
+SETTINGS = {
+    'default': DecoderSettings(),
+    'eval': DecoderSettings(force_complete_pose=True, seed_threshold=0.2),
+    'greedy': DecoderSettings(greedy=True),
+    'no reverse match, uncapped': DecoderSettings(reverse_match=False, max_votes_fraction=0.0),
+}
+
+
+@pytest.fixture(scope='module')
+def fields():
+    found = {f'{kind} {n}': f for kind, n, _, f in benchmark_decode.scenes([5, 15])}
+    _, anns = benchmark_decode.rendered_scene(8, seed=7)
+    found['heavy clutter 8'] = benchmark_decode.cluttered_fields(anns, benchmark_decode._metas(),
+                                                                 np.random.default_rng(3), clutter_fraction=0.3)
+    for field in found['heavy clutter 8']:
+        field[:, 1] = np.minimum(field[:, 1] * 2.0, 1.0)  # clutter up to 1: seeds and poses everywhere
+    return found
+
+
+@pytest.mark.parametrize('settings', SETTINGS.values(), ids=SETTINGS.keys())
+def test_compiled_decoder_gives_the_reference_poses_bit_for_bit(fields, settings):
+    cif_meta, caf_meta = benchmark_decode._metas()
+    compiled, reference = CifCaf(cif_meta, caf_meta, settings), ReferenceCifCaf(cif_meta, caf_meta, settings)
+    n_poses = 0
+    for name, (cif, caf) in fields.items():
+        expected, found = reference([cif, caf]), compiled([cif, caf])
+        np.testing.assert_array_equal(compiled.cifhr.values(), reference.cifhr.values(), err_msg=name)
+        assert len(found) == len(expected), name
+        for a, b in zip(found, expected):
+            np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+            np.testing.assert_array_equal(a.joint_scales, b.joint_scales, err_msg=name)
+            assert a.score == b.score, name
+        assert compiled.counts == reference.counts, name
+        n_poses += len(found)
+    assert n_poses > 40  # clean and cluttered scenes decode their people, heavy clutter many more
+
+
+def test_blend_of_the_growth_equals_the_reference_query():
+    from reference_decoder import reference_blend
+    from openfields.decoder.caf_scored import Associations
+    rng = np.random.default_rng(4)
+    source = rng.uniform(0, 60, (300, 2))
+    rows = np.column_stack([rng.uniform(0.2, 1, 300), source, source + rng.normal(10, 1, (300, 2)),
+                            rng.uniform(2, 8, (300, 2))])
+    associations = Associations(rows)
+    for x, y, scale in zip(*rng.uniform(0, 60, (2, 500)), rng.uniform(0.1, 10, 500)):
+        assert associations.blend(x, y, scale, 2.0) == reference_blend(associations.rows, x, y, scale, 2.0)
