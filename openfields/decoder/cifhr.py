@@ -13,6 +13,8 @@ import numpy as np
 # agree on one pixel saturates it
 AMPLITUDE_DIVISOR = 16.0
 MAX_VALUE = 1.0
+# a reset zeroes only the windows written since the last one when they cover less than 1/4 of the map
+ZERO_WINDOWS_BELOW = 4
 
 
 def hr_shape(field_shape: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -39,13 +41,17 @@ class CifHr:
     4. the map saturates at 1: reads are ``min(1, sum)`` (identical to clamping after every add since
        all contributions are positive), so the buffer itself is never clipped.
 
-    The ``(F, H, W)`` float32 buffer is kept between calls of the same shape and zero-filled (cheaper than a
-    fresh allocation); a decoder instance must therefore not be shared between threads.
+    The ``(F, H, W)`` float32 buffer is kept between calls of the same shape and set back to 0 (cheaper than a
+    fresh allocation): only the windows the last votes wrote when they cover little of it (a map of 17 x 427 x
+    641 pixels is 19 MB, the votes of a few people a few percent of it), else all of it. A decoder instance
+    must therefore not be shared between threads.
     """
 
     def __init__(self):
         self._buffer = np.zeros(0, dtype=np.float32)
         self.shape: tuple[int, int, int] = (0, 0, 0)
+        self._written: list[tuple] = []  # the windows written since the last reset
+        self._written_pixels = 0
 
     # --- building ------------------------------------------------------------------------------
 
@@ -54,8 +60,13 @@ class CifHr:
         self.shape = tuple(int(v) for v in shape)
         if self._buffer.size != self._size():
             self._buffer = np.zeros(self._size(), dtype=np.float32)
+        elif self._written_pixels < self._buffer.size // ZERO_WINDOWS_BELOW:
+            from . import kernels
+            for windows in self._written:  # a few windows: zeroing them beats zeroing the whole map
+                kernels.zero_votes(self._buffer, *windows)
         else:
             self._buffer.fill(0.0)
+        self._written, self._written_pixels = [], 0
         return self
 
     def _size(self) -> int:
@@ -104,6 +115,8 @@ class CifHr:
         corner = (np.asarray(field, dtype=np.int64) * height + y0) * width + x0  # each window's first pixel
         kernels.scatter_votes(self._buffer, order, corner, width, n_x, n_y, x_start, y_start, gx, gy, amplitude,
                               near_x, near_y)
+        self._written.append((order, corner, width, n_x, n_y))
+        self._written_pixels += int(np.dot(n_x[order], n_y[order]))
         return self
 
     # --- reading -------------------------------------------------------------------------------

@@ -57,6 +57,15 @@ def scatter_votes(buffer, order, corner, width, nx, ny, x_start, y_start, gx, gy
                     buffer[row + c] += g * gx[xs + c]
 
 
+@jit
+def zero_votes(buffer, order, corner, width, nx, ny):
+    """Set the windows of the votes ``order`` (as in :func:`scatter_votes`) back to 0."""
+    for k in order:
+        for r in range(ny[k]):
+            row = corner[k] + r * width
+            buffer[row:row + nx[k]] = 0.0
+
+
 # --- connections -------------------------------------------------------------------------------------
 
 @jit
@@ -282,3 +291,24 @@ def grow_from_seeds(seed_field, seed_score, seed_x, seed_y, seed_scale, n_keypoi
                 occupancy_set(occupancy, j, joints[j, 1], joints[j, 2], joints[j, 3], reduction, min_scale)
         n_poses += 1
     return poses[:n_poses]
+
+
+@jit
+def suppress_joints(data, scales, occupancy, reduction, min_scale, suppression):
+    """The joint loop of :func:`~.nms.keypoint_nms` on poses ``data`` ``(P, K, 3)`` ``[x, y, v]`` in NMS order
+    (scales ``(P, K)``): per pose, its found joints (``v > 0``) on an occupied place get ``v * suppression``
+    (in ``data``'s precision), the others then occupy their places. ``reduction``: a 1-element array of
+    ``data``'s dtype (positions are divided in that precision, as numpy does)."""
+    n_keypoints = data.shape[1]
+    occupied = np.zeros(n_keypoints, np.bool_)
+    r = reduction[0]
+    for p in range(data.shape[0]):
+        for j in range(n_keypoints):
+            occupied[j] = data[p, j, 2] > 0 and occupancy_get(occupancy, j, data[p, j, 0], data[p, j, 1], r)
+        for j in range(n_keypoints):
+            if data[p, j, 2] > 0:
+                if occupied[j]:
+                    data[p, j, 2] *= suppression
+                else:
+                    occupancy_set(occupancy, j, np.float64(data[p, j, 0]), np.float64(data[p, j, 1]),
+                                  np.float64(scales[p, j]), reduction[0], min_scale)

@@ -8,12 +8,15 @@ import bisect
 import heapq
 import itertools
 import math
+from unittest import mock
 
 import numpy as np
 
+from openfields.decoder import cifcaf, fragments
 from openfields.decoder.caf_scored import CafScored
 from openfields.decoder.cifcaf import FILTER_SIGMAS, FORCE_COMPLETE_FILTER_SIGMAS, CifCaf
 from openfields.decoder.cifhr import CifHr, _window
+from openfields.decoder.nms import SUPPRESSION
 from openfields.decoder.occupancy import Occupancy
 
 PADDING = 64
@@ -103,8 +106,53 @@ def reference_blend(rows: np.ndarray, x: float, y: float, scale: float, filter_s
             (best * bs + second * ss) / total)
 
 
+def reference_keypoint_nms(annotations, occupancy, keypoint_threshold, instance_threshold):
+    """Keypoint NMS with the occupancy read and written per pose by numpy."""
+    occupancy.clear()
+    for ann in sorted(annotations, key=lambda a: -a.score):
+        found = np.flatnonzero(ann.data[:, 2] > 0)
+        if not len(found):
+            continue
+        occupied = occupancy.get_many(found, ann.data[found, 0], ann.data[found, 1])
+        ann.data[found[occupied], 2] *= SUPPRESSION
+        free = found[~occupied]
+        occupancy.set_many(free, ann.data[free, 0], ann.data[free, 1], ann.joint_scales[free])
+    scored = []
+    for ann in annotations:
+        ann.data[ann.data[:, 2] <= keypoint_threshold, 2] = 0.0
+        if np.any(ann.data[:, 2] > 0):
+            score = ann.score
+            if score >= instance_threshold:
+                scored.append((score, ann))
+    scored.sort(key=lambda pair: -pair[0])
+    return [ann for _, ann in scored]
+
+
+def reference_merge_target(p, found, xy, implied_size, merged, max_distance):
+    """The fragment's target with every candidate's size computed."""
+    count = found.sum(axis=1)
+    candidates = (~merged) & (count > count[p]) & ~(found & found[p]).any(axis=1)
+    candidates[p] = False
+    if not candidates.any():
+        return None
+    own = xy[p, found[p]]
+    distance = np.linalg.norm(xy[:, None, :, :] - own[None, :, None, :], axis=-1)
+    distance = np.where(found[:, None, :], distance, np.inf).min(axis=(1, 2))
+    size = np.array([fragments._size(xy[q, found[q]], implied_size[q, found[q]]) if candidates[q] else 0.0
+                     for q in range(len(found))])
+    distance[~candidates | (distance > max_distance * size)] = np.inf
+    best = int(distance.argmin())
+    return best if np.isfinite(distance[best]) else None
+
+
 class ReferenceCifCaf(CifCaf):
-    """:class:`CifCaf` with the reference accumulation, growth and force-complete growth."""
+    """:class:`CifCaf` with the reference accumulation, growth, force-complete growth, fragment merging and
+    keypoint NMS."""
+
+    def __call__(self, fields):
+        with mock.patch.object(cifcaf, 'keypoint_nms', reference_keypoint_nms), \
+                mock.patch.object(fragments, '_merge_target', reference_merge_target):
+            return super().__call__(fields)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
