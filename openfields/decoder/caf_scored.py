@@ -21,6 +21,13 @@ class Associations:
         order = np.argsort(rows[:, 2], kind='stable')
         self.rows = np.ascontiguousarray(rows[order], dtype=np.float64)
 
+    @classmethod
+    def presorted(cls, rows: np.ndarray) -> 'Associations':
+        """Rows already sorted by ``y_src`` (float64, C order), kept as they are."""
+        associations = cls.__new__(cls)
+        associations.rows = rows
+        return associations
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -53,28 +60,41 @@ class Associations:
 @dataclass
 class CafScored:
     """Associations per directed edge: index ``2 e`` runs edge ``e = (a, b)`` from ``a`` to ``b``
-    (forward), ``2 e + 1`` from ``b`` to ``a`` (backward); ``d ^ 1`` is the reverse of ``d``."""
+    (forward), ``2 e + 1`` from ``b`` to ``a`` (backward); ``d ^ 1`` is the reverse of ``d``.
 
-    directed: list[Associations]
+    Held packed: every directed edge's rows (each edge's sorted by ``y_src``) in one ``(N, 7)`` float64 array
+    ``rows``, those of directed edge ``d`` at ``bounds[d]:bounds[d + 1]``."""
+
+    rows: np.ndarray
+    bounds: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
 
     def __getitem__(self, directed_edge: int) -> Associations:
-        return self.directed[directed_edge]
+        return Associations.presorted(self.rows[self.bounds[directed_edge]:self.bounds[directed_edge + 1]])
+
+    @property
+    def directed(self) -> list[Associations]:
+        return [self[d] for d in range(len(self))]
 
     def above(self, threshold: float) -> 'CafScored':
         """The associations with ``c > threshold``: for ``threshold`` at least the one these were
         scored with, the same as :func:`score_caf` at ``threshold`` (a rescored ``c`` never exceeds the
         unscored one), without scoring again."""
-        return CafScored([associations.above(threshold) for associations in self.directed])
+        keep = self.rows[:, 0] > threshold
+        kept_before = np.zeros(len(keep) + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept_before[1:])
+        return CafScored(self.rows[keep], kept_before[self.bounds])
+
+    def followed_by(self, other: 'CafScored') -> 'CafScored':
+        """These directed edges, then ``other``'s."""
+        return CafScored(np.concatenate([self.rows, other.rows]),
+                         np.concatenate([self.bounds, self.bounds[-1] + other.bounds[1:]]))
 
     def packed(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every directed edge's rows in one ``(N, 7)`` array, and ``(D + 1,)`` bounds: the rows of directed
-        edge ``d`` are ``bounds[d]:bounds[d + 1]``."""
-        counts = [len(a) for a in self.directed]
-        bounds = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=bounds[1:])
-        rows = (np.concatenate([a.rows for a in self.directed]) if self.directed
-                else np.zeros((0, 7), np.float64))
-        return np.ascontiguousarray(rows, dtype=np.float64), bounds
+        """``(rows, bounds)`` for the compiled growth."""
+        return self.rows, self.bounds
 
 
 def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, threshold: float,
@@ -85,33 +105,25 @@ def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, 
     confidences (dense connections), applied before thresholding.
 
     1. cells with ``conf * scale >= threshold`` -> ``M`` rows (edge, c, x1, y1, x2, y2, s1, s2), all
-       edges at once, positions and scales times ``stride``;
+       edges at once, positions and scales times ``stride`` (float64);
     2. forward rows ``[c, x1, y1, x2, y2, s1, s2]`` are rescored with the second joint's map,
-       ``c * (0.1 + 0.9 * cifhr[b](x2, y2))`` (0 off the map), backward rows (joints swapped) with the
-       first joint's map;
-    3. rows with a rescored ``c > threshold`` are kept and split by directed edge.
+       ``c * (0.1 + 0.9 * cifhr[b](x2, y2))`` (0 off the map; the factor in float32), backward rows (joints
+       swapped) with the first joint's map;
+    3. rows with a rescored ``c > threshold`` are kept per directed edge, in cell order, then sorted stably by
+       ``y_src``.
 
-    With ``max_per_field``, step 1 keeps the most confident cells of each edge's field only.
+    With ``max_per_field``, step 1 keeps the most confident cells of each edge's field only. Steps 2 and 3 are
+    one compiled loop (:func:`.kernels.score_associations`).
     """
+    from . import kernels
     scales = np.ones(len(skeleton), np.float32) if confidence_scales is None else np.asarray(confidence_scales)
     scaled = caf[:, 1] * scales[:, None, None].astype(caf.dtype)
     confident = scaled >= threshold
     if max_per_field is not None:
         confident = most_confident(scaled, confident, max_per_field)
-    edge, row, column = np.nonzero(confident)
-    values = caf[edge, :, row, column].astype(np.float64)  # (M, 8)
-    conf = scaled[edge, row, column].astype(np.float64)
-    position = values[:, 2:6] * stride
-    size = values[:, 6:8] * stride
-    forward = np.column_stack([conf, position, size])
-    backward = np.column_stack([conf, position[:, 2:4], position[:, 0:2], size[:, ::-1]])
-    forward[:, 0] *= (1.0 - HR_WEIGHT) + HR_WEIGHT * cifhr.at(skeleton[edge, 1], forward[:, 3], forward[:, 4], 0.0)
-    backward[:, 0] *= (1.0 - HR_WEIGHT) + HR_WEIGHT * cifhr.at(skeleton[edge, 0], backward[:, 3], backward[:, 4], 0.0)
-
-    directed = []
-    bounds = np.searchsorted(edge, np.arange(len(skeleton) + 1))  # np.nonzero sorts by edge
-    for e in range(len(skeleton)):
-        for rows in (forward, backward):
-            part = rows[bounds[e]:bounds[e + 1]]
-            directed.append(Associations(part[part[:, 0] > threshold]))
-    return CafScored(directed)
+    _, height, width = cifhr.shape
+    rows, bounds = kernels.score_associations(
+        np.ascontiguousarray(caf, dtype=np.float32), np.ascontiguousarray(confident),
+        np.ascontiguousarray(scaled, dtype=np.float32), np.ascontiguousarray(skeleton, dtype=np.int64), int(stride),
+        cifhr.buffer(), height, width, float(threshold), np.float32(HR_WEIGHT), np.float32(1.0 - HR_WEIGHT))
+    return CafScored(rows, bounds)

@@ -140,9 +140,8 @@ class CifCaf:
         scored = score_caf(caf, self.skeleton, stride, self.cifhr, threshold, max_per_field=self._cells_cap(caf))
         if dense is not None:
             coupling = np.full(len(self.dense_skeleton), self.settings.dense_connections, np.float32)
-            scored = CafScored(scored.directed + score_caf(dense, self.dense_skeleton, self.dense_meta.stride,
-                                                           self.cifhr, threshold, coupling,
-                                                           self._cells_cap(dense)).directed)
+            scored = scored.followed_by(score_caf(dense, self.dense_skeleton, self.dense_meta.stride, self.cifhr,
+                                                  threshold, coupling, self._cells_cap(dense)))
         return scored
 
     # --- bounded work --------------------------------------------------------------------------

@@ -121,6 +121,10 @@ class CifHr:
 
     # --- reading -------------------------------------------------------------------------------
 
+    def buffer(self) -> np.ndarray:
+        """The flat ``F * H * W`` float32 sums, unsaturated (read ``min(1, value)``), for compiled readers."""
+        return self._buffer
+
     def values(self) -> np.ndarray:
         """A saturated copy ``(F, H, W)`` of the map (for inspection and plots)."""
         return np.minimum(self._buffer[:self._size()], MAX_VALUE).reshape(self.shape)

@@ -141,6 +141,52 @@ def _connection(joints, source, d, rows, bounds, reverse_match, filter_sigmas, t
     return True, v, tx, ty, ts
 
 
+@jit
+def _hr_factor(buffer, field, x, y, height, width, hr_weight, hr_floor):
+    """``hr_floor + hr_weight * min(1, map[field](nearest pixel of (x, y)))`` in float32 (0 off the map)."""
+    column = np.floor(x + 0.5)  # floats: NaN and huge values fall off the map as in numpy
+    row = np.floor(y + 0.5)
+    value = np.float32(0.0)
+    if 0 <= column < width and 0 <= row < height:
+        value = min(buffer[(field * height + int(row)) * width + int(column)], np.float32(1.0))
+    return hr_floor + hr_weight * value
+
+
+@jit
+def score_associations(caf, confident, scaled, skeleton, stride, buffer, height, width, threshold, hr_weight,
+                       hr_floor):
+    """Steps 2 and 3 of :func:`~.caf_scored.score_caf`: ``(N, 7)`` rows and ``(2 E + 1,)`` bounds."""
+    n_edges, _, h, w = caf.shape
+    out = np.empty((2 * max(np.count_nonzero(confident), 1), 7), np.float64)
+    bounds = np.zeros(2 * n_edges + 1, np.int64)
+    n = 0
+    for e in range(n_edges):
+        for backward in (False, True):
+            start = n
+            joint = skeleton[e, 0] if backward else skeleton[e, 1]
+            for j in range(h):
+                for i in range(w):
+                    if not confident[e, j, i]:
+                        continue
+                    x1, y1 = np.float64(caf[e, 2, j, i]) * stride, np.float64(caf[e, 3, j, i]) * stride
+                    x2, y2 = np.float64(caf[e, 4, j, i]) * stride, np.float64(caf[e, 5, j, i]) * stride
+                    s1, s2 = np.float64(caf[e, 6, j, i]) * stride, np.float64(caf[e, 7, j, i]) * stride
+                    if backward:
+                        x1, y1, x2, y2, s1, s2 = x2, y2, x1, y1, s2, s1
+                    c = np.float64(scaled[e, j, i]) * np.float64(
+                        _hr_factor(buffer, joint, x2, y2, height, width, hr_weight, hr_floor))
+                    if not c > threshold:
+                        continue
+                    out[n, 0], out[n, 1], out[n, 2], out[n, 3] = c, x1, y1, x2
+                    out[n, 4], out[n, 5], out[n, 6] = y2, s1, s2
+                    n += 1
+            if n - start > 1:
+                order = np.argsort(out[start:n, 2], kind='mergesort')
+                out[start:n] = out[start:n][order]
+            bounds[2 * e + (1 if backward else 0) + 1] = n
+    return out[:n].copy(), bounds
+
+
 # --- growth ------------------------------------------------------------------------------------------
 
 @jit

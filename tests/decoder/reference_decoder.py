@@ -13,7 +13,8 @@ from unittest import mock
 import numpy as np
 
 from openfields.decoder import cifcaf, fragments
-from openfields.decoder.caf_scored import CafScored
+from openfields.decoder.caf_scored import HR_WEIGHT, Associations
+from openfields.decoder.cifhr import most_confident
 from openfields.decoder.cifcaf import FILTER_SIGMAS, FORCE_COMPLETE_FILTER_SIGMAS, CifCaf
 from openfields.decoder.cifhr import CifHr, _window
 from openfields.decoder.nms import SUPPRESSION
@@ -106,6 +107,47 @@ def reference_blend(rows: np.ndarray, x: float, y: float, scale: float, filter_s
             (best * bs + second * ss) / total)
 
 
+class ReferenceCafScored:
+    """Associations as a list per directed edge."""
+
+    def __init__(self, directed):
+        self.directed = directed
+
+    def __getitem__(self, d):
+        return self.directed[d]
+
+    def above(self, threshold):
+        return ReferenceCafScored([a.above(threshold) for a in self.directed])
+
+    def followed_by(self, other):
+        return ReferenceCafScored(self.directed + other.directed)
+
+
+def reference_score_caf(caf, skeleton, stride, cifhr, threshold, confidence_scales=None, max_per_field=None):
+    """CAF scoring in numpy: all rows at once, then split by directed edge and sorted."""
+    scales = np.ones(len(skeleton), np.float32) if confidence_scales is None else np.asarray(confidence_scales)
+    scaled = caf[:, 1] * scales[:, None, None].astype(caf.dtype)
+    confident = scaled >= threshold
+    if max_per_field is not None:
+        confident = most_confident(scaled, confident, max_per_field)
+    edge, row, column = np.nonzero(confident)
+    values = caf[edge, :, row, column].astype(np.float64)
+    conf = scaled[edge, row, column].astype(np.float64)
+    position = values[:, 2:6] * stride
+    size = values[:, 6:8] * stride
+    forward = np.column_stack([conf, position, size])
+    backward = np.column_stack([conf, position[:, 2:4], position[:, 0:2], size[:, ::-1]])
+    forward[:, 0] *= (1.0 - HR_WEIGHT) + HR_WEIGHT * cifhr.at(skeleton[edge, 1], forward[:, 3], forward[:, 4], 0.0)
+    backward[:, 0] *= (1.0 - HR_WEIGHT) + HR_WEIGHT * cifhr.at(skeleton[edge, 0], backward[:, 3], backward[:, 4], 0.0)
+    directed = []
+    bounds = np.searchsorted(edge, np.arange(len(skeleton) + 1))
+    for e in range(len(skeleton)):
+        for rows in (forward, backward):
+            part = rows[bounds[e]:bounds[e + 1]]
+            directed.append(Associations(part[part[:, 0] > threshold]))
+    return ReferenceCafScored(directed)
+
+
 def reference_keypoint_nms(annotations, occupancy, keypoint_threshold, instance_threshold):
     """Keypoint NMS with the occupancy read and written per pose by numpy."""
     occupancy.clear()
@@ -146,11 +188,12 @@ def reference_merge_target(p, found, xy, implied_size, merged, max_distance):
 
 
 class ReferenceCifCaf(CifCaf):
-    """:class:`CifCaf` with the reference accumulation, growth, force-complete growth, fragment merging and
-    keypoint NMS."""
+    """:class:`CifCaf` with the reference accumulation, CAF scoring, growth, force-complete growth, fragment
+    merging and keypoint NMS."""
 
     def __call__(self, fields):
         with mock.patch.object(cifcaf, 'keypoint_nms', reference_keypoint_nms), \
+                mock.patch.object(cifcaf, 'score_caf', reference_score_caf), \
                 mock.patch.object(fragments, '_merge_target', reference_merge_target):
             return super().__call__(fields)
 
@@ -160,7 +203,7 @@ class ReferenceCifCaf(CifCaf):
         self.outgoing = [[(d, self.edge_target[d]) for d in range(len(self.edge_source)) if self.edge_source[d] == j]
                          for j in range(self.n_keypoints)]
 
-    def grow_from_seeds(self, seeds, caf_scored: CafScored, occupancy: Occupancy):
+    def grow_from_seeds(self, seeds, caf_scored, occupancy: Occupancy):
         settings = self.settings
         remaining = np.arange(len(seeds))
         joint_sets = []
