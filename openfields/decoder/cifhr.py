@@ -102,7 +102,11 @@ class CifHr:
         order = np.flatnonzero((n_x > 0) & (n_y > 0))
         if not len(order):
             return self
-        order = order[np.argsort(np.maximum(n_x, n_y)[order], kind='stable')]
+        # by window side, stably, as the earlier grouped scatter-add did; field by field first (a field's votes
+        # only touch its own plane, so every pixel still gets its additions in the same order): fewer cache
+        # misses than visiting all planes for every side
+        side = np.maximum(n_x, n_y)[order]
+        order = order[np.argsort(np.asarray(field)[order] * (int(side.max()) + 1) + side, kind='stable')]
         x, y, sigma, amplitude = (np.asarray(a).astype(np.float32, copy=False) for a in (x, y, sigma, amplitude))
         inv = np.float32(-0.5) / (sigma * sigma)
         x_start, y_start = _starts(n_x), _starts(n_y)
