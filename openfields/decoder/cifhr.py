@@ -43,8 +43,9 @@ class CifHr:
 
     The ``(F, H, W)`` float32 buffer is kept between calls of the same shape and set back to 0 (cheaper than a
     fresh allocation): only the windows the last votes wrote when they cover little of it (a map of 17 x 427 x
-    641 pixels is 19 MB, the votes of a few people a few percent of it), else all of it. A decoder instance
-    must therefore not be shared between threads.
+    641 pixels is 19 MB, the votes of a few people a few percent of it), else all of it, plane by plane just
+    before the scatter writes into that plane (while it is in the cache). A decoder instance must therefore not
+    be shared between threads.
     """
 
     def __init__(self):
@@ -52,6 +53,7 @@ class CifHr:
         self.shape: tuple[int, int, int] = (0, 0, 0)
         self._written: list[tuple] = []  # the windows written since the last reset
         self._written_pixels = 0
+        self._stale = False  # the buffer still holds the last map: the next scatter zeroes it plane by plane
 
     # --- building ------------------------------------------------------------------------------
 
@@ -65,9 +67,14 @@ class CifHr:
             for windows in self._written:  # a few windows: zeroing them beats zeroing the whole map
                 kernels.zero_votes(self._buffer, *windows)
         else:
-            self._buffer.fill(0.0)
+            self._stale = True
         self._written, self._written_pixels = [], 0
         return self
+
+    def _settle(self) -> None:
+        if self._stale:
+            self._buffer.fill(0.0)
+            self._stale = False
 
     def _size(self) -> int:
         return self.shape[0] * self.shape[1] * self.shape[2]
@@ -101,6 +108,7 @@ class CifHr:
         n_x, n_y = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
         order = np.flatnonzero((n_x > 0) & (n_y > 0))
         if not len(order):
+            self._settle()
             return self
         # by window side, stably, as the earlier grouped scatter-add did; field by field first (a field's votes
         # only touch its own plane, so every pixel still gets its additions in the same order): fewer cache
@@ -118,7 +126,8 @@ class CifHr:
         near_y[off] = -1
         corner = (np.asarray(field, dtype=np.int64) * height + y0) * width + x0  # each window's first pixel
         kernels.scatter_votes(self._buffer, order, corner, width, n_x, n_y, x_start, y_start, gx, gy, amplitude,
-                              near_x, near_y)
+                              near_x, near_y, self._stale, height * width)
+        self._stale = False
         self._written.append((order, corner, width, n_x, n_y))
         self._written_pixels += int(np.dot(n_x[order], n_y[order]))
         return self
@@ -127,14 +136,17 @@ class CifHr:
 
     def buffer(self) -> np.ndarray:
         """The flat ``F * H * W`` float32 sums, unsaturated (read ``min(1, value)``), for compiled readers."""
+        self._settle()
         return self._buffer
 
     def values(self) -> np.ndarray:
         """A saturated copy ``(F, H, W)`` of the map (for inspection and plots)."""
+        self._settle()
         return np.minimum(self._buffer[:self._size()], MAX_VALUE).reshape(self.shape)
 
     def at(self, field: np.ndarray, x: np.ndarray, y: np.ndarray, outside: float) -> np.ndarray:
         """Map values at the nearest pixels of ``(M,)`` positions (pixels); ``outside`` off the map."""
+        self._settle()
         _, height, width = self.shape
         column = np.floor(np.asarray(x) + 0.5).astype(np.int64)
         row = np.floor(np.asarray(y) + 0.5).astype(np.int64)

@@ -39,11 +39,22 @@ def vote_exponents(center, first, count, inv, start):
 
 
 @jit
-def scatter_votes(buffer, order, corner, width, nx, ny, x_start, y_start, gx, gy, amplitude, near_x, near_y):
+def scatter_votes(buffer, order, corner, width, nx, ny, x_start, y_start, gx, gy, amplitude, near_x, near_y,
+                  stale, plane):
     """Add the votes ``order`` (in that order) into the flat float32 ``buffer``: vote ``k`` covers ``ny[k]``
     rows of ``nx[k]`` pixels from flat index ``corner[k]`` (rows ``width`` apart), pixel ``(r, c)`` gets
-    ``(gy[r] * amplitude) * gx[c]``, the nearest pixel ``(near_y, near_x)`` the full amplitude."""
+    ``(gy[r] * amplitude) * gx[c]``, the nearest pixel ``(near_y, near_x)`` the full amplitude.
+
+    ``stale``: the buffer holds old values; each plane of ``plane`` pixels is zeroed before its first vote
+    (the votes come plane by plane), the planes without votes at the end."""
+    n_planes = len(buffer) // plane
+    zeroed = np.zeros(n_planes if stale else 0, np.bool_)
     for k in order:
+        if stale:
+            f = corner[k] // plane
+            if not zeroed[f]:
+                buffer[f * plane:(f + 1) * plane] = 0.0
+                zeroed[f] = True
         a = amplitude[k]
         xs, ys = x_start[k], y_start[k]
         for r in range(ny[k]):
@@ -55,6 +66,9 @@ def scatter_votes(buffer, order, corner, width, nx, ny, x_start, y_start, gx, gy
             else:
                 for c in range(nx[k]):
                     buffer[row + c] += g * gx[xs + c]
+    for f in range(len(zeroed)):
+        if not zeroed[f]:
+            buffer[f * plane:(f + 1) * plane] = 0.0
 
 
 @jit
