@@ -57,3 +57,18 @@ def test_blend_of_the_growth_equals_the_reference_query():
     associations = Associations(rows)
     for x, y, scale in zip(*rng.uniform(0, 60, (2, 500)), rng.uniform(0.1, 10, 500)):
         assert associations.blend(x, y, scale, 2.0) == reference_blend(associations.rows, x, y, scale, 2.0)
+
+
+def test_dense_connections_give_the_reference_poses():
+    from decoder_samples import caf_meta, cif_meta, oracle_fields, people
+    sparse = caf_meta()
+    dense = caf_meta(skeleton=[(8, 12), (9, 13)], name='caf_dense', sparse_skeleton=sparse.skeleton)
+    cif, caf, dense_fields = oracle_fields(people(4, seed=2), [cif_meta(), sparse, dense])
+    caf[sparse.skeleton.index((6, 8)), 1] = 0.0  # the dense edges are the only way to the left arms
+    for settings in (DecoderSettings(dense_connections=1.0), DecoderSettings(dense_connections=0.5,
+                                                                            force_complete_pose=True)):
+        found = CifCaf(cif_meta(), sparse, settings, dense)([cif, caf, dense_fields])
+        expected = ReferenceCifCaf(cif_meta(), sparse, settings, dense)([cif, caf, dense_fields])
+        assert [a.score for a in found] == [a.score for a in expected] and len(found) == 4
+        for a, b in zip(found, expected):
+            np.testing.assert_array_equal(a.data, b.data)
