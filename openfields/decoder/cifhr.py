@@ -31,7 +31,7 @@ class CifHr:
 
     1. window per vote: the pixels ``[ceil(x - sigma), floor(x + sigma)]`` (same in y, the Gaussian
        truncated at one sigma), clipped to the map; ``sigma >= 1`` so the window always holds the
-       nearest pixel when that lies in the map;
+       nearest pixel when that lies in the map; a vote with a NaN or huge position or width has none;
     2. the Gaussian is separable: per vote, the ``n_x`` values ``exp(-0.5 dx^2 / sigma^2)`` along x and the
        ``n_y`` along y (float32, numpy's ``exp`` over all votes at once); pixel ``(r, c)`` of the window
        gets ``(a g_y[r]) g_x[c]``, the nearest pixel the full ``a``;
@@ -103,10 +103,10 @@ class CifHr:
         """Add ``M`` truncated Gaussians (flat ``(M,)`` arrays, pixels) into the map."""
         from . import kernels
         _, height, width = self.shape
-        x0, x1 = _window(x, sigma, width)
-        y0, y1 = _window(y, sigma, height)
-        n_x, n_y = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
-        order = np.flatnonzero((n_x > 0) & (n_y > 0))
+        field = np.asarray(field, dtype=np.int64)
+        valid, n_x, n_y, near_x, near_y, corner, x_start, y_start, ax, ay = kernels.prepare_votes(
+            field, *(np.asarray(a) for a in (x, y, sigma)), height, width)
+        order = np.flatnonzero(valid)
         if not len(order):
             self._settle()
             return self
@@ -114,17 +114,9 @@ class CifHr:
         # only touch its own plane, so every pixel still gets its additions in the same order): fewer cache
         # misses than visiting all planes for every side
         side = np.maximum(n_x, n_y)[order]
-        order = order[np.argsort(np.asarray(field)[order] * (int(side.max()) + 1) + side, kind='stable')]
-        x, y, sigma, amplitude = (np.asarray(a).astype(np.float32, copy=False) for a in (x, y, sigma, amplitude))
-        inv = np.float32(-0.5) / (sigma * sigma)
-        x_start, y_start = _starts(n_x), _starts(n_y)
-        gx = np.exp(kernels.vote_exponents(x, x0, n_x, inv, x_start))
-        gy = np.exp(kernels.vote_exponents(y, y0, n_y, inv, y_start))
-        # the nearest pixel (relative to the window; -1: off the window) gets the full amplitude
-        near_x, near_y = np.floor(x + 0.5).astype(np.int64) - x0, np.floor(y + 0.5).astype(np.int64) - y0
-        off = (near_x < 0) | (near_x >= n_x) | (near_y < 0) | (near_y >= n_y)
-        near_y[off] = -1
-        corner = (np.asarray(field, dtype=np.int64) * height + y0) * width + x0  # each window's first pixel
+        order = order[np.argsort(field[order] * (int(side.max()) + 1) + side, kind='stable')]
+        amplitude = np.asarray(amplitude).astype(np.float32, copy=False)
+        gx, gy = np.exp(ax), np.exp(ay)
         kernels.scatter_votes(self._buffer, order, corner, width, n_x, n_y, x_start, y_start, gx, gy, amplitude,
                               near_x, near_y, self._stale, height * width)
         self._stale = False
@@ -188,18 +180,3 @@ def most_confident(confidence: np.ndarray, confident: np.ndarray, keep: int) -> 
 def max_cells(field_shape: tuple[int, int], fraction: float, floor: int) -> int:
     """The cells of one field that may vote: ``fraction`` of its cells, at least ``floor``."""
     return max(floor, int(fraction * field_shape[0] * field_shape[1]))
-
-
-def _window(center: np.ndarray, sigma: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """First and last pixel (inclusive, int64) of ``[center - sigma, center + sigma]`` clipped to
-    ``[0, size - 1]``; empty windows have ``last < first``."""
-    first = np.maximum(np.ceil(center - sigma), 0).astype(np.int64)
-    last = np.minimum(np.floor(center + sigma), size - 1).astype(np.int64)
-    return first, last
-
-
-def _starts(counts: np.ndarray) -> np.ndarray:
-    """``(M + 1,)`` offsets of ``M`` consecutive runs of ``counts`` entries in one flat array."""
-    starts = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    return starts

@@ -7,7 +7,7 @@ are the same bit for bit (tests/decoder/test_decoder_compiled.py). Compiled on f
 (``cache=True``: later processes load the machine code instead of compiling it again).
 
 Exponentials of the votes stay in numpy (:func:`numpy.exp` on float32 may round differently from libm's
-``expf``): :func:`vote_exponents` lays out their arguments, numpy takes the exponentials, :func:`scatter_votes`
+``expf``): :func:`prepare_votes` lays out their arguments, numpy takes the exponentials, :func:`scatter_votes`
 adds the products.
 """
 
@@ -24,18 +24,62 @@ jit = numba.njit(cache=True, nogil=True)
 # --- accumulation ------------------------------------------------------------------------------------
 
 @jit
-def vote_exponents(center, first, count, inv, start):
-    """Float32 arguments ``((first + i) - center)^2 * inv`` (float64 arithmetic, as numpy's) of every vote's
-    Gaussian along one axis: vote ``k``'s ``count[k]`` pixels at ``start[k]`` of the flat result."""
-    out = np.empty(start[-1], np.float32)
-    for k in range(len(center)):
-        c = np.float64(center[k])
-        factor = np.float64(inv[k])
-        base = start[k]
-        for i in range(count[k]):
-            d = np.float64(first[k] + i) - c
-            out[base + i] = np.float32(d * d * factor)
-    return out
+def _axis_window(center, sigma, size):
+    """First pixel and pixel count of ``[ceil(center - sigma), floor(center + sigma)]`` clipped to
+    ``[0, size - 1]``, in the inputs' precision; count 0: no window (also for NaN or huge values)."""
+    first = max(np.ceil(center - sigma), 0.0)
+    last = min(np.floor(center + sigma), size - 1.0)
+    if not first <= last:
+        return 0, 0
+    return int(first), int(last) - int(first) + 1
+
+
+@jit
+def prepare_votes(field, x, y, sigma, height, width):
+    """Windows and Gaussian arguments of ``M`` votes for :func:`scatter_votes` (see ``CifHr.accumulate``):
+    ``valid`` (a window on the map), ``x0, y0, n_x, n_y``, ``near_x, near_y`` (the nearest pixel in the
+    window, -1: outside), ``corner``, the flat starts of each vote's arguments and the float32 arguments
+    ``(first + i - center)^2 * (-0.5 / sigma^2)`` along x and y (center and sigma in float32)."""
+    m = len(x)
+    valid = np.zeros(m, np.bool_)
+    x0 = np.zeros(m, np.int64)
+    y0 = np.zeros(m, np.int64)
+    n_x = np.zeros(m, np.int64)
+    n_y = np.zeros(m, np.int64)
+    for k in range(m):
+        x0[k], n_x[k] = _axis_window(x[k], sigma[k], width)
+        y0[k], n_y[k] = _axis_window(y[k], sigma[k], height)
+        valid[k] = n_x[k] > 0 and n_y[k] > 0
+        if not valid[k]:
+            n_x[k] = n_y[k] = 0
+    x_start = np.zeros(m + 1, np.int64)
+    y_start = np.zeros(m + 1, np.int64)
+    for k in range(m):
+        x_start[k + 1] = x_start[k] + n_x[k]
+        y_start[k + 1] = y_start[k] + n_y[k]
+    ax = np.empty(x_start[m], np.float32)
+    ay = np.empty(y_start[m], np.float32)
+    near_x = np.full(m, -1, np.int64)
+    near_y = np.full(m, -1, np.int64)
+    corner = np.zeros(m, np.int64)
+    half = np.float32(0.5)
+    for k in range(m):
+        if not valid[k]:
+            continue
+        cx, cy, s = np.float32(x[k]), np.float32(y[k]), np.float32(sigma[k])
+        inv = np.float64(np.float32(-0.5) / (s * s))
+        for i in range(n_x[k]):
+            d = np.float64(x0[k] + i) - np.float64(cx)
+            ax[x_start[k] + i] = np.float32(d * d * inv)
+        for i in range(n_y[k]):
+            d = np.float64(y0[k] + i) - np.float64(cy)
+            ay[y_start[k] + i] = np.float32(d * d * inv)
+        nx = np.floor(cx + half) - x0[k]
+        ny = np.floor(cy + half) - y0[k]
+        if 0 <= nx < n_x[k] and 0 <= ny < n_y[k]:
+            near_x[k], near_y[k] = int(nx), int(ny)
+        corner[k] = (field[k] * height + y0[k]) * width + x0[k]
+    return valid, n_x, n_y, near_x, near_y, corner, x_start, y_start, ax, ay
 
 
 @jit

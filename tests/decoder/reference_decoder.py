@@ -16,11 +16,17 @@ from openfields.decoder import cifcaf, fragments
 from openfields.decoder.caf_scored import HR_WEIGHT, Associations
 from openfields.decoder.cifhr import most_confident
 from openfields.decoder.cifcaf import FILTER_SIGMAS, FORCE_COMPLETE_FILTER_SIGMAS, CifCaf
-from openfields.decoder.cifhr import CifHr, _window
+from openfields.decoder.cifhr import CifHr
 from openfields.decoder.nms import SUPPRESSION
 from openfields.decoder.occupancy import Occupancy
 
 PADDING = 64
+
+
+def _window(center, sigma, size):
+    first = np.maximum(np.ceil(center - sigma), 0).astype(np.int64)
+    last = np.minimum(np.floor(center + sigma), size - 1).astype(np.int64)
+    return first, last
 
 
 class ReferenceCifHr(CifHr):

@@ -72,3 +72,17 @@ def test_dense_connections_give_the_reference_poses():
         assert [a.score for a in found] == [a.score for a in expected] and len(found) == 4
         for a, b in zip(found, expected):
             np.testing.assert_array_equal(a.data, b.data)
+
+
+@pytest.mark.filterwarnings('ignore:invalid value encountered in cast:RuntimeWarning')
+def test_votes_at_nan_or_huge_positions_are_ignored():
+    from openfields.decoder.cifhr import CifHr
+    shape = (2, 30, 40)
+    x = np.array([10.0, np.nan, 1e20, -1e20, 20.0, 5.0], np.float32)
+    y = np.array([10.0, 5.0, 5.0, 5.0, np.inf, 5.0], np.float32)
+    sigma = np.array([2.0, 2.0, 2.0, 2.0, 2.0, np.nan], np.float32)
+    field, amplitude = np.array([0, 1, 1, 1, 1, 1]), np.full(6, 0.5, np.float32)
+    hr = CifHr().reset(shape).accumulate(field, x, y, sigma, amplitude)
+    expected = CifHr().reset(shape).accumulate(field[:1], x[:1], y[:1], sigma[:1], amplitude[:1])
+    np.testing.assert_array_equal(hr.values(), expected.values())
+    assert hr.values()[0, 10, 10] == 0.5 and not hr.values()[1].any()
