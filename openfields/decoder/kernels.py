@@ -245,6 +245,39 @@ def score_associations(caf, confident, scaled, skeleton, stride, buffer, height,
     return out[:n].copy(), bounds
 
 
+@jit
+def cif_seed_candidates(cif, confident, stride, buffer, height, width, threshold, hr_weight, conf_weight):
+    """Seed candidates of :func:`~.seeds.cif_seeds` in cell order: the ``confident`` cells of ``cif``
+    ``(K, 5, h, w)`` scoring ``hr_weight * min(1, map[f](nearest pixel)) + conf_weight * conf >= threshold``
+    (float32 throughout, as numpy; -1 off the map); returns field, score, x, y, scale (pixels, float32)."""
+    n_fields, _, h, w = cif.shape
+    n = np.count_nonzero(confident)
+    field = np.empty(n, np.int64)
+    score = np.empty(n, np.float32)
+    x = np.empty(n, np.float32)
+    y = np.empty(n, np.float32)
+    scale = np.empty(n, np.float32)
+    s = np.float32(stride)
+    half = np.float32(0.5)
+    k = 0
+    for f in range(n_fields):
+        for j in range(h):
+            for i in range(w):
+                if not confident[f, j, i]:
+                    continue
+                cx, cy = cif[f, 2, j, i] * s, cif[f, 3, j, i] * s
+                column, row = np.floor(cx + half), np.floor(cy + half)
+                value = np.float32(-1.0)
+                if 0 <= column < width and 0 <= row < height:
+                    value = min(buffer[(f * height + int(row)) * width + int(column)], np.float32(1.0))
+                total = hr_weight * value + conf_weight * cif[f, 1, j, i]
+                if not total >= threshold:
+                    continue
+                field[k], score[k], x[k], y[k], scale[k] = f, total, cx, cy, cif[f, 4, j, i] * s
+                k += 1
+    return field[:k], score[:k], x[:k], y[:k], scale[:k]
+
+
 # --- growth ------------------------------------------------------------------------------------------
 
 @jit

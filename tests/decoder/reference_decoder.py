@@ -12,9 +12,9 @@ from unittest import mock
 
 import numpy as np
 
-from openfields.decoder import cifcaf, fragments
+from openfields.decoder import cifcaf, fragments, seeds
 from openfields.decoder.caf_scored import HR_WEIGHT, Associations
-from openfields.decoder.cifhr import most_confident
+from openfields.decoder.cifhr import confident_cells, most_confident
 from openfields.decoder.cifcaf import FILTER_SIGMAS, FORCE_COMPLETE_FILTER_SIGMAS, CifCaf
 from openfields.decoder.cifhr import CifHr
 from openfields.decoder.nms import SUPPRESSION
@@ -154,6 +154,12 @@ def reference_score_caf(caf, skeleton, stride, cifhr, threshold, confidence_scal
     return ReferenceCafScored(directed)
 
 
+def reference_cif_seeds(cif, stride, cifhr, threshold, max_per_field=None):
+    """Seeds in numpy: the confident cells, rescored with the map (``cifhr.at``), sorted."""
+    field, conf, x, y, scale = confident_cells(cif, threshold, (2, 3, 4), max_per_field)
+    return seeds._rescored(field, conf, x * stride, y * stride, scale * stride, cifhr, threshold)
+
+
 def reference_keypoint_nms(annotations, occupancy, keypoint_threshold, instance_threshold):
     """Keypoint NMS with the occupancy read and written per pose by numpy."""
     occupancy.clear()
@@ -194,12 +200,13 @@ def reference_merge_target(p, found, xy, implied_size, merged, max_distance):
 
 
 class ReferenceCifCaf(CifCaf):
-    """:class:`CifCaf` with the reference accumulation, CAF scoring, growth, force-complete growth, fragment
-    merging and keypoint NMS."""
+    """:class:`CifCaf` with the reference accumulation, seeds, CAF scoring, growth, force-complete growth,
+    fragment merging and keypoint NMS."""
 
     def __call__(self, fields):
         with mock.patch.object(cifcaf, 'keypoint_nms', reference_keypoint_nms), \
                 mock.patch.object(cifcaf, 'score_caf', reference_score_caf), \
+                mock.patch.object(cifcaf, 'cif_seeds', reference_cif_seeds), \
                 mock.patch.object(fragments, '_merge_target', reference_merge_target):
             return super().__call__(fields)
 
