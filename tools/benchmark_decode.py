@@ -189,7 +189,8 @@ def peer_rows(results: dict[str, list[dict]]) -> list[dict]:
                'openpifpaf_ms': median('openpifpaf', input_name),
                'openpifpaf_cpp_only_ms': median('openpifpaf', input_name, 'cpp_ms_median'),
                'rounds': sum(r['input'] == input_name for r in results['openpifpaf']),
-               'poses': {name: next(r['poses'] for r in rs if r['input'] == input_name) for name, rs in results.items()}}
+               'poses': {name: next(r['poses'] for r in rs if r['input'] == input_name)
+                         for name, rs in results.items()}}
         row['ratio'] = round(row['openfields_ms'] / row['openpifpaf_ms'], 2)
         row['ratio_all_votes'] = round(row['openfields_all_votes_ms'] / row['openpifpaf_ms'], 2)
         rows.append(row)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -191,22 +190,12 @@ class CifCaf:
         A frontier (a max-heap on priorities, ties first-in first-out) holds directed edges from found to
         missing joints, each pushed once, first with the optimistic priority ``sqrt(v_source)`` and no
         value. Popping an entry whose target is found meanwhile discards it; an unevaluated entry gets
-        its value from :meth:`connection` (none: dropped). Non-greedy (default): the evaluated entry goes
+        its value from the connection rule below (none: dropped). Non-greedy (default): the evaluated entry goes
         back with its value as priority, so joints are accepted in the order of their actual
         confidences (an unevaluated entry's priority bounds its value from above); greedy: accepted at
         once. An accepted joint pushes its own edges to missing joints.
-        """
-        from . import kernels
-        values = np.array(joints, dtype=np.float64)
-        kernels.grow(values, *packed, *self._graph, bool(self.settings.greedy), bool(reverse_match),
-                     float(filter_sigmas), float(keypoint_threshold), float(keypoint_threshold_rel))
-        joints[:] = values.tolist()
 
-    @staticmethod
-    def connection(source: list[float], d: int, caf_scored: CafScored, reverse_match: bool,
-                   filter_sigmas: float, keypoint_threshold: float, keypoint_threshold_rel: float):
-        """Target joint ``(v, x, y, s)`` reached from ``source = [v, x, y, s]`` along directed edge
-        ``d``, or None (the growth runs the same rule compiled, :func:`.kernels.grow`).
+        Connection from ``source = (v_source, x, y, scale)`` along directed edge ``d``:
 
         1. blended association from the source (:meth:`Associations.blend`) -> ``(c, x, y, s)``;
         2. ``v = sqrt(c * v_source)`` (geometric mean); rejected below ``keypoint_threshold`` or below
@@ -214,19 +203,11 @@ class CifCaf:
         3. reverse match: blending back from the target along ``d ^ 1`` must find something within an
            L1 distance of the source's scale from the source.
         """
-        v_source, x, y, scale = source
-        found = caf_scored[d].blend(x, y, scale, filter_sigmas)
-        if found is None:
-            return None
-        value, tx, ty, ts = found
-        v = math.sqrt(value * v_source)
-        if v < keypoint_threshold or v < keypoint_threshold_rel * v_source:
-            return None
-        if reverse_match:
-            back = caf_scored[d ^ 1].blend(tx, ty, ts, filter_sigmas)
-            if back is None or abs(back[1] - x) + abs(back[2] - y) > scale:
-                return None
-        return v, tx, ty, ts
+        from . import kernels
+        values = np.array(joints, dtype=np.float64)
+        kernels.grow(values, *packed, *self._graph, bool(self.settings.greedy), bool(reverse_match),
+                     float(filter_sigmas), float(keypoint_threshold), float(keypoint_threshold_rel))
+        joints[:] = values.tolist()
 
     # --- force complete ------------------------------------------------------------------------
 
