@@ -113,7 +113,7 @@ def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, 
        ``y_src``.
 
     With ``max_per_field``, step 1 keeps the most confident cells of each edge's field only. Steps 2 and 3 are
-    one compiled loop (:func:`.kernels.score_associations`).
+    one compiled loop (:func:`.kernels.score_associations`), the sort one stable ``np.lexsort``.
     """
     from . import kernels
     scales = np.ones(len(skeleton), np.float32) if confidence_scales is None else np.asarray(confidence_scales)
@@ -126,4 +126,5 @@ def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, 
         np.ascontiguousarray(caf, dtype=np.float32), np.ascontiguousarray(confident),
         np.ascontiguousarray(scaled, dtype=np.float32), np.ascontiguousarray(skeleton, dtype=np.int64), int(stride),
         cifhr.buffer(), height, width, float(threshold), np.float32(HR_WEIGHT), np.float32(1.0 - HR_WEIGHT))
-    return CafScored(rows, bounds)
+    directed = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    return CafScored(rows[np.lexsort((rows[:, 2], directed))], bounds)  # stable: by y_src within each edge
