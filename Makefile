@@ -65,9 +65,12 @@ test-slurm: $(STAMP)
 
 # the train step of shufflenetv2k16 (batch 8, 385x385) plain, channels_last and compiled (the compile variant
 # spends about two minutes compiling on a 2-core CPU)
+# with OPENPIFPAF_PYTHON=<the python of a venv with OpenPifPaf 0.13.11> (shared/reference/peer-openpifpaf.md) the
+# decoder figures include OpenPifPaf's C++ decoder on the same fields
 bench: $(STAMP)
 	$(PYTHON) -m tools.benchmark --output outputs/bench/train.json
-	$(PYTHON) -m tools.benchmark_decode --output outputs/bench/decode.json
+	$(PYTHON) -m tools.benchmark_decode --output outputs/bench/decode.json \
+		$(if $(OPENPIFPAF_PYTHON),--peer-python $(OPENPIFPAF_PYTHON))
 	$(PYTHON) -m tools.benchmark_threads --output outputs/bench/threads.json
 
 # on a GPU machine, at most 8 minutes: the CUDA tests, a 2-process --ddp run (NCCL on two GPUs, else gloo on one),

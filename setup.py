@@ -49,6 +49,7 @@ setup(
         'matplotlib==3.11.2',
         'pillow==13.0.0',
         'pyyaml==6.0.3',  # DeepLabCut's config.yaml (plugins/dlc)
+        'numba==0.68.1',  # the decoder's compiled loops (openfields/decoder/kernels.py)
     ],
     extras_require={
         # experiment loggers (--logger tensorboard / wandb); the tests read their files back

@@ -36,3 +36,16 @@ def test_result_file_has_stages_per_scene(tmp_path):
     assert set(row['stages_ms_median']) == {'accumulation', 'seeds', 'caf_scoring', 'growth', 'force_complete',
                                             'nms'}
     assert result['image'] == [641, 427] and result['predict'] is None
+
+
+def test_peer_rows_take_the_median_over_rounds_and_the_ratio_to_openpifpaf():
+    def row(decoder, name, ms, cpp=None, poses=5):
+        return {'input': name, 'decoder': decoder, 'decoder_ms_median': ms, 'poses': poses,
+                **({} if cpp is None else {'cpp_ms_median': cpp})}
+    results = {'openfields': [row('openfields', 'clean-5', ms) for ms in (2.0, 2.2, 9.0)],
+               'openfields_all_votes': [row('openfields', 'clean-5', ms) for ms in (2.0, 2.4, 2.6)],
+               'openpifpaf': [row('openpifpaf', 'clean-5', ms, cpp=ms - 0.5, poses=4) for ms in (5.0, 5.5, 4.0)]}
+    [summary] = benchmark_decode.peer_rows(results)
+    assert summary['openfields_ms'] == 2.2 and summary['openpifpaf_ms'] == 5.0 and summary['ratio'] == 0.44
+    assert summary['openpifpaf_cpp_only_ms'] == 4.5 and summary['ratio_all_votes'] == 0.48
+    assert summary['rounds'] == 3 and summary['poses'] == {'openfields': 5, 'openfields_all_votes': 5, 'openpifpaf': 4}

@@ -6,6 +6,10 @@ Measures, on this machine, and writes a JSON file (default ``outputs/bench/decod
   and 20 people, median over repeats, total and per stage (``accumulation``, ``seeds``,
   ``caf_scoring``, ``growth`` (incl. fragment merging), ``force_complete``, ``nms``), with the
   evaluation settings (``--force-complete-pose --seed-threshold 0.2``) and with the defaults;
+* ``decoder_vs_openpifpaf`` (with ``--peer-python``, or ``$OPENPIFPAF_PYTHON``): openfields' decoder next to
+  OpenPifPaf 0.13.11's C++ decoder on the very same fields (5 and 15 people clean and cluttered, a random
+  network's), one thread, interleaved rounds of tools/peer_decode.py (the ratio is openfields' time over
+  OpenPifPaf's);
 * ``predict``: end-to-end images/s of prediction on 641x427 images at batch size 1: reading and
   preprocessing the image, the network (shufflenetv2k16, COCO heads, upsample 2) and decoding.
 
@@ -20,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import os
 import pathlib
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -43,6 +50,7 @@ from openfields.version import version
 from .benchmark import coco_metas, cpu_name
 
 LOG = logging.getLogger(__name__)
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 WIDTH, HEIGHT = 641, 427
 UPSAMPLE = 2
@@ -152,6 +160,43 @@ def save_fields(folder: pathlib.Path, people: list[int]) -> list[str]:
     return names
 
 
+def compare_with_peer(peer_python: str, people: list[int], repeats: int, rounds: int) -> list[dict]:
+    """openfields' decoder (default flags, and with every confident cell voting) against OpenPifPaf's C++
+    decoder run by ``peer_python`` (a venv with OpenPifPaf 0.13.11) on the same saved fields, one thread,
+    in ``rounds`` interleaved rounds of tools/peer_decode.py processes (the machine's load hits both alike)."""
+    with tempfile.TemporaryDirectory() as folder:
+        save_fields(pathlib.Path(folder), people)
+        ours = [sys.executable, '-m', 'tools.peer_decode', folder, '--decoder', 'openfields', '--repeats', str(repeats)]
+        commands = {'openfields': ours, 'openfields_all_votes': ours + ['--max-votes-fraction', '0'],
+                    'openpifpaf': [peer_python, '-m', 'tools.peer_decode', folder, '--decoder', 'openpifpaf',
+                                   '--repeats', str(repeats)]}
+        results = {name: [] for name in commands}
+        for _ in range(rounds):
+            for name, command in commands.items():
+                out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO).stdout
+                results[name] += [json.loads(line) for line in out.splitlines() if line.startswith('{')]
+    return peer_rows(results)
+
+
+def peer_rows(results: dict[str, list[dict]]) -> list[dict]:
+    """Per input: the median over rounds of each decoder's median ms, the poses found and the ratios."""
+    def median(name, input_name, key='decoder_ms_median'):
+        return round(statistics.median(r[key] for r in results[name] if r['input'] == input_name), 2)
+    rows = []
+    for input_name in dict.fromkeys(r['input'] for r in results['openpifpaf']):
+        row = {'input': input_name, 'openfields_ms': median('openfields', input_name),
+               'openfields_all_votes_ms': median('openfields_all_votes', input_name),
+               'openpifpaf_ms': median('openpifpaf', input_name),
+               'openpifpaf_cpp_only_ms': median('openpifpaf', input_name, 'cpp_ms_median'),
+               'rounds': sum(r['input'] == input_name for r in results['openpifpaf']),
+               'poses': {name: next(r['poses'] for r in rs if r['input'] == input_name)
+                         for name, rs in results.items()}}
+        row['ratio'] = round(row['openfields_ms'] / row['openpifpaf_ms'], 2)
+        row['ratio_all_votes'] = round(row['openfields_all_votes_ms'] / row['openpifpaf_ms'], 2)
+        rows.append(row)
+    return rows
+
+
 def time_predict(n_images: int, threads: int) -> dict:
     """Images/s of read + preprocess + network + decode at batch size 1 on 641x427 PNG files."""
     metas = _metas()
@@ -196,6 +241,11 @@ def main(argv=None):
     parser.add_argument('--predict-images', type=int, default=8, help='timed images end to end (0: skip)')
     parser.add_argument('--save-fields', default=None, metavar='DIR',
                         help='also write every scene\'s fields as .npy into DIR (for tools/peer_decode.py)')
+    parser.add_argument('--peer-python', default=os.environ.get('OPENPIFPAF_PYTHON') or None, metavar='PYTHON',
+                        help='the python of a venv with OpenPifPaf 0.13.11 (shared/reference/peer-openpifpaf.md; '
+                             'default: $OPENPIFPAF_PYTHON): also time its C++ decoder on the same fields')
+    parser.add_argument('--peer-people', type=int, nargs='+', default=[5, 15])
+    parser.add_argument('--peer-rounds', type=int, default=3)
     args = parser.parse_args(argv)
     tune_glibc_malloc()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
@@ -211,6 +261,13 @@ def main(argv=None):
                      ', '.join(f'{k} {v:.1f}' for k, v in row['stages_ms_median'].items()),
                      row['considered']['seeds'], row['considered']['poses_grown'],
                      ', capped' if row['considered']['capped'] else '')
+    peer = None
+    if args.peer_python:
+        peer = compare_with_peer(args.peer_python, args.peer_people, args.repeats, args.peer_rounds)
+        for row in peer:
+            LOG.info('decoder vs OpenPifPaf (C++), %s fields: %.2f ms vs %.2f ms (%.2fx; all cells voting %.2f ms, '
+                     '%.2fx)', row['input'], row['openfields_ms'], row['openpifpaf_ms'], row['ratio'],
+                     row['openfields_all_votes_ms'], row['ratio_all_votes'])
     threads = torch.get_num_threads()
     predict = time_predict(args.predict_images, threads) if args.predict_images > 0 else None
     if predict:
@@ -219,7 +276,8 @@ def main(argv=None):
     result = {'date': datetime.datetime.now().isoformat(timespec='seconds'), 'version': version(),
               'torch': torch.__version__, 'numpy': np.__version__,
               'hardware': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': threads},
-              'image': [WIDTH, HEIGHT], 'stride': 16 // UPSAMPLE, 'decoder': decoder, 'predict': predict}
+              'image': [WIDTH, HEIGHT], 'stride': 16 // UPSAMPLE, 'decoder': decoder, 'decoder_vs_openpifpaf': peer,
+              'predict': predict}
     out = pathlib.Path(args.output)
     write_json(out, result)
     LOG.info('wrote %s', out)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 
-def openfields_decoder():
+def openfields_decoder(max_votes_fraction: float | None = None):
     from openfields.datasets import coco_person
     from openfields.datasets.coco import KeypointCategory
     from openfields.datasets.keypoint_module import head_metas_for
@@ -36,7 +36,9 @@ def openfields_decoder():
                                 skeleton=coco_person.COCO_PERSON_SKELETON, sigmas=None)
     cif_meta, caf_meta = head_metas_for(category, 'cocokp', 2, base_stride=16)
     assert cif_meta.stride == caf_meta.stride == 8
-    decode = CifCaf(cif_meta, caf_meta, DecoderSettings())
+    settings = DecoderSettings() if max_votes_fraction is None else DecoderSettings(
+        max_votes_fraction=max_votes_fraction)
+    decode = CifCaf(cif_meta, caf_meta, settings)
 
     def call(cif, caf):
         return [(a.data, a.score) for a in decode([cif, caf])]
@@ -88,16 +90,20 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--warm-up', type=int, default=3)
     parser.add_argument('--poses', action='store_true', help='print the decoded keypoints too')
+    parser.add_argument('--max-votes-fraction', type=float, default=None,
+                        help='openfields only: its --max-votes-fraction (0: every confident cell votes, as in '
+                             'OpenPifPaf; default: its default, 0.2)')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     folder = pathlib.Path(args.fields)
     names = args.names or sorted(p.name[:-len('.cif.npy')] for p in folder.glob('*.cif.npy'))
-    decoders = openfields_decoder() if args.decoder == 'openfields' else openpifpaf_decoders()
+    decoders = (openfields_decoder(args.max_votes_fraction) if args.decoder == 'openfields'
+                else openpifpaf_decoders())
     for name in names:
         cif, caf = np.load(folder / f'{name}.cif.npy'), np.load(folder / f'{name}.caf.npy')
         if args.decoder == 'openpifpaf':
             cif, caf = torch.from_numpy(cif), torch.from_numpy(caf)
-        row = {'input': name, 'decoder': args.decoder}
+        row = {'input': name, 'decoder': args.decoder, 'max_votes_fraction': args.max_votes_fraction}
         for what, function in decoders.items():
             times, result = time_calls(function, cif, caf, args.warm_up, args.repeats)
             row[f'{what}_ms_median'] = round(statistics.median(times), 3)

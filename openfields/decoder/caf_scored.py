@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,12 +15,18 @@ HR_WEIGHT = 0.9
 class Associations:
     """Associations of one directed skeleton edge: ``(n, 7)`` float64 rows
     ``[c, x_src, y_src, x_tgt, y_tgt, s_src, s_tgt]`` (pixels), sorted by ``y_src`` so that a box
-    query only visits a contiguous range (``bisect`` on the list of ``y_src``)."""
+    query only visits a contiguous range (bisection on ``y_src``)."""
 
     def __init__(self, rows: np.ndarray):
         order = np.argsort(rows[:, 2], kind='stable')
         self.rows = np.ascontiguousarray(rows[order], dtype=np.float64)
-        self._columns = None
+
+    @classmethod
+    def presorted(cls, rows: np.ndarray) -> 'Associations':
+        """Rows already sorted by ``y_src`` (float64, C order), kept as they are."""
+        associations = cls.__new__(cls)
+        associations.rows = rows
+        return associations
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -30,17 +34,6 @@ class Associations:
     def above(self, threshold: float) -> 'Associations':
         """The associations with ``c > threshold`` (still sorted)."""
         return Associations(self.rows[self.rows[:, 0] > threshold])
-
-    def columns(self) -> tuple[list[float], ...]:
-        """``c, x_src, y_src, x_tgt, y_tgt, s_tgt`` as Python lists, built on the first query.
-
-        A query visits 10-100 candidates, where numpy's per-call overhead (about 20 calls per query)
-        costs twice a plain loop over lists. Flat lists only: a list per row would add a container
-        per association for the cyclic garbage collector to track.
-        """
-        if self._columns is None:
-            self._columns = tuple(self.rows[:, c].tolist() for c in (0, 1, 2, 3, 4, 6))
-        return self._columns
 
     def blend(self, x: float, y: float, scale: float, filter_sigmas: float):
         """Connection from a joint at ``(x, y)`` with ``scale`` (pixels) along this edge.
@@ -55,55 +48,53 @@ class Associations:
            result is the best target at half its score; otherwise the score-weighted mean of the two
            targets (position and scale) at the mean of the two scores.
 
-        Returns ``(score, x, y, scale)`` of the target or None.
+        Returns ``(score, x, y, scale)`` of the target or None. The growth runs the same compiled query
+        (:func:`.kernels.blend`) on all edges' rows at once (:meth:`CafScored.packed`).
         """
-        s = max(scale, 0.5)
-        radius = filter_sigmas * 0.5 * s
-        factor = -2.0 / (s * s)  # -1 / (2 sigma^2)
-        confidence, source_x, source_y, target_x, target_y, target_s = self.columns()
-        low = bisect.bisect_left(source_y, y - radius)
-        high = bisect.bisect_right(source_y, y + radius, lo=low)
-        # best and second score with their rows; strict comparisons keep the first of equal scores
-        best = second = 0.0
-        first = second_index = -1
-        for i in range(low, high):
-            dx = source_x[i] - x
-            if dx > radius or dx < -radius:
-                continue
-            dy = source_y[i] - y
-            score = confidence[i] * math.exp((dx * dx + dy * dy) * factor)
-            if score > best:
-                second, second_index, best, first = best, first, score, i
-            elif score > second:
-                second, second_index = score, i
-        if first < 0:
-            return None
-        bx, by, bs = target_x[first], target_y[first], target_s[first]
-        if second < 0.01 or second < 0.5 * best:
-            return 0.5 * best, bx, by, bs
-        sx, sy, ss = target_x[second_index], target_y[second_index], target_s[second_index]
-        if math.hypot(bx - sx, by - sy) > 0.5 * bs:
-            return 0.5 * best, bx, by, bs
-        total = best + second
-        return (0.5 * total, (best * bx + second * sx) / total, (best * by + second * sy) / total,
-                (best * bs + second * ss) / total)
+        from . import kernels
+        found, score, tx, ty, ts = kernels.blend(self.rows, 0, len(self.rows), float(x), float(y), float(scale),
+                                                 float(filter_sigmas))
+        return (score, tx, ty, ts) if found else None
 
 
 @dataclass
 class CafScored:
     """Associations per directed edge: index ``2 e`` runs edge ``e = (a, b)`` from ``a`` to ``b``
-    (forward), ``2 e + 1`` from ``b`` to ``a`` (backward); ``d ^ 1`` is the reverse of ``d``."""
+    (forward), ``2 e + 1`` from ``b`` to ``a`` (backward); ``d ^ 1`` is the reverse of ``d``.
 
-    directed: list[Associations]
+    Held packed: every directed edge's rows (each edge's sorted by ``y_src``) in one ``(N, 7)`` float64 array
+    ``rows``, those of directed edge ``d`` at ``bounds[d]:bounds[d + 1]``."""
+
+    rows: np.ndarray
+    bounds: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
 
     def __getitem__(self, directed_edge: int) -> Associations:
-        return self.directed[directed_edge]
+        return Associations.presorted(self.rows[self.bounds[directed_edge]:self.bounds[directed_edge + 1]])
+
+    @property
+    def directed(self) -> list[Associations]:
+        return [self[d] for d in range(len(self))]
 
     def above(self, threshold: float) -> 'CafScored':
         """The associations with ``c > threshold``: for ``threshold`` at least the one these were
         scored with, the same as :func:`score_caf` at ``threshold`` (a rescored ``c`` never exceeds the
         unscored one), without scoring again."""
-        return CafScored([associations.above(threshold) for associations in self.directed])
+        keep = self.rows[:, 0] > threshold
+        kept_before = np.zeros(len(keep) + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept_before[1:])
+        return CafScored(self.rows[keep], kept_before[self.bounds])
+
+    def followed_by(self, other: 'CafScored') -> 'CafScored':
+        """These directed edges, then ``other``'s."""
+        return CafScored(np.concatenate([self.rows, other.rows]),
+                         np.concatenate([self.bounds, self.bounds[-1] + other.bounds[1:]]))
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, bounds)`` for the compiled growth."""
+        return self.rows, self.bounds
 
 
 def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, threshold: float,
@@ -114,33 +105,26 @@ def score_caf(caf: np.ndarray, skeleton: np.ndarray, stride: int, cifhr: CifHr, 
     confidences (dense connections), applied before thresholding.
 
     1. cells with ``conf * scale >= threshold`` -> ``M`` rows (edge, c, x1, y1, x2, y2, s1, s2), all
-       edges at once, positions and scales times ``stride``;
+       edges at once, positions and scales times ``stride`` (float64);
     2. forward rows ``[c, x1, y1, x2, y2, s1, s2]`` are rescored with the second joint's map,
-       ``c * (0.1 + 0.9 * cifhr[b](x2, y2))`` (0 off the map), backward rows (joints swapped) with the
-       first joint's map;
-    3. rows with a rescored ``c > threshold`` are kept and split by directed edge.
+       ``c * (0.1 + 0.9 * cifhr[b](x2, y2))`` (0 off the map; the factor in float32), backward rows (joints
+       swapped) with the first joint's map;
+    3. rows with a rescored ``c > threshold`` are kept per directed edge, in cell order, then sorted stably by
+       ``y_src``.
 
-    With ``max_per_field``, step 1 keeps the most confident cells of each edge's field only.
+    With ``max_per_field``, step 1 keeps the most confident cells of each edge's field only. Steps 2 and 3 are
+    one compiled loop (:func:`.kernels.score_associations`), the sort one stable ``np.lexsort``.
     """
+    from . import kernels
     scales = np.ones(len(skeleton), np.float32) if confidence_scales is None else np.asarray(confidence_scales)
     scaled = caf[:, 1] * scales[:, None, None].astype(caf.dtype)
     confident = scaled >= threshold
     if max_per_field is not None:
         confident = most_confident(scaled, confident, max_per_field)
-    edge, row, column = np.nonzero(confident)
-    values = caf[edge, :, row, column].astype(np.float64)  # (M, 8)
-    conf = scaled[edge, row, column].astype(np.float64)
-    position = values[:, 2:6] * stride
-    size = values[:, 6:8] * stride
-    forward = np.column_stack([conf, position, size])
-    backward = np.column_stack([conf, position[:, 2:4], position[:, 0:2], size[:, ::-1]])
-    forward[:, 0] *= (1.0 - HR_WEIGHT) + HR_WEIGHT * cifhr.at(skeleton[edge, 1], forward[:, 3], forward[:, 4], 0.0)
-    backward[:, 0] *= (1.0 - HR_WEIGHT) + HR_WEIGHT * cifhr.at(skeleton[edge, 0], backward[:, 3], backward[:, 4], 0.0)
-
-    directed = []
-    bounds = np.searchsorted(edge, np.arange(len(skeleton) + 1))  # np.nonzero sorts by edge
-    for e in range(len(skeleton)):
-        for rows in (forward, backward):
-            part = rows[bounds[e]:bounds[e + 1]]
-            directed.append(Associations(part[part[:, 0] > threshold]))
-    return CafScored(directed)
+    _, height, width = cifhr.shape
+    rows, bounds = kernels.score_associations(
+        np.ascontiguousarray(caf, dtype=np.float32), np.ascontiguousarray(confident),
+        np.ascontiguousarray(scaled, dtype=np.float32), np.ascontiguousarray(skeleton, dtype=np.int64), int(stride),
+        cifhr.buffer(), height, width, float(threshold), np.float32(HR_WEIGHT), np.float32(1.0 - HR_WEIGHT))
+    directed = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    return CafScored(rows[np.lexsort((rows[:, 2], directed))], bounds)  # stable: by y_src within each edge

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -88,8 +85,12 @@ class CifCaf:
         # directed edge d: 2 e runs skeleton[e] forward, 2 e + 1 backward
         self.edge_source = [int(j) for pair in self.all_skeleton for j in pair]  # a, b per edge
         self.edge_target = [int(j) for pair in self.all_skeleton for j in pair[::-1]]  # b, a per edge
-        self.outgoing = [[(d, self.edge_target[d]) for d in range(len(self.edge_source)) if self.edge_source[d] == j]
-                         for j in range(self.n_keypoints)]
+        # the graph for the compiled growth: source and target of each directed edge, and the directed edges
+        # leaving joint j, out_edge[out_start[j]:out_start[j + 1]] (ascending)
+        out_edge = np.argsort(np.asarray(self.edge_source, dtype=np.int64), kind='stable')
+        out_start = np.searchsorted(np.asarray(self.edge_source)[out_edge], np.arange(self.n_keypoints + 1))
+        self._graph = (np.asarray(self.edge_source, dtype=np.int64), np.asarray(self.edge_target, dtype=np.int64),
+                       out_start.astype(np.int64), out_edge.astype(np.int64))
         self.cifhr = CifHr()
         self.stats: dict[str, float] = {}
         self.counts: dict[str, int | bool] = {}
@@ -138,9 +139,8 @@ class CifCaf:
         scored = score_caf(caf, self.skeleton, stride, self.cifhr, threshold, max_per_field=self._cells_cap(caf))
         if dense is not None:
             coupling = np.full(len(self.dense_skeleton), self.settings.dense_connections, np.float32)
-            scored = CafScored(scored.directed + score_caf(dense, self.dense_skeleton, self.dense_meta.stride,
-                                                           self.cifhr, threshold, coupling,
-                                                           self._cells_cap(dense)).directed)
+            scored = scored.followed_by(score_caf(dense, self.dense_skeleton, self.dense_meta.stride, self.cifhr,
+                                                  threshold, coupling, self._cells_cap(dense)))
         return scored
 
     # --- bounded work --------------------------------------------------------------------------
@@ -167,79 +167,35 @@ class CifCaf:
     # --- growth --------------------------------------------------------------------------------
 
     def grow_from_seeds(self, seeds: Seeds, caf_scored: CafScored, occupancy: Occupancy) -> list[list[list[float]]]:
-        """Poses (``K`` joints ``[v, x, y, s]`` each) grown from the unoccupied seeds, in seed order, at
-        most ``max_grown_poses``.
-
-        Occupancy only changes after a pose is complete, so instead of testing every seed when its
-        turn comes, the remaining seeds are filtered once per pose with one vectorised lookup.
-        """
+        """Poses (``K`` joints ``[v, x, y, s]`` each) grown from the seeds in order, at most
+        ``max_grown_poses``: a seed whose place is occupied by the joints of an earlier pose starts nothing;
+        the others start a pose from that joint (:meth:`grow`), whose joints then occupy their places.
+        One compiled loop (:func:`.kernels.grow_from_seeds`)."""
+        from . import kernels
         settings = self.settings
-        remaining = np.arange(len(seeds))
-        joint_sets = []
-        while len(remaining) and len(joint_sets) < settings.max_grown_poses:
-            i, remaining = int(remaining[0]), remaining[1:]
-            joints = [[0.0, 0.0, 0.0, 0.0] for _ in range(self.n_keypoints)]
-            joints[int(seeds.field[i])] = [float(seeds.score[i]), float(seeds.x[i]), float(seeds.y[i]),
-                                           float(seeds.scale[i])]
-            self.grow(joints, caf_scored, settings.reverse_match, FILTER_SIGMAS,
-                      settings.keypoint_threshold, settings.keypoint_threshold_rel)
-            joint_sets.append(joints)
-            values = np.asarray(joints)  # (K, 4)
-            found = np.flatnonzero(values[:, 0] > 0)
-            occupancy.set_many(found, values[found, 1], values[found, 2], values[found, 3])
-            if len(remaining):
-                remaining = remaining[~occupancy.get_many(seeds.field[remaining], seeds.x[remaining],
-                                                          seeds.y[remaining])]
-        return joint_sets
+        rows, bounds = caf_scored.packed()
+        poses = kernels.grow_from_seeds(
+            seeds.field.astype(np.int64, copy=False), *(a.astype(np.float64, copy=False) for a in (
+                seeds.score, seeds.x, seeds.y, seeds.scale)), self.n_keypoints, int(settings.max_grown_poses),
+            occupancy.map, int(occupancy.reduction), float(occupancy.min_scale), rows, bounds, *self._graph,
+            bool(settings.greedy), bool(settings.reverse_match), FILTER_SIGMAS, float(settings.keypoint_threshold),
+            float(settings.keypoint_threshold_rel))
+        return poses.tolist()
 
-    def grow(self, joints: list[list[float]], caf_scored: CafScored, reverse_match: bool,
+    def grow(self, joints: list[list[float]], packed: tuple[np.ndarray, np.ndarray], reverse_match: bool,
              filter_sigmas: float, keypoint_threshold: float, keypoint_threshold_rel: float) -> None:
-        """Grow a pose in place from its found joints (``joints[j][0] > 0``) along the skeleton.
+        """Grow a pose in place from its found joints (``joints[j][0] > 0``) along the skeleton, on the
+        associations ``packed`` (:meth:`CafScored.packed`); compiled (:func:`.kernels.grow`).
 
-        A frontier (max-heap via ``heapq`` on negated priorities) holds directed edges from found to
+        A frontier (a max-heap on priorities, ties first-in first-out) holds directed edges from found to
         missing joints, each pushed once, first with the optimistic priority ``sqrt(v_source)`` and no
         value. Popping an entry whose target is found meanwhile discards it; an unevaluated entry gets
-        its value from :meth:`connection` (none: dropped). Non-greedy (default): the evaluated entry goes
+        its value from the connection rule below (none: dropped). Non-greedy (default): the evaluated entry goes
         back with its value as priority, so joints are accepted in the order of their actual
         confidences (an unevaluated entry's priority bounds its value from above); greedy: accepted at
         once. An accepted joint pushes its own edges to missing joints.
-        """
-        greedy = self.settings.greedy
-        frontier: list = []
-        queued: set[int] = set()
-        counter = itertools.count()  # ties pop first-in first-out, and tuples never compare payloads
 
-        def push_edges(joint: int) -> None:
-            priority = -math.sqrt(joints[joint][0])
-            for d, target in self.outgoing[joint]:
-                if joints[target][0] == 0.0 and d not in queued:
-                    queued.add(d)
-                    heapq.heappush(frontier, (priority, next(counter), d, None))
-
-        for joint in range(self.n_keypoints):
-            if joints[joint][0] > 0:
-                push_edges(joint)
-        while frontier:
-            _, _, d, found = heapq.heappop(frontier)
-            target = self.edge_target[d]
-            if joints[target][0] > 0:
-                continue
-            if found is None:
-                found = self.connection(joints[self.edge_source[d]], d, caf_scored, reverse_match,
-                                        filter_sigmas, keypoint_threshold, keypoint_threshold_rel)
-                if found is None:
-                    continue
-                if not greedy:
-                    heapq.heappush(frontier, (-found[0], next(counter), d, found))
-                    continue
-            joints[target] = list(found)
-            push_edges(target)
-
-    @staticmethod
-    def connection(source: list[float], d: int, caf_scored: CafScored, reverse_match: bool,
-                   filter_sigmas: float, keypoint_threshold: float, keypoint_threshold_rel: float):
-        """Target joint ``(v, x, y, s)`` reached from ``source = [v, x, y, s]`` along directed edge
-        ``d``, or None.
+        Connection from ``source = (v_source, x, y, scale)`` along directed edge ``d``:
 
         1. blended association from the source (:meth:`Associations.blend`) -> ``(c, x, y, s)``;
         2. ``v = sqrt(c * v_source)`` (geometric mean); rejected below ``keypoint_threshold`` or below
@@ -247,29 +203,22 @@ class CifCaf:
         3. reverse match: blending back from the target along ``d ^ 1`` must find something within an
            L1 distance of the source's scale from the source.
         """
-        v_source, x, y, scale = source
-        found = caf_scored[d].blend(x, y, scale, filter_sigmas)
-        if found is None:
-            return None
-        value, tx, ty, ts = found
-        v = math.sqrt(value * v_source)
-        if v < keypoint_threshold or v < keypoint_threshold_rel * v_source:
-            return None
-        if reverse_match:
-            back = caf_scored[d ^ 1].blend(tx, ty, ts, filter_sigmas)
-            if back is None or abs(back[1] - x) + abs(back[2] - y) > scale:
-                return None
-        return v, tx, ty, ts
+        from . import kernels
+        values = np.array(joints, dtype=np.float64)
+        kernels.grow(values, *packed, *self._graph, bool(self.settings.greedy), bool(reverse_match),
+                     float(filter_sigmas), float(keypoint_threshold), float(keypoint_threshold_rel))
+        joints[:] = values.tolist()
 
     # --- force complete ------------------------------------------------------------------------
 
     def complete(self, joint_sets: list[list[list[float]]], caf_scored: CafScored) -> None:
         """Force-complete every pose in place: grow again on the weak associations (no reverse match,
         search box of 4 sigmas, no keypoint thresholds), then flood-fill the joints still missing."""
+        packed = caf_scored.packed()
         for joints in joint_sets:
             if all(v > 0 for v, _, _, _ in joints):
                 continue
-            self.grow(joints, caf_scored, False, FORCE_COMPLETE_FILTER_SIGMAS, 0.0, 0.0)
+            self.grow(joints, packed, False, FORCE_COMPLETE_FILTER_SIGMAS, 0.0, 0.0)
             self.flood_fill(joints)
 
     def flood_fill(self, joints: list[list[float]]) -> None:

@@ -13,8 +13,8 @@ import numpy as np
 # agree on one pixel saturates it
 AMPLITUDE_DIVISOR = 16.0
 MAX_VALUE = 1.0
-# windows up to this side fit the buffer's padding behind the map without growing it
-DEFAULT_PADDING = 64
+# a reset zeroes only the windows written since the last one when they cover less than 1/4 of the map
+ZERO_WINDOWS_BELOW = 4
 
 
 def hr_shape(field_shape: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -31,44 +31,53 @@ class CifHr:
 
     1. window per vote: the pixels ``[ceil(x - sigma), floor(x + sigma)]`` (same in y, the Gaussian
        truncated at one sigma), clipped to the map; ``sigma >= 1`` so the window always holds the
-       nearest pixel when that lies in the map;
-    2. votes are grouped by window side ``n`` (a few distinct values); per group the ``(m, n, n)`` pixel
-       grid is built at once (separable: ``(m, n)`` Gaussians in x and y) and each pixel gets
-       ``a * exp(-0.5 d^2 / sigma^2)``, the nearest pixel the full ``a``; the indices are each window's
-       first pixel plus one ``(n, n)`` grid of flat offsets shared by the group;
-    3. all contributions are scatter-added (``np.add.at``) into a flat buffer;
+       nearest pixel when that lies in the map; a vote with a NaN or huge position or width has none;
+    2. the Gaussian is separable: per vote, the ``n_x`` values ``exp(-0.5 dx^2 / sigma^2)`` along x and the
+       ``n_y`` along y (float32, numpy's ``exp`` over all votes at once); pixel ``(r, c)`` of the window
+       gets ``(a g_y[r]) g_x[c]``, the nearest pixel the full ``a``;
+    3. the votes are added one by one into a flat float32 buffer (a compiled loop,
+       :func:`.kernels.scatter_votes`), ordered by window side (``max(n_x, n_y)``, stably): the order of the
+       additions, and so every rounding, is that of the earlier grouped numpy scatter-add;
     4. the map saturates at 1: reads are ``min(1, sum)`` (identical to clamping after every add since
        all contributions are positive), so the buffer itself is never clipped.
 
-    The ``(F, H, W)`` float32 buffer (plus padding behind it, where the shared grids of windows at the
-    map's end point, with value 0) is kept between calls of the same shape and zero-filled (cheaper
-    than a fresh allocation); a decoder instance must therefore not be shared between threads.
+    The ``(F, H, W)`` float32 buffer is kept between calls of the same shape and set back to 0 (cheaper than a
+    fresh allocation): only the windows the last votes wrote when they cover little of it (a map of 17 x 427 x
+    641 pixels is 19 MB, the votes of a few people a few percent of it), else all of it, plane by plane just
+    before the scatter writes into that plane (while it is in the cache). A decoder instance must therefore not
+    be shared between threads.
     """
 
     def __init__(self):
         self._buffer = np.zeros(0, dtype=np.float32)
         self.shape: tuple[int, int, int] = (0, 0, 0)
+        self._written: list[tuple] = []  # the windows written since the last reset
+        self._written_pixels = 0
+        self._stale = False  # the buffer still holds the last map: the next scatter zeroes it plane by plane
 
     # --- building ------------------------------------------------------------------------------
 
     def reset(self, shape: tuple[int, int, int]) -> 'CifHr':
         """Empty map of ``shape = (F, H, W)``."""
         self.shape = tuple(int(v) for v in shape)
-        size = self._size() + DEFAULT_PADDING * (self.shape[2] + 1)
-        if not size <= self._buffer.size <= 2 * size:  # kept when padded further by an earlier call
-            self._buffer = np.zeros(size, dtype=np.float32)
+        if self._buffer.size != self._size():
+            self._buffer = np.zeros(self._size(), dtype=np.float32)
+        elif self._written_pixels < self._buffer.size // ZERO_WINDOWS_BELOW:
+            from . import kernels
+            for windows in self._written:  # a few windows: zeroing them beats zeroing the whole map
+                kernels.zero_votes(self._buffer, *windows)
         else:
-            self._buffer.fill(0.0)
+            self._stale = True
+        self._written, self._written_pixels = [], 0
         return self
+
+    def _settle(self) -> None:
+        if self._stale:
+            self._buffer.fill(0.0)
+            self._stale = False
 
     def _size(self) -> int:
         return self.shape[0] * self.shape[1] * self.shape[2]
-
-    def _pad(self, side: int) -> None:
-        """Room behind the map for the ``side x side`` grid of a window in the last pixel."""
-        size = self._size() + side * (self.shape[2] + 1)
-        if self._buffer.size < size:
-            self._buffer = np.concatenate([self._buffer, np.zeros(size - self._buffer.size, np.float32)])
 
     def fill_cif(self, cif: np.ndarray, stride: int, threshold: float, max_per_field: int | None = None) -> 'CifHr':
         """Map of CIF fields ``(K, 5, h, w)`` ``[log_b, conf, x, y, scale]`` (field units).
@@ -92,36 +101,44 @@ class CifHr:
     def accumulate(self, field: np.ndarray, x: np.ndarray, y: np.ndarray, sigma: np.ndarray,
                    amplitude: np.ndarray) -> 'CifHr':
         """Add ``M`` truncated Gaussians (flat ``(M,)`` arrays, pixels) into the map."""
+        from . import kernels
         _, height, width = self.shape
-        x0, x1 = _window(x, sigma, width)
-        y0, y1 = _window(y, sigma, height)
-        side = np.maximum(x1 - x0, y1 - y0) + 1
-        # by side, stably: groups are slices, added in the order of one group per distinct side
-        order = np.flatnonzero((x1 >= x0) & (y1 >= y0))
-        order = order[np.argsort(side[order], kind='stable')]
+        field = np.asarray(field, dtype=np.int64)
+        valid, n_x, n_y, near_x, near_y, corner, x_start, y_start, ax, ay = kernels.prepare_votes(
+            field, *(np.asarray(a) for a in (x, y, sigma)), height, width)
+        order = np.flatnonzero(valid)
         if not len(order):
+            self._settle()
             return self
-        corner = (field * height + y0) * width + x0  # (M,) flat index of each window's first pixel
-        x, y, sigma, amplitude, x0, x1, y0, y1, corner, side = (
-            np.asarray(a)[order] for a in (x, y, sigma, amplitude, x0, x1, y0, y1, corner, side))
-        x, y, sigma, amplitude = (a.astype(np.float32, copy=False) for a in (x, y, sigma, amplitude))
-        self._pad(int(side[-1]))
-        starts = np.flatnonzero(np.diff(side, prepend=-1)).tolist() + [len(side)]
-        for start, end in zip(starts[:-1], starts[1:]):
-            group = slice(start, end)
-            index, value = _group_votes(int(side[start]), x[group], y[group], sigma[group], amplitude[group],
-                                        x0[group], x1[group], y0[group], y1[group], corner[group], width)
-            np.add.at(self._buffer, index, value)
+        # by window side, stably, as the earlier grouped scatter-add did; field by field first (a field's votes
+        # only touch its own plane, so every pixel still gets its additions in the same order): fewer cache
+        # misses than visiting all planes for every side
+        side = np.maximum(n_x, n_y)[order]
+        order = order[np.argsort(field[order] * (int(side.max()) + 1) + side, kind='stable')]
+        amplitude = np.asarray(amplitude).astype(np.float32, copy=False)
+        gx, gy = np.exp(ax), np.exp(ay)
+        kernels.scatter_votes(self._buffer, order, corner, width, n_x, n_y, x_start, y_start, gx, gy, amplitude,
+                              near_x, near_y, self._stale, height * width)
+        self._stale = False
+        self._written.append((order, corner, width, n_x, n_y))
+        self._written_pixels += int(np.dot(n_x[order], n_y[order]))
         return self
 
     # --- reading -------------------------------------------------------------------------------
 
+    def buffer(self) -> np.ndarray:
+        """The flat ``F * H * W`` float32 sums, unsaturated (read ``min(1, value)``), for compiled readers."""
+        self._settle()
+        return self._buffer
+
     def values(self) -> np.ndarray:
         """A saturated copy ``(F, H, W)`` of the map (for inspection and plots)."""
+        self._settle()
         return np.minimum(self._buffer[:self._size()], MAX_VALUE).reshape(self.shape)
 
     def at(self, field: np.ndarray, x: np.ndarray, y: np.ndarray, outside: float) -> np.ndarray:
         """Map values at the nearest pixels of ``(M,)`` positions (pixels); ``outside`` off the map."""
+        self._settle()
         _, height, width = self.shape
         column = np.floor(np.asarray(x) + 0.5).astype(np.int64)
         row = np.floor(np.asarray(y) + 0.5).astype(np.int64)
@@ -163,37 +180,3 @@ def most_confident(confidence: np.ndarray, confident: np.ndarray, keep: int) -> 
 def max_cells(field_shape: tuple[int, int], fraction: float, floor: int) -> int:
     """The cells of one field that may vote: ``fraction`` of its cells, at least ``floor``."""
     return max(floor, int(fraction * field_shape[0] * field_shape[1]))
-
-
-def _window(center: np.ndarray, sigma: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """First and last pixel (inclusive, int64) of ``[center - sigma, center + sigma]`` clipped to
-    ``[0, size - 1]``; empty windows have ``last < first``."""
-    first = np.maximum(np.ceil(center - sigma), 0).astype(np.int64)
-    last = np.minimum(np.floor(center + sigma), size - 1).astype(np.int64)
-    return first, last
-
-
-def _group_votes(n, x, y, sigma, amplitude, x0, x1, y0, y1, corner, width):
-    """Flat buffer indices and float32 values of ``m`` votes whose windows fit an ``n x n`` grid.
-
-    Every vote uses the same ``(n, n)`` grid of flat offsets from its window's first pixel (``corner``),
-    so the ``(m, n, n)`` indices take one addition. Grid pixels beyond a vote's own (smaller) window get
-    the value 0: they may wrap into the next rows or run past the map into the buffer's padding, and
-    adding 0 changes nothing there.
-    """
-    offsets = np.arange(n, dtype=np.int64)
-    in_x = offsets <= (x1 - x0)[:, None]  # (m, n)
-    in_y = offsets <= (y1 - y0)[:, None]
-    dx = (x0[:, None] + offsets) - x[:, None]  # float64, as the Gaussian's argument always was
-    dy = (y0[:, None] + offsets) - y[:, None]
-    inv = (np.float32(-0.5) / (sigma * sigma))[:, None]
-    gx = np.where(in_x, np.exp((dx * dx * inv).astype(np.float32)), np.float32(0.0))
-    gy = np.where(in_y, np.exp((dy * dy * inv).astype(np.float32)), np.float32(0.0)) * amplitude[:, None]
-    value = gy[:, :, None] * gx[:, None, :]  # (m, n, n)
-    # the nearest pixel gets the full amplitude (it lies in the window whenever it is on the map)
-    near_x, near_y = np.floor(x + 0.5).astype(np.int64) - x0, np.floor(y + 0.5).astype(np.int64) - y0
-    on_grid = (near_x >= 0) & (near_x <= x1 - x0) & (near_y >= 0) & (near_y <= y1 - y0)
-    value[np.flatnonzero(on_grid), near_y[on_grid], near_x[on_grid]] = amplitude[on_grid]
-    grid = offsets[:, None] * width + offsets[None, :]  # (n, n)
-    index = corner[:, None, None] + grid
-    return index.reshape(-1), value.reshape(-1)

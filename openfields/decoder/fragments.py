@@ -51,7 +51,9 @@ def merge_fragments(joint_sets: list[list[list[float]]], max_distance: float,
 
 def _merge_target(p: int, found: np.ndarray, xy: np.ndarray, implied_size: np.ndarray, merged: np.ndarray,
                   max_distance: float) -> int | None:
-    """Index of the pose that fragment ``p`` merges into, or None."""
+    """Index of the pose that fragment ``p`` merges into, or None: of the candidates by ascending distance
+    (ties: lower index first, as ``argmin``), the first within ``max_distance`` times its size (sizes are
+    computed for the candidates looked at only)."""
     count = found.sum(axis=1)
     candidates = (~merged) & (count > count[p]) & ~(found & found[p]).any(axis=1)
     candidates[p] = False
@@ -60,11 +62,13 @@ def _merge_target(p: int, found: np.ndarray, xy: np.ndarray, implied_size: np.nd
     own = xy[p, found[p]]  # (m, 2)
     distance = np.linalg.norm(xy[:, None, :, :] - own[None, :, None, :], axis=-1)  # (P, m, K)
     distance = np.where(found[:, None, :], distance, np.inf).min(axis=(1, 2))  # (P,)
-    size = np.array([_size(xy[q, found[q]], implied_size[q, found[q]]) if candidates[q] else 0.0
-                     for q in range(len(found))])
-    distance[~candidates | (distance > max_distance * size)] = np.inf
-    best = int(distance.argmin())
-    return best if np.isfinite(distance[best]) else None
+    distance[~candidates] = np.inf
+    for q in np.argsort(distance, kind='stable').tolist():
+        if not np.isfinite(distance[q]):
+            return None
+        if distance[q] <= max_distance * _size(xy[q, found[q]], implied_size[q, found[q]]):
+            return q
+    return None
 
 
 def _size(points: np.ndarray, implied_sizes: np.ndarray) -> float:

@@ -26,15 +26,16 @@ def keypoint_nms(annotations: list[Annotation], occupancy: Occupancy, keypoint_t
 
     Modifies the annotations' ``data`` in place.
     """
+    from . import kernels
     occupancy.clear()
-    for ann in sorted(annotations, key=lambda a: -a.score):
-        found = np.flatnonzero(ann.data[:, 2] > 0)
-        if not len(found):
-            continue
-        occupied = occupancy.get_many(found, ann.data[found, 0], ann.data[found, 1])
-        ann.data[found[occupied], 2] *= SUPPRESSION
-        free = found[~occupied]
-        occupancy.set_many(free, ann.data[free, 0], ann.data[free, 1], ann.joint_scales[free])
+    ordered = sorted(annotations, key=lambda a: -a.score)
+    if ordered:
+        data = np.stack([ann.data for ann in ordered])
+        scales = np.stack([ann.joint_scales for ann in ordered])
+        kernels.suppress_joints(data, scales, occupancy.map, np.array([occupancy.reduction], dtype=data.dtype),
+                                float(occupancy.min_scale), data.dtype.type(SUPPRESSION))
+        for ann, values in zip(ordered, data):
+            ann.data[:] = values
     scored = []
     for ann in annotations:
         ann.data[ann.data[:, 2] <= keypoint_threshold, 2] = 0.0

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cifhr import CifHr, confident_cells
+from .cifhr import CifHr, confident_cells, most_confident
 
 # weight of the accumulated map in a seed's score; the rest is the cell's own confidence
 HR_WEIGHT = 0.9
@@ -36,10 +36,20 @@ def cif_seeds(cif: np.ndarray, stride: int, cifhr: CifHr, threshold: float,
        drops the candidate);
     4. keep ``score >= threshold``, stable sort by descending score.
 
-    With ``max_per_field``, step 1 keeps the most confident cells of each field only.
+    With ``max_per_field``, step 1 keeps the most confident cells of each field only. Steps 2 to 4 (up to the
+    sort) are one compiled loop (:func:`.kernels.cif_seed_candidates`), in numpy's float32 arithmetic.
     """
-    field, conf, x, y, scale = confident_cells(cif, threshold, (2, 3, 4), max_per_field)
-    return _rescored(field, conf, x * stride, y * stride, scale * stride, cifhr, threshold)
+    from . import kernels
+    confident = cif[:, 1] >= threshold
+    if max_per_field is not None:
+        confident = most_confident(cif[:, 1], confident, max_per_field)
+    _, height, width = cifhr.shape
+    field, score, x, y, scale = kernels.cif_seed_candidates(
+        np.ascontiguousarray(cif, dtype=np.float32), np.ascontiguousarray(confident), int(stride), cifhr.buffer(),
+        height, width, np.float32(threshold), np.float32(HR_WEIGHT), np.float32(1.0 - HR_WEIGHT))
+    order = np.argsort(-score, kind='stable')
+    return Seeds(field=field[order], score=score[order].astype(np.float64), x=x[order].astype(np.float64),
+                 y=y[order].astype(np.float64), scale=scale[order].astype(np.float64))
 
 
 def cifdet_seeds(cifdet: np.ndarray, stride: int, cifhr: CifHr, threshold: float):
