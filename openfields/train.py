@@ -205,7 +205,8 @@ def _run_files(args, context, resumed: fit.Resumed | None) -> RunFiles:
     """A resumed run continues its own files (unless ``--output`` names another); else ``--output``."""
     if resumed is not None and not names_a_file(args.output):
         return RunFiles(resumed.state['output'])
-    name = default_name(args.basenet, args.dataset, datetime.datetime.now(), ' '.join(args.argv))
+    name = default_name(network_factory.basenet_name(args), args.dataset, datetime.datetime.now(),
+                        ' '.join(args.argv))
     return RunFiles(context.broadcast_object(str(output_path(args.output, name))))
 
 

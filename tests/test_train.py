@@ -92,6 +92,14 @@ def test_log_has_train_records_per_display_interval_and_epoch_means(tiny_run):
         [(1, 'synthetic'), (2, 'synthetic')]
 
 
+def test_a_run_without_basenet_or_output_file_is_named_after_the_default_basenet(tmp_path):
+    argv = [a for a in TINY if a not in ('--basenet', 'shufflenetv2k16')]
+    assert '--basenet' not in argv
+    path = train.run(train.cli(argv + ['--synthetic-cache-dir', str(tmp_path / 'cache'), '--output', f'{tmp_path}/']))
+    assert re.fullmatch(rf'{factory.DEFAULT_BASENET}-\d{{6}}-\d{{6}}-synthetic-[0-9a-f]{{8}}\.pkl', path.name)
+    assert checkpoint.load(path)['model']['basenet']['name'] == factory.DEFAULT_BASENET
+
+
 def test_default_output_name_has_basenet_time_dataset_and_token(tmp_path):
     name = run_files.default_name('resnet18', 'synthetic', datetime.datetime(2026, 11, 20, 13, 45, 7), 'argv',
                                   environ={})

@@ -117,6 +117,14 @@ def base_stride(args: argparse.Namespace, ckpt: dict | None = None) -> int:
     return basenets.stride(name, basenets.config_from_args(name, args))
 
 
+def basenet_name(args: argparse.Namespace) -> str:
+    """The name of the basenet a new run will train, before any network exists: ``--checkpoint``'s, else
+    ``--basenet``, else the default (what :func:`factory` resolves ``args.basenet`` to)."""
+    if getattr(args, 'checkpoint', None):
+        return checkpoint.load(args.checkpoint)['model']['basenet']['name']
+    return args.basenet or DEFAULT_BASENET
+
+
 def factory(args: argparse.Namespace, head_metas: list[headmeta.Base]) -> nets.Shell:
     """The network a training run starts from."""
     _check_args(args)
