@@ -233,6 +233,7 @@ def score_top_down(args, datamodule, ckpt, checkpoint_path, topdown: dict, metri
     metas = checkpoint_head_metas(model, module.head_metas, checkpoint_path)
     test_set = module.test_set([model.head_metas.index(m) for m in metas], scoring.ScoringSettings.from_args(args),
                                decoder_factory.DecoderSettings.from_args(args))
+    test_set.head_metas = metas  # decode with the checkpoint's heads (its stride), whatever the dataset's flags
     detector = None
     if not args.oracle_boxes:
         detector = topdown_inference.detector_path(topdown, checkpoint_path, args.detector_checkpoint)

@@ -2,6 +2,7 @@
 with only ``--checkpoint``; bad input gets one clear line."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ DATA = ['--dataset', 'synthetic', '--synthetic-train-images', '6', '--synthetic-
 TRAIN = ['--method', 'td', '--detector', 'ssdlite320_mobilenet_v3_large', '--detector-pretrained', 'none',
          '--detector-epochs', '2', '--detector-lr', '1e-3', '--detector-eval-interval', '1',
          '--basenet', 'shufflenetv2k16', '--batch-size', '4', '--epochs', '2', '--lr', '1e-3', '--seed', '1',
-         '--loader-workers', '0', '--topdown-crop-width', '96', '--topdown-crop-height', '128']
+         '--loader-workers', '0', '--topdown-crop-width', '96', '--topdown-crop-height', '128',
+         '--synthetic-upsample', '2']
 
 
 def run(module: str, *args, cwd=None) -> subprocess.CompletedProcess:
@@ -96,3 +98,18 @@ def test_exporting_a_top_down_model_is_refused_rather_than_read_as_bottom_up_lat
         result = run('export_torchscript', '--checkpoint', str(tmp / name), '--output', str(tmp_path / 'x.pt'))
         assert result.returncode == 2 and 'a top-down model (or its detector)' in result.stderr
         assert not (tmp_path / 'x.pt').exists()
+
+
+def test_eval_decodes_with_the_checkpoint_s_heads_whatever_the_dataset_flags(trained):
+    """The pose model has upsampling heads (stride 8); evaluating without --synthetic-upsample 2 must give
+    the same poses, not poses decoded at the dataset's default stride 16."""
+    tmp, data = trained
+    predictions = []
+    for extra in (['--synthetic-upsample', '2'], []):
+        output = tmp / f'upsample{len(extra)}'
+        result = run('eval', '--checkpoint', str(tmp / 'run.pkl'), *data, *extra, '--oracle-boxes',
+                     '--write-predictions', '--seed-threshold', '0', '--instance-threshold', '0',
+                     '--keypoint-threshold', '0', '--output', str(output))
+        assert result.returncode == 0, result.stderr[-3000:]
+        predictions.append(json.loads(pathlib.Path(f'{output}.pred.json').read_text()))
+    assert predictions[0] and predictions[0] == predictions[1]
