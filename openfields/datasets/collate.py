@@ -111,7 +111,7 @@ class BatchResize:
         group.add_argument(f'--{prefix}-collate-sizes', nargs='+', default=None, metavar='WxH',
                            help='variable-size training batches of these sizes, one drawn per batch: N (an N x N '
                                 'square) or WIDTHxHEIGHT, sides rounded up to k * multiple + 1 (DeepLabCut\'s '
-                                'ResizeFromListCollate; instead of --%s-collate-scale)' % prefix)
+                                'ResizeFromListCollate; instead of the collate scale above)')
         group.add_argument(f'--{prefix}-collate-short-side', type=int, nargs=2, metavar=('MIN', 'MAX'),
                            default=[d.min_short_side, d.max_short_side],
                            help='variable-size batches: bounds of the short side in pixels')
