@@ -20,7 +20,7 @@ def test_an_unknown_detector_name_lists_the_known_ones():
     assert all(name in message for name in detectors.TORCHVISION_DETECTORS)
 
 
-@pytest.mark.parametrize('name', ['ssdlite320_mobilenet_v3_large', 'fasterrcnn_mobilenet_v3_large_fpn'])
+@pytest.mark.parametrize('name', list(detectors.TORCHVISION_DETECTORS))
 def test_a_new_detector_has_two_classes_and_returns_its_losses_in_training(name):
     detector = detectors.build(DetectorSettings(name=name, **SMALL))
     images = [torch.rand(3, 96, 80), torch.rand(3, 70, 96)]
