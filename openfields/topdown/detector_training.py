@@ -248,8 +248,9 @@ def _plan(args, run, context, device, base_module, network, resumed, settings, b
 def _loader(dataset, collate, loader_settings, shuffle: bool):
     generator = torch.Generator()
     generator.manual_seed(loader_settings.worker_seed)
-    if len(dataset) // loader_settings.world_size < loader_settings.batch_size:
-        raise ValueError(f'--detector-batch-size {loader_settings.batch_size}: only {len(dataset)} images')
+    if shuffle and len(dataset) // loader_settings.world_size < loader_settings.batch_size:
+        # training uses full batches only; validation keeps a smaller last one (DeepLabCut test sets are small)
+        raise ValueError(f'--detector-batch-size {loader_settings.batch_size}: only {len(dataset)} training images')
     return torch.utils.data.DataLoader(
         dataset, batch_size=loader_settings.batch_size,
         sampler=loader_settings.sampler(len(dataset), shuffle=shuffle), num_workers=loader_settings.workers,

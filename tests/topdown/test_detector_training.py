@@ -53,3 +53,14 @@ def test_a_resumed_detector_run_ends_bit_identical_to_a_straight_run(tmp_path):
 def test_a_pose_checkpoint_is_refused_as_a_detector(tmp_path, tiny_checkpoint):
     with pytest.raises(checkpoint.CheckpointError, match='a pose model, not a detector'):
         detector_run(tmp_path, 'run', 1, '--detector-checkpoint', str(tiny_checkpoint))
+
+
+def test_a_validation_set_smaller_than_a_batch_is_validated_in_one_smaller_batch(tmp_path):
+    path = detector_run(tmp_path, 'run', 1, '--detector-batch-size', '4', '--detector-eval-interval', '0')
+    records = read_log(f'{path}.log').records
+    assert [r['n_batches'] for r in records if r['type'] == 'val-epoch'] == [1]  # 2 images, batch of 4
+
+
+def test_too_few_training_images_for_a_batch_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match='--detector-batch-size 8: only 4 training images'):
+        detector_run(tmp_path, 'run', 1, '--detector-batch-size', '8')
