@@ -6,7 +6,7 @@ STAMP := $(VENV)/.openfields-installed
 DEMO_DIR := outputs/demo
 PYTEST_FLAGS ?=
 
-.PHONY: venv demo test test-slow test-slurm bench gpu-check docs clean
+.PHONY: venv demo test test-slow test-slurm bench bench-topdown gpu-check docs clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PYTHON3) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench: $(STAMP)
 	$(PYTHON) -m tools.benchmark_decode --output outputs/bench/decode.json \
 		$(if $(OPENPIFPAF_PYTHON),--peer-python $(OPENPIFPAF_PYTHON))
 	$(PYTHON) -m tools.benchmark_threads --output outputs/bench/threads.json
+
+# bottom-up against top-down, trained from scratch on the synthetic set and the shared DeepLabCut project (about an
+# hour on 2 CPU cores; docs/benchmarks.md, docs/topdown.md)
+bench-topdown: $(STAMP)
+	$(PYTHON) -m tools.benchmark_topdown --output outputs/bench/topdown.json
 
 # on a GPU machine, at most 8 minutes: the CUDA tests, a 2-process --ddp run (NCCL on two GPUs, else gloo on one),
 # the CUDA training and decoder benchmarks into outputs/bench/ (docs/hpc.md); without a GPU it skips them and says so
