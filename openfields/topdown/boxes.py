@@ -113,3 +113,15 @@ def instance_boxes(anns: list[dict], width: int, height: int,
         if box is not None:
             found.append((index, box))
     return found
+
+
+def xyxy_from_xywh(boxes_xywh) -> np.ndarray:
+    """``(N, 4)`` ``x, y, w, h`` -> ``(N, 4)`` ``x0, y0, x1, y1`` (float64; ``(0, 4)`` for no box)."""
+    boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+
+def xywh_from_xyxy(boxes_xyxy) -> np.ndarray:
+    """``(N, 4)`` ``x0, y0, x1, y1`` -> ``(N, 4)`` ``x, y, w, h``."""
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)

@@ -25,7 +25,7 @@ from .. import transforms
 from ..decoder.annotation import AnnotationDet
 from ..metric.coco import Coco
 from ..show.progress import Progress
-from .boxes import BoxSettings, instance_boxes
+from .boxes import BoxSettings, instance_boxes, xyxy_from_xywh
 from .detector_base import resized
 
 LOG = logging.getLogger(__name__)
@@ -37,11 +37,7 @@ SCORE_NAMES = {'AP': 'mAP@50:95', 'AP50': 'mAP@50', 'AP75': 'mAP@75', 'AR1': 'mA
 
 def boxes_xyxy(anns: list[dict], width: int, height: int, settings: BoxSettings) -> np.ndarray:
     """``(N, 4)`` float32 corners of every annotated individual's box (pixel centres at integers)."""
-    boxes = [box for _, box in instance_boxes(anns, width, height, settings)]
-    if not boxes:
-        return np.zeros((0, 4), dtype=np.float32)
-    boxes = np.stack(boxes).astype(np.float32)
-    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+    return xyxy_from_xywh([box for _, box in instance_boxes(anns, width, height, settings)]).astype(np.float32)
 
 
 class DetectionSamples(torch.utils.data.Dataset):

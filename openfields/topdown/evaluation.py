@@ -22,9 +22,9 @@ from ..decoder.cifmax import CifMax
 from ..decoder.settings import DecoderSettings
 from ..metric import scoring
 from ..show.progress import Progress
-from .boxes import BoxSettings, instance_boxes
+from .boxes import BoxSettings, instance_boxes, xywh_from_xyxy, xyxy_from_xywh
 from .crops import CropSettings
-from .pose_on_crops import FieldsOfBatch, poses_on_boxes, xywh_from_xyxy
+from .pose_on_crops import FieldsOfBatch, poses_on_boxes
 
 LOG = logging.getLogger(__name__)
 
@@ -109,9 +109,7 @@ class TopDownTestSet:
             boxes_xyxy, scores = self.detector.boxes(image)
             return [], boxes_xyxy, scores
         found = instance_boxes(anns, *image.size, self.boxes)
-        boxes = np.array([box for _, box in found], dtype=np.float64).reshape(-1, 4)
-        return [anns[i] for i, _ in found], np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1), \
-            np.ones(len(boxes))
+        return [anns[i] for i, _ in found], xyxy_from_xywh([box for _, box in found]), np.ones(len(found))
 
     def _timed(self, fields_of_batch: FieldsOfBatch) -> FieldsOfBatch:
         def timed(images):

@@ -22,16 +22,11 @@ from ..decoder.annotation import Annotation
 from ..decoder.cifmax import CifMax
 from ..decoder.settings import DecoderSettings
 from ..transforms.image import ImageToTensor, Normalize
+from .boxes import xywh_from_xyxy
 from .crops import CROP_FILL, CropGeometry, CropSettings
 
 # images (N, 3, H, W) -> per crop, per head: eval-mode fields (F, C, h, w) (scoring.network_fields' layout)
 FieldsOfBatch = Callable[[torch.Tensor], list[list[np.ndarray]]]
-
-
-def xywh_from_xyxy(boxes_xyxy) -> np.ndarray:
-    """``(N, 4)`` ``x0, y0, x1, y1`` -> ``(N, 4)`` ``x, y, w, h``."""
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
 
 
 def crop_tensors(image: PIL.Image.Image, geometries: Sequence[CropGeometry], fill=CROP_FILL) -> torch.Tensor:
