@@ -6,8 +6,16 @@ Measures, on this machine, and writes a JSON file:
   heads at a given batch size and square input (default shufflenetv2k16, batch 8, 385x385, upsample 2);
 * ``train_step_variants``: the same step for each ``--basenet`` and each ``--variants`` entry (``plain``,
   ``channels_last``, ``compile``, ``amp_bf16``, ``amp_fp16`` and combinations joined by ``+``, the settings of
-  :mod:`openfields.training.accelerate`), with the eval-mode forward time per image at batch 1 and, on CUDA,
-  the peak GPU memory of the training step;
+  :mod:`openfields.training.accelerate`; ``torch_depthwise``: torch's depthwise weight gradient instead of
+  openfields' compiled one, :mod:`openfields.network.depthwise`), with the eval-mode forward time per image
+  at batch 1 and, on CUDA, the peak GPU memory of the training step;
+* ``flop_ceiling``: the fp32 matmul peak measured here (GFLOP/s, torch's threads) and, per variant, the
+  network's forward FLOPs per image (torch's flop counter: convolutions and matmuls), the step's FLOPs
+  (3x forward: backward is two matmul-sized passes), the images/s the peak would allow and the share of it
+  the step reaches;
+* ``train_step_vs_openpifpaf`` (with ``--peer-python``, or ``$OPENPIFPAF_PYTHON``): the same step in fresh
+  processes of tools/peer_train_step.py, openfields (compiled and torch's depthwise weight gradient) and
+  OpenPifPaf 0.13.11, both with the same malloc tuning, in interleaved rounds;
 * ``data_pipeline``: samples/s of one loader worker (image decoding, augmentation, CIF + CAF encoding)
   on real COCO images when ``../shared/data/coco-val-sample`` is there, else on the synthetic set;
 * ``worker_feeds_network``: whether one worker produces samples faster than the network consumes them.
@@ -17,20 +25,25 @@ Figures are medians over repeated timings after a warm-up.
 
 import argparse
 import datetime
+import json
 import logging
 import os
 import pathlib
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from openfields import encoder, headmeta, transforms
 from openfields.datasets import coco_person
 from openfields.datasets.coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
 from openfields.datasets.keypoint_module import head_metas_for
 from openfields.network import factory as network_factory, losses
+from openfields.network.depthwise import DepthwiseConv2d
 from openfields.plugins.synthetic import render
 from openfields.network.malloc_tuning import tune_glibc_malloc
 from openfields.training import accelerate
@@ -67,7 +80,7 @@ def loss_args(**overrides) -> argparse.Namespace:
 
 
 VARIANT_PARTS = {'plain': {}, 'channels_last': {'channels_last': True}, 'compile': {'compile': True},
-                 'amp_bf16': {'amp': 'bf16'}, 'amp_fp16': {'amp': 'fp16'}}
+                 'amp_bf16': {'amp': 'bf16'}, 'amp_fp16': {'amp': 'fp16'}, 'torch_depthwise': {}}
 
 
 def variant_settings(variant: str) -> accelerate.AccelerateSettings:
@@ -80,17 +93,56 @@ def variant_settings(variant: str) -> accelerate.AccelerateSettings:
     return accelerate.AccelerateSettings(**fields)
 
 
+def use_torch_depthwise(network: torch.nn.Module) -> None:
+    """The ``torch_depthwise`` variant: torch's weight gradient in every :class:`DepthwiseConv2d`."""
+    for module in network.modules():
+        if isinstance(module, DepthwiseConv2d):
+            module.compiled_weight_grad = False
+
+
+def matmul_peak_gflops(device, edge: int = 2048, repeats: int = 5) -> float:
+    """Best of ``repeats`` fp32 (edge x edge) @ (edge x edge) products after a warm-up, GFLOP/s."""
+    a, b = (torch.randn(edge, edge, device=device) for _ in range(2))
+    durations = []
+    for i in range(repeats + 1):
+        _synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _synchronize(device)
+        if i > 0:
+            durations.append(time.perf_counter() - start)
+    return round(2 * edge ** 3 / min(durations) / 1e9, 1)
+
+
+def forward_gflop_per_image(network: torch.nn.Module, image: torch.Tensor) -> float:
+    """Convolution and matmul FLOPs of one image's forward pass (torch's flop counter), in GFLOP."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        network(image)
+    return round(counter.get_total_flops() / image.shape[0] / 1e9, 3)
+
+
+def flop_share(images_per_s: float, gflop_per_image: float, peak_gflops: float) -> dict:
+    """Where a training step stands against the FLOP ceiling: 3x forward FLOPs at the matmul peak."""
+    step_gflop_per_image = 3 * gflop_per_image
+    ceiling = peak_gflops / step_gflop_per_image
+    return {'forward_gflop_per_image': gflop_per_image, 'step_gflop_per_image': round(step_gflop_per_image, 3),
+            'matmul_peak_gflops': peak_gflops, 'ceiling_images_per_s': round(ceiling, 3),
+            'share_of_ceiling': round(images_per_s / ceiling, 3)}
+
+
 def _synchronize(device):
     if device.type == 'cuda':
         torch.cuda.synchronize()
 
 
 def time_train_step(basenet: str, batch_size: int, edge: int, upsample: int, repeats: int, device,
-                    variant: str = 'plain') -> dict:
+                    variant: str = 'plain', peak_gflops: float | None = None) -> dict:
     settings = variant_settings(variant)
     settings.check(device)
     metas = coco_metas(upsample)
     network = accelerate.to_memory_format(network_factory.build(basenet, {}, metas).to(device).train(), settings)
+    if 'torch_depthwise' in variant.split('+'):
+        use_torch_depthwise(network)
     model, precision = accelerate.compiled(network, settings), accelerate.Precision(settings, device)
     loss = losses.factory(loss_args(), metas)
     optimizer = torch.optim.SGD(network.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
@@ -114,14 +166,18 @@ def time_train_step(basenet: str, batch_size: int, edge: int, upsample: int, rep
         if i >= warm_up:
             durations.append(time.perf_counter() - start)
     median = statistics.median(durations)
-    return {'basenet': basenet, 'variant': variant, 'batch_size': batch_size, 'input': [edge, edge],
-            'upsample': upsample, 'heads': [m.full_name for m in metas], 'repeats': repeats,
-            'seconds_per_step_median': round(median, 4),
-            'seconds_per_step_min': round(min(durations), 4),
-            'images_per_s': round(batch_size / median, 3),
-            'peak_gpu_memory_mib': round(torch.cuda.max_memory_allocated(device) / 2 ** 20) if device.type == 'cuda'
-            else None,
-            'inference_ms_per_image': time_inference(network, precision, images[:1], repeats)}
+    result = {'basenet': basenet, 'variant': variant, 'batch_size': batch_size, 'input': [edge, edge],
+              'upsample': upsample, 'heads': [m.full_name for m in metas], 'repeats': repeats,
+              'seconds_per_step_median': round(median, 4),
+              'seconds_per_step_min': round(min(durations), 4),
+              'images_per_s': round(batch_size / median, 3),
+              'peak_gpu_memory_mib': round(torch.cuda.max_memory_allocated(device) / 2 ** 20)
+              if device.type == 'cuda' else None,
+              'inference_ms_per_image': time_inference(network, precision, images[:1], repeats)}
+    if peak_gflops:
+        result['flop_ceiling'] = flop_share(result['images_per_s'], forward_gflop_per_image(network, images[:1]),
+                                            peak_gflops)
+    return result
 
 
 def time_inference(network, precision, image, repeats: int) -> float:
@@ -194,12 +250,46 @@ def gpu_hardware(device) -> dict:
             'cuda': torch.version.cuda, 'gpus': torch.cuda.device_count()}
 
 
+PEER_FRAMEWORKS = ('openfields', 'openfields-torch-depthwise', 'openpifpaf')
+
+
+def compare_with_openpifpaf(peer_python: str, batch_size: int, edge: int, steps: int, rounds: int,
+                            peak_gflops: float) -> dict:
+    """Rounds of fresh tools/peer_train_step.py processes, one per framework in turn (the machine's load
+    hits all alike): median seconds per step over all rounds, images/s, share of the FLOP ceiling
+    (shufflenetv2k16's FLOPs, the same network in both) and each one's time over OpenPifPaf's."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    seconds = {name: [] for name in PEER_FRAMEWORKS}
+    for round_index in range(rounds):
+        for name in PEER_FRAMEWORKS:
+            python = peer_python if name == 'openpifpaf' else sys.executable
+            command = [python, '-m', 'tools.peer_train_step', '--framework', name, '--batch-size', str(batch_size),
+                       '--square-edge', str(edge), '--steps', str(steps)]
+            LOG.info('train step side by side, round %d/%d: %s', round_index + 1, rounds, name)
+            output = subprocess.run(command, cwd=root, check=True, capture_output=True, text=True).stdout
+            seconds[name] += json.loads(output.strip().splitlines()[-1])['seconds_per_step']
+    metas = coco_metas(2)
+    network = network_factory.build('shufflenetv2k16', {}, metas).train()
+    gflop = forward_gflop_per_image(network, torch.randn(1, 3, edge, edge))
+    rows = {}
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        rows[name] = {'seconds_per_step': values, 'seconds_per_step_median': round(median, 4),
+                      'images_per_s': round(batch_size / median, 3),
+                      'time_over_openpifpaf': round(median / statistics.median(seconds['openpifpaf']), 3),
+                      **flop_share(batch_size / median, gflop, peak_gflops)}
+        LOG.info('%s: %.3f images/s (%.0f%% of the FLOP ceiling), %.2fx OpenPifPaf\'s time', name,
+                 rows[name]['images_per_s'], 100 * rows[name]['share_of_ceiling'], rows[name]['time_over_openpifpaf'])
+    return {'basenet': 'shufflenetv2k16', 'batch_size': batch_size, 'input': [edge, edge], 'rounds': rounds,
+            'malloc_tuning': 'same for both (tools/peer_train_step.py)', 'frameworks': rows}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m tools.benchmark', description=__doc__.splitlines()[0])
     parser.add_argument('--output', default='outputs/bench/train.json')
     parser.add_argument('--basenet', nargs='+', default=['shufflenetv2k16'],
                         help='basenets of train_step_variants; the first also gives train_step')
-    parser.add_argument('--variants', nargs='+', default=['plain', 'channels_last', 'compile'],
+    parser.add_argument('--variants', nargs='+', default=['plain', 'torch_depthwise', 'channels_last', 'compile'],
                         help=f'train step variants: {", ".join(VARIANT_PARTS)}, or several joined by + '
                              '(compile: minutes of compilation on a CPU)')
     parser.add_argument('--batch-size', type=int, default=8)
@@ -208,21 +298,35 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=5, help='timed training steps')
     parser.add_argument('--samples', type=int, default=40, help='timed data pipeline samples (0: skip)')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--peer-python', default=os.environ.get('OPENPIFPAF_PYTHON') or None, metavar='PYTHON',
+                        help='the python of a venv with OpenPifPaf 0.13.11 (shared/reference/peer-openpifpaf.md): '
+                             'also time its train step next to openfields\' (CPU)')
+    parser.add_argument('--peer-rounds', type=int, default=3, help='interleaved rounds of the peer comparison')
+    parser.add_argument('--peer-steps', type=int, default=2, help='timed steps per process of a round')
     args = parser.parse_args(argv)
     tune_glibc_malloc()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     device = torch.device(args.device)
     threads = torch.get_num_threads()
+    peak_gflops = matmul_peak_gflops(device)
+    LOG.info('fp32 matmul peak: %.1f GFLOP/s on %s (%d threads)', peak_gflops, device, threads)
+    peer = None
+    if args.peer_python and device.type == 'cpu':
+        # first: this process keeps the memory of its own training steps (malloc tuning), which would
+        # squeeze the fresh processes into the page cache's share of memory
+        peer = compare_with_openpifpaf(args.peer_python, args.batch_size, args.square_edge, args.peer_steps,
+                                       args.peer_rounds, peak_gflops)
     variants = []
     for basenet in args.basenet:
         for variant in args.variants:
             LOG.info('timing %d training steps of %s (%s), batch %d, %dx%d on %s (%d threads) ...', args.repeats,
                      basenet, variant, args.batch_size, args.square_edge, args.square_edge, device, threads)
             variants.append(time_train_step(basenet, args.batch_size, args.square_edge, args.upsample,
-                                            args.repeats, device, variant))
-            LOG.info('train step: %.3f images/s, inference %.1f ms/image, peak GPU memory %s MiB',
-                     variants[-1]['images_per_s'], variants[-1]['inference_ms_per_image'],
-                     variants[-1]['peak_gpu_memory_mib'])
+                                            args.repeats, device, variant, peak_gflops))
+            LOG.info('train step: %.3f images/s (%.0f%% of the FLOP ceiling), inference %.1f ms/image, '
+                     'peak GPU memory %s MiB', variants[-1]['images_per_s'],
+                     100 * variants[-1]['flop_ceiling']['share_of_ceiling'],
+                     variants[-1]['inference_ms_per_image'], variants[-1]['peak_gpu_memory_mib'])
     train = variants[0]
     data = None
     if args.samples > 0:
@@ -235,7 +339,8 @@ def main(argv=None):
         'hardware': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': threads,
                      'device': str(device),
                      **gpu_hardware(device)},
-        'train_step': train, 'train_step_variants': variants, 'data_pipeline': data,
+        'train_step': train, 'train_step_variants': variants, 'train_step_vs_openpifpaf': peer,
+        'data_pipeline': data,
         'worker_feeds_network': data['samples_per_s_per_worker'] > train['images_per_s'] if data else None,
     }
     out = pathlib.Path(args.output)
