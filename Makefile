@@ -63,12 +63,15 @@ test-slow: $(STAMP)
 test-slurm: $(STAMP)
 	$(PYTHON) -m pytest -m slurm $(PYTEST_FLAGS) tests/test_slurm.py
 
-# the train step of shufflenetv2k16 (batch 8, 385x385) plain, channels_last and compiled (the compile variant
-# spends about two minutes compiling on a 2-core CPU)
+# the train step of shufflenetv2k16 (batch 8, 385x385) plain, with torch's kernels instead of openfields'
+# compiled ones, channels_last and compiled (the compile variant spends about two minutes compiling on a 2-core
+# CPU), each with its share of the FLOP ceiling (measured matmul peak)
 # with OPENPIFPAF_PYTHON=<the python of a venv with OpenPifPaf 0.13.11> (shared/reference/peer-openpifpaf.md) the
-# decoder figures include OpenPifPaf's C++ decoder on the same fields
+# train step also runs beside OpenPifPaf's (same malloc tuning) and the decoder figures include OpenPifPaf's C++
+# decoder on the same fields
 bench: $(STAMP)
-	$(PYTHON) -m tools.benchmark --output outputs/bench/train.json
+	$(PYTHON) -m tools.benchmark --output outputs/bench/train.json \
+		$(if $(OPENPIFPAF_PYTHON),--peer-python $(OPENPIFPAF_PYTHON))
 	$(PYTHON) -m tools.benchmark_decode --output outputs/bench/decode.json \
 		$(if $(OPENPIFPAF_PYTHON),--peer-python $(OPENPIFPAF_PYTHON))
 	$(PYTHON) -m tools.benchmark_threads --output outputs/bench/threads.json

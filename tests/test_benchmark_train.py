@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from openfields.network import factory as network_factory
+from openfields.network.batchnorm import BatchNorm2d
 from openfields.network.depthwise import DepthwiseConv2d
 from tools import benchmark
 
@@ -46,16 +47,21 @@ def test_matmul_peak_is_positive_and_finite():
     assert 0.1 < benchmark.matmul_peak_gflops(torch.device('cpu'), edge=256, repeats=2) < 1e5
 
 
-def test_torch_depthwise_variant_turns_the_compiled_weight_gradient_off():
+@pytest.mark.parametrize('variant', ['torch_depthwise', 'torch_batchnorm', 'torch_depthwise+torch_batchnorm'])
+def test_torch_kernel_variants_turn_the_compiled_kernels_off(variant):
     network = network_factory.build('shufflenetv2k16', {}, benchmark.coco_metas(2))
     depthwise = [m for m in network.modules() if isinstance(m, DepthwiseConv2d)]
+    norms = [m for m in network.modules() if isinstance(m, BatchNorm2d)]
     assert len(depthwise) == 19 and all(m.compiled_weight_grad for m in depthwise)
-    benchmark.use_torch_depthwise(network)
-    assert not any(m.compiled_weight_grad for m in depthwise)
-    assert benchmark.variant_settings('torch_depthwise+channels_last').channels_last
+    assert len(norms) == 56 and all(m.compiled for m in norms)
+    parts = variant.split('+')
+    benchmark.use_torch_kernels(network, depthwise='torch_depthwise' in parts, batchnorm='torch_batchnorm' in parts)
+    assert [m.compiled_weight_grad for m in depthwise] == [('torch_depthwise' not in parts)] * 19
+    assert [m.compiled for m in norms] == [('torch_batchnorm' not in parts)] * 56
+    assert benchmark.variant_settings(variant + '+channels_last').channels_last
 
 
-@pytest.mark.parametrize('framework', ['openfields', 'openfields-torch-depthwise'])
+@pytest.mark.parametrize('framework', ['openfields', 'openfields-torch-kernels'])
 def test_peer_train_step_reports_its_timed_steps(framework):
     """A small step in a fresh process (the peer tool applies the malloc tuning to its own process)."""
     output = subprocess.run(

@@ -6,16 +6,17 @@ Measures, on this machine, and writes a JSON file:
   heads at a given batch size and square input (default shufflenetv2k16, batch 8, 385x385, upsample 2);
 * ``train_step_variants``: the same step for each ``--basenet`` and each ``--variants`` entry (``plain``,
   ``channels_last``, ``compile``, ``amp_bf16``, ``amp_fp16`` and combinations joined by ``+``, the settings of
-  :mod:`openfields.training.accelerate`; ``torch_depthwise``: torch's depthwise weight gradient instead of
-  openfields' compiled one, :mod:`openfields.network.depthwise`), with the eval-mode forward time per image
-  at batch 1 and, on CUDA, the peak GPU memory of the training step;
+  :mod:`openfields.training.accelerate`; ``torch_depthwise``, ``torch_batchnorm``: torch's depthwise weight
+  gradient or training-mode BatchNorm instead of openfields' compiled ones, :mod:`openfields.network.depthwise`
+  and :mod:`openfields.network.batchnorm`), with the eval-mode forward time per image at batch 1 and, on
+  CUDA, the peak GPU memory of the training step;
 * ``flop_ceiling``: the fp32 matmul peak measured here (GFLOP/s, torch's threads) and, per variant, the
   network's forward FLOPs per image (torch's flop counter: convolutions and matmuls), the step's FLOPs
   (3x forward: backward is two matmul-sized passes), the images/s the peak would allow and the share of it
   the step reaches;
 * ``train_step_vs_openpifpaf`` (with ``--peer-python``, or ``$OPENPIFPAF_PYTHON``): the same step in fresh
-  processes of tools/peer_train_step.py, openfields (compiled and torch's depthwise weight gradient) and
-  OpenPifPaf 0.13.11, both with the same malloc tuning, in interleaved rounds;
+  processes of tools/peer_train_step.py, openfields (with its compiled kernels and with torch's) and
+  OpenPifPaf 0.13.11, all with the same malloc tuning, in interleaved rounds;
 * ``data_pipeline``: samples/s of one loader worker (image decoding, augmentation, CIF + CAF encoding)
   on real COCO images when ``../shared/data/coco-val-sample`` is there, else on the synthetic set;
 * ``worker_feeds_network``: whether one worker produces samples faster than the network consumes them.
@@ -43,6 +44,7 @@ from openfields.datasets import coco_person
 from openfields.datasets.coco import CocoKeypoints, KeypointCategory, keypoint_category, load_json
 from openfields.datasets.keypoint_module import head_metas_for
 from openfields.network import factory as network_factory, losses
+from openfields.network.batchnorm import BatchNorm2d
 from openfields.network.depthwise import DepthwiseConv2d
 from openfields.plugins.synthetic import render
 from openfields.network.malloc_tuning import tune_glibc_malloc
@@ -80,7 +82,7 @@ def loss_args(**overrides) -> argparse.Namespace:
 
 
 VARIANT_PARTS = {'plain': {}, 'channels_last': {'channels_last': True}, 'compile': {'compile': True},
-                 'amp_bf16': {'amp': 'bf16'}, 'amp_fp16': {'amp': 'fp16'}, 'torch_depthwise': {}}
+                 'amp_bf16': {'amp': 'bf16'}, 'amp_fp16': {'amp': 'fp16'}, 'torch_depthwise': {}, 'torch_batchnorm': {}}
 
 
 def variant_settings(variant: str) -> accelerate.AccelerateSettings:
@@ -93,11 +95,14 @@ def variant_settings(variant: str) -> accelerate.AccelerateSettings:
     return accelerate.AccelerateSettings(**fields)
 
 
-def use_torch_depthwise(network: torch.nn.Module) -> None:
-    """The ``torch_depthwise`` variant: torch's weight gradient in every :class:`DepthwiseConv2d`."""
+def use_torch_kernels(network: torch.nn.Module, depthwise: bool = True, batchnorm: bool = True) -> None:
+    """The ``torch_depthwise`` and ``torch_batchnorm`` variants: torch's weight gradient in every
+    :class:`DepthwiseConv2d`, torch's forward in every compiled :class:`BatchNorm2d`."""
     for module in network.modules():
-        if isinstance(module, DepthwiseConv2d):
+        if depthwise and isinstance(module, DepthwiseConv2d):
             module.compiled_weight_grad = False
+        if batchnorm and isinstance(module, BatchNorm2d):
+            module.compiled = False
 
 
 def matmul_peak_gflops(device, edge: int = 2048, repeats: int = 5) -> float:
@@ -141,8 +146,8 @@ def time_train_step(basenet: str, batch_size: int, edge: int, upsample: int, rep
     settings.check(device)
     metas = coco_metas(upsample)
     network = accelerate.to_memory_format(network_factory.build(basenet, {}, metas).to(device).train(), settings)
-    if 'torch_depthwise' in variant.split('+'):
-        use_torch_depthwise(network)
+    parts = variant.split('+')
+    use_torch_kernels(network, depthwise='torch_depthwise' in parts, batchnorm='torch_batchnorm' in parts)
     model, precision = accelerate.compiled(network, settings), accelerate.Precision(settings, device)
     loss = losses.factory(loss_args(), metas)
     optimizer = torch.optim.SGD(network.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
@@ -250,7 +255,7 @@ def gpu_hardware(device) -> dict:
             'cuda': torch.version.cuda, 'gpus': torch.cuda.device_count()}
 
 
-PEER_FRAMEWORKS = ('openfields', 'openfields-torch-depthwise', 'openpifpaf')
+PEER_FRAMEWORKS = ('openfields', 'openfields-torch-kernels', 'openpifpaf')
 
 
 def compare_with_openpifpaf(peer_python: str, batch_size: int, edge: int, steps: int, rounds: int,
@@ -289,7 +294,9 @@ def main(argv=None):
     parser.add_argument('--output', default='outputs/bench/train.json')
     parser.add_argument('--basenet', nargs='+', default=['shufflenetv2k16'],
                         help='basenets of train_step_variants; the first also gives train_step')
-    parser.add_argument('--variants', nargs='+', default=['plain', 'torch_depthwise', 'channels_last', 'compile'],
+    parser.add_argument('--variants', nargs='+',
+                        default=['plain', 'torch_depthwise', 'torch_depthwise+torch_batchnorm', 'channels_last',
+                                 'compile'],
                         help=f'train step variants: {", ".join(VARIANT_PARTS)}, or several joined by + '
                              '(compile: minutes of compilation on a CPU)')
     parser.add_argument('--batch-size', type=int, default=8)

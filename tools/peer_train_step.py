@@ -1,13 +1,14 @@
-"""Time one framework's training step in a fresh process: ``python -m tools.peer_train_step --framework NAME``.
+"""A training step timed in a fresh process: ``python -m tools.peer_train_step --framework NAME``.
 
-``--framework openfields`` (the project's venv) or ``openfields-torch-depthwise`` (the same with torch's
-depthwise weight gradient) or ``openpifpaf`` (a throwaway venv with OpenPifPaf 0.13.11,
-shared/reference/peer-openpifpaf.md). The same step for all: shufflenetv2k16 built from scratch with the COCO
-person CIF + CAF heads (upsample 2, stride 8), each framework's own losses on the same kind of random targets
-(2% positive cells, regression targets in [0.5, 1.5)), forward + backward + SGD (momentum 0.9, Nesterov),
-batch 8 of 385x385 by default. Both get the same glibc malloc tuning (``mallopt`` as in
-``openfields/network/malloc_tuning.py``, applied here so that OpenPifPaf gets it too; ``--no-malloc-tuning``
-turns it off for both) and torch's default threads. Prints one JSON object: the seconds of each timed step.
+``--framework openfields`` (the project's venv) or ``openfields-torch-kernels`` (the same with torch's
+depthwise weight gradient and BatchNorm instead of openfields' compiled ones) or ``openpifpaf`` (a throwaway
+venv with OpenPifPaf 0.13.11, shared/reference/peer-openpifpaf.md). The same step for all: shufflenetv2k16
+built from scratch with the COCO person CIF + CAF heads (upsample 2, stride 8), each framework's own losses on
+the same kind of random targets (2% positive cells, regression targets in [0.5, 1.5)), forward + backward +
+SGD (momentum 0.9, Nesterov), batch 8 of 385x385 by default. All get the same glibc malloc tuning
+(``mallopt`` as in ``openfields/network/malloc_tuning.py``, applied here so that OpenPifPaf gets it too;
+``--no-malloc-tuning`` turns it off for all) and torch's default threads. Prints one JSON object: the seconds
+of each timed step.
 
 tools/benchmark.py runs it in interleaved rounds (``--peer-python``) so that the machine's load hits all alike.
 """
@@ -41,15 +42,13 @@ def random_targets(torch, n_fields: int, n_channels: int, batch_size: int, hw, g
     return t
 
 
-def openfields_step(torch, compiled_depthwise: bool):
+def openfields_step(torch, compiled_kernels: bool):
     from openfields.network import factory as network_factory, losses
-    from openfields.network.depthwise import DepthwiseConv2d
-    from tools.benchmark import coco_metas, loss_args
+    from tools.benchmark import coco_metas, loss_args, use_torch_kernels
     metas = coco_metas(2)
     network = network_factory.build('shufflenetv2k16', {}, metas).train()
-    for module in network.modules():
-        if isinstance(module, DepthwiseConv2d):
-            module.compiled_weight_grad = compiled_depthwise
+    if not compiled_kernels:
+        use_torch_kernels(network)
     loss = losses.factory(loss_args(), metas)
     n_channels = [5, 9]
 
@@ -75,7 +74,7 @@ def openpifpaf_step(torch):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m tools.peer_train_step', description=__doc__.splitlines()[0])
     parser.add_argument('--framework', required=True,
-                        choices=['openfields', 'openfields-torch-depthwise', 'openpifpaf'])
+                        choices=['openfields', 'openfields-torch-kernels', 'openpifpaf'])
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--square-edge', type=int, default=385)
     parser.add_argument('--steps', type=int, default=3, help='timed steps')

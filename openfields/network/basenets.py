@@ -16,6 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .batchnorm import BatchNorm2d
 from .depthwise import DepthwiseConv2d
 
 BasenetBuilder = Callable[[dict], nn.Module]
@@ -118,7 +119,7 @@ def _conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1, stride: 
         conv = DepthwiseConv2d(in_channels, kernel_size, stride, padding)  # faster weight gradient on CPU
     else:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
-    layers = [conv, nn.BatchNorm2d(out_channels)]
+    layers = [conv, BatchNorm2d(out_channels)]  # faster training-mode forward on CPU
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)

@@ -14,19 +14,19 @@ with ``x_pad`` the input zero-padded by ``p``. Per channel and image, the padded
 its ``s`` column phases, ``phase[f][r, q] = x_pad[r, s q + f]``, so that every one of the k x k sums reads
 two contiguous rows (``x_pad[s y + i, s x + j] = phase[j mod s][s y + i, x + j div s]``) and vectorises.
 Both planes stay in the core's cache for the k x k passes. Channels run in parallel (as many threads as
-torch uses); each channel's sum runs in a fixed order, so the result does not depend on the
+torch uses, :mod:`.channel_parallel`); each channel's sum runs in a fixed order, so the result does not depend on the
 thread count and training stays deterministic (exact resume). It differs from torch's by float32
 rounding (relative 1e-6, tests/network/test_depthwise.py).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-
 import numba
 import numpy as np
 import torch
 from torch import nn
+
+from .channel_parallel import over_channels
 
 jit = numba.njit(cache=True, nogil=True, fastmath=True)
 
@@ -74,7 +74,7 @@ def _add_plane_weight_grad(grad_plane, phases, kernel_size, stride, sums):
 
 
 @jit
-def _channels_weight_grad(inputs, grad_output, kernel_size, stride, padding, first, end, weight_grad):
+def _channels_weight_grad(inputs, grad_output, kernel_size, stride, padding, weight_grad, first, end):
     """``weight_grad[c]`` (k, k) for channels ``first <= c < end`` of ``inputs`` (N, C, H, W) and
     ``grad_output`` (N, C, H_out, W_out), float32 C-contiguous."""
     n_images, _, height, width = inputs.shape
@@ -93,35 +93,14 @@ def _channels_weight_grad(inputs, grad_output, kernel_size, stride, padding, fir
                 weight_grad[c, i, j] = sums[i, j]
 
 
-_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # helper threads by count, made on first use
-
-
-def _helper_pool(n_threads: int) -> concurrent.futures.ThreadPoolExecutor:
-    if n_threads not in _POOLS:
-        _POOLS[n_threads] = concurrent.futures.ThreadPoolExecutor(n_threads, 'openfields-depthwise')
-    return _POOLS[n_threads]
-
-
 def depthwise_weight_grad(inputs: torch.Tensor, grad_output: torch.Tensor, kernel_size: int, stride: int,
                           padding: int) -> torch.Tensor:
-    """Weight gradient (C, 1, k, k) of a square depthwise convolution without dilation (CPU, float32).
-
-    Channels are split into as many contiguous chunks as torch uses threads; the compiled loop releases the
-    GIL, so the chunks run in parallel (the calling thread takes the first). Python threads rather than
-    numba's own thread pool: that would be a second OpenMP runtime next to torch's, both spinning for
-    the same cores between kernels."""
+    """Weight gradient (C, 1, k, k) of a square depthwise convolution without dilation (CPU, float32), on
+    torch's number of threads (:func:`.channel_parallel.over_channels`)."""
     x = inputs.detach().contiguous().numpy()
     g = grad_output.detach().contiguous().numpy()
-    n_channels = x.shape[1]
-    weight_grad = np.empty((n_channels, kernel_size, kernel_size), dtype=np.float32)
-    n_chunks = max(1, min(torch.get_num_threads(), n_channels))
-    bounds = [n_channels * i // n_chunks for i in range(n_chunks + 1)]
-    helpers = [_helper_pool(n_chunks - 1).submit(_channels_weight_grad, x, g, kernel_size, stride, padding,
-                                                 bounds[i], bounds[i + 1], weight_grad)
-               for i in range(1, n_chunks)]
-    _channels_weight_grad(x, g, kernel_size, stride, padding, bounds[0], bounds[1], weight_grad)
-    for helper in helpers:
-        helper.result()
+    weight_grad = np.empty((x.shape[1], kernel_size, kernel_size), dtype=np.float32)
+    over_channels(_channels_weight_grad, x.shape[1], x, g, kernel_size, stride, padding, weight_grad)
     return torch.from_numpy(weight_grad).unsqueeze(1)
 
 
