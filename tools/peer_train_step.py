@@ -78,7 +78,7 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--square-edge', type=int, default=385)
     parser.add_argument('--steps', type=int, default=3, help='timed steps')
-    parser.add_argument('--warm-up', type=int, default=1)
+    parser.add_argument('--warm-up', type=int, default=2, help='untimed steps first (the first two touch new memory)')
     parser.add_argument('--no-malloc-tuning', dest='malloc_tuning', action='store_false')
     args = parser.parse_args(argv)
     tuned = tune_malloc() if args.malloc_tuning else False

@@ -11,11 +11,15 @@ fixed order, so results do not depend on the thread count.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 from typing import Callable
 
 import torch
 
 _POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # helper threads by count, made on first use
+# a forked child (a DataLoader worker, a multiprocessing fork) inherits the pools but not their threads: it
+# makes its own when it needs them
+os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _helper_pool(n_threads: int) -> concurrent.futures.ThreadPoolExecutor:
