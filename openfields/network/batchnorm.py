@@ -2,7 +2,7 @@
 
 Why: in a ShuffleNetV2K training step on a 2-core CPU, torch's training-mode BatchNorm took about 0.75 s of
 a 6 s step (56 layers), its forward 0.5 s: three passes over tensors of 20-200 MB where one pass for the
-statistics and one for the output do, 2-3.5x faster (docs/benchmarks.md). The backward is torch's, given the
+statistics and one for the output do, 1.7-3.4x faster (docs/benchmarks.md). The backward is torch's, given the
 statistics computed here (a compiled backward measured no faster: it is memory-bound either way). In eval
 mode, on CUDA, under autocast, for other dtypes or layouts, while tracing, scripting or compiling, it is
 torch's BatchNorm2d; the parameters, buffers and state dict are the same.

@@ -6,6 +6,8 @@ import torch
 import torchvision
 
 from openfields.network import basenets, pretrained
+from openfields.network.batchnorm import BatchNorm2d
+from openfields.network.depthwise import DepthwiseConv2d
 
 # measured once; a change means the architecture changed
 SHUFFLENETV2K16_PARAMETERS = 8_805_396
@@ -125,6 +127,36 @@ def test_shufflenetv2k_kernel_option():
 def test_channel_shuffle():
     x = torch.arange(6.0).view(1, 6, 1, 1)
     assert basenets.channel_shuffle(x, 2).flatten().tolist() == [0, 3, 1, 4, 2, 5]
+
+
+def test_shufflenetv2k_trains_as_with_torch_kernels():
+    """Five SGD steps from the same start with openfields' compiled depthwise weight gradient and BatchNorm
+    forward and with torch's: the same weights up to float32 rounding."""
+    def trained(compiled):
+        torch.manual_seed(0)
+        net = basenets.ShuffleNetV2K('tinyk', [2, 2, 2], [8, 16, 32, 64, 64], {'kernel_size': 5}).train()
+        for module in net.modules():
+            if isinstance(module, DepthwiseConv2d):
+                module.compiled_weight_grad = compiled
+            if isinstance(module, BatchNorm2d):
+                module.compiled = compiled
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            images = torch.randn(3, 3, 65, 65, generator=generator)
+            loss = (net(images) - 0.5).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return net.state_dict(), loss.item()
+
+    (ours, loss_ours), (torchs, loss_torch) = trained(True), trained(False)
+    assert loss_ours == pytest.approx(loss_torch, rel=1e-4)
+    for name, value in torchs.items():
+        if value.is_floating_point():
+            assert float((ours[name] - value).abs().max()) <= 1e-4 * max(1.0, float(value.abs().max())), name
+    again, _ = trained(True)  # deterministic: a second run with the compiled kernels gives the same weights
+    assert all(torch.equal(again[name], value) for name, value in ours.items())
 
 
 # ------------------------------------------------------------------------------------------ rebuild
