@@ -51,6 +51,7 @@ from openfields.network.malloc_tuning import tune_glibc_malloc
 from openfields.training import accelerate
 from openfields.outputs import write_json
 from openfields.version import version
+from tools.peer_train_step import random_targets
 
 LOG = logging.getLogger(__name__)
 
@@ -154,7 +155,8 @@ def time_train_step(basenet: str, batch_size: int, edge: int, upsample: int, rep
     images = precision.images(torch.randn(batch_size, 3, edge, edge, device=device))
     with torch.no_grad():
         shapes = [o.shape for o in network(images[:1])]
-    targets = [_random_targets(meta, batch_size, shape[-2:], device) for meta, shape in zip(metas, shapes)]
+    targets = [random_targets(meta.n_fields, 5 if isinstance(meta, headmeta.Cif) else 9, batch_size, shape[-2:],
+                              device=device) for meta, shape in zip(metas, shapes)]
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     warm_up = 2 if settings.compile else 1  # compiling takes the first step(s); kernels and allocators warm up
@@ -199,18 +201,6 @@ def time_inference(network, precision, image, repeats: int) -> float:
                 durations.append(time.perf_counter() - start)
     network.train()
     return round(1000 * statistics.median(durations), 2)
-
-
-def _random_targets(meta, batch_size, hw, device):
-    """Sparse positive cells with plausible regression targets; the rest negative."""
-    n_channels = 5 if isinstance(meta, headmeta.Cif) else 9
-    t = torch.full((batch_size, meta.n_fields, n_channels, *hw), float('nan'), device=device)
-    positive = torch.rand(batch_size, meta.n_fields, *hw, device=device) < 0.02
-    t[:, :, 0] = positive.float()
-    for c in range(1, n_channels):
-        values = torch.rand(batch_size, meta.n_fields, *hw, device=device) + 0.5
-        t[:, :, c] = torch.where(positive, values, torch.full_like(values, float('nan')))
-    return t
 
 
 def pipeline_dataset(edge: int, upsample: int, cache_dir: pathlib.Path):

@@ -21,6 +21,8 @@ import ctypes.util
 import json
 import time
 
+import torch
+
 # the same options and values as openfields/network/malloc_tuning.py (duplicated: OpenPifPaf's venv has no
 # openfields)
 MALLOPT = ((-4, 0), (-1, 2 ** 31 - 1), (-2, 256 * 2 ** 20))  # M_MMAP_MAX, M_TRIM_THRESHOLD, M_TOP_PAD
@@ -31,18 +33,20 @@ def tune_malloc() -> bool:
     return all(libc.mallopt(option, value) == 1 for option, value in MALLOPT)
 
 
-def random_targets(torch, n_fields: int, n_channels: int, batch_size: int, hw, generator):
-    """Same scheme as tools/benchmark.py: NaN (ignored) regressions except at 2% positive cells."""
-    t = torch.full((batch_size, n_fields, n_channels, *hw), float('nan'))
-    positive = torch.rand(batch_size, n_fields, *hw, generator=generator) < 0.02
+def random_targets(n_fields: int, n_channels: int, batch_size: int, hw, generator=None, device='cpu'):
+    """(B, fields, channels, h, w) targets of both frameworks' layout (also tools/benchmark.py's): confidence 1
+    at 2% positive cells, 0 elsewhere; regressions in [0.5, 1.5) at the positive cells, NaN (ignored)
+    elsewhere."""
+    t = torch.full((batch_size, n_fields, n_channels, *hw), float('nan'), device=device)
+    positive = torch.rand(batch_size, n_fields, *hw, generator=generator, device=device) < 0.02
     t[:, :, 0] = positive.float()
     for c in range(1, n_channels):
-        values = torch.rand(batch_size, n_fields, *hw, generator=generator) + 0.5
+        values = torch.rand(batch_size, n_fields, *hw, generator=generator, device=device) + 0.5
         t[:, :, c] = torch.where(positive, values, torch.full_like(values, float('nan')))
     return t
 
 
-def openfields_step(torch, compiled_kernels: bool):
+def openfields_step(compiled_kernels: bool):
     from openfields.network import factory as network_factory, losses
     from tools.benchmark import coco_metas, loss_args, use_torch_kernels
     metas = coco_metas(2)
@@ -57,7 +61,7 @@ def openfields_step(torch, compiled_kernels: bool):
     return network, total_loss, [m.n_fields for m in metas], n_channels
 
 
-def openpifpaf_step(torch):
+def openpifpaf_step():
     import openpifpaf
     from openpifpaf.plugins.coco import CocoKp
     CocoKp.upsample_stride = 2
@@ -82,18 +86,17 @@ def main(argv=None):
     parser.add_argument('--no-malloc-tuning', dest='malloc_tuning', action='store_false')
     args = parser.parse_args(argv)
     tuned = tune_malloc() if args.malloc_tuning else False
-    import torch  # pylint: disable=import-outside-toplevel
     torch.manual_seed(0)
     if args.framework == 'openpifpaf':
-        network, total_loss, n_fields, n_channels = openpifpaf_step(torch)
+        network, total_loss, n_fields, n_channels = openpifpaf_step()
     else:
-        network, total_loss, n_fields, n_channels = openfields_step(torch, args.framework == 'openfields')
+        network, total_loss, n_fields, n_channels = openfields_step(args.framework == 'openfields')
     optimizer = torch.optim.SGD(network.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
     images = torch.randn(args.batch_size, 3, args.square_edge, args.square_edge)
     with torch.no_grad():
         shapes = [o.shape[-2:] for o in network(images[:1])]
     generator = torch.Generator().manual_seed(1)
-    targets = [random_targets(torch, f, c, args.batch_size, hw, generator)
+    targets = [random_targets(f, c, args.batch_size, hw, generator)
                for f, c, hw in zip(n_fields, n_channels, shapes)]
     seconds = []
     for i in range(args.warm_up + args.steps):

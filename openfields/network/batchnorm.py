@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .channel_parallel import over_channels
+from .channel_parallel import compiled_kernels_apply, over_channels
 
 jit = numba.njit(cache=True, nogil=True, fastmath=True)
 
@@ -110,11 +110,7 @@ class BatchNorm2d(nn.BatchNorm2d):
 
     def _compiled_applies(self, x: torch.Tensor) -> bool:
         return (self.compiled and self.training and self.track_running_stats and self.affine
-                and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 4 and x.is_contiguous()
-                and x.numel() > x.shape[1] and self.weight.dtype == torch.float32
-                and not torch.is_autocast_enabled('cpu')
-                and not torch.jit.is_scripting() and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling())
+                and compiled_kernels_apply(x, self.weight) and x.numel() > x.shape[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._compiled_applies(x):

@@ -1,11 +1,15 @@
-"""Run a compiled per-channel loop on torch's number of threads.
+"""What the compiled per-channel CPU kernels share: the inputs they take, and running them on torch's threads.
 
-The compiled CPU kernels of :mod:`.depthwise` and :mod:`.batchnorm` take a channel range ``[first, end)``
-and release the GIL (numba ``nogil``). :func:`over_channels` splits the channels into as many contiguous
-chunks as torch uses threads, runs the first chunk in the calling thread and the others on helper threads.
-Python threads rather than numba's own parallel loops: those run on a second OpenMP runtime next to
-torch's, and both spin for the same cores between kernels. Each channel is computed by one thread in a
-fixed order, so results do not depend on the thread count.
+:func:`compiled_kernels_apply`: eager-mode float32 CPU tensors (N, C, H, W) in the default layout, outside
+autocast; elsewhere (CUDA, bfloat16 or float16, channels_last, unbatched inputs, tracing, scripting,
+``torch.compile``) the modules fall back to torch's own code.
+
+The kernels of :mod:`.depthwise` and :mod:`.batchnorm` take a channel range ``[first, end)`` and release the
+GIL (numba ``nogil``). :func:`over_channels` splits the channels into as many contiguous chunks as torch uses
+threads, runs the first chunk in the calling thread and the others on helper threads. Python threads rather
+than numba's own parallel loops: those run on a second OpenMP runtime next to torch's, and both spin for the
+same cores between kernels. Each channel is computed by one thread in a fixed order, so results do not
+depend on the thread count.
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ def _helper_pool(n_threads: int) -> concurrent.futures.ThreadPoolExecutor:
     if n_threads not in _POOLS:
         _POOLS[n_threads] = concurrent.futures.ThreadPoolExecutor(n_threads, 'openfields-channels')
     return _POOLS[n_threads]
+
+
+def compiled_kernels_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``x`` and ``weight`` are what the compiled kernels take, in a context that runs them."""
+    return (x.device.type == 'cpu' and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and x.dim() == 4 and x.is_contiguous() and not torch.is_autocast_enabled('cpu')
+            and not torch.jit.is_scripting() and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
 
 
 def over_channels(kernel: Callable, n_channels: int, *args) -> None:

@@ -14,8 +14,8 @@ with ``x_pad`` the input zero-padded by ``p``. Per channel and image, the padded
 its ``s`` column phases, ``phase[f][r, q] = x_pad[r, s q + f]``, so that every one of the k x k sums reads
 two contiguous rows (``x_pad[s y + i, s x + j] = phase[j mod s][s y + i, x + j div s]``) and vectorises.
 Both planes stay in the core's cache for the k x k passes. Channels run in parallel (as many threads as
-torch uses, :mod:`.channel_parallel`); each channel's sum runs in a fixed order, so the result does not depend on the
-thread count and training stays deterministic (exact resume). It differs from torch's by float32
+torch uses, :mod:`.channel_parallel`); each channel's sum runs in a fixed order, so the result does not
+depend on the thread count and training stays deterministic (exact resume). It differs from torch's by float32
 rounding (relative 1e-6, tests/network/test_depthwise.py).
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .channel_parallel import over_channels
+from .channel_parallel import compiled_kernels_apply, over_channels
 
 jit = numba.njit(cache=True, nogil=True, fastmath=True)
 
@@ -143,12 +143,9 @@ class DepthwiseConv2d(nn.Conv2d):
 
     def _compiled_applies(self, x: torch.Tensor) -> bool:
         return (self.compiled_weight_grad and self.training and torch.is_grad_enabled() and self.weight.requires_grad
-                and x.device.type == 'cpu' and x.dtype == torch.float32 and self.weight.dtype == torch.float32
-                and x.is_contiguous() and not torch.is_autocast_enabled('cpu')
+                and compiled_kernels_apply(x, self.weight)
                 and self.stride[0] == self.stride[1] and self.padding[0] == self.padding[1]
-                and self.dilation == (1, 1) and self.padding_mode == 'zeros'
-                and not torch.jit.is_scripting() and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling())
+                and self.dilation == (1, 1) and self.padding_mode == 'zeros')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._compiled_applies(x):
