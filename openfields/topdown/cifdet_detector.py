@@ -12,7 +12,6 @@ settings): :func:`from_description` rebuilds it.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import numpy as np
@@ -80,16 +79,34 @@ class CifDetDetector(DetectorBase):
     def image_detections(self, fields: torch.Tensor, width: int, height: int) -> dict:
         """The decoded boxes of one image's fields ``(1, 6, h, w)`` as x0, y0, x1, y1 clipped to
         ``[0, width] x [0, height]`` (as torchvision's detectors clip); boxes left empty are dropped."""
-        found = self.decode([fields])
-        xywh = np.array([ann.bbox for ann in found], dtype=np.float32).reshape(-1, 4)
-        corners = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        corners[:, [0, 2]] = corners[:, [0, 2]].clip(0, width)
-        corners[:, [1, 3]] = corners[:, [1, 3]].clip(0, height)
-        keep = (corners[:, 2] > corners[:, 0]) & (corners[:, 3] > corners[:, 1])
-        scores = np.array([ann.score for ann in found], dtype=np.float32)[keep]
+        corners, scores = decoded_boxes(self.decode, fields, width, height)
         device = self.mean.device
-        return {'boxes': torch.from_numpy(corners[keep]).to(device), 'scores': torch.from_numpy(scores).to(device),
-                'labels': torch.ones(int(keep.sum()), dtype=torch.int64, device=device)}
+        return {'boxes': torch.from_numpy(corners).to(device), 'scores': torch.from_numpy(scores).to(device),
+                'labels': torch.ones(len(scores), dtype=torch.int64, device=device)}
+
+
+def decoded_boxes(decode: CifDetDecoder, fields, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes ``decode`` finds in one image's fields ``(1, 6, h, w)`` (a tensor or an array) as x0, y0, x1,
+    y1 float32 clipped to ``[0, width] x [0, height]`` (as torchvision's detectors clip), boxes left empty
+    dropped, and their scores, best first: what :meth:`CifDetDetector.image_detections` and an exported cifdet
+    detector (:mod:`openfields.export.detector`) return."""
+    found = decode([fields])
+    xywh = np.array([ann.bbox for ann in found], dtype=np.float32).reshape(-1, 4)
+    corners = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    corners[:, [0, 2]] = corners[:, [0, 2]].clip(0, width)
+    corners[:, [1, 3]] = corners[:, [1, 3]].clip(0, height)
+    keep = (corners[:, 2] > corners[:, 0]) & (corners[:, 3] > corners[:, 1])
+    return corners[keep], np.array([ann.score for ann in found], dtype=np.float32)[keep]
+
+
+def normalised_array(image: np.ndarray, stride: int) -> np.ndarray:
+    """``(1, 3, H', W')`` float32 of one ``(3, H, W)`` image in [0, 1]: what :meth:`CifDetDetector.normalised_batch`
+    makes of it, in numpy (an exported cifdet detector's input)."""
+    mean = np.asarray(transforms.IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(transforms.IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
+    batch = np.zeros((1, 3, _aligned(image.shape[-2], stride), _aligned(image.shape[-1], stride)), np.float32)
+    batch[0, :, :image.shape[-2], :image.shape[-1]] = (image - mean) / std
+    return batch
 
 
 def _aligned(size: int, stride: int) -> int:
@@ -102,15 +119,12 @@ def head_meta(dataset: str, base_stride: int) -> headmeta.CifDet:
     return headmeta.CifDet(name=NAME, dataset=dataset, categories=[CATEGORY], base_stride=base_stride)
 
 
-def build(args: argparse.Namespace, settings, dataset: str) -> CifDetDetector:
-    """A new detector of ``--basenet`` and its flags (``--detector-pretrained none``: no
-    ``--basenet-pretrained`` weights) for the individuals of ``dataset``."""
-    args = argparse.Namespace(**vars(args))  # the factory records its resolved choices in args
-    args.checkpoint = None
-    if settings.pretrained == 'none':
-        args.basenet_pretrained = None
-    stride = network_factory.base_stride(args)
-    return CifDetDetector(network_factory.factory(args, [head_meta(dataset, stride)]), settings)
+def build(network: network_factory.NetworkChoice, settings, dataset: str) -> CifDetDetector:
+    """A new detector of ``network`` (a fresh basenet: the pose run's ``--basenet`` and its flags; without
+    ImageNet weights with ``--detector-pretrained none``) for the individuals of ``dataset``."""
+    if network.loaded is not None:
+        raise ValueError(f'--detector {NAME}: a new detector starts from a fresh basenet, not a checkpoint')
+    return CifDetDetector(network.build([head_meta(dataset, network.stride)]), settings)
 
 
 def from_description(saved: dict, settings) -> CifDetDetector:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import PIL.Image
 import torch
-import torchvision.transforms.functional as F
 from torch import nn
 
 
@@ -39,15 +38,31 @@ class DetectorBase(nn.Module):
         tensor, scale = resized(image, self.settings.image_size)
         device = device if device is not None else next(self.parameters()).device
         detection = self.detect([tensor.to(device)])[0]
-        scores = detection['scores'].cpu().numpy()
-        keep = np.argsort(-scores, kind='stable')[:self.settings.max_boxes]
-        keep = keep[scores[keep] >= self.settings.score_threshold]
-        boxes = detection['boxes'].cpu().numpy().reshape(-1, 4)[keep] / scale
-        return boxes.astype(np.float32), scores[keep].astype(np.float32)
+        return selected(detection['boxes'].cpu().numpy(), detection['scores'].cpu().numpy(), scale, self.settings)
+
+
+def selected(boxes: np.ndarray, scores: np.ndarray, scale: float, settings) -> tuple[np.ndarray, np.ndarray]:
+    """What :meth:`DetectorBase.boxes` returns of the detections ``boxes`` ``(N, 4)`` and ``scores`` of an image
+    resized by ``scale``: best first (stable), the first ``settings.max_boxes``, those at least
+    ``settings.score_threshold``, in the original image's pixels (float32). An exported detector
+    (:mod:`openfields.export.detector`) selects with it too."""
+    scores = np.asarray(scores).reshape(-1)
+    keep = np.argsort(-scores, kind='stable')[:settings.max_boxes]
+    keep = keep[scores[keep] >= settings.score_threshold]
+    boxes = np.asarray(boxes).reshape(-1, 4)[keep] / scale
+    return boxes.astype(np.float32), scores[keep].astype(np.float32)
 
 
 def resized(image: PIL.Image.Image, long_edge: int) -> tuple[torch.Tensor, float]:
     """``(3, H, W)`` float tensor in [0, 1] whose long edge is ``long_edge``, and the scale applied."""
+    array, scale = resized_array(image, long_edge)
+    return torch.from_numpy(array), scale
+
+
+def resized_array(image: PIL.Image.Image, long_edge: int) -> tuple[np.ndarray, float]:
+    """:func:`resized` as a numpy array (what an exported detector reads; torch is not needed): the RGB image
+    resized bilinearly (PIL) so that its long edge is ``long_edge``, ``(3, H, W)`` float32 in [0, 1]."""
     scale = long_edge / max(image.size)
     size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
-    return F.to_tensor(image.resize(size, PIL.Image.BILINEAR)), scale
+    pixels = np.asarray(image.convert('RGB').resize(size, PIL.Image.BILINEAR), dtype=np.uint8)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1)).astype(np.float32) / np.float32(255.0), scale

@@ -54,8 +54,15 @@ def detector_path(topdown: dict, checkpoint_path, override: str | None = None) -
     return path
 
 
-def load_detector(path, device) -> DetectorBase:
-    """The detector of a detector checkpoint, in eval mode on ``device``; a clear error for another file."""
+def load_detector(path, device):
+    """The detector in ``path``: an exported ``.onnx`` detector (:func:`openfields.export.detector.load_detector_onnx`,
+    onnxruntime on the CPU), else a detector checkpoint, in eval mode on ``device``; a clear error for
+    another file. Both answer ``boxes(image)`` and ``settings``."""
+    if pathlib.Path(path).suffix.lower() == '.onnx':
+        from ..export import detector as detector_export  # pylint: disable=import-outside-toplevel
+        detector = detector_export.load_detector_onnx(path)
+        LOG.info('detector %s from %s (onnxruntime)', detector.settings.name, path)
+        return detector
     saved = checkpoint.load(path)
     if 'detector' not in saved['model']:
         raise checkpoint.CheckpointError(f'{path}: a pose model, not a detector')
