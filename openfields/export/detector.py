@@ -92,7 +92,8 @@ def export(detector, source: str | pathlib.Path) -> bytes:
     long_edge, short_edge = settings.image_size, max(32, round(0.75 * settings.image_size))
     sample = torch.rand(3, short_edge, long_edge, generator=torch.Generator().manual_seed(0))
     if settings.family == cifdet_detector.NAME:
-        batch = torch.from_numpy(cifdet_detector.normalised_array(sample.numpy(), detector.network.head_metas[0].stride))
+        stride = detector.network.head_metas[0].stride
+        batch = torch.from_numpy(cifdet_detector.normalised_array(sample.numpy(), stride))
         return onnx_export.export(fields.FieldsModule(detector.network), batch, fields.output_names(detector.network),
                                   described)
     graph = TorchvisionGraph(detector.model).eval()
