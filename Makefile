@@ -6,7 +6,7 @@ STAMP := $(VENV)/.openfields-installed
 DEMO_DIR := outputs/demo
 PYTEST_FLAGS ?=
 
-.PHONY: venv demo test test-slow test-slurm bench bench-topdown gpu-check docs clean
+.PHONY: venv demo test test-slow test-wheel test-slurm bench bench-topdown gpu-check docs clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PYTHON3) -m venv $(VENV)
@@ -53,10 +53,15 @@ demo: $(STAMP)
 	@echo "  loss curves        $(DEMO_DIR)/logs/ (python -m openfields.logs)"
 
 test: $(STAMP)
-	$(PYTHON) -m pytest -m "not slow and not slurm" $(PYTEST_FLAGS) tests
+	$(PYTHON) -m pytest -m "not slow and not slurm and not wheel" $(PYTEST_FLAGS) tests
 
 test-slow: $(STAMP)
 	$(PYTHON) -m pytest -m "slow and not slurm" $(PYTEST_FLAGS) tests
+
+# the wheel of `pip install .`, installed (not editable) into a fresh venv that reuses .venv's dependencies: a tiny
+# train, eval, predict and video from a folder outside the repository (about a minute on 2 CPU cores)
+test-wheel: $(STAMP)
+	$(PYTHON) -m pytest -m wheel $(PYTEST_FLAGS) tests/test_packaging.py
 
 # a one-node Slurm cluster on loopback: sbatch slurm/train.sh (2 tasks), then slurm/eval.sh; as root it
 # installs Debian's slurmctld, slurmd, slurm-client and munge when missing, otherwise it is skipped

@@ -1,8 +1,7 @@
 """openfields: a trainer for bottom-up pose estimation with composite fields."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
-PLUGINS = ['cocodet', 'cocokp', 'crowdpose', 'dlc', 'synthetic']
 # torch's ONNX exporter (dynamo) needs onnxscript; onnxruntime runs and verifies the exported models
 EXPORT = ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnx-ir==1.1.0', 'onnxruntime==1.31.1', 'protobuf==7.36.2',
           'ml-dtypes==0.6.0', 'flatbuffers==25.12.19']
@@ -18,27 +17,10 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.10',
-    packages=[
-        'openfields',
-        'openfields.datasets',
-        'openfields.decoder',
-        'openfields.encoder',
-        'openfields.export',
-        'openfields.export_onnx',
-        'openfields.export_torchscript',
-        'openfields.inference',
-        'openfields.metric',
-        'openfields.models',
-        'openfields.network',
-        'openfields.network.losses',
-        'openfields.predictions',
-        'openfields.show',
-        'openfields.training',
-        'openfields.transforms',
-        'openfields.video',
-        'openfields.plugins',
-    ] + [f'openfields.plugins.{name}' for name in PLUGINS],
-    # the in-repo dataset plugins live in the top-level plugins/ folder
+    # every package under openfields/, and the in-repo dataset plugins of the top-level plugins/ folder as
+    # openfields.plugins (a package left out here would be missing from a non-editable install)
+    packages=find_packages(include=['openfields', 'openfields.*']) + ['openfields.plugins'] + [
+        f'openfields.plugins.{name}' for name in find_packages('plugins')],
     package_dir={'openfields.plugins': 'plugins'},
     install_requires=[
         'torch==2.14.1',
