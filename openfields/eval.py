@@ -9,6 +9,10 @@ file yet, polling until interrupted. ``--oracle cif caf`` replaces the named hea
 encoded from the ground truth: it measures what the encoder + decoder pair recovers.
 """
 
+if __name__ == '__main__':  # python -m openfields.eval: tune the process before torch loads
+    from openfields import cli_setup as _cli_setup
+    _cli_setup.prepare_process()
+
 import argparse
 import dataclasses
 import glob
@@ -16,19 +20,17 @@ import logging
 import os
 import pathlib
 import signal
-import sys
 import time
 
 import numpy as np
 import torch
 
-from . import config, encoder, outputs, plugin
+from . import cli_setup, config, encoder, outputs, plugin
 from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
 from .network import cpu_threads
-from .network.malloc_tuning import tune_glibc_malloc
 from .metric import scoring
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
@@ -292,19 +294,11 @@ def run(args):
 
 
 def main(argv=None):
-    tune_glibc_malloc()
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
-    cpu_threads.configure()
-    try:
-        run(args)
-    except USER_ERRORS as error:
-        print(f'openfields.eval: error: {error}', file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:  # stats already written stay: each is written atomically
-        print('openfields.eval: interrupted', file=sys.stderr)
-        sys.exit(130)
+    def evaluate(args):
+        run(args)  # the stats of each checkpoint, written to their files
+
+    # stats already written stay when interrupted: each is written atomically
+    cli_setup.run_cli('openfields.eval', parser(), evaluate, USER_ERRORS, argv=argv)
 
 
 if __name__ == '__main__':

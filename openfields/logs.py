@@ -21,7 +21,7 @@ import math
 import pathlib
 import sys
 
-from . import config
+from . import cli_setup, config
 from .outputs import OutputPathError, atomic_write, check_output_path
 from .show.progress import format_duration
 from .training import log as training_log, run_files
@@ -670,16 +670,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    argument_parser = parser()
-    args = argument_parser.parse_args(argv)
+def run(args) -> int:
+    """Print the table and write (or show) the plots; the exit status."""
     if args.dpi < 1:
-        argument_parser.error(f'--dpi {args.dpi}: must be at least 1')
-    try:
-        check_output_path(args.output, '--output', folder=True)
-    except OutputPathError as error:
-        report(f'error: {error}')
-        return 2
+        raise ValueError(f'--dpi {args.dpi}: must be at least 1')
+    check_output_path(args.output, '--output', folder=True)
     runs = read_runs(args.logs)
     if not runs:
         report('error: none of the given files could be read as a training log')
@@ -695,6 +690,13 @@ def main(argv=None) -> int:
         import matplotlib.pyplot as plt
         plt.show()
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m openfields.logs``: the exit status (returned, for ``sys.exit``)."""
+    return cli_setup.run_cli('openfields.logs', parser(), run, (ValueError, OutputPathError), argv=argv,
+                             setup=lambda args: cli_setup.configure_logging(quiet=True), threads=False,
+                             exit_on_failure=False)  # what it says is printed: warnings only in the log
 
 
 if __name__ == '__main__':

@@ -19,6 +19,10 @@ Every ``--progress-interval`` seconds a line gives the images done, images/s and
 the time per image of each stage (load, network, decoder, output).
 """
 
+if __name__ == '__main__':  # python -m openfields.predict: tune the process before torch loads
+    from openfields import cli_setup as _cli_setup
+    _cli_setup.prepare_process()
+
 import argparse
 import glob
 import logging
@@ -33,7 +37,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from . import config, outputs, plugin, transforms
+from . import cli_setup, config, outputs, plugin, transforms
 from .decoder import factory as decoder_factory
 from .export.metadata import ExportedModelError
 from .inference import runners
@@ -41,7 +45,6 @@ from .inference.predictor import Predictor
 from .topdown import inference as topdown_inference
 from .topdown.inference import TopDownPredictor
 from .network import cpu_threads
-from .network.malloc_tuning import tune_glibc_malloc
 from .network import checkpoint
 from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug
@@ -324,20 +327,15 @@ def run_top_down(args, runner, decoder_settings, table_settings) -> int:
 
 
 def main(argv=None):
-    tune_glibc_malloc()
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
-    cpu_threads.configure()
-    try:
+    def predict(args) -> int:
         failed = run(args)
-    except (ValueError, checkpoint.CheckpointError, ExportedModelError, PretrainedWeightsMissing) as error:
-        print(f'openfields.predict: error: {error}', file=sys.stderr)
-        sys.exit(2)
-    if failed:
-        print(f'openfields.predict: {failed} input(s) could not be processed (see the errors above)',
-              file=sys.stderr)
-        sys.exit(1)
+        if failed:
+            print(f'openfields.predict: {failed} input(s) could not be processed (see the errors above)',
+                  file=sys.stderr)
+        return 1 if failed else 0
+
+    cli_setup.run_cli('openfields.predict', parser(), predict, argv=argv, user_errors=(
+        ValueError, checkpoint.CheckpointError, ExportedModelError, PretrainedWeightsMissing))
 
 
 if __name__ == '__main__':

@@ -4,6 +4,10 @@ Read top to bottom: parse flags, join the other processes (``--ddp``), build the
 and the optimizer, then fit (:mod:`openfields.training.fit`: lock, log, resume, epochs, snapshots).
 """
 
+if __name__ == '__main__':  # python -m openfields.train: tune the process before torch loads
+    from openfields import cli_setup as _cli_setup
+    _cli_setup.prepare_process()
+
 import argparse
 import dataclasses
 import datetime
@@ -17,14 +21,13 @@ import sys
 import numpy as np
 import torch
 
-from . import config, encoder, outputs, plugin
+from . import cli_setup, config, encoder, outputs, plugin
 from .datasets import factory as datasets_factory, sampler
 from .datasets.coco import DatasetError
 from .metric import scoring
 from .network import checkpoint, factory as network_factory, losses, syncbn
 from .network.device import resolve_device
 from .network import cpu_threads
-from .network.malloc_tuning import tune_glibc_malloc
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
 from .training import accelerate, distributed, fit, loggers, optimize, preemption, resume, snapshots
@@ -303,37 +306,26 @@ def _start_log(args, context, device, files: RunFiles, datamodule, plan: fit.Pla
 def configure_logging(quiet: bool, launch: distributed.Launch):
     """Rank 0 logs as asked; the other ranks log warnings and errors only, prefixed with their rank."""
     prefix = f'rank {launch.rank}/{launch.world_size} ' if launch.world_size > 1 else ''
-    logging.basicConfig(level=logging.WARNING if quiet or not launch.is_main else logging.INFO,
-                        format=f'%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
+    cli_setup.configure_logging(quiet or not launch.is_main, prefix)
 
 
 def main(argv=None):
-    args = cli(argv)
-    tune_glibc_malloc()
     launch = distributed.Launch()
-    try:
+
+    def join_and_configure(args):
+        nonlocal launch
         launch = distributed.launch_from_args(args)
         configure_logging(args.quiet, launch)
-        cpu_threads.configure()
+
+    def train(args):
         run(args, launch)
-    except fit.TrainingFailed as error:
-        _exit(launch, 1, str(error))
-    except USER_ERRORS as error:
-        _exit(launch, 2, str(error))
-    except Stopped as stopped:
-        _exit(launch, preemption.EXIT_CODE, str(stopped))
-    except KeyboardInterrupt:
-        _exit(launch, 130, 'interrupted; checkpoints written so far are complete (the current one, if any, was '
-                           'not written)')
 
-
-def _exit(launch: distributed.Launch, code: int, message: str):
-    rank = f' (rank {launch.rank}/{launch.world_size})' if launch.world_size > 1 else ''
-    kind = 'stopped' if code == preemption.EXIT_CODE else 'error'
-    if code == preemption.EXIT_CODE and not launch.is_main:
-        sys.exit(code)  # rank 0 says it
-    print(f'openfields.train: {kind}{rank}: {message}', file=sys.stderr)
-    sys.exit(code)
+    cli_setup.run_cli(
+        'openfields.train', cli, train, USER_ERRORS, argv=argv, setup=join_and_configure,
+        failures=[cli_setup.Failure((fit.TrainingFailed,), 1),
+                  cli_setup.Failure((Stopped,), preemption.EXIT_CODE, 'stopped', main_rank_only=True)],
+        interrupted='checkpoints written so far are complete (the current one, if any, was not written)',
+        rank=lambda: (launch.rank, launch.world_size))
 
 
 if __name__ == '__main__':

@@ -61,7 +61,7 @@ def _busy_loop():  # the neighbour: one core at 100 %
 
 def time_setting(overrides: dict, steps: int) -> dict:
     env = {k: v for k, v in os.environ.items()
-           if k not in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', cpu_threads.SET_ON_IMPORT)}
+           if k not in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', cpu_threads.CHOSEN_AT_START)}
     env.update({k: v for k, v in overrides.items() if v is not None})
     env.setdefault('OMP_NUM_THREADS', str(cpu_threads.usable_cpus()))
     run = subprocess.run([sys.executable, '-c', STEP.format(steps=steps)], env=env, capture_output=True,

@@ -12,11 +12,12 @@ the defaults, 0.6 s with sleeping threads and 0.5 s with one thread. So openfiel
   (``LOCAL_WORLD_SIZE``); ``OMP_NUM_THREADS`` overrides it;
 * **wait policy**: spinning pays on an idle machine (a shufflenetv2k16 training step: 1.03 images/s with
   libgomp's default, 0.78 with sleeping threads) and costs dearly on a busy one (0.45 against 0.61 next to
-  one busy process; 3.2 s against 0.6 s for the resnet18 step above). So when the machine is busy as the
-  package is imported (other runnable threads at least half the machine's CPUs, and at least 1),
-  ``OMP_WAIT_POLICY=PASSIVE`` is set (an idle thread sleeps); on a quiet machine libgomp's default stays. It
-  is decided on import because libgomp reads it once, when torch loads it (a program that imported torch
-  before openfields keeps its own); ``OMP_WAIT_POLICY`` in the environment always wins.
+  one busy process; 3.2 s against 0.6 s for the resnet18 step above). So when the machine is busy as a
+  command starts (other runnable threads at least half the machine's CPUs, and at least 1),
+  ``OMP_WAIT_POLICY=PASSIVE`` is set (an idle thread sleeps); on a quiet machine libgomp's default stays. The
+  commands decide it first thing, before they import torch, because libgomp reads it once, when torch loads
+  it (:func:`openfields.cli_setup.prepare_process`); importing openfields decides nothing, and a program that
+  uses openfields as a library keeps its own. ``OMP_WAIT_POLICY`` in the environment always wins.
 
 DataLoader worker processes run with one thread each (torch's default), so loader workers and intra-op
 threads do not multiply. Every CLI logs the choice in one line when its work starts (:func:`log_choice`).
@@ -29,11 +30,11 @@ import logging
 import os
 from collections.abc import Mapping
 
-# no torch here: openfields/__init__.py imports this module before anything loads torch
+# no torch here: the commands import this module before anything loads torch (openfields/cli_setup.py)
 LOG = logging.getLogger(__name__)
 
 BUSY_WAIT_POLICY = 'PASSIVE'
-SET_ON_IMPORT = 'OPENFIELDS_SET_OMP_WAIT_POLICY'  # records that openfields chose the policy, and why
+CHOSEN_AT_START = 'OPENFIELDS_SET_OMP_WAIT_POLICY'  # records that openfields chose the policy, and why
 
 
 def wait_policy_for(other_running: float, machine_cpus: int) -> str | None:
@@ -60,8 +61,9 @@ def other_running_threads(samples: int = 5, interval_s: float = 0.01) -> int | N
     return min(seen)
 
 
-def choose_wait_policy_on_import(environ=None, other_running=other_running_threads) -> None:
-    """Called by ``openfields/__init__.py`` before torch is loaded: see the module docstring."""
+def choose_wait_policy(environ=None, other_running=other_running_threads) -> None:
+    """``OMP_WAIT_POLICY=PASSIVE`` in ``environ`` (default: this process's) when the machine is busy and the
+    policy is not set; called by the commands before torch is loaded (see the module docstring)."""
     environ = os.environ if environ is None else environ
     if 'OMP_WAIT_POLICY' in environ:
         return
@@ -71,7 +73,7 @@ def choose_wait_policy_on_import(environ=None, other_running=other_running_threa
     policy = wait_policy_for(running, os.cpu_count() or 1)
     if policy is not None:
         environ['OMP_WAIT_POLICY'] = policy
-        environ[SET_ON_IMPORT] = f'{running} other runnable threads on {os.cpu_count()} CPUs at start-up'
+        environ[CHOSEN_AT_START] = f'{running} other runnable threads on {os.cpu_count()} CPUs at start-up'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +117,8 @@ def choose(environ: Mapping[str, str] | None = None) -> ThreadChoice:
     policy = environ.get('OMP_WAIT_POLICY')
     if policy is None:
         policy = 'libgomp default (spin, then sleep; the machine was quiet at start-up)'
-    elif SET_ON_IMPORT in environ:
-        policy = f'{policy} ({environ[SET_ON_IMPORT]})'
+    elif CHOSEN_AT_START in environ:
+        policy = f'{policy} ({environ[CHOSEN_AT_START]})'
     return ThreadChoice(threads=threads, usable_cpus=cpus, source=source, wait_policy=policy)
 
 

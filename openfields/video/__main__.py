@@ -1,3 +1,7 @@
-from openfields.video.command import main
+from openfields import cli_setup
+
+cli_setup.prepare_process()  # before torch loads: the command's modules import it
+
+from openfields.video.command import main  # noqa: E402
 
 main()

@@ -18,19 +18,17 @@ import itertools
 import json
 import logging
 import pathlib
-import sys
 import time
 
 import torch
 
-from .. import config, outputs, plugin, transforms
+from .. import cli_setup, config, outputs, plugin, transforms
 from ..decoder import factory as decoder_factory
 from ..export.metadata import ExportedModelError
 from ..inference import runners
 from ..inference.predictor import Predictor
 from ..network import checkpoint
 from ..network.device import resolve_device
-from ..network.malloc_tuning import tune_glibc_malloc
 from ..predictions import dlc_table
 from ..show.painters import draw_annotations
 from ..version import version
@@ -179,15 +177,8 @@ def write_table(args, predictor: Predictor, runner, poses, index) -> None:
 
 
 def main(argv=None):
-    tune_glibc_malloc()
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s', datefmt='%H:%M:%S')
-    try:
-        run(args)
-    except (ValueError, checkpoint.CheckpointError, ExportedModelError) as error:
-        print(f'openfields.video: error: {error}', file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print('openfields.video: interrupted; no output written', file=sys.stderr)
-        sys.exit(130)
+    def video(args):
+        run(args)  # the number of frames done
+
+    cli_setup.run_cli('openfields.video', parser(), video, (ValueError, checkpoint.CheckpointError, ExportedModelError),
+                      argv=argv, interrupted='no output written')

@@ -26,16 +26,16 @@ def test_idle_threads_sleep_on_a_busy_machine_and_spin_on_a_quiet_one():
     assert cpu_threads.wait_policy_for(other_running=20, machine_cpus=64) is None
 
 
-def test_the_policy_is_chosen_on_import_unless_the_environment_sets_it():
+def test_the_policy_is_chosen_at_start_unless_the_environment_sets_it():
     environ = {}
-    cpu_threads.choose_wait_policy_on_import(environ, other_running=lambda: 7)
+    cpu_threads.choose_wait_policy(environ, other_running=lambda: 7)
     assert environ['OMP_WAIT_POLICY'] == 'PASSIVE'
     assert 'PASSIVE (7 other runnable threads on' in cpu_threads.choose(environ).wait_policy
     environ = {'OMP_WAIT_POLICY': 'ACTIVE'}
-    cpu_threads.choose_wait_policy_on_import(environ, other_running=lambda: 7)
+    cpu_threads.choose_wait_policy(environ, other_running=lambda: 7)
     assert environ == {'OMP_WAIT_POLICY': 'ACTIVE'}
     environ = {}
-    cpu_threads.choose_wait_policy_on_import(environ, other_running=lambda: 0)
+    cpu_threads.choose_wait_policy(environ, other_running=lambda: 0)
     assert environ == {} and 'quiet at start-up' in cpu_threads.choose(environ).wait_policy
 
 
