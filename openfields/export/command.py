@@ -53,6 +53,9 @@ def parser(prog: str, description: str, suffix: str) -> argparse.ArgumentParser:
                    help='size of the example input the graph is traced with (any size runs afterwards)')
     p.add_argument('--tolerance', type=float, default=TOLERANCE,
                    help='largest difference to torch allowed in any field value, checked before writing')
+    p.add_argument('--detector-checkpoint', default=None, metavar='PATH',
+                   help='top-down models: the detector checkpoint to export beside the pose model (default: the '
+                        'one the pose checkpoint records, or a file of its name beside it)')
     p.add_argument('-q', '--quiet', action='store_true')
     return p
 
@@ -100,25 +103,69 @@ def verify(exporter: Exporter, data: bytes, module: fields.FieldsModule, names, 
 
 
 def run(args, exporter: Exporter) -> float:
-    """Export ``--checkpoint`` to ``--output``; returns the largest difference to torch."""
+    """Export ``--checkpoint`` to ``--output``; returns the largest difference to torch. A top-down pose
+    checkpoint also writes its detector beside it (:func:`detector_part`); both are verified before either is
+    written."""
     outputs.check_output_path(args.output, '--output')
     saved = checkpoint.load(args.checkpoint)
-    if 'detector' in saved['model'] or (saved.get('meta') or {}).get('topdown'):
-        # the exported file would be read as a bottom-up model: its poses would be wrong, not missing
-        raise ValueError(f'--checkpoint {args.checkpoint}: a top-down model (or its detector); exporting '
-                         'top-down models is not supported yet: predict with the checkpoint itself')
+    if 'detector' in saved['model']:
+        raise ValueError(f'--checkpoint {args.checkpoint}: a detector; export the top-down pose checkpoint that uses '
+                         'it, which writes the detector beside the pose model')
+    topdown = (saved.get('meta') or {}).get('topdown')
+    if topdown and exporter.name != 'ONNX':
+        raise ValueError(f'--checkpoint {args.checkpoint}: a top-down model; {exporter.name} export of top-down models '
+                         'is not supported: export it with python -m openfields.export_onnx (detector and pose model)')
+    detector_file, detector_data = (detector_part(args, topdown) if topdown else (None, None))
     model = network_factory.from_checkpoint(saved)
     module = fields.FieldsModule(model)
     names = fields.output_names(model)
-    described = metadata.to_json(metadata.from_checkpoint(saved, args.checkpoint))
+    described = metadata.from_checkpoint(saved, args.checkpoint)
+    if topdown:
+        described['topdown'] = exported_topdown(topdown, detector_file)
     sample = fields.sample_input(*args.input_size)
-    data = exporter.export(module, sample, names, described)
+    data = exporter.export(module, sample, names, metadata.to_json(described))
     worst = verify(exporter, data, module, names, args.input_size, args.tolerance)
     with outputs.atomic_write(args.output, 'wb') as f:
         f.write(data)
+        if detector_file is not None:  # renamed into place first: a pose file never names a missing detector
+            with outputs.atomic_write(detector_file, 'wb') as g:
+                g.write(detector_data)
     LOG.info('wrote %s (%s, %d heads: %s); largest difference to torch %.2g', args.output, exporter.name,
              len(names), ', '.join(names), worst)
     return worst
+
+
+def exported_topdown(topdown: dict, detector_file) -> dict:
+    """The pose model's ``topdown`` metadata: the checkpoint's crop geometry, and the detector as the name of
+    its file beside the pose model."""
+    keys = ('crop_width', 'crop_height', 'crop_padding', 'bbox_margin', 'box_source')
+    return {**{key: topdown[key] for key in keys}, 'detector': detector_file.name}
+
+
+def detector_part(args, topdown: dict):
+    """The detector of a top-down pose checkpoint, exported and verified against torch: its file (beside
+    ``--output``) and bytes. A missing or unsuitable detector is a one-line error naming the file."""
+    # imported here: the detector module imports this one
+    from ..topdown import inference as topdown_inference  # pylint: disable=import-outside-toplevel
+    from ..topdown.detector_base import DetectorBase  # pylint: disable=import-outside-toplevel
+    from . import detector as detector_export  # pylint: disable=import-outside-toplevel
+    detector_file = detector_export.detector_output(args.output)
+    outputs.check_output_path(detector_file, '--output')
+    if args.detector_checkpoint is None and 'detector' not in topdown:
+        raise checkpoint.CheckpointError(f'{args.checkpoint}: a top-down model that records no detector; pass '
+                                         '--detector-checkpoint PATH (its detector checkpoint)')
+    path = topdown_inference.detector_path(topdown, args.checkpoint, args.detector_checkpoint)
+    if not path.is_file():
+        raise checkpoint.CheckpointError(f'--detector-checkpoint {path}: no such file (expected the detector '
+                                         'checkpoint of the top-down run, <run>.detector.pkl)')
+    detector = topdown_inference.load_detector(path, 'cpu')
+    if not isinstance(detector, DetectorBase):
+        raise ValueError(f'--detector-checkpoint {path}: an exported detector; export needs the detector '
+                         'checkpoint (<run>.detector.pkl) to verify against torch')
+    data, worst = detector_export.export_verified(detector, path)
+    LOG.info('detector %s from %s: largest difference to torch %.2g pixels (boxes), %.2g (scores), %d detections '
+             'compared', detector.settings.name, path, worst['boxes'], worst['scores'], worst['detections'])
+    return detector_file, data
 
 
 def main(exporter: Exporter, prog: str, description: str, argv=None) -> None:
