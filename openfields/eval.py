@@ -199,13 +199,13 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
                   'detector_time_ms': round(1000 * scored.detector_seconds / n_images, 2)}),
               'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle, 'decoder': decoder_names,
               'args': {k: v for k, v in vars(args).items()}, 'version': version()}
-    outputs.write_json(f'{prefix}.stats.json', result)
+    outputs.write_json(run_files.stats_file(prefix), result)
     if args.write_predictions:
         for metric in metrics:
             metric.write_predictions(prefix)
-    LOG.info('%s: AP %.4f on %d images (network %.1f ms, decoder %.1f ms per image); wrote %s.stats.json',
+    LOG.info('%s: AP %.4f on %d images (network %.1f ms, decoder %.1f ms per image); wrote %s',
              checkpoint_path or 'oracle', result.get('AP', float('nan')), n_images, result['nn_time_ms'],
-             result['decoder_time_ms'], prefix)
+             result['decoder_time_ms'], run_files.stats_file(prefix))
     return result
 
 
@@ -253,7 +253,7 @@ def pending_checkpoints(args) -> list[str]:
     """Checkpoints matching the glob without a stats file, oldest first."""
     matches = sorted(glob.glob(args.checkpoint), key=lambda p: (os.path.getmtime(p), p))
     return [p for p in matches if run_files.may_be_checkpoint(p)
-            and not os.path.exists(f'{output_prefix(args, p)}.stats.json')]
+            and not run_files.stats_file(output_prefix(args, p)).exists()]
 
 
 def watch(args, device):

@@ -260,7 +260,7 @@ def find_evals(run: Run, stats_files: dict) -> list[EvalPoint]:
     An epoch evaluated both as ``x.pkl.epochNNN`` and as the final ``x.pkl`` counts once."""
     base = checkpoint_base(run.path)
     points = {}
-    for path in sorted(run.path.parent.glob('*.stats.json')):
+    for path in sorted(run.path.parent.glob(run_files.STATS_GLOB)):
         if path not in stats_files:
             stats_files[path] = _read_stats(path)
         stats = stats_files[path]
@@ -290,10 +290,8 @@ def test_points(run: Run) -> list[EvalPoint]:
 
 
 def log_stem(path: pathlib.Path) -> str:
-    for suffix in ('.pkl.log', '.log'):
-        if path.name.endswith(suffix) and len(path.name) > len(suffix):
-            return path.name[:-len(suffix)]
-    return path.name
+    """The name of the run whose log is ``path`` (``x`` for ``x.pkl.log``)."""
+    return RunFiles.of_log(path).name or path.name
 
 
 def run_names(paths: list[pathlib.Path]) -> list[str]:

@@ -97,8 +97,8 @@ def test_the_wheel_installs_every_package_and_its_commands_train_eval_predict_an
     images.mkdir()
     run('-c', 'import sys, numpy, PIL.Image\n'
               'for i in range(3):\n'
-              '    PIL.Image.fromarray(numpy.full((48, 48, 3), 60 * i, numpy.uint8)).save(f"{sys.argv[1]}/{i:03d}.png")',
-        images)
+              '    pixels = numpy.full((48, 48, 3), 60 * i, numpy.uint8)\n'
+              '    PIL.Image.fromarray(pixels).save(f"{sys.argv[1]}/{i:03d}.png")', images)
     run('-m', 'openfields.predict', *sorted(images.glob('*.png')), '--checkpoint', 'run/m.pkl',
         '--json-output', 'predictions', '-q', *LOW_THRESHOLDS)
     assert sorted(p.name for p in (work / 'predictions').iterdir()) == \

@@ -98,10 +98,8 @@ class DetectorRunSettings:
 
 
 def detector_output(pose_output: str | pathlib.Path) -> pathlib.Path:
-    """``<run>.detector.pkl`` beside the pose run's ``<run>.pkl``."""
-    pose_output = pathlib.Path(pose_output)
-    stem = pose_output.name[:-len('.pkl')] if pose_output.name.endswith('.pkl') else pose_output.name
-    return pose_output.with_name(f'{stem}.detector.pkl')
+    """``<run>.detector.pkl`` beside the pose run's ``<run>.pkl`` (named by :mod:`openfields.training.run_files`)."""
+    return RunFiles(pose_output).detector_run.out
 
 
 def run_args(args, run: DetectorRunSettings, output: pathlib.Path) -> argparse.Namespace:

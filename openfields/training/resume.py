@@ -32,7 +32,7 @@ import random
 import numpy as np
 import torch
 
-from .run_files import Position, names_a_file, position_from_name, slurm_run_pattern
+from .run_files import Position, RunFiles, names_a_file, position_from_name, slurm_run_pattern, snapshot_glob
 
 LOG = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def cli(parser: argparse.ArgumentParser) -> None:
 def newest_checkpoint(out_pattern: str) -> str | None:
     """The resumable snapshot with the furthest position among the runs whose ``<out>`` matches
     ``out_pattern`` (a glob), or None."""
-    candidates = [(position_from_name(path), path) for path in glob.glob(out_pattern + '.epoch*')]
+    candidates = [(position_from_name(path), path) for path in glob.glob(snapshot_glob(out_pattern))]
     candidates = [(position, path) for position, path in candidates if position is not None]
     return max(candidates)[1] if candidates else None
 
@@ -72,6 +72,8 @@ def run_pattern(output: str | None, environ) -> str:
 def checkpoint_to_resume(args: argparse.Namespace, environ=None) -> str | None:
     """The checkpoint ``--resume`` names (None: a new run)."""
     if args.resume is None:
+        if names_a_file(args.output):  # a folder gets a new name
+            RunFiles(args.output).check_unused()
         return None
     if args.checkpoint:
         raise ValueError('--resume continues a run, --checkpoint starts a new one from trained weights: '
@@ -83,7 +85,7 @@ def checkpoint_to_resume(args: argparse.Namespace, environ=None) -> str | None:
     pattern = run_pattern(args.output, os.environ if environ is None else environ)
     path = newest_checkpoint(pattern)
     if path is None:
-        LOG.info('--resume auto: no checkpoint matches %s.epoch*; starting a new run', pattern)
+        LOG.info('--resume auto: no checkpoint matches %s; starting a new run', snapshot_glob(pattern))
     else:
         LOG.info('--resume auto: continuing from %s', path)
     return path

@@ -11,7 +11,11 @@ by default); ``<run>`` is ``<out>`` without ``.pkl``::
     <out>.config.json             every flag of the run, a config file for --config
     <out>.lock                    held while the run trains (openfields.training.lock)
     <out><suffix>                 a dataset's run file, e.g. ``.dlc-split.json``
+    <run>.detector.pkl            the detector run of a top-down run (``--method td``), with files of its own
     <checkpoint>.eval-<dataset>.stats.json   what ``openfields.eval`` scored on a checkpoint
+
+A new run (no ``--resume``) refuses an output an earlier run wrote to (:meth:`RunFiles.check_unused`): two runs
+in one log, and checkpoints replaced, would leave neither run readable.
 
 Temporary files of the atomic writes are ``.<name>.<pid>.tmp`` beside each (:mod:`openfields.outputs`).
 """
@@ -29,8 +33,17 @@ import re
 from .. import outputs
 
 SNAPSHOT_SUFFIX = re.compile(r'\.epoch(\d{3,})(?:\.batch(\d{6,}))?$')
+SNAPSHOT_GLOB = '.epoch*'  # after a glob of <out>: every snapshot (regular and interrupted)
 BEST_SUFFIX = '.best.pkl'
+DETECTOR_SUFFIX = '.detector.pkl'
+LOG_SUFFIX = '.log'
+STATS_SUFFIX = '.stats.json'
+STATS_GLOB = f'*{STATS_SUFFIX}'
 EVAL_STATS = re.compile(r'^(?P<checkpoint>.+)\.eval-(?P<dataset>[^/]+)\.stats\.json$')
+
+
+class OutputInUse(ValueError):
+    """A new run's output holds the files of an earlier run."""
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -69,7 +82,16 @@ class RunFiles:
     def of_log(cls, path: str | os.PathLike) -> 'RunFiles':
         """The run whose log is ``path`` (``<out>.log``)."""
         name = str(path)
-        return cls(name[:-len('.log')] if name.endswith('.log') else name)
+        return cls(name[:-len(LOG_SUFFIX)] if name.endswith(LOG_SUFFIX) else name)
+
+    @property
+    def detector_run(self) -> 'RunFiles':
+        """The files of this top-down run's detector run: ``<run>.detector.pkl`` beside ``<out>``."""
+        return RunFiles(f'{self.run}{DETECTOR_SUFFIX}')
+
+    @property
+    def is_detector_run(self) -> bool:
+        return self.out.name.endswith(DETECTOR_SUFFIX)
 
     def epoch_of(self, checkpoint: str | os.PathLike) -> int | None:
         """The epochs done in this run's checkpoint ``checkpoint`` (a path or a file name beside ``<out>``):
@@ -88,8 +110,13 @@ class RunFiles:
         return out[:-len('.pkl')] if out.endswith('.pkl') else out
 
     @property
+    def name(self) -> str:
+        """The run's name: the file name of ``<out>`` without ``.pkl`` (what ``openfields.logs`` shows)."""
+        return pathlib.PurePath(self.run).name
+
+    @property
     def log(self) -> pathlib.Path:
-        return pathlib.Path(f'{self.out}.log')
+        return pathlib.Path(f'{self.out}{LOG_SUFFIX}')
 
     @property
     def config(self) -> pathlib.Path:
@@ -131,7 +158,7 @@ class RunFiles:
     def regular_snapshots(self) -> list[tuple[int, pathlib.Path]]:
         """``(epoch, path)`` of the regular snapshots on disk, oldest first."""
         found = []
-        for path in glob.glob(f'{glob.escape(str(self.out))}.epoch*'):
+        for path in glob.glob(self.snapshot_glob()):
             position = position_from_name(path)
             if position is not None and path == str(self.snapshot(position.epoch)):
                 found.append((position.epoch, pathlib.Path(path)))
@@ -160,6 +187,30 @@ class RunFiles:
         named = [self.out, self.log, self.config, self.lock, self.best]
         return [p for p in named if p.exists()] + [p for _, p in self.resumable()]
 
+    def written(self) -> list[pathlib.Path]:
+        """What a run has written here: its log, config and checkpoints (not the lock, which a run that
+        could not start leaves too)."""
+        return [p for p in self.files() if p != self.lock]
+
+    def check_unused(self) -> None:
+        """Before a new run (not ``--resume``) writes here: :class:`OutputInUse` naming the earlier run's files,
+        how to continue it and how to start afresh, when there are any."""
+        written = self.written()
+        if not written:
+            return
+        shown = ', '.join(p.name for p in written[:3]) + (f' and {len(written) - 3} more' if len(written) > 3 else '')
+        if self.is_detector_run:
+            raise OutputInUse(f'{self.out}: an earlier detector run of this --output wrote here ({shown}); continue '
+                              'it with --detector-resume auto, reuse its detector with --detector-epochs 0, or start '
+                              'afresh with another --output or after removing those files')
+        raise OutputInUse(f'--output {self.out}: an earlier run wrote here ({shown}); continue it with --resume auto '
+                          '(or --resume CHECKPOINT), or start afresh with another --output or after removing those '
+                          'files')
+
+    def snapshot_glob(self) -> str:
+        """The glob of this run's snapshots (regular and interrupted)."""
+        return snapshot_glob(glob.escape(str(self.out)))
+
     def stale_temp_files(self) -> list[pathlib.Path]:
         """Temporary files that a killed process of this run left beside its files."""
         names = [self.out, self.log, self.config, self.best, self.learning_stats,
@@ -179,9 +230,19 @@ def may_be_checkpoint(path: str | os.PathLike) -> bool:
     return not str(path).endswith(('.tmp', '.log', '.json', '.zip', '.lock'))
 
 
+def snapshot_glob(out_pattern: str) -> str:
+    """The glob of the snapshots of the runs whose ``<out>`` matches ``out_pattern`` (a glob)."""
+    return f'{out_pattern}{SNAPSHOT_GLOB}'
+
+
 def eval_stats(checkpoint: str | os.PathLike, dataset: str) -> pathlib.Path:
     """``<checkpoint>.eval-<dataset>.stats.json``."""
-    return pathlib.Path(f'{eval_prefix(checkpoint, dataset)}.stats.json')
+    return stats_file(eval_prefix(checkpoint, dataset))
+
+
+def stats_file(prefix: str | os.PathLike) -> pathlib.Path:
+    """``<prefix>.stats.json``: the scores eval writes for the output prefix ``prefix`` (``--output``)."""
+    return pathlib.Path(f'{prefix}{STATS_SUFFIX}')
 
 
 def eval_prefix(checkpoint: str | os.PathLike, dataset: str) -> str:
