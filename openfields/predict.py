@@ -37,20 +37,16 @@ import numpy as np
 import PIL.Image
 import torch
 
-from . import cli_setup, config, outputs, plugin, transforms
+from . import cli_setup, config, outputs, plugin
 from .decoder import factory as decoder_factory
 from .export.metadata import ExportedModelError
-from .inference import runners
-from .inference.predictor import Predictor
-from .topdown import inference as topdown_inference
-from .topdown.inference import TopDownPredictor
+from .inference import pipeline as inference_pipeline
 from .network import cpu_threads
 from .network import checkpoint
 from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug
 from .show.painters import draw_annotations
 from .show.progress import Progress, StageTimes, cli as progress_cli
-from .network.device import resolve_device
 from .predictions import dlc_output
 from .version import version
 
@@ -81,14 +77,13 @@ def parser() -> argparse.ArgumentParser:
                         'larger, with an error naming it: memory grows with it. Images larger than --long-edge '
                         'are decoded at reduced size (JPEG: 1/2 to 1/8), their poses still in original pixels; '
                         'PIL refuses files above about 179 megapixels')
-    p.add_argument('--detector-checkpoint', default=None, metavar='PATH',
-                   help='top-down models: this detector instead of the one the checkpoint records')
     p.add_argument('--batch-size', type=int, default=1)
     p.add_argument('--loader-workers', type=int, default=0)
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
     p.add_argument('-q', '--quiet', action='store_true')
     progress_cli(p, 'predicting')
     decoder_factory.cli(p)
+    inference_pipeline.cli(p)
     canvas_module.cli(p, image_output=True)
     debug.cli(p)
     dlc_output.cli(p, project_flag=True)
@@ -153,12 +148,13 @@ def open_image(path, long_edge: int | None, max_pixels: float) -> tuple[PIL.Imag
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """Images from disk through the evaluation pipeline, opened by :func:`open_image`; a file that cannot be
+    """Images from disk, opened by :func:`open_image` and prepared by the model's pipeline
+    (:meth:`openfields.inference.pipeline.BottomUp.prepare` or ``TopDown.prepare``); a file that cannot be
     read or is too large gives ``{'error': message}`` (reported, the others go on)."""
 
-    def __init__(self, paths, preprocess, long_edge: int | None = None, max_pixels: float = MAX_MEGAPIXELS * 1e6):
+    def __init__(self, paths, prepare, long_edge: int | None = None, max_pixels: float = MAX_MEGAPIXELS * 1e6):
         self.paths = paths
-        self.preprocess = preprocess
+        self.prepare = prepare
         self.long_edge, self.max_pixels = long_edge, max_pixels
 
     def __len__(self):
@@ -172,16 +168,13 @@ class ImageFiles(torch.utils.data.Dataset):
             return {'error': str(error)}
         except (OSError, PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, ValueError) as error:
             return {'error': f'{path}: not a readable image ({error})'}
-        processed, _, meta = self.preprocess(image, [], {'local_file_path': str(path), 'dataset_index': index,
-                                                         **geometry})
-        return processed, meta
+        return self.prepare(image, {'local_file_path': str(path), 'dataset_index': index, **geometry})
 
 
 def collate(batch):
-    good = [sample for sample in batch if not isinstance(sample, dict)]
-    errors = [sample['error'] for sample in batch if isinstance(sample, dict)]
-    images = torch.stack([image for image, _ in good]) if good else None
-    return images, [meta for _, meta in good], errors
+    """``(prepared samples, error messages)`` of a batch: the pipeline stacks what it needs."""
+    return [sample for sample in batch if not isinstance(sample, dict)], \
+        [sample['error'] for sample in batch if isinstance(sample, dict)]
 
 
 def output_path(image_path: pathlib.Path, option: str, suffix: str) -> pathlib.Path:
@@ -212,13 +205,17 @@ def write_outputs(args, canvas: canvas_module.Canvas, meta, predictions):
         canvas.image(f'{path.name}.predictions', drawn, title=f'{path.name}: {len(predictions)} poses')
 
 
-def figures(args, head_metas, decoder_settings: decoder_factory.DecoderSettings):
+def figures(args, model, head_metas):
     """The canvas of every figure and the debug plots (None without debug flags); debug plots without
     --show or --save-all go to all-images/."""
     settings = canvas_module.CanvasSettings.from_args(args)
     debug_settings = debug.DebugSettings.from_args(args)
     if not debug_settings.enabled:
         return canvas_module.Canvas(settings), None
+    if not model.plots_fields:
+        raise ValueError(f'--debug-indices / --debug-images: {model.source} is a top-down model; the debug plots of '
+                         'the fields are drawn for bottom-up models')
+    decoder_settings = decoder_factory.DecoderSettings.from_args(args)
     selections = debug.select_fields(debug_settings, head_metas)
     canvas = canvas_module.Canvas(settings.with_default_output())
     return canvas, debug.DebugPlots(canvas, head_metas, selections, decoder_settings)
@@ -226,8 +223,6 @@ def figures(args, head_metas, decoder_settings: decoder_factory.DecoderSettings)
 
 def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
-    if args.batch_size > 1 and args.long_edge is None:
-        raise ValueError('--batch-size > 1 needs --long-edge (images of a batch are padded to one size)')
     # malformed --debug-indices or --image-dpi and unwritable output folders fail before the model loads
     debug.DebugSettings.from_args(args)
     canvas_module.CanvasSettings.from_args(args)
@@ -235,41 +230,29 @@ def run(args) -> int:
                          ('--save-all', args.save_all)):
         outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
     table_settings = dlc_output.DlcTableSettings.from_args(args)
-    runner = runners.load(args.checkpoint, resolve_device(args.device))
-    decoder_settings = decoder_factory.DecoderSettings.from_args(args)
-    if getattr(runner, 'topdown', None) is not None:
-        return run_top_down(args, runner, decoder_settings, table_settings)
-    predictor = Predictor(runner, decoder_settings, args.dataset, args.decoder)
-    LOG.info('decoding with %s', ', '.join(predictor.decode.names))
+    model = inference_pipeline.open_model(
+        args.checkpoint, inference_pipeline.PipelineSettings.from_args(args, pad='tight' if args.batch_size == 1 else 'center'))
+    LOG.info('%s', model.describe())
     cpu_threads.log_choice()
-    canvas, plots = figures(args, predictor.head_metas, decoder_settings)
-    tables = dlc_output.collectors(table_settings, predictor.head_metas, args.checkpoint)
+    canvas, plots = figures(args, model, model.head_metas)
+    tables = dlc_output.collectors(table_settings, model.head_metas, args.checkpoint)
     paths, errors = expand_inputs(args.images)
-    pad = 'tight' if args.batch_size == 1 else 'center'
-    dataset = ImageFiles(paths, transforms.eval_pipeline(args.long_edge, pad=pad, multiple=16), args.long_edge,
-                         args.max_megapixels * 1e6)
+    dataset = ImageFiles(paths, model.prepare, args.long_edge, args.max_megapixels * 1e6)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=args.loader_workers,
                                          collate_fn=collate)
     for message in errors:
         LOG.error(message)
     n_done, start = 0, time.perf_counter()
     progress, stages = Progress('predicting', len(paths), interval_s=args.progress_interval), StageTimes()
-    for images, metas, batch_errors in stages.timed(loader, 'load'):
+    fields_seen = None if plots is None else lambda b, sample, fields: plots.sample(
+        pathlib.Path(sample[1]['local_file_path']).name, sample[0], sample[1], [debug.Source.from_predictions(fields)])
+    for samples, batch_errors in stages.timed(loader, 'load'):
         for message in batch_errors:
             LOG.error(message)
         errors += batch_errors
         if batch_errors:
             progress.update(len(batch_errors))
-        if images is None:
-            continue
-        with stages.stage('network'):
-            per_image = predictor.fields(images)
-        for b, (meta, fields) in enumerate(zip(metas, per_image)):
-            if plots is not None:
-                plots.sample(pathlib.Path(meta['local_file_path']).name, images[b], meta,
-                             [debug.Source.from_predictions(fields)])
-            with stages.stage('decoder'):
-                predictions = predictor.poses(fields, meta)
+        for (_, meta), predictions in zip(samples, model.poses(samples, fields_seen)):
             LOG.info('%s: %d poses', meta['local_file_path'], len(predictions))
             with stages.stage('output'):
                 write_outputs(args, canvas, meta, predictions)
@@ -279,50 +262,9 @@ def run(args) -> int:
             progress.update()
     for table in tables:
         table.write_files()
-    LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(n_done))
-    return len(errors)
-
-
-def run_top_down(args, runner, decoder_settings, table_settings) -> int:
-    """A top-down model: each image in its original size through the detector, the crops of its boxes
-    through the pose network; returns the number of inputs that failed."""
-    detector = topdown_inference.load_detector(
-        topdown_inference.detector_path(runner.topdown, runner.source, args.detector_checkpoint), runner.device)
-    predictor = TopDownPredictor(runner, topdown_inference.settings_of(runner.topdown).crop, detector,
-                                 decoder_settings)
-    LOG.info('top-down: %s on the crops of %s\'s boxes', runner.source, detector.settings.name)
-    cpu_threads.log_choice()
-    canvas = canvas_module.Canvas(canvas_module.CanvasSettings.from_args(args))
-    tables = dlc_output.collectors(table_settings, predictor.head_metas, args.checkpoint)
-    paths, errors = expand_inputs(args.images)
-    for message in errors:
-        LOG.error(message)
-    progress, stages, start = Progress('predicting', len(paths), interval_s=args.progress_interval), StageTimes(), \
-        time.perf_counter()
-    n_done = 0
-    for path in paths:
-        try:
-            with stages.stage('load'):
-                image, _ = open_image(path, None, args.max_megapixels * 1e6)
-        except (OSError, PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, ValueError) as error:
-            errors.append(f'{path}: not a readable image ({error})' if not isinstance(error, ImageTooLarge)
-                          else str(error))
-            LOG.error(errors[-1])
-            progress.update()
-            continue
-        predictions = predictor.poses(image)
-        LOG.info('%s: %d poses', path, len(predictions))
-        with stages.stage('output'):
-            write_outputs(args, canvas, {'local_file_path': str(path)}, predictions)
-            for table in tables:
-                table.accumulate(predictions, {'local_file_path': str(path)})
-        n_done += 1
-        progress.update()
-    for table in tables:
-        table.write_files()
-    for stage, seconds in predictor.seconds.items():
+    for stage, seconds in model.seconds.items():
         stages.add(stage, seconds)
-    LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(max(n_done, 1)))
+    LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(n_done))
     return len(errors)
 
 

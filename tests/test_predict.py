@@ -159,9 +159,10 @@ def large_and_small(tmp_path_factory):
 @pytest.mark.parametrize('suffix', ['.jpg', '.png'])  # decoded at 1/8 (JPEG); decoded in full, reduced by 9
 def test_a_large_image_reaches_the_network_at_the_long_edge_with_a_meta_back_to_original_pixels(suffix, tmp_path):
     from openfields import transforms
+    from openfields.inference.pipeline import Prepare
     from openfields.transforms.geometry import to_original
     path = image_with_a_mark(tmp_path / f'large{suffix}', LARGE)
-    dataset = predict_cli.ImageFiles([path], transforms.eval_pipeline(641, pad='tight'), long_edge=641,
+    dataset = predict_cli.ImageFiles([path], Prepare(transforms.eval_pipeline(641, pad='tight')), long_edge=641,
                                      max_pixels=16e6)
     image, meta = dataset[0]
     assert image.shape[1:] == (481, 641)

@@ -2,7 +2,8 @@
 interface, so that predict and video decode them the same way.
 
 A runner has ``head_metas`` (every head of the model, in output order), ``basenet`` (its name), ``decoders`` (the decoders each
-training dataset asked for: ``{dataset: [name, ...] | None}``), ``source`` (the file) and
+training dataset asked for: ``{dataset: [name, ...] | None}``), ``source`` (the file), ``device``, ``topdown`` (a
+top-down model's crop settings and detector, ``meta['topdown']`` of its checkpoint; None: bottom-up) and
 ``fields(images, head_indices)``: normalised images ``(B, 3, H, W)`` in, one float32 array
 ``(B, F, C, h, w)`` per requested head out, eval-mode values (network/heads.py). Which runner a file gets
 is decided from its contents (:func:`load`).
@@ -31,6 +32,8 @@ class Runner(Protocol):
     basenet: str
     decoders: dict
     source: pathlib.Path
+    device: torch.device
+    topdown: dict | None
 
     def fields(self, images: torch.Tensor, head_indices: list[int]) -> list[np.ndarray]:
         """``(B, 3, H, W)`` -> one ``(B, F, C, h, w)`` array per index of ``head_indices``."""
@@ -64,6 +67,7 @@ class TorchScriptRunner:
         self.head_metas = metadata.head_metas(described)
         self.basenet = described.get('basenet', '?')
         self.decoders = described.get('decoders') or {}
+        self.topdown = exported_topdown(described, source)
         self.source, self.device = source, device
 
     def fields(self, images, head_indices):
@@ -87,7 +91,8 @@ class OnnxRunner:
         self.head_metas = metadata.head_metas(described)
         self.basenet = described.get('basenet', '?')
         self.decoders = described.get('decoders') or {}
-        self.source = source
+        self.topdown = exported_topdown(described, source)
+        self.source, self.device = source, torch.device('cpu')
         self._check_signature()
 
     def _check_signature(self):
@@ -100,6 +105,14 @@ class OnnxRunner:
     def fields(self, images, head_indices):
         names = [self.session.get_outputs()[i].name for i in head_indices]
         return self.session.run(names, {'image': images.cpu().numpy()})
+
+
+def exported_topdown(described: dict, source: pathlib.Path) -> dict | None:
+    """A top-down export's crop settings, its detector (a file name beside ``source``) made a path."""
+    topdown = described.get('topdown')
+    if topdown is None:
+        return None
+    return {**topdown, 'detector': str(source.parent / pathlib.Path(topdown['detector']).name)}
 
 
 def is_torchscript(path: pathlib.Path) -> bool:
@@ -123,4 +136,8 @@ def load(name_or_path: str, device: torch.device | str = 'cpu') -> Runner:
         return OnnxRunner(path)
     if is_torchscript(path):
         return TorchScriptRunner(path, device)
-    return TorchRunner(checkpoint.load(path), path, device)
+    saved = checkpoint.load(path)
+    if 'detector' in saved['model']:
+        raise checkpoint.CheckpointError(f'{path}: a detector, not a pose model; give the pose checkpoint of the '
+                                         'top-down run (it records its detector)')
+    return TorchRunner(saved, path, device)

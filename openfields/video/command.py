@@ -4,7 +4,9 @@ One JSON line per frame (``{"frame": index, "time": seconds, "annotations": [...
 predict writes them, in the frame's pixels) to ``--json-output`` (default ``SOURCE.predictions.jsonl``);
 optionally the drawn video (``--video-output``) and DeepLabCut's table (``--dlc-table x.csv|x.h5``).
 Frames run through the network ``--batch-size`` at a time; ``--start``/``--end``/``--stride`` pick frame
-indices. The model is a checkpoint, an ONNX or a TorchScript file, or a named model.
+indices. The model is a checkpoint, an ONNX or a TorchScript file, or a named model, bottom-up or top-down
+(:func:`openfields.inference.pipeline.open_model`): each frame gets exactly the poses ``predict`` gives
+the same image.
 
 Every output is written under a temporary name and renamed when the last frame is done: a run that fails
 or is interrupted part-way leaves no file that looks complete.
@@ -14,21 +16,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
 import pathlib
 import time
 
-import torch
-
-from .. import cli_setup, config, outputs, plugin, transforms
+from .. import cli_setup, config, outputs, plugin
 from ..decoder import factory as decoder_factory
 from ..export.metadata import ExportedModelError
-from ..inference import runners
-from ..inference.predictor import Predictor
+from ..inference import pipeline as inference_pipeline
 from ..network import checkpoint
-from ..network.device import resolve_device
 from ..predictions import dlc_table
 from ..show.painters import draw_annotations
 from ..version import version
@@ -54,7 +53,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--dlc-table', default=None, metavar='PATH',
                    help="DeepLabCut's prediction table: .csv, or .h5 (needs pandas and PyTables)")
     p.add_argument('--dlc-individuals', type=int, default=None, metavar='N',
-                   help='multi-animal table with the N best poses per frame (default: single-animal, the best)')
+                   help='multi-animal table with the N best poses per frame (default: single-animal, the best; '
+                        'with --dlc-project of a multi-animal project: its individuals)')
+    p.add_argument('--dlc-project', default=None, metavar='PATH',
+                   help='DeepLabCut project folder (holding config.yaml): the table takes its body parts (the '
+                        'model must have them) and individuals')
     p.add_argument('--start', type=int, default=0, help='first frame index')
     p.add_argument('--end', type=int, default=None, help='stop before this frame index')
     p.add_argument('--stride', type=int, default=1, help='every n-th frame from --start')
@@ -64,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps (ONNX: always the CPU)')
     p.add_argument('-q', '--quiet', action='store_true')
     decoder_factory.cli(p)
+    inference_pipeline.cli(p)
     return p
 
 
@@ -107,11 +111,9 @@ class Progress:
                 f'ETA {int(left // 60)}:{int(left % 60):02d}')
 
 
-def predict_batch(predictor: Predictor, preprocess, batch: list[frames_module.Frame]) -> list[list]:
-    """The poses of each frame of ``batch``, in the frame's pixels."""
-    samples = [preprocess(frame.image, [], {'dataset_index': frame.index}) for frame in batch]
-    images = torch.stack([image for image, _, _ in samples])
-    return [predictor.poses(fields, meta) for (_, _, meta), fields in zip(samples, predictor.fields(images))]
+def predict_batch(model, batch: list[frames_module.Frame]) -> list[list]:
+    """The poses of each frame of ``batch``, in the frame's pixels (bottom-up or top-down alike)."""
+    return model.poses([model.prepare(frame.image, {'dataset_index': frame.index}) for frame in batch])
 
 
 def frame_line(frame: frames_module.Frame, poses: list) -> str:
@@ -145,35 +147,65 @@ def run(args) -> int:
     check_args(args)
     selection = frames_module.Selection(args.start, args.end, args.stride)
     source = frames_module.open_source(args.source, args.fps)
-    runner = runners.load(args.checkpoint, resolve_device(args.device))
-    predictor = Predictor(runner, decoder_factory.DecoderSettings.from_args(args), args.dataset, args.decoder)
-    LOG.info('%s: decoding with %s', runner.source, ', '.join(predictor.decode.names))
-    preprocess = transforms.eval_pipeline(args.long_edge, pad='tight', multiple=16)
+    model = inference_pipeline.open_model(
+        args.checkpoint, inference_pipeline.PipelineSettings.from_args(args, pad='tight'))
+    LOG.info('%s', model.describe())
+    table = TableLayout.of(args, model)
     progress = Progress(selection.count(source.n_frames))
     table_poses, table_index = [], []
     with outputs.atomic_write(json_output_path(args)) as lines, \
             drawn_video(args.video_output, (source.fps or 30.0) / args.stride) as drawn:
         for batch in batches(source.frames(selection), args.batch_size):
-            for frame, poses in zip(batch, predict_batch(predictor, preprocess, batch)):
+            for frame, poses in zip(batch, predict_batch(model, batch)):
                 lines.write(frame_line(frame, poses))
                 if drawn is not None:
                     drawn.add(draw_annotations(frame.image, poses))
-                if args.dlc_table:
+                if table is not None:
                     table_poses.append(poses)
                     table_index.append(str(frame.index))
             progress.update(len(batch))
-    if args.dlc_table:
-        write_table(args, predictor, runner, table_poses, table_index)
-    LOG.info('%s', progress.line(time.perf_counter()))
+    if table is not None:
+        table.write(args.dlc_table, table_poses, table_index)
+    LOG.info('%s; %s', progress.line(time.perf_counter()), ', '.join(
+        f'{stage} {1000 * seconds / max(progress.done, 1):.1f} ms' for stage, seconds in model.seconds.items()))
     return progress.done
 
 
-def write_table(args, predictor: Predictor, runner, poses, index) -> None:
-    bodyparts = list(predictor.head_metas[0].keypoints)
-    table = dlc_table.from_poses(poses, bodyparts, f'openfields_{runner.source.stem}', index,
-                                 args.dlc_individuals)
-    dlc_table.write(args.dlc_table, table)
-    LOG.info('wrote %s', args.dlc_table)
+@dataclasses.dataclass(frozen=True)
+class TableLayout:
+    """DeepLabCut's table of a video: the model's body parts (with ``--dlc-project``: the project's, which
+    the model must have, in its order) and the individuals (the project's, or ``--dlc-individuals`` N)."""
+
+    bodyparts: tuple[str, ...]
+    scorer: str
+    n_individuals: int | None
+    individual_names: tuple[str, ...] | None
+
+    @classmethod
+    def of(cls, args, model) -> 'TableLayout | None':
+        """None without ``--dlc-table``; checked before any frame is read or file written."""
+        if not args.dlc_table:
+            if args.dlc_project:
+                raise ValueError('--dlc-project is for --dlc-table (the table\'s body parts and individuals)')
+            return None
+        keypoints = tuple(model.head_metas[0].keypoints)
+        scorer = f'openfields_{model.source.name.split(".")[0]}'
+        if args.dlc_project is None:
+            return cls(keypoints, scorer, args.dlc_individuals, None)
+        from openfields.plugins.dlc import project  # pylint: disable=import-outside-toplevel
+        config = project.load_config(project.project_root(args.dlc_project))
+        if keypoints != tuple(config.bodyparts):
+            raise ValueError(f'--checkpoint {model.source}: its keypoints {list(keypoints)} are not the body parts of '
+                             f'--dlc-project {config.root} ({list(config.bodyparts)})')
+        if config.multi_animal and args.dlc_individuals is None:
+            return cls(keypoints, scorer, None, tuple(config.individuals))
+        return cls(keypoints, scorer, args.dlc_individuals, None)
+
+    def write(self, path, poses: list[list], index: list[str]) -> None:
+        table = dlc_table.from_poses(poses, list(self.bodyparts), self.scorer, index, self.n_individuals,
+                                     individual_names=list(self.individual_names) if self.individual_names else None)
+        dlc_table.write(path, table)
+        LOG.info('wrote %s', path)
 
 
 def main(argv=None):

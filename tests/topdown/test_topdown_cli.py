@@ -113,3 +113,44 @@ def test_eval_decodes_with_the_checkpoint_s_heads_whatever_the_dataset_flags(tra
         assert result.returncode == 0, result.stderr[-3000:]
         predictions.append(json.loads(pathlib.Path(f'{output}.pred.json').read_text()))
     assert predictions[0] and predictions[0] == predictions[1]
+
+
+def test_video_of_a_top_down_model_gives_each_frame_the_poses_predict_gives_the_same_image(trained, tmp_path):
+    tmp, _ = trained
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    for i, image in enumerate(sorted((tmp / 'cache').rglob('*.png'))[:3]):
+        (frames / f'{i:03d}.png').write_bytes(image.read_bytes())
+    low = ['--cif-th', '0.1', '--instance-threshold', '0']  # a two-epoch model's weak keypoints
+    result = run('video', str(frames), '--checkpoint', str(tmp / 'run.pkl'), '--json-output', str(tmp_path / 'v.jsonl'),
+                 '--dlc-table', str(tmp_path / 'v.csv'), '--batch-size', '2', *low)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'top-down' in result.stderr and 'detector' in result.stderr
+    result = run('predict', str(frames), '--checkpoint', str(tmp / 'run.pkl'), '--json-output', str(tmp_path), *low)
+    assert result.returncode == 0, result.stderr[-3000:]
+    video = [json.loads(line) for line in (tmp_path / 'v.jsonl').read_text().splitlines()]
+    assert [line['frame'] for line in video] == [0, 1, 2]
+    n_poses = 0
+    for line in video:
+        predicted = json.loads((tmp_path / f'{line["frame"]:03d}.png.predictions.json').read_text())
+        assert line['annotations'] == predicted
+        n_poses += len(predicted)
+    assert n_poses > 0  # the comparison saw poses, not only empty frames
+    table = (tmp_path / 'v.csv').read_text().splitlines()
+    assert len(table) == 3 + 3 and table[1].startswith('bodyparts,nose,nose,nose,left_eye')
+    assert [row.split(',')[0] for row in table[3:]] == ['0', '1', '2']
+
+
+def test_video_refuses_a_project_whose_body_parts_the_model_lacks_before_writing(trained, tmp_path):
+    tmp, _ = trained
+    project = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'dlc-openfield'
+    if not (project / 'config.yaml').is_file():
+        pytest.skip(f'shared DeepLabCut project not found at {project}')
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    (frames / '000.png').write_bytes(next((tmp / 'cache').rglob('*.png')).read_bytes())
+    result = run('video', str(frames), '--checkpoint', str(tmp / 'run.pkl'), '--json-output', str(tmp_path / 'v.jsonl'),
+                 '--dlc-table', str(tmp_path / 'v.csv'), '--dlc-project', str(project), '-q')
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and 'run.pkl' in result.stderr and 'body parts' in result.stderr
+    assert not list(tmp_path.glob('v.*'))
