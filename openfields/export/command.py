@@ -132,6 +132,8 @@ def run(args, exporter: Exporter) -> float:
                 g.write(detector_data)
     LOG.info('wrote %s (%s, %d heads: %s); largest difference to torch %.2g', args.output, exporter.name,
              len(names), ', '.join(names), worst)
+    if detector_file is not None:
+        LOG.info('wrote %s: the detector the top-down model %s names', detector_file, args.output)
     return worst
 
 

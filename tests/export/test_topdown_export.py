@@ -214,6 +214,11 @@ def test_a_top_down_checkpoint_whose_detector_is_missing_is_one_line_exit_2_and_
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and str(moved) in err and 'run.detector.pkl is missing' in err
     assert '--detector-checkpoint' in err and not (tmp_path / 'out').exists()
+    # --detector-checkpoint finds it
+    onnx_export.main(['--checkpoint', str(moved), '--output', str(tmp_path / 'out' / 'model.onnx'),
+                      '--detector-checkpoint', str(tmp / 'run.detector.pkl'), '--input-size', '97x129'])
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['model.detector.onnx', 'model.onnx']
+    assert stored_metadata(tmp_path / 'out' / 'model.onnx')['topdown']['detector'] == 'model.detector.onnx'
 
 
 def test_a_pose_checkpoint_given_as_its_detector_is_one_line_exit_2(td_run, tmp_path, capsys):
