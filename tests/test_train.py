@@ -18,6 +18,7 @@ from openfields import train
 from openfields.metric.coco import KEYPOINT_STAT_NAMES
 from openfields.network import checkpoint, factory
 from openfields.training import run_files
+from openfields.training.run_settings import RunSettings
 from openfields.training.log import read
 
 # a small, fast run: a few tiny synthetic images, two epochs of two batches
@@ -204,13 +205,16 @@ def test_non_finite_loss_stops_naming_the_component_and_keeps_the_last_checkpoin
 
 
 def test_stability_rule_warning(caplog, cache_dir):
-    args = train.cli(TINY + ['--lr', '0.01', '--clip-grad-value', '10'])
+    def check(*flags):
+        args = train.cli(TINY + list(flags))
+        settings = RunSettings.from_args(args, torch.device('cpu'))
+        train.check_stability_rule(settings, factory.NetworkChoice.from_args(args))
+
     with caplog.at_level('WARNING'):
-        train.check_stability_rule(args)
+        check('--lr', '0.01', '--clip-grad-value', '10')
     assert 'lr * clip_grad_value <= sqrt(eps)' in caplog.text
     caplog.clear()
-    args = train.cli(TINY + ['--lr', '0.0003', '--clip-grad-value', '10'])
-    train.check_stability_rule(args)
+    check('--lr', '0.0003', '--clip-grad-value', '10')
     assert caplog.text == ''
 
 

@@ -11,7 +11,8 @@ from openfields import predict as predict_cli
 from openfields import train
 from openfields.datasets import factory as datasets_factory
 from openfields.network import checkpoint, factory as network_factory
-from openfields.training import distributed
+from openfields.training import distributed, fit
+from openfields.training.run_settings import RunSettings
 from openfields.training.log import read
 
 from test_train import TINY
@@ -60,12 +61,12 @@ def test_compile_trains_a_compiled_model_and_saves_the_network_itself(cache_dir,
     datamodule = datasets_factory.datamodule_from_args(args, 16)
     network = network_factory.factory(args, datamodule.head_metas)
     context = distributed.Context(distributed.Launch())
-    plan = train._plan(args, context, torch.device('cpu'), datamodule, network, None)  # pylint: disable=protected-access
-    assert isinstance(plan.model, torch._dynamo.eval_frame.OptimizedModule)  # pylint: disable=protected-access
-    assert plan.model._orig_mod is plan.network is network  # pylint: disable=protected-access
-    assert list(plan.network.state_dict()) == list(network.state_dict())
-    assert not any(name.startswith('_orig_mod.') for name in plan.network.state_dict())
-    assert [id(p) for p in plan.model.parameters()] == [id(p) for p in network.parameters()]
+    settings = RunSettings.from_args(args, torch.device('cpu'))
+    model = fit.training_model(network, settings, context, torch.device('cpu'))
+    assert isinstance(model, torch._dynamo.eval_frame.OptimizedModule)  # pylint: disable=protected-access
+    assert model._orig_mod is network  # pylint: disable=protected-access
+    assert not any(name.startswith('_orig_mod.') for name in network.state_dict())
+    assert [id(p) for p in model.parameters()] == [id(p) for p in network.parameters()]
 
 
 @pytest.mark.parametrize('flags, message', [

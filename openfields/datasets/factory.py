@@ -1,6 +1,9 @@
 """``--dataset`` and the loader flags shared by every dataset."""
 
+from __future__ import annotations
+
 import argparse
+import dataclasses
 import os
 
 from .module import DataModule, LoaderSettings
@@ -49,14 +52,33 @@ def datamodule_from_args(args: argparse.Namespace, base_stride: int) -> DataModu
     return MultiDataModule(modules, weights)
 
 
+@dataclasses.dataclass(frozen=True)
+class LoaderFlags:
+    """``--batch-size`` and ``--loader-workers`` (None: ``min(batch size, CPU count)``), before the run knows
+    its device, seed and place in the job (:meth:`settings`)."""
+    batch_size: int = 1
+    workers: int | None = None
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f'--batch-size must be >= 1, got {self.batch_size}')
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f'--loader-workers must be >= 0, got {self.workers}')
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LoaderFlags:
+        return cls(batch_size=args.batch_size, workers=args.loader_workers)
+
+    def settings(self, *, pin_memory: bool, shuffle: bool = True, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> LoaderSettings:
+        workers = self.workers if self.workers is not None else min(self.batch_size, os.cpu_count() or 1)
+        return LoaderSettings(batch_size=self.batch_size, workers=workers, pin_memory=pin_memory, shuffle=shuffle,
+                              seed=seed, rank=rank, world_size=world_size)
+
+
 def loader_settings_from_args(args: argparse.Namespace, *, pin_memory: bool, shuffle: bool = True
                               ) -> LoaderSettings:
-    if args.batch_size < 1:
-        raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
-    workers = args.loader_workers
-    if workers is None:
-        workers = min(args.batch_size, os.cpu_count() or 1)
-    if workers < 0:
-        raise ValueError(f'--loader-workers must be >= 0, got {workers}')
-    return LoaderSettings(batch_size=args.batch_size, workers=workers, pin_memory=pin_memory,
-                          shuffle=shuffle, seed=getattr(args, 'seed', None) or 0)
+    """The loader settings of the flags (the evaluation CLI's boundary; training runs hold
+    :class:`LoaderFlags` in their run settings)."""
+    return LoaderFlags.from_args(args).settings(pin_memory=pin_memory, shuffle=shuffle,
+                                                seed=getattr(args, 'seed', None) or 0)

@@ -2,10 +2,14 @@
 
 ``--basenet NAME`` builds a fresh network; ``--checkpoint PATH`` starts from a trained one: its basenet
 and every head whose (dataset, name, meta) matches the dataset's heads are kept, other heads are created
-new (and logged).
+new (and logged). :class:`NetworkChoice` is that choice, resolved once from the flags (the checkpoint file
+read once): the basenet's name and stride before any network exists, then the network itself.
 """
 
+from __future__ import annotations
+
 import argparse
+import dataclasses
 import logging
 
 from .. import headmeta
@@ -30,15 +34,6 @@ def cli(parser: argparse.ArgumentParser,
     group.add_argument('--batchnorm-momentum', type=float, default=0.01,
                        help='BatchNorm running-statistics momentum (PyTorch default 0.1)')
     basenets.cli(parser)
-
-
-def _check_args(args):
-    if not 0.0 <= args.head_dropout < 1.0:
-        raise ValueError(f'--head-dropout must be in [0, 1), got {args.head_dropout}')
-    if args.batchnorm_eps <= 0:
-        raise ValueError(f'--batchnorm-eps must be positive, got {args.batchnorm_eps}')
-    if not 0.0 <= args.batchnorm_momentum <= 1.0:
-        raise ValueError(f'--batchnorm-momentum must be in [0, 1], got {args.batchnorm_momentum}')
 
 
 def assemble(basenet, head_metas: list[headmeta.Base], *, head_dropout: float = 0.0,
@@ -106,36 +101,87 @@ def checkpoint_stride(ckpt: dict) -> int:
     return basenets.stride(basenet['name'], basenet['config'])
 
 
+@dataclasses.dataclass(frozen=True)
+class NetworkChoice:
+    """Which network a run starts from, resolved once: a fresh ``basenet`` of ``config`` (with ImageNet
+    weights from ``pretrained``), or the network of a loaded checkpoint (``--checkpoint``'s, or the resumed
+    run's with ``resumed``), and the head and BatchNorm flags."""
+
+    basenet: str = DEFAULT_BASENET
+    config: dict = dataclasses.field(default_factory=dict)  # the fresh basenet's (basenets.config_from_args)
+    pretrained: str | None = None  # --basenet-pretrained
+    checkpoint: str | None = None  # the path of ``loaded``
+    loaded: dict | None = dataclasses.field(default=None, repr=False, compare=False)  # checkpoint.load's
+    resumed: bool = False  # ``loaded`` is the resumed run's: its network as saved, heads included
+    head_dropout: float = 0.0
+    batchnorm_eps: float = 1e-4
+    batchnorm_momentum: float = 0.01
+
+    def __post_init__(self):
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(f'--head-dropout must be in [0, 1), got {self.head_dropout}')
+        if self.batchnorm_eps <= 0:
+            raise ValueError(f'--batchnorm-eps must be positive, got {self.batchnorm_eps}')
+        if not 0.0 <= self.batchnorm_momentum <= 1.0:
+            raise ValueError(f'--batchnorm-momentum must be in [0, 1], got {self.batchnorm_momentum}')
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, *, resumed: dict | None = None,
+                  with_checkpoint: bool = True) -> NetworkChoice:
+        """The choice of the flags: ``resumed`` (a resumed run's checkpoint) first, then ``--checkpoint``
+        (loaded here, the one load of the run; ignored with ``with_checkpoint=False``), else ``--basenet``
+        (default :data:`DEFAULT_BASENET`) with its flags."""
+        flags = dict(head_dropout=args.head_dropout, batchnorm_eps=args.batchnorm_eps,
+                     batchnorm_momentum=args.batchnorm_momentum)
+        if resumed is not None:
+            name = resumed['model']['basenet']['name']
+            if args.basenet not in (None, name):
+                raise ValueError(f'--resume: the checkpoint is a {name}, not --basenet {args.basenet}')
+            return cls(basenet=name, loaded=resumed, resumed=True, **flags)
+        path = getattr(args, 'checkpoint', None) if with_checkpoint else None
+        if path:
+            loaded = checkpoint.load(path)
+            return cls(basenet=loaded['model']['basenet']['name'], checkpoint=path, loaded=loaded, **flags)
+        name = args.basenet or DEFAULT_BASENET
+        return cls(basenet=name, config=basenets.config_from_args(name, args),
+                   pretrained=getattr(args, 'basenet_pretrained', None), **flags)
+
+    @property
+    def stride(self) -> int:
+        """The basenet's stride, known before any network exists (datasets create their head metas with it)."""
+        if self.loaded is not None:
+            return checkpoint_stride(self.loaded)
+        return basenets.stride(self.basenet, self.config)
+
+    def build(self, head_metas: list[headmeta.Base]) -> nets.Shell:
+        """The network a run starts from, with one head per meta."""
+        if self.resumed:
+            saved = [meta.full_name for meta in checkpoint.head_metas(self.loaded)]
+            wanted = [meta.full_name for meta in head_metas]
+            if saved != wanted:
+                raise ValueError(f'--resume: the checkpoint has heads {saved}, the run trains {wanted}')
+            return from_checkpoint(self.loaded, head_metas)
+        if self.loaded is not None:
+            model = from_checkpoint(self.loaded, head_metas)
+            nets.set_batchnorm(model, eps=self.batchnorm_eps, momentum=self.batchnorm_momentum)
+            return model
+        basenet = basenets.build(self.basenet, self.config)
+        if self.pretrained is not None:
+            from . import pretrained  # pylint: disable=import-outside-toplevel
+            pretrained.load_imagenet_weights(basenet, self.basenet, self.pretrained)
+        return assemble(basenet, head_metas, head_dropout=self.head_dropout,
+                        batchnorm_eps=self.batchnorm_eps, batchnorm_momentum=self.batchnorm_momentum)
+
+
 def base_stride(args: argparse.Namespace, ckpt: dict | None = None) -> int:
-    """The stride of the basenet a run will use, known before any network exists (datasets create their
-    head metas with it): ``ckpt``'s (a resumed run's), ``--checkpoint``'s, or ``--basenet``'s with its flags."""
-    if ckpt is None and getattr(args, 'checkpoint', None):
-        ckpt = checkpoint.load(args.checkpoint)
+    """The stride of the basenet of the flags (the evaluation CLI's boundary): ``ckpt``'s (already loaded),
+    else :class:`NetworkChoice`'s."""
     if ckpt is not None:
         return checkpoint_stride(ckpt)
-    name = args.basenet or DEFAULT_BASENET
-    return basenets.stride(name, basenets.config_from_args(name, args))
-
-
-def basenet_name(args: argparse.Namespace) -> str:
-    """The name of the basenet a new run will train, before any network exists: ``--checkpoint``'s, else
-    ``--basenet``, else the default (what :func:`factory` resolves ``args.basenet`` to)."""
-    if getattr(args, 'checkpoint', None):
-        return checkpoint.load(args.checkpoint)['model']['basenet']['name']
-    return args.basenet or DEFAULT_BASENET
+    return NetworkChoice.from_args(args).stride
 
 
 def factory(args: argparse.Namespace, head_metas: list[headmeta.Base]) -> nets.Shell:
-    """The network a training run starts from."""
-    _check_args(args)
-    if args.checkpoint:
-        model = from_checkpoint(checkpoint.load(args.checkpoint), head_metas)
-        nets.set_batchnorm(model, eps=args.batchnorm_eps, momentum=args.batchnorm_momentum)
-        args.basenet = model.basenet.name  # resolved value, recorded in the log
-        return model
-    args.basenet = args.basenet or DEFAULT_BASENET
-    if args.basenet not in basenets.BASENETS:
-        raise ValueError(f'unknown --basenet {args.basenet!r}; choose from: {", ".join(sorted(basenets.BASENETS))}')
-    basenet = basenets.from_args(args.basenet, args)  # with ImageNet weights if --basenet-pretrained
-    return assemble(basenet, head_metas, head_dropout=args.head_dropout,
-                    batchnorm_eps=args.batchnorm_eps, batchnorm_momentum=args.batchnorm_momentum)
+    """The network of the flags (``--basenet`` or ``--checkpoint``) with one head per meta: the boundary
+    for callers that hold parsed flags; training runs build a :class:`NetworkChoice` once."""
+    return NetworkChoice.from_args(args).build(head_metas)

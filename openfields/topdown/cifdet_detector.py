@@ -12,7 +12,6 @@ settings): :func:`from_description` rebuilds it.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import numpy as np
@@ -120,15 +119,12 @@ def head_meta(dataset: str, base_stride: int) -> headmeta.CifDet:
     return headmeta.CifDet(name=NAME, dataset=dataset, categories=[CATEGORY], base_stride=base_stride)
 
 
-def build(args: argparse.Namespace, settings, dataset: str) -> CifDetDetector:
-    """A new detector of ``--basenet`` and its flags (``--detector-pretrained none``: no
-    ``--basenet-pretrained`` weights) for the individuals of ``dataset``."""
-    args = argparse.Namespace(**vars(args))  # the factory records its resolved choices in args
-    args.checkpoint = None
-    if settings.pretrained == 'none':
-        args.basenet_pretrained = None
-    stride = network_factory.base_stride(args)
-    return CifDetDetector(network_factory.factory(args, [head_meta(dataset, stride)]), settings)
+def build(network: network_factory.NetworkChoice, settings, dataset: str) -> CifDetDetector:
+    """A new detector of ``network`` (a fresh basenet: the pose run's ``--basenet`` and its flags; without
+    ImageNet weights with ``--detector-pretrained none``) for the individuals of ``dataset``."""
+    if network.loaded is not None:
+        raise ValueError(f'--detector {NAME}: a new detector starts from a fresh basenet, not a checkpoint')
+    return CifDetDetector(network.build([head_meta(dataset, network.stride)]), settings)
 
 
 def from_description(saved: dict, settings) -> CifDetDetector:

@@ -10,14 +10,16 @@ differ. A torchvision detector trains on resized images with torchvision's own l
 without ``.pkl``), as DeepLabCut's ``snapshot-detector-NNN``, then the pose model. ``--detector-checkpoint
 PATH`` (or ``--detector-epochs 0`` with an existing ``<run>.detector.pkl``) reuses a trained detector.
 The run's best snapshot is picked by ``test.mAP@50:95`` (pycocotools box AP of the validation images).
-Flags of the pose run that the detector run does not set itself (``--clip-grad-norm``, ``--loader-workers``,
-``--max-snapshots``, ``--save-optimizer-state``, ``--ddp`` ...) apply to both.
+The detector run is a second :class:`~openfields.training.recipe.Recipe` (:class:`DetectorChoice`: what it
+trains) under the pose run's :class:`~openfields.training.run_settings.RunSettings` with the parts its own flags
+set replaced (:meth:`DetectorRunSettings.run_settings`). Settings of the pose run that the detector run does
+not set itself (``--clip-grad-norm``, ``--loader-workers``, ``--max-snapshots``, ``--save-optimizer-state``,
+``--amp``, ``--channels-last``, ``--compile``, ``--ddp`` and ``--ddp-sync-bn`` ...) apply to both.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import logging
 import pathlib
@@ -26,19 +28,25 @@ import socket
 import torch
 
 from .. import encoder
-from ..datasets import factory as datasets_factory, sampler
+from ..datasets import sampler
 from ..datasets.collate import collate_images_targets_meta
-from ..network import checkpoint, losses
-from ..training import fit, optimize, snapshots
+from ..network import checkpoint, factory as network_factory, losses
+from ..training import fit
 from ..training.log import TrainingLog
-from ..training.loop import TrainerSettings
+from ..training.loggers import LoggerSettings
+from ..training.optimize import LearningRateSchedule
+from ..training.recipe import Recipe
 from ..training.run_files import RunFiles
+from ..training.run_settings import RunSettings
+from ..training.snapshots import key_metric as find_key_metric
 from ..version import version
 from . import cifdet_detector, detectors
 from .boxes import BoxSettings
 from .detector_data import CifDetSamples, DetectionSamples, DetectorTestSet, cifdet_pipeline, collate_detections
 
 LOG = logging.getLogger(__name__)
+
+KEY_METRIC = 'test.mAP@50:95'  # the detector run's best snapshot: box AP of the validation images
 
 
 def cli(parser: argparse.ArgumentParser) -> None:
@@ -96,26 +104,72 @@ class DetectorRunSettings:
                    eval_interval=args.detector_eval_interval, train_batches=args.detector_train_batches,
                    hflip=args.detector_hflip, checkpoint=args.detector_checkpoint, resume=resume)
 
+    def run_settings(self, pose: RunSettings, output: pathlib.Path) -> RunSettings:
+        """How the detector run trains into ``output``: the pose run's settings with this run's epochs,
+        evaluation, batches, optimizer and learning rate (a ``decay`` schedule at ``--detector-lr-decay`` with
+        the pose run's decay factor and duration, no warm-up), no weight averaging or BatchNorm recalibration,
+        snapshots with every validation, the best by :data:`KEY_METRIC`, no ``--logger`` and its own resume;
+        acceleration, ``--ddp-sync-bn``, seed and the rest as the pose run's."""
+        trainer = dataclasses.replace(pose.trainer, epochs=self.epochs, eval_interval=self.eval_interval,
+                                      train_batches=self.train_batches, ema=0.0, bn_recalibration_batches=0,
+                                      save_epochs=None)
+        snapshot_settings = dataclasses.replace(pose.snapshots, key_metric=KEY_METRIC if self.eval_interval else None,
+                                                larger_is_better=None)
+        schedule = LearningRateSchedule(decay_epochs=self.lr_decay, decay_factor=pose.schedule.decay_factor,
+                                        decay_duration=pose.schedule.decay_duration,
+                                        warm_up_start=pose.schedule.warm_up_start, warm_up_epochs=0.0,
+                                        warm_up_factor=pose.schedule.warm_up_factor)
+        optimizer = dataclasses.replace(pose.optimizer, name=self.optimizer, lr=self.lr, torch_class=None,
+                                        torch_params='{}')
+        return dataclasses.replace(
+            pose, trainer=trainer, snapshots=snapshot_settings, schedule=schedule, optimizer=optimizer,
+            loader=dataclasses.replace(pose.loader, batch_size=self.batch_size), loggers=LoggerSettings(),
+            resume=dataclasses.replace(pose.resume, resume=self.resume, output=str(output)))
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorChoice:
+    """What the detector run trains, from the flags: its run flags, the detector, the ground-truth boxes,
+    and for ``--detector cifdet`` its network (the pose run's basenet and flags, never ``--checkpoint``),
+    encoders and losses (without the pose run's ``--lambdas`` and ``--component-lambdas``); ``flags`` and
+    ``argv`` are what its checkpoints record of the command."""
+
+    run: DetectorRunSettings
+    detector: detectors.DetectorSettings
+    boxes: BoxSettings
+    flags: dict
+    argv: tuple[str, ...] = ()
+    network: network_factory.NetworkChoice | None = None  # cifdet only
+    encoder: encoder.EncoderSettings | None = None  # cifdet only
+    loss: losses.LossSettings | None = None  # cifdet only
+    eval_n_images: int | None = None  # --eval-n-images: the test set's first images only
+
+    @property
+    def fields(self) -> bool:
+        """A composite-field detector (cifdet), trained with the composite-field losses."""
+        return self.detector.name == cifdet_detector.NAME
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> 'DetectorChoice':
+        """The choice of the (resolved) flags; a ValueError naming the flag for a value that cannot run."""
+        run = DetectorRunSettings.from_args(args)
+        detector = detectors.DetectorSettings.from_args(args)  # an unknown --detector: before anything is written
+        choice = cls(run=run, detector=detector, boxes=BoxSettings.from_args(args),
+                     flags={k: v for k, v in vars(args).items() if k != 'argv'},
+                     argv=tuple(getattr(args, 'argv', ())), eval_n_images=getattr(args, 'eval_n_images', None))
+        if not choice.fields:
+            return choice
+        network = network_factory.NetworkChoice.from_args(args, with_checkpoint=False)
+        if detector.pretrained == 'none':
+            network = dataclasses.replace(network, pretrained=None)
+        loss = dataclasses.replace(losses.LossSettings.from_args(args), lambdas=None, component_lambdas=None)
+        return dataclasses.replace(choice, network=network, encoder=encoder.EncoderSettings.from_args(args),
+                                   loss=loss)
+
 
 def detector_output(pose_output: str | pathlib.Path) -> pathlib.Path:
     """``<run>.detector.pkl`` beside the pose run's ``<run>.pkl`` (named by :mod:`openfields.training.run_files`)."""
     return RunFiles(pose_output).detector_run.out
-
-
-def run_args(args, run: DetectorRunSettings, output: pathlib.Path) -> argparse.Namespace:
-    """The pose run's flags with the detector run's own: what the shared training package reads."""
-    detector_args = copy.copy(args)
-    overrides = dict(
-        epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, optimizer=run.optimizer,
-        optimizer_class=None, optimizer_params=None, scheduler_class=None, scheduler_params=None,
-        lr_schedule='decay', lr_decay=list(run.lr_decay), lr_warm_up_epochs=0.0,
-        eval_interval=run.eval_interval, train_batches=run.train_batches,
-        key_metric='test.mAP@50:95' if run.eval_interval else None,  # scored by the evaluation only
-        key_metric_asc=False, key_metric_desc=False, resume=run.resume, checkpoint=None, output=str(output),
-        ema=0.0, bn_recalibration_batches=0, save_epochs=None, lambdas=None, component_lambdas=None)
-    for name, value in overrides.items():
-        setattr(detector_args, name, value)
-    return detector_args
 
 
 class DetectorObjective:
@@ -139,23 +193,29 @@ class DetectorObjective:
 
 
 def trained_detector(args, context, device, base_module, pose_output) -> pathlib.Path:
-    """The detector of a ``--method td`` run: ``--detector-checkpoint``, or the one this run trains (or
-    trained: ``--detector-epochs 0``, or ``--resume auto`` of a finished detector run)."""
-    run = DetectorRunSettings.from_args(args)
-    detectors.DetectorSettings.from_args(args)  # an unknown --detector: before anything is written
+    """:func:`detector_for` of the parsed flags (the boundary for callers that hold them, e.g. tests)."""
+    return detector_for(DetectorChoice.from_args(args), RunSettings.from_args(args, device), context, device,
+                        base_module, pose_output)
+
+
+def detector_for(choice: DetectorChoice, pose: RunSettings, context, device, base_module,
+                 pose_output) -> pathlib.Path:
+    """The detector of a ``--method td`` run whose settings are ``pose``: ``--detector-checkpoint``, or the
+    one this run trains (or trained: ``--detector-epochs 0``, or ``--resume auto`` of a finished detector
+    run)."""
     if not hasattr(base_module, 'raw_dataset'):
         raise ValueError(f'--method td: --dataset {base_module.name} has no keypoint annotations to take individuals '
                          'from (top-down needs a keypoint dataset: cocokp, crowdpose, dlc, synthetic, ...)')
-    if run.checkpoint is not None:
-        check_detector_checkpoint(run.checkpoint, base_module.name)
-        return pathlib.Path(run.checkpoint)
+    if choice.run.checkpoint is not None:
+        check_detector_checkpoint(choice.run.checkpoint, base_module.name)
+        return pathlib.Path(choice.run.checkpoint)
     output = detector_output(pose_output)
-    if run.epochs == 0:
+    if choice.run.epochs == 0:
         if not output.is_file():
             raise ValueError(f'--detector-epochs 0: no trained detector {output}; pass --detector-checkpoint PATH')
         check_detector_checkpoint(output, base_module.name)
         return output
-    return train_detector(run_args(args, run, output), run, context, device, base_module)
+    return train_detector(choice, choice.run.run_settings(pose, output), context, device, base_module)
 
 
 def check_detector_checkpoint(path, dataset: str) -> dict:
@@ -172,75 +232,63 @@ def check_detector_checkpoint(path, dataset: str) -> dict:
     return saved
 
 
-def train_detector(args, run: DetectorRunSettings, context, device, base_module) -> pathlib.Path:
-    """Train a detector on ``base_module``'s images into ``args.output``; its final checkpoint's path."""
-    settings = detectors.DetectorSettings.from_args(args)
-    box_settings = BoxSettings.from_args(args).for_dataset(base_module.drawn_boxes)
-    resumed = fit.resumed_run(args, context)
-    network = _new_detector(args, settings, base_module) if resumed is None else \
+def train_detector(choice: DetectorChoice, settings: RunSettings, context, device, base_module) -> pathlib.Path:
+    """Train the detector of ``choice`` on ``base_module``'s images into ``settings.resume.output`` under
+    ``settings``; its final checkpoint's path."""
+    choice = dataclasses.replace(choice, boxes=choice.boxes.for_dataset(base_module.drawn_boxes))
+    resumed = fit.resumed_run(settings.resume, context)
+    network = _new_detector(choice, base_module) if resumed is None else \
         detectors.from_checkpoint(resumed.checkpoint['model'])
-    network = network.to(device)
-    plan = _plan(args, run, context, device, base_module, network, resumed, settings, box_settings)
-    files = RunFiles(args.output)
+    recipe = _recipe(choice, settings, context, device, base_module, network.to(device))
+    files = RunFiles(settings.resume.output)
     with fit.exclusive(files, context):
         log = TrainingLog(files.log if context.is_main else None)
-        log.write('process', **plan.meta, world_size=context.world_size, device=str(device),
+        log.write('process', **recipe.meta, world_size=context.world_size, device=str(device),
                   resumed_from=resumed.path if resumed is not None else None)
-        LOG.info('training detector %s on %s; writing %s', settings.name, base_module.name, files.out)
+        LOG.info('training detector %s on %s; writing %s', choice.detector.name, base_module.name, files.out)
         try:
-            return fit.fit(plan, files, context, device, log, resumed, load_scheduler_state=args.load_scheduler_state,
-                           resume_auto=args.resume == 'auto')
+            return fit.fit(recipe, settings, files, context, device, log, resumed)
         finally:
             log.close()
 
 
-def _new_detector(args, settings: detectors.DetectorSettings, base_module):
-    if settings.name == cifdet_detector.NAME:
-        return cifdet_detector.build(args, settings, base_module.name)
-    return detectors.build(settings)
+def _new_detector(choice: DetectorChoice, base_module):
+    if choice.fields:
+        return cifdet_detector.build(choice.network, choice.detector, base_module.name)
+    return detectors.build(choice.detector)
 
 
-def _training_data(split: str, args, run, settings, base_module, box_settings, network):
+def _training_data(split: str, choice: DetectorChoice, base_module, network):
     """``(dataset, collate function)`` of the ``split`` images ('train': flipped with ``--detector-hflip``)."""
     raw = base_module.raw_dataset(split)
-    hflip = run.hflip if split == 'train' else 0.0
-    if settings.name != cifdet_detector.NAME:
-        return DetectionSamples(raw, box_settings, settings.image_size, hflip=hflip), collate_detections
-    encoders = encoder.factory(network.head_metas, encoder.EncoderSettings.from_args(args),
-                               bmin=cifdet_detector.BMIN)
-    return CifDetSamples(raw, box_settings, cifdet_pipeline(settings.image_size, encoders, hflip)), \
-        collate_images_targets_meta
+    hflip = choice.run.hflip if split == 'train' else 0.0
+    image_size = choice.detector.image_size
+    if not choice.fields:
+        return DetectionSamples(raw, choice.boxes, image_size, hflip=hflip), collate_detections
+    encoders = encoder.factory(network.head_metas, choice.encoder, bmin=cifdet_detector.BMIN)
+    return CifDetSamples(raw, choice.boxes, cifdet_pipeline(image_size, encoders, hflip)), collate_images_targets_meta
 
 
-def _plan(args, run, context, device, base_module, network, resumed, settings, box_settings) -> fit.Plan:
-    loader_settings = dataclasses.replace(
-        datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda', shuffle=True),
-        rank=context.rank, world_size=context.world_size)
-    train_loader = _loader(*_training_data('train', args, run, settings, base_module, box_settings, network),
-                           loader_settings, shuffle=True)
-    val_loader = _loader(*_training_data('val', args, run, settings, base_module, box_settings, network),
-                         loader_settings, shuffle=False)
+def _recipe(choice: DetectorChoice, settings: RunSettings, context, device, base_module, network) -> Recipe:
+    """What the detector run trains: ``network`` on the images of ``base_module`` with torchvision's losses
+    (or cifdet's composite-field losses), scored by box AP with ``--detector-eval-interval``."""
+    loader_settings = settings.loader.settings(pin_memory=device.type == 'cuda', shuffle=True,
+                                               seed=settings.seed or 0, rank=context.rank,
+                                               world_size=context.world_size)
+    train_loader = _loader(*_training_data('train', choice, base_module, network), loader_settings, shuffle=True)
+    val_loader = _loader(*_training_data('val', choice, base_module, network), loader_settings, shuffle=False)
     sampler.check_sharded(train_loader, context.world_size, f'{base_module.name} detector training')
-    trainer_settings = TrainerSettings.from_args(args)
-    snapshot_settings = snapshots.SnapshotSettings.from_args(args)
     key_metric, test_sets = None, {}
-    if run.eval_interval:
-        key_metric = snapshots.key_metric(snapshot_settings, {base_module.name: list(DetectorTestSet.names)})
+    if settings.trainer.eval_interval:
+        key_metric = find_key_metric(settings.snapshots, {base_module.name: list(DetectorTestSet.names)})
         if context.is_main:
-            test_sets = {base_module.name: DetectorTestSet(base_module.raw_dataset('val'), box_settings,
-                                                           settings.image_size,
-                                                           max_images=getattr(args, 'eval_n_images', None))}
-    model = network if not context.active else torch.nn.parallel.DistributedDataParallel(
-        network, device_ids=[device.index] if device.type == 'cuda' else None)
-    fields = settings.name == cifdet_detector.NAME  # composite fields: the trainer's own objective
-    return fit.Plan(network=network, model=model, loss=losses.factory(args, network.head_metas) if fields else None,
-                    objective=None if fields else DetectorObjective(settings.family),
-                    optimizer=optimize.optimizer_from_args(args, [p for p in network.parameters() if p.requires_grad]),
-                    schedule=fit.schedule_for(args, resumed), train_loader=train_loader,
-                    val_loaders={base_module.name: val_loader}, settings=trainer_settings,
-                    snapshot_settings=snapshot_settings, seed=args.seed, batch_size=run.batch_size,
-                    meta=_meta(args, base_module, settings, box_settings), key_metric=key_metric, test_sets=test_sets,
-                    train_batches=run.train_batches)
+            test_sets = {base_module.name: DetectorTestSet(base_module.raw_dataset('val'), choice.boxes,
+                                                           choice.detector.image_size,
+                                                           max_images=choice.eval_n_images)}
+    return Recipe(network=network, loss=losses.build(choice.loss, network.head_metas) if choice.fields else None,
+                  objective=None if choice.fields else DetectorObjective(choice.detector.family),
+                  train_loader=train_loader, val_loaders={base_module.name: val_loader},
+                  meta=_meta(choice, settings, base_module), key_metric=key_metric, test_sets=test_sets)
 
 
 def _loader(dataset, collate, loader_settings, shuffle: bool):
@@ -256,7 +304,9 @@ def _loader(dataset, collate, loader_settings, shuffle: bool):
         generator=generator, persistent_workers=loader_settings.workers > 0)
 
 
-def _meta(args, base_module, settings, box_settings) -> dict:
-    return {'args': {k: v for k, v in vars(args).items() if k != 'argv'}, 'argv': getattr(args, 'argv', []),
-            'version': version(), 'hostname': socket.gethostname(), 'dataset': base_module.name,
-            'detector': dataclasses.asdict(settings), 'boxes': dataclasses.asdict(box_settings)}
+def _meta(choice: DetectorChoice, settings: RunSettings, base_module) -> dict:
+    """What the detector's checkpoints and log record: the command's flags (``args``, ``argv``), the settings
+    this run trained with (``run``), the detector and its boxes."""
+    return {'args': choice.flags, 'argv': list(choice.argv), 'version': version(), 'hostname': socket.gethostname(),
+            'dataset': base_module.name, 'run': settings.record(), 'detector': dataclasses.asdict(choice.detector),
+            'boxes': dataclasses.asdict(choice.boxes)}

@@ -1,5 +1,7 @@
-"""Fit: one training run from its first step to its last file, for any trainer that builds a model, a
-loss, an optimizer and loaders (the pose trainer ``openfields.train`` and those to come).
+"""Fit: one training run from its first step to its last file, of any :class:`~openfields.training.recipe.Recipe`
+(what is trained: the pose trainer ``openfields.train``'s, the detector run's of top-down mode) under its
+:class:`~openfields.training.run_settings.RunSettings` (how it is run: the model wrapped for its acceleration
+and ``--ddp``, the optimizer and schedule, the trainer, snapshots and resume).
 
 ``fit`` holds the run's lock, removes what a killed predecessor of the same run left half-written,
 writes the log, restores a resumed run (``--resume``) exactly, runs the epochs of
@@ -18,15 +20,17 @@ import pathlib
 
 import torch
 
-from ..network import checkpoint, losses
+from ..network import checkpoint, losses, syncbn
 from . import accelerate, optimize, preemption, resume
 from .checkpointer import Checkpointer, NonFiniteWeightsError, RunFacts
 from .distributed import Context
 from .lock import RunLock, RunLocked
 from .log import TrainingLog
-from .loop import Interrupted, Trainer, TrainerSettings
+from .loop import Interrupted, Trainer
+from .recipe import Recipe
 from .run_files import Position, RunFiles
-from .snapshots import BestTracker, KeyMetric, SnapshotSettings
+from .run_settings import RunSettings
+from .snapshots import BestTracker
 
 LOG = logging.getLogger(__name__)
 
@@ -58,9 +62,9 @@ class Resumed:
         return Position(**self.state['position'])
 
 
-def resumed_run(args, context: Context) -> Resumed | None:
+def resumed_run(settings: resume.ResumeSettings, context: Context) -> Resumed | None:
     """The checkpoint ``--resume`` continues (every rank checks, rank 0's choice counts), or None."""
-    path = context.broadcast_object(resume.checkpoint_to_resume(args))
+    path = context.broadcast_object(resume.checkpoint_to_resume(settings))
     if path is None:
         return None
     loaded = checkpoint.load(path)
@@ -70,12 +74,12 @@ def resumed_run(args, context: Context) -> Resumed | None:
     return Resumed(path=path, checkpoint=loaded)
 
 
-def schedule_for(args, resumed: Resumed | None) -> optimize.LearningRateSchedule:
+def schedule_for(schedule: optimize.LearningRateSchedule, resumed: Resumed | None,
+                 load_scheduler_state: bool = True) -> optimize.LearningRateSchedule:
     """This run's learning-rate schedule; when resuming with the saved scheduler state, the saved run's
     (a warning names what this run's flags would change: --no-load-scheduler-state follows them)."""
-    schedule = optimize.LearningRateSchedule.from_args(args)
     saved = None if resumed is None else resumed.state.get('schedule')
-    if saved is None or not args.load_scheduler_state:
+    if saved is None or not load_scheduler_state:
         return schedule
     saved = optimize.LearningRateSchedule.from_dict(saved)
     changes = saved.differences(schedule)
@@ -85,29 +89,21 @@ def schedule_for(args, resumed: Resumed | None) -> optimize.LearningRateSchedule
     return saved
 
 
-@dataclasses.dataclass
-class Plan:
-    """What a trainer built for :func:`fit`. ``network`` is the model itself (saved, averaged), ``model``
-    what trains (the DDP wrapper under ``--ddp``, else ``network``)."""
-    network: torch.nn.Module
-    model: torch.nn.Module
-    loss: torch.nn.Module | None  # of the fields; None when ``objective`` computes the losses
-    optimizer: torch.optim.Optimizer
-    schedule: optimize.LearningRateSchedule
-    train_loader: object
-    val_loaders: dict
-    settings: TrainerSettings
-    snapshot_settings: SnapshotSettings
-    seed: int
-    batch_size: int
-    meta: dict  # recorded in every checkpoint and in the log's process record
-    key_metric: KeyMetric | None = None
-    test_sets: dict = dataclasses.field(default_factory=dict)  # rank 0 only
-    batch_hook: object = None  # debug plots, rank 0 only
-    train_batches: int | None = None  # --train-batches
-    logger_settings: object = None  # --logger (openfields.training.loggers.LoggerSettings)
-    accelerate: accelerate.AccelerateSettings = accelerate.AccelerateSettings()  # --amp, --channels-last, ...
-    objective: object = None  # batch -> losses; None: the composite fields' (loop.FieldObjective of loss)
+def training_model(network: torch.nn.Module, settings: RunSettings, context: Context,
+                   device: torch.device) -> torch.nn.Module:
+    """What trains: ``network`` (changed in place to the settings' memory order), under ``--ddp`` in
+    DistributedDataParallel (BatchNorm synchronised with ``settings.sync_batchnorm``), compiled with
+    ``--compile``. Its parameters are ``network``'s."""
+    network = accelerate.to_memory_format(network, settings.accelerate)
+    model = network
+    if context.active:
+        if settings.sync_batchnorm:
+            model = syncbn.synchronize_batchnorm(network, device)
+        several_datasets = len({meta.dataset for meta in getattr(network, 'head_metas', ())}) > 1
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None,
+            find_unused_parameters=several_datasets)  # heads of the other datasets get no gradient
+    return accelerate.compiled(model, settings.accelerate)
 
 
 @contextlib.contextmanager
@@ -135,33 +131,39 @@ def exclusive(files: RunFiles, context: Context):
             lock.release()
 
 
-def fit(plan: Plan, files: RunFiles, context: Context, device: torch.device, log: TrainingLog,
-        resumed: Resumed | None, *, load_scheduler_state: bool = True, resume_auto: bool = False) -> pathlib.Path:
-    """Train ``plan`` into ``files``; the final checkpoint's path (``files.out``)."""
-    n_train_batches = min(len(plan.train_loader), plan.train_batches or len(plan.train_loader))
-    scheduler = optimize.scheduler(plan.optimizer, plan.schedule, n_train_batches)
-    facts = RunFacts(seed=plan.seed, world_size=context.world_size, batch_size=plan.batch_size,
-                     batches_per_epoch=n_train_batches, schedule=plan.schedule.to_dict())
-    checkpointer = Checkpointer(files, plan.network, context, facts=facts, meta=plan.meta,
-                                settings=plan.snapshot_settings, best=BestTracker(plan.key_metric),
-                                epochs=plan.settings.epochs,
+def fit(recipe: Recipe, settings: RunSettings, files: RunFiles, context: Context, device: torch.device,
+        log: TrainingLog, resumed: Resumed | None) -> pathlib.Path:
+    """Train ``recipe`` under ``settings`` (``settings.seed`` resolved) into ``files``; the final checkpoint's
+    path (``files.out``)."""
+    LOG.info('training step: %s', settings.accelerate.describe())
+    model = training_model(recipe.network, settings, context, device)
+    optimizer = settings.optimizer.build(recipe.trainable_parameters())
+    schedule = schedule_for(settings.schedule, resumed, settings.resume.load_scheduler_state)
+    train_batches = settings.trainer.train_batches
+    n_train_batches = min(len(recipe.train_loader), train_batches or len(recipe.train_loader))
+    scheduler = optimize.scheduler(optimizer, schedule, n_train_batches)
+    facts = RunFacts(seed=settings.seed, world_size=context.world_size, batch_size=settings.batch_size,
+                     batches_per_epoch=n_train_batches, schedule=schedule.to_dict())
+    checkpointer = Checkpointer(files, recipe.network, context, facts=facts, meta=recipe.meta,
+                                settings=settings.snapshots, best=BestTracker(recipe.key_metric),
+                                epochs=settings.trainer.epochs,
                                 last_good=pathlib.Path(resumed.path) if resumed is not None else None)
-    with preemption.StopSignals() as stop, accelerate.backend_switches(plan.accelerate):
-        runner = Trainer(plan.model, plan.loss, plan.optimizer, scheduler, device=device, settings=plan.settings,
-                         log=log, checkpointer=checkpointer, objective=plan.objective,
-                         n_heads=len(getattr(plan.network, 'head_metas', ())),
-                         batch_hook=plan.batch_hook, network=plan.network, distributed=context,
-                         stop_signal=lambda: stop.name, test_sets=plan.test_sets, loggers=log.loggers,
-                         precision=accelerate.Precision(plan.accelerate, device))
+    with preemption.StopSignals() as stop, accelerate.backend_switches(settings.accelerate):
+        runner = Trainer(model, recipe.loss, optimizer, scheduler, device=device, settings=settings.trainer,
+                         log=log, checkpointer=checkpointer, objective=recipe.objective,
+                         n_heads=len(recipe.head_metas), batch_hook=recipe.batch_hook, network=recipe.network,
+                         distributed=context, stop_signal=lambda: stop.name, test_sets=recipe.test_sets,
+                         loggers=log.loggers, precision=accelerate.Precision(settings.accelerate, device))
         start = Position()
         if resumed is not None:
-            start = _restore(runner, checkpointer, resumed, context, n_train_batches, load_scheduler_state)
-            if start.epoch >= plan.settings.epochs and resume_auto:
+            start = _restore(runner, checkpointer, resumed, context, n_train_batches,
+                             settings.resume.load_scheduler_state)
+            if start.epoch >= settings.trainer.epochs and settings.resume.auto:
                 LOG.info('--resume auto: %s is complete (%d epochs); nothing to train', files.out, start.epoch)
                 return files.out
             log.write('resume', checkpoint=resumed.path, epoch=start.epoch, batches=start.batches)
         try:
-            runner.loop(plan.train_loader, plan.val_loaders, start)
+            runner.loop(recipe.train_loader, recipe.val_loaders, start)
         except (losses.NonFiniteLossError, NonFiniteWeightsError) as error:
             message = str(error) if isinstance(error, NonFiniteWeightsError) else \
                 f'{error}; {checkpointer.describe_last_good()}'

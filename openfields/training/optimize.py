@@ -165,30 +165,40 @@ class LearningRateSchedule:
             raise ValueError(f'--lr-warm-up-factor must be in (0, 1], got {args.lr_warm_up_factor}')
         if not 0 < args.lr_decay_factor <= 1:
             raise ValueError(f'--lr-decay-factor must be in (0, 1], got {args.lr_decay_factor}')
-        shape = _shape(args)
-        _check_shape_flags(args, shape)
+        shape = _shape(getattr(args, 'lr_schedule', 'decay'), getattr(args, 'scheduler_class', None))
+        _check_shape_flags(shape, {'decay': bool(args.lr_decay),
+                                   'milestones': bool(args.lr_milestones or args.lr_values),
+                                   'step': args.lr_step_size is not None, 'cosine': args.lr_cosine_min != 0.0})
+        if shape == 'milestones':
+            kwargs = _milestones_kwargs(args.lr_milestones, args.lr_values, args.lr)
+        elif shape == 'step':
+            kwargs = _step_kwargs(args.lr_step_size, args.lr_gamma)
+        elif shape == 'torch':
+            kwargs = _torch_kwargs(args.scheduler_class, args.scheduler_params, args.lr)
+        elif shape == 'cosine':
+            kwargs = _cosine_kwargs(args.lr_cosine_min, args.lr, args.epochs)
+        else:
+            kwargs = {}
         return cls(decay_epochs=tuple(args.lr_decay), decay_factor=args.lr_decay_factor,
                    decay_duration=args.lr_decay_epochs, warm_up_start=args.lr_warm_up_start_epoch,
                    warm_up_epochs=args.lr_warm_up_epochs, warm_up_factor=args.lr_warm_up_factor,
-                   **_shape_kwargs(args, shape))
+                   shape=shape, **kwargs)
 
 
-def _shape(args) -> str:
+def _shape(schedule: str, scheduler_class: str | None) -> str:
     """``--lr-schedule``; ``--scheduler-class`` selects ``torch`` (with the default or ``torch`` only)."""
-    shape = getattr(args, 'lr_schedule', 'decay')
-    if getattr(args, 'scheduler_class', None) is None:
-        if shape == 'torch':
+    if scheduler_class is None:
+        if schedule == 'torch':
             raise ValueError('--lr-schedule torch needs --scheduler-class NAME')
-        return shape
-    if shape not in ('decay', 'torch'):
-        raise ValueError(f'--scheduler-class belongs to --lr-schedule torch, but the schedule is {shape}')
+        return schedule
+    if schedule not in ('decay', 'torch'):
+        raise ValueError(f'--scheduler-class belongs to --lr-schedule torch, but the schedule is {schedule}')
     return 'torch'
 
 
-def _check_shape_flags(args, shape: str) -> None:
-    """Flags of one shape given with another are a mistake, not something to ignore silently."""
-    given = {'decay': bool(args.lr_decay), 'milestones': bool(args.lr_milestones or args.lr_values),
-             'step': args.lr_step_size is not None, 'cosine': args.lr_cosine_min != 0.0}
+def _check_shape_flags(shape: str, given: dict[str, bool]) -> None:
+    """Flags of one shape given with another (``given``: shape -> whether its flags are set) are a mistake,
+    not something to ignore silently."""
     flags = {'decay': '--lr-decay', 'milestones': '--lr-milestones/--lr-values', 'step': '--lr-step-size',
              'cosine': '--lr-cosine-min'}
     for other, is_given in given.items():
@@ -196,32 +206,35 @@ def _check_shape_flags(args, shape: str) -> None:
             raise ValueError(f'{flags[other]} belongs to --lr-schedule {other}, but the schedule is {shape}')
 
 
-def _shape_kwargs(args, shape: str) -> dict:
-    if shape == 'milestones':
-        if not args.lr_milestones or len(args.lr_milestones) != len(args.lr_values):
-            raise ValueError(f'--lr-schedule milestones needs one --lr-values entry per --lr-milestones epoch, '
-                             f'got {len(args.lr_milestones)} milestones and {len(args.lr_values)} values')
-        if any(b <= a for a, b in zip(args.lr_milestones, args.lr_milestones[1:])) or args.lr_milestones[0] < 0:
-            raise ValueError(f'--lr-milestones must be increasing epochs >= 0, got {args.lr_milestones}')
-        if any(v <= 0 for v in args.lr_values):
-            raise ValueError(f'--lr-values must be positive learning rates, got {args.lr_values}')
-        return dict(shape=shape, milestones=tuple(args.lr_milestones),
-                    milestone_factors=tuple(v / args.lr for v in args.lr_values))
-    if shape == 'step':
-        if args.lr_step_size is None or args.lr_step_size < 1:
-            raise ValueError(f'--lr-schedule step needs --lr-step-size >= 1 epoch, got {args.lr_step_size}')
-        if not 0 < args.lr_gamma <= 1:
-            raise ValueError(f'--lr-gamma must be in (0, 1], got {args.lr_gamma}')
-        return dict(shape=shape, step_size=args.lr_step_size, gamma=args.lr_gamma)
-    if shape == 'torch':
-        params = json.dumps(parse_params(args.scheduler_params, '--scheduler-params'), sort_keys=True)
-        check_scheduler(args.scheduler_class, params, args.lr)
-        return dict(shape=shape, torch_class=args.scheduler_class, torch_params=params, torch_base_lr=args.lr)
-    if shape == 'cosine':
-        if not 0 <= args.lr_cosine_min <= args.lr:
-            raise ValueError(f'--lr-cosine-min must be in [0, --lr {args.lr}], got {args.lr_cosine_min}')
-        return dict(shape=shape, cosine_epochs=float(args.epochs), cosine_min_factor=args.lr_cosine_min / args.lr)
-    return dict(shape=shape)
+def _milestones_kwargs(milestones: list[int], values: list[float], lr: float) -> dict:
+    if not milestones or len(milestones) != len(values):
+        raise ValueError(f'--lr-schedule milestones needs one --lr-values entry per --lr-milestones epoch, '
+                         f'got {len(milestones)} milestones and {len(values)} values')
+    if any(b <= a for a, b in zip(milestones, milestones[1:])) or milestones[0] < 0:
+        raise ValueError(f'--lr-milestones must be increasing epochs >= 0, got {milestones}')
+    if any(v <= 0 for v in values):
+        raise ValueError(f'--lr-values must be positive learning rates, got {values}')
+    return dict(milestones=tuple(milestones), milestone_factors=tuple(v / lr for v in values))
+
+
+def _step_kwargs(step_size: int | None, gamma: float) -> dict:
+    if step_size is None or step_size < 1:
+        raise ValueError(f'--lr-schedule step needs --lr-step-size >= 1 epoch, got {step_size}')
+    if not 0 < gamma <= 1:
+        raise ValueError(f'--lr-gamma must be in (0, 1], got {gamma}')
+    return dict(step_size=step_size, gamma=gamma)
+
+
+def _torch_kwargs(scheduler_class: str, scheduler_params: str | None, lr: float) -> dict:
+    params = json.dumps(parse_params(scheduler_params, '--scheduler-params'), sort_keys=True)
+    check_scheduler(scheduler_class, params, lr)
+    return dict(torch_class=scheduler_class, torch_params=params, torch_base_lr=lr)
+
+
+def _cosine_kwargs(cosine_min: float, lr: float, epochs: int) -> dict:
+    if not 0 <= cosine_min <= lr:
+        raise ValueError(f'--lr-cosine-min must be in [0, --lr {lr}], got {cosine_min}')
+    return dict(cosine_epochs=float(epochs), cosine_min_factor=cosine_min / lr)
 
 
 def parse_params(text: str | None, flag: str) -> dict:
@@ -317,29 +330,62 @@ def _replay(name: str, params_json: str, base_lr: float, epochs: int) -> list[fl
     return factors
 
 
-def optimizer_from_args(args, parameters) -> torch.optim.Optimizer:
-    if args.lr <= 0:
-        raise ValueError(f'--lr must be positive, got {args.lr}')
-    if getattr(args, 'optimizer_class', None) is not None:
-        params = parse_params(args.optimizer_params, '--optimizer-params')
-        try:
-            return build_optimizer(args.optimizer_class, params, args.lr, parameters)
-        except ValueError as error:
-            raise ValueError(f'--optimizer-class {args.optimizer_class}: {error}') from None
-    if getattr(args, 'optimizer_params', None) is not None:
-        raise ValueError('--optimizer-params needs --optimizer-class NAME')
-    if args.weight_decay < 0:
-        raise ValueError(f'--weight-decay must be >= 0, got {args.weight_decay}')
-    if args.optimizer == 'sgd':
-        if args.nesterov and args.momentum <= 0:
-            raise ValueError('--nesterov needs --momentum > 0 (or pass --no-nesterov)')
-        return torch.optim.SGD(parameters, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-                               weight_decay=args.weight_decay)
-    if not (0 <= args.momentum < 1 and 0 <= args.beta2 < 1):
-        raise ValueError('--momentum (beta1) and --beta2 must be in [0, 1) for Adam(W)')
-    adam = torch.optim.Adam if args.optimizer == 'adam' else torch.optim.AdamW
-    return adam(parameters, lr=args.lr, betas=(args.momentum, args.beta2), eps=args.adam_eps,
-                weight_decay=args.weight_decay)
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings:
+    """The optimizer of a run: ``--optimizer`` and its flags, or ``--optimizer-class`` with its params (JSON,
+    sorted keys); checked when built from the flags, so a bad value stops the run before any data."""
+
+    name: str = 'sgd'
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = True
+    beta2: float = 0.999
+    adam_eps: float = 1e-6
+    weight_decay: float = 0.0
+    torch_class: str | None = None  # --optimizer-class
+    torch_params: str = '{}'  # --optimizer-params, JSON
+
+    @classmethod
+    def from_args(cls, args) -> 'OptimizerSettings':
+        torch_class = getattr(args, 'optimizer_class', None)
+        if torch_class is None and getattr(args, 'optimizer_params', None) is not None:
+            raise ValueError('--optimizer-params needs --optimizer-class NAME')
+        params = parse_params(getattr(args, 'optimizer_params', None), '--optimizer-params')
+        return cls(name=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+                   beta2=args.beta2, adam_eps=args.adam_eps, weight_decay=args.weight_decay,
+                   torch_class=torch_class, torch_params=json.dumps(params, sort_keys=True))
+
+    def __post_init__(self):
+        """One line naming the flag for a value the optimizer cannot take."""
+        if self.lr <= 0:
+            raise ValueError(f'--lr must be positive, got {self.lr}')
+        if self.torch_class is not None:
+            try:
+                check_optimizer(self.torch_class, json.loads(self.torch_params), self.lr)
+            except ValueError as error:
+                raise ValueError(f'--optimizer-class {self.torch_class}: {error}') from None
+            return
+        if self.weight_decay < 0:
+            raise ValueError(f'--weight-decay must be >= 0, got {self.weight_decay}')
+        if self.name == 'sgd':
+            if self.nesterov and self.momentum <= 0:
+                raise ValueError('--nesterov needs --momentum > 0 (or pass --no-nesterov)')
+        elif not (0 <= self.momentum < 1 and 0 <= self.beta2 < 1):
+            raise ValueError('--momentum (beta1) and --beta2 must be in [0, 1) for Adam(W)')
+
+    def build(self, parameters) -> torch.optim.Optimizer:
+        """The optimizer of ``parameters``."""
+        if self.torch_class is not None:
+            try:
+                return build_optimizer(self.torch_class, json.loads(self.torch_params), self.lr, parameters)
+            except ValueError as error:
+                raise ValueError(f'--optimizer-class {self.torch_class}: {error}') from None
+        if self.name == 'sgd':
+            return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
+                                   weight_decay=self.weight_decay)
+        adam = torch.optim.Adam if self.name == 'adam' else torch.optim.AdamW
+        return adam(parameters, lr=self.lr, betas=(self.momentum, self.beta2), eps=self.adam_eps,
+                    weight_decay=self.weight_decay)
 
 
 def scheduler(optimizer, schedule: LearningRateSchedule, batches_per_epoch: int, start_epoch: int = 0

@@ -24,6 +24,7 @@ a requeued job can always pass it.
 """
 
 import argparse
+import dataclasses
 import glob
 import logging
 import os
@@ -69,23 +70,38 @@ def run_pattern(output: str | None, environ) -> str:
     return slurm_run_pattern(output, job_id)
 
 
-def checkpoint_to_resume(args: argparse.Namespace, environ=None) -> str | None:
+@dataclasses.dataclass(frozen=True)
+class ResumeSettings:
+    """``--resume`` (a path, 'auto' or None), the run's ``--output`` (what 'auto' continues) and
+    ``--load-scheduler-state``."""
+    resume: str | None = None
+    output: str | None = None
+    load_scheduler_state: bool = True
+
+    @property
+    def auto(self) -> bool:
+        return self.resume == 'auto'
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> 'ResumeSettings':
+        if args.resume is not None and getattr(args, 'checkpoint', None):
+            raise ValueError('--resume continues a run, --checkpoint starts a new one from trained weights: '
+                             'pass only one of them')
+        return cls(resume=args.resume, output=args.output, load_scheduler_state=args.load_scheduler_state)
+
+
+def checkpoint_to_resume(settings: ResumeSettings, environ=None) -> str | None:
     """The checkpoint ``--resume`` names (None: a new run)."""
-    if args.resume is None:
-        if names_a_file(args.output):  # a folder gets a new name
-            RunFiles(args.output).check_unused()
+    if settings.resume is None:
         return None
-    if args.checkpoint:
-        raise ValueError('--resume continues a run, --checkpoint starts a new one from trained weights: '
-                         'pass only one of them')
-    if args.resume != 'auto':
-        if not os.path.isfile(args.resume):
-            raise ValueError(f'--resume: file not found: {args.resume}')
-        return args.resume
-    pattern = run_pattern(args.output, os.environ if environ is None else environ)
+    if settings.resume != 'auto':
+        if not os.path.isfile(settings.resume):
+            raise ValueError(f'--resume: file not found: {settings.resume}')
+        return settings.resume
+    pattern = run_pattern(settings.output, os.environ if environ is None else environ)
     path = newest_checkpoint(pattern)
     if path is None:
-        LOG.info('--resume auto: no checkpoint matches %s; starting a new run', snapshot_glob(pattern))
+        LOG.info('--resume auto: no checkpoint matches %s.epoch*; starting a new run', pattern)
     else:
         LOG.info('--resume auto: continuing from %s', path)
     return path

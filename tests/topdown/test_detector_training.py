@@ -64,3 +64,14 @@ def test_a_validation_set_smaller_than_a_batch_is_validated_in_one_smaller_batch
 def test_too_few_training_images_for_a_batch_is_one_line(tmp_path):
     with pytest.raises(ValueError, match='--detector-batch-size 8: only 4 training images'):
         detector_run(tmp_path, 'run', 1, '--detector-batch-size', '8')
+
+
+def test_the_pose_runs_acceleration_flags_reach_the_detector_run(tmp_path):
+    path = detector_run(tmp_path, 'run', 1, '--channels-last', '--deterministic', '--detector-eval-interval', '0')
+    saved = checkpoint.load(path)
+    accelerate = saved['meta']['run']['accelerate']
+    assert (accelerate['channels_last'], accelerate['deterministic'], accelerate['amp']) == (True, True, 'off')
+    assert saved['meta']['run']['trainer']['epochs'] == 1 and saved['meta']['run']['optimizer']['lr'] == 1e-3
+    records = read_log(f'{path}.log').records
+    losses = [r['loss'] for r in records if r['type'] == 'train-epoch']
+    assert len(losses) == 1 and 0 < losses[0] < float('inf')

@@ -35,7 +35,7 @@ def test_scheduler_steps_per_batch_and_can_start_mid_schedule():
     args = parse('--lr', '0.1', '--lr-warm-up-epochs', '1', '--lr-warm-up-factor', '0.01')
     schedule = optimize.LearningRateSchedule.from_args(args)
     parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = optimize.optimizer_from_args(args, [parameter])
+    optimizer = optimize.OptimizerSettings.from_args(args).build([parameter])
     scheduler = optimize.scheduler(optimizer, schedule, batches_per_epoch=4)
     lrs = []
     for _ in range(5):
@@ -45,15 +45,16 @@ def test_scheduler_steps_per_batch_and_can_start_mid_schedule():
     assert lrs[0] == pytest.approx(0.001)
     assert lrs[2] == pytest.approx(0.01)  # half an epoch into a one-epoch warm-up
     assert lrs[4] == pytest.approx(0.1)
-    resumed = optimize.scheduler(optimize.optimizer_from_args(args, [parameter]), schedule,
+    resumed = optimize.scheduler(optimize.OptimizerSettings.from_args(args).build([parameter]), schedule,
                                  batches_per_epoch=4, start_epoch=1)
     assert resumed.get_last_lr()[0] == pytest.approx(0.1)
 
 
 def test_sgd_is_nesterov_by_default_and_flags_turn_it_off():
     parameter = torch.nn.Parameter(torch.zeros(1))
-    assert optimize.optimizer_from_args(parse(), [parameter]).defaults['nesterov'] is True
-    assert optimize.optimizer_from_args(parse('--no-nesterov'), [parameter]).defaults['nesterov'] is False
+    assert optimize.OptimizerSettings.from_args(parse()).build([parameter]).defaults['nesterov'] is True
+    no_nesterov = optimize.OptimizerSettings.from_args(parse('--no-nesterov'))
+    assert no_nesterov.build([parameter]).defaults['nesterov'] is False
 
 
 @pytest.mark.parametrize('argv, flag', [
@@ -65,13 +66,13 @@ def test_invalid_values_name_their_flag(argv, flag):
     args = parse(*argv)
     with pytest.raises(ValueError, match=flag):
         optimize.LearningRateSchedule.from_args(args)
-        optimize.optimizer_from_args(args, [torch.nn.Parameter(torch.zeros(1))])
+        optimize.OptimizerSettings.from_args(args).build([torch.nn.Parameter(torch.zeros(1))])
 
 
 @pytest.mark.parametrize('name, cls', [('adam', torch.optim.Adam), ('adamw', torch.optim.AdamW)])
 def test_adam_variants_take_momentum_as_beta1(name, cls):
     args = parse('--optimizer', name, '--momentum', '0.95', '--beta2', '0.99', '--weight-decay', '0.01')
-    optimizer = optimize.optimizer_from_args(args, [torch.nn.Parameter(torch.zeros(1))])
+    optimizer = optimize.OptimizerSettings.from_args(args).build([torch.nn.Parameter(torch.zeros(1))])
     assert type(optimizer) is cls
     assert optimizer.defaults['betas'] == (0.95, 0.99) and optimizer.defaults['weight_decay'] == 0.01
 
@@ -79,7 +80,7 @@ def test_adam_variants_take_momentum_as_beta1(name, cls):
 def lrs_per_epoch(args, epochs, batches_per_epoch=3):
     """``{epoch (from 1): [lr of each batch]}`` from the per-batch scheduler of ``args``."""
     parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = optimize.optimizer_from_args(args, [parameter])
+    optimizer = optimize.OptimizerSettings.from_args(args).build([parameter])
     scheduler = optimize.scheduler(optimizer, optimize.LearningRateSchedule.from_args(args), batches_per_epoch)
     lrs = {}
     for epoch in range(1, epochs + 1):
@@ -150,7 +151,7 @@ def test_schedule_flags_that_do_not_fit_name_their_flag(argv, message):
 def test_fast_forward_places_a_new_scheduler_mid_schedule_and_sets_its_rate():
     args = parse('--lr', '0.1', '--lr-warm-up-epochs', '0', '--lr-schedule', 'milestones', '--lr-milestones', '2',
                  '--lr-values', '0.01')
-    optimizer = optimize.optimizer_from_args(args, [torch.nn.Parameter(torch.zeros(1))])
+    optimizer = optimize.OptimizerSettings.from_args(args).build([torch.nn.Parameter(torch.zeros(1))])
     scheduler = optimize.scheduler(optimizer, optimize.LearningRateSchedule.from_args(args), batches_per_epoch=4)
     optimize.fast_forward(scheduler, 7)  # epoch 1.75: before the milestone
     assert optimizer.param_groups[0]['lr'] == scheduler.get_last_lr()[0] == pytest.approx(0.1)

@@ -117,10 +117,10 @@ def test_newest_checkpoint_is_the_furthest_position(tmp_path):
 
 def test_resume_auto_under_slurm_finds_the_run_of_the_job(tmp_path):
     (tmp_path / 'resnet18-261120-134507-synthetic-slurm42.pkl.epoch003').touch()
-    args = train.cli(['--resume', 'auto', '--output', f'{tmp_path}/'])
-    assert resume.checkpoint_to_resume(args, {'SLURM_JOB_ID': '42'}) == \
+    settings = resume.ResumeSettings.from_args(train.cli(['--resume', 'auto', '--output', f'{tmp_path}/']))
+    assert resume.checkpoint_to_resume(settings, {'SLURM_JOB_ID': '42'}) == \
         str(tmp_path / 'resnet18-261120-134507-synthetic-slurm42.pkl.epoch003')
-    assert resume.checkpoint_to_resume(args, {'SLURM_JOB_ID': '43'}) is None
+    assert resume.checkpoint_to_resume(settings, {'SLURM_JOB_ID': '43'}) is None
 
 
 def test_main_exits_with_the_requeue_code_and_says_how_to_resume(argv, tmp_path, monkeypatch, capsys):

@@ -1,8 +1,8 @@
 """Losses of composite fields: per-head components and their weighted sum."""
 
 from .composite import CompositeLoss
-from .factory import cli, factory
+from .factory import build, cli, factory
 from .settings import LossSettings
 from .multi_head import MultiHeadLoss, NonFiniteLossError
 
-__all__ = ['CompositeLoss', 'LossSettings', 'MultiHeadLoss', 'NonFiniteLossError', 'cli', 'factory']
+__all__ = ['CompositeLoss', 'LossSettings', 'MultiHeadLoss', 'NonFiniteLossError', 'build', 'cli', 'factory']

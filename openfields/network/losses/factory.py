@@ -39,8 +39,14 @@ def cli(parser: argparse.ArgumentParser):
 
 
 def factory(args: argparse.Namespace, head_metas: Sequence[headmeta.Base]) -> MultiHeadLoss:
-    """Build the loss of a network with heads ``head_metas`` from parsed flags."""
-    settings = LossSettings.from_args(args)
+    """Build the loss of a network with heads ``head_metas`` from parsed flags (the boundary for callers
+    that hold them; training runs keep :class:`LossSettings` in their recipe and call :func:`build`)."""
+    return build(LossSettings.from_args(args), head_metas)
+
+
+def build(settings: LossSettings, head_metas: Sequence[headmeta.Base]) -> MultiHeadLoss:
+    """The loss of a network with heads ``head_metas``; a ValueError naming the flag when ``--lambdas`` or
+    ``--component-lambdas`` do not match the heads."""
     composite_losses = [CompositeLoss(meta, settings) for meta in head_metas]
     if settings.lambdas is not None and len(settings.lambdas) != len(head_metas):
         raise ValueError(f'--lambdas needs one value per head: expected {len(head_metas)} '
