@@ -30,12 +30,11 @@ from collections.abc import Callable, Sequence
 # no torch here: the CLI modules call prepare_process before they import torch
 from .network import cpu_threads, malloc_tuning
 
-LOG_FORMAT = '%(asctime)s %(levelname)s %(name)s: %(message)s'
 INTERRUPTED = 130
 USER_ERROR = 2
 
 
-def prepare_process(environ=None) -> None:
+def prepare_process() -> None:
     """Process-wide tuning for a command, before torch is loaded: the malloc tuning, and on a busy machine
     ``OMP_WAIT_POLICY=PASSIVE`` (nothing when torch is loaded already: libgomp read the policy then). Only the
     first call does anything."""
@@ -45,10 +44,10 @@ def prepare_process(environ=None) -> None:
     _prepared = True
     malloc_tuning.tune_glibc_malloc()
     if 'torch' not in sys.modules:
-        cpu_threads.choose_wait_policy(os.environ if environ is None else environ)
+        cpu_threads.choose_wait_policy(os.environ)
 
 
-_prepared = False
+_prepared = False  # one process, one tuning
 
 
 @dataclasses.dataclass(frozen=True)
