@@ -93,6 +93,8 @@ class ResumeSettings:
 def checkpoint_to_resume(settings: ResumeSettings, environ=None) -> str | None:
     """The checkpoint ``--resume`` names (None: a new run)."""
     if settings.resume is None:
+        if names_a_file(settings.output):  # a folder gets a new name
+            RunFiles(settings.output).check_unused()
         return None
     if settings.resume != 'auto':
         if not os.path.isfile(settings.resume):
@@ -101,7 +103,7 @@ def checkpoint_to_resume(settings: ResumeSettings, environ=None) -> str | None:
     pattern = run_pattern(settings.output, os.environ if environ is None else environ)
     path = newest_checkpoint(pattern)
     if path is None:
-        LOG.info('--resume auto: no checkpoint matches %s.epoch*; starting a new run', pattern)
+        LOG.info('--resume auto: no checkpoint matches %s; starting a new run', snapshot_glob(pattern))
     else:
         LOG.info('--resume auto: continuing from %s', path)
     return path
