@@ -23,7 +23,6 @@ import signal
 import time
 
 import numpy as np
-import torch
 
 from . import cli_setup, config, encoder, outputs, plugin
 from .datasets import factory as datasets_factory
@@ -32,6 +31,7 @@ from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
 from .network import cpu_threads
 from .metric import scoring
+from .inference import runners
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .network.device import resolve_device
@@ -113,49 +113,53 @@ def checkpoint_head_metas(model, dataset_metas, checkpoint_path) -> list:
 
 @dataclasses.dataclass
 class Setup:
-    """What one evaluation needs: model (or None for a pure oracle), the head metas, oracle encoders."""
+    """What one evaluation needs: the model's runner (or None for a pure oracle), the head metas, oracle
+    encoders."""
 
-    model: torch.nn.Module | None
+    runner: runners.Runner | None
     metas: list
     head_indices: list[int]  # per meta: index of the model output (None for oracle-only)
     oracle_encoders: dict
 
 
-def base_stride(args, ckpt: dict | None) -> int:
-    """The stride the dataset's head metas are made for: the checkpoint's basenet's; for a pure oracle
+def base_stride(args, runner: runners.Runner | None) -> int:
+    """The stride the dataset's head metas are made for: the model's basenet's; for a pure oracle
     ``--oracle-stride``, else ``--basenet``'s."""
-    if ckpt is None and args.oracle_stride:
+    if runner is not None:
+        if runner.base_stride is None:
+            raise ValueError(f'{runner.source}: its heads do not record their basenet stride; evaluate its checkpoint')
+        return runner.base_stride
+    if args.oracle_stride:
         return args.oracle_stride
-    return network_factory.base_stride(args, ckpt)  # args.checkpoint is set only with ckpt
+    return network_factory.base_stride(args)
 
 
-def setup(args, datamodule, ckpt: dict | None, checkpoint_path: str | None, device) -> Setup:
-    """The model of the loaded checkpoint ``ckpt`` (None: a pure oracle) and the heads to evaluate; the
-    oracle encodes with the evaluated heads' metas (the checkpoint's: same stride and skeleton)."""
+def setup(args, datamodule, runner: runners.Runner | None, checkpoint_path: str | None) -> Setup:
+    """The model's ``runner`` (None: a pure oracle) and the heads to evaluate; the oracle encodes with the
+    evaluated heads' metas (the model's: same stride and skeleton)."""
     unknown = [h for h in args.oracle if h not in [m.name for m in datamodule.head_metas]]
     if unknown:
         raise ValueError(f'--oracle {" ".join(unknown)}: no such head in --dataset {args.dataset} '
                          f'(heads: {[m.name for m in datamodule.head_metas]})')
-    if ckpt is not None:
-        model = network_factory.from_checkpoint(ckpt).to(device).eval()
-        metas = checkpoint_head_metas(model, datamodule.head_metas, checkpoint_path)
-        indices = [model.head_metas.index(m) for m in metas]
+    if runner is not None:
+        metas = checkpoint_head_metas(runner, datamodule.head_metas, checkpoint_path)
+        indices = [runner.head_metas.index(m) for m in metas]
     else:
         if not args.oracle or set(args.oracle) != {m.name for m in datamodule.head_metas}:
             raise ValueError('--checkpoint is needed unless --oracle names every head of the dataset '
                              f'({" ".join(m.name for m in datamodule.head_metas)})')
-        model, metas, indices = None, datamodule.head_metas, [None] * len(datamodule.head_metas)
+        metas, indices = datamodule.head_metas, [None] * len(datamodule.head_metas)
     oracle_metas = [m for m in metas if m.name in args.oracle]
     encoders = encoder.factory(oracle_metas, encoder.EncoderSettings.from_args(args),
                                bmin=getattr(datamodule, 'bmin', 0.1))
-    return Setup(model, metas, indices, {meta.name: enc for meta, enc in zip(oracle_metas, encoders)})
+    return Setup(runner, metas, indices, {meta.name: enc for meta, enc in zip(oracle_metas, encoders)})
 
 
-def batch_fields(s: Setup, images, anns, metas, device) -> tuple[list[list[np.ndarray]], float]:
+def batch_fields(s: Setup, images, anns, metas) -> tuple[list[list[np.ndarray]], float]:
     """Eval-mode fields per image and head ``[image][head] -> (F, C, h, w)``; and network seconds."""
     per_image, nn_seconds = [[None] * len(s.metas) for _ in range(images.shape[0])], 0.0
-    if s.model is not None:
-        per_image, nn_seconds = scoring.network_fields(s.model, s.head_indices, device)(images, anns, metas)
+    if s.runner is not None:
+        per_image, nn_seconds = runners.timed_fields(s.runner, s.head_indices)(images)
     for b, fields in enumerate(per_image):
         for h, meta in enumerate(s.metas):
             if meta.name in s.oracle_encoders:
@@ -169,11 +173,11 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     if '-' in args.dataset:
         raise ValueError(f'--dataset {args.dataset}: evaluation is per dataset; evaluate a checkpoint trained '
                          f'on several datasets once per dataset (--dataset {args.dataset.split("-")[0]}, ...)')
-    ckpt = checkpoint.load(checkpoint_path) if checkpoint_path is not None else None
-    datamodule = datasets_factory.datamodule_from_args(args, base_stride(args, ckpt))
+    runner = runners.load(checkpoint_path, device) if checkpoint_path is not None else None
+    datamodule = datasets_factory.datamodule_from_args(args, base_stride(args, runner))
     if checkpoint_path is not None:
         datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
-    topdown = topdown_inference.recorded(ckpt) if ckpt is not None else None
+    topdown = runner.topdown if runner is not None else None
     if topdown is None and (args.oracle_boxes or args.detector_checkpoint):
         raise ValueError(f'--oracle-boxes and --detector-checkpoint are for top-down models; '
                          f'{checkpoint_path or "the oracle"} is bottom-up')
@@ -182,9 +186,9 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
                                                            checkpoint_path)
     cpu_threads.log_choice()
     if topdown is None:
-        scored, decoder_names = score_bottom_up(args, datamodule, ckpt, checkpoint_path, metrics, device)
+        scored, decoder_names = score_bottom_up(args, datamodule, runner, checkpoint_path, metrics, device)
     else:
-        scored, decoder_names = score_top_down(args, datamodule, ckpt, checkpoint_path, topdown, metrics, device)
+        scored, decoder_names = score_top_down(args, datamodule, runner, checkpoint_path, metrics, device)
     n_images = scored.n_images
     if n_images == 0:
         raise ValueError(f'--dataset {args.dataset}: no evaluation images')
@@ -209,40 +213,37 @@ def evaluate(args, checkpoint_path: str | None, device) -> dict:
     return result
 
 
-def score_bottom_up(args, datamodule, ckpt, checkpoint_path, metrics, device) -> tuple[scoring.Scored, list]:
+def score_bottom_up(args, datamodule, runner, checkpoint_path, metrics, device) -> tuple[scoring.Scored, list]:
     """Whole images through the network (or the oracle) and the decoder, into ``metrics``."""
-    s = setup(args, datamodule, ckpt, checkpoint_path, device)
+    s = setup(args, datamodule, runner, checkpoint_path)
     decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args),
                                      names=args.decoder or datamodule.decoder_names())
     loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
                                                                  shuffle=False)
     loader = datamodule.eval_loader(loader_settings, **({} if args.long_edge is None else
                                                         {'long_edge': args.long_edge or None}))
-    scored = scoring.accumulate(loader, lambda images, anns, metas: batch_fields(s, images, anns, metas, device),
+    scored = scoring.accumulate(loader, lambda images, anns, metas: batch_fields(s, images, anns, metas),
                                 decode, metrics, scoring.ScoringSettings.from_args(args),
                                 label=f'evaluating {checkpoint_path or "the oracle"}')
     return scored, decode.names
 
 
-def score_top_down(args, datamodule, ckpt, checkpoint_path, topdown: dict, metrics, device
-                   ) -> tuple[scoring.Scored, list]:
+def score_top_down(args, datamodule, runner, checkpoint_path, metrics, device) -> tuple[scoring.Scored, list]:
     """Each validation image in its original size: the detector's boxes (``--oracle-boxes``: the ground
     truth's), the pose network on their crops, ``cifmax`` per crop, into ``metrics``."""
     if args.oracle:
         raise ValueError(f'--oracle: {checkpoint_path} is a top-down model; use --oracle-boxes')
-    module = TopDownModule(datamodule, topdown_inference.settings_of(topdown))
-    model = network_factory.from_checkpoint(ckpt).to(device).eval()
-    metas = checkpoint_head_metas(model, module.head_metas, checkpoint_path)
-    test_set = module.test_set([model.head_metas.index(m) for m in metas], scoring.ScoringSettings.from_args(args),
+    module = TopDownModule(datamodule, topdown_inference.settings_of(runner.topdown))
+    metas = checkpoint_head_metas(runner, module.head_metas, checkpoint_path)
+    test_set = module.test_set([runner.head_metas.index(m) for m in metas], scoring.ScoringSettings.from_args(args),
                                decoder_factory.DecoderSettings.from_args(args))
     test_set.head_metas = metas  # decode with the checkpoint's heads (its stride), whatever the dataset's flags
     detector = None
     if not args.oracle_boxes:
-        detector = topdown_inference.detector_path(topdown, checkpoint_path, args.detector_checkpoint)
+        detector = topdown_inference.detector_path(runner.topdown, checkpoint_path, args.detector_checkpoint)
         test_set.detector = topdown_inference.load_detector(detector, device)
-    network_fields = scoring.network_fields(model, test_set.head_indices, device)
-    n_images = test_set.accumulate(metrics, lambda individuals, boxes: lambda images: network_fields(images, None,
-                                                                                                    None)[0])
+    network_fields = runners.timed_fields(runner, test_set.head_indices)
+    n_images = test_set.accumulate(metrics, lambda individuals, boxes: lambda images: network_fields(images)[0])
     seconds = test_set.seconds
     return scoring.Scored(n_images=n_images, nn_seconds=seconds['network'], decoder_seconds=seconds['decoder'],
                           detector_seconds=seconds['detector'], detector=str(detector) if detector else None), \

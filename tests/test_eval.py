@@ -193,3 +193,20 @@ def test_eval_n_images_scores_only_the_first_n_and_logs_progress(tmp_path, caplo
     progress = [r.getMessage() for r in caplog.records if r.name == 'openfields.show.progress']
     assert progress[-1].startswith('evaluating the oracle: 3/3 images (100%)') and 'ETA 0:00:00' in progress[-1]
     assert len(progress) == 3  # one line per image with a zero interval (batch size 1)
+
+
+@needs_shared
+def test_an_exported_model_evaluates_to_its_checkpoint_s_predictions(tiny_checkpoint, tiny_onnx, tmp_path):
+    """eval opens models through the inference owner: an ONNX export is evaluated like its checkpoint."""
+    predictions = {}
+    for name, model in (('checkpoint', tiny_checkpoint), ('onnx', tiny_onnx)):
+        eval_cli.run(eval_cli.parser().parse_args(
+            cocokp_flags(SHARED / 'coco-val-sample') + [
+                '--checkpoint', str(model), '--long-edge', '161', '--seed-threshold', '0.1', '--instance-threshold',
+                '0', '--loader-workers', '0', '--write-predictions', '--output', str(tmp_path / name)]))
+        predictions[name] = json.loads((tmp_path / f'{name}.pred.json').read_text())
+        assert json.loads((tmp_path / f'{name}.stats.json').read_text())['n_images'] == 4
+    assert len(predictions['checkpoint']) == len(predictions['onnx']) > 0  # a random network's weak poses
+    for ours, exported in zip(predictions['checkpoint'], predictions['onnx']):
+        assert ours['image_id'] == exported['image_id']
+        assert max(abs(a - b) for a, b in zip(ours['keypoints'], exported['keypoints'])) < 0.05

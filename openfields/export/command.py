@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from .. import cli_setup, config, outputs
-from ..network import checkpoint, factory as network_factory
+from ..inference import pipeline as inference_pipeline
+from ..network import checkpoint
 from ..version import version
 from . import fields, metadata
 
@@ -105,23 +106,23 @@ def verify(exporter: Exporter, data: bytes, module: fields.FieldsModule, names, 
 def run(args, exporter: Exporter) -> float:
     """Export ``--checkpoint`` to ``--output``; returns the largest difference to torch. A top-down pose
     checkpoint also writes its detector beside it (:func:`detector_part`); both are verified before either is
-    written."""
+    written. What the model is, the inference owner says (:func:`openfields.inference.pipeline.open_model`)."""
     outputs.check_output_path(args.output, '--output')
-    saved = checkpoint.load(args.checkpoint)
-    if 'detector' in saved['model']:
-        raise ValueError(f'--checkpoint {args.checkpoint}: a detector; export the top-down pose checkpoint that uses '
-                         'it, which writes the detector beside the pose model')
-    topdown = (saved.get('meta') or {}).get('topdown')
-    if topdown and exporter.name != 'ONNX':
+    model = inference_pipeline.open_model(
+        args.checkpoint, inference_pipeline.PipelineSettings(detector_checkpoint=args.detector_checkpoint))
+    saved = getattr(model.runner, 'saved', None)
+    if saved is None:
+        raise ValueError(f'--checkpoint {args.checkpoint}: already an exported model; export its checkpoint')
+    if model.method == 'td' and exporter.name != 'ONNX':
         raise ValueError(f'--checkpoint {args.checkpoint}: a top-down model; {exporter.name} export of top-down models '
                          'is not supported: export it with python -m openfields.export_onnx (detector and pose model)')
-    detector_file, detector_data = (detector_part(args, topdown) if topdown else (None, None))
-    model = network_factory.from_checkpoint(saved)
-    module = fields.FieldsModule(model)
-    names = fields.output_names(model)
+    detector_file, detector_data = detector_part(args, model) if model.method == 'td' else (None, None)
+    network = model.runner.model
+    module = fields.FieldsModule(network)
+    names = fields.output_names(network)
     described = metadata.from_checkpoint(saved, args.checkpoint)
-    if topdown:
-        described['topdown'] = exported_topdown(topdown, detector_file)
+    if detector_file is not None:
+        described['topdown'] = exported_topdown(model.runner.topdown, detector_file)
     sample = fields.sample_input(*args.input_size)
     data = exporter.export(module, sample, names, metadata.to_json(described))
     worst = verify(exporter, data, module, names, args.input_size, args.tolerance)
@@ -132,8 +133,6 @@ def run(args, exporter: Exporter) -> float:
                 g.write(detector_data)
     LOG.info('wrote %s (%s, %d heads: %s); largest difference to torch %.2g', args.output, exporter.name,
              len(names), ', '.join(names), worst)
-    if detector_file is not None:
-        LOG.info('wrote %s: the detector the top-down model %s names', detector_file, args.output)
     return worst
 
 
@@ -144,23 +143,15 @@ def exported_topdown(topdown: dict, detector_file) -> dict:
     return {**{key: topdown[key] for key in keys}, 'detector': detector_file.name}
 
 
-def detector_part(args, topdown: dict):
-    """The detector of a top-down pose checkpoint, exported and verified against torch: its file (beside
-    ``--output``) and bytes. A missing or unsuitable detector is a one-line error naming the file."""
+def detector_part(args, model):
+    """The detector of a top-down pipeline ``model``, exported and verified against torch: its file (beside
+    ``--output``) and bytes. An exported detector cannot be verified: a one-line error naming the file."""
     # imported here: the detector module imports this one
-    from ..topdown import inference as topdown_inference  # pylint: disable=import-outside-toplevel
     from ..topdown.detector_base import DetectorBase  # pylint: disable=import-outside-toplevel
     from . import detector as detector_export  # pylint: disable=import-outside-toplevel
     detector_file = detector_export.detector_output(args.output)
     outputs.check_output_path(detector_file, '--output')
-    if args.detector_checkpoint is None and 'detector' not in topdown:
-        raise checkpoint.CheckpointError(f'{args.checkpoint}: a top-down model that records no detector; pass '
-                                         '--detector-checkpoint PATH (its detector checkpoint)')
-    path = topdown_inference.detector_path(topdown, args.checkpoint, args.detector_checkpoint)
-    if not path.is_file():
-        raise checkpoint.CheckpointError(f'--detector-checkpoint {path}: no such file (expected the detector '
-                                         'checkpoint of the top-down run, <run>.detector.pkl)')
-    detector = topdown_inference.load_detector(path, 'cpu')
+    detector, path = model.detector, model.detector_path
     if not isinstance(detector, DetectorBase):
         raise ValueError(f'--detector-checkpoint {path}: an exported detector; export needs the detector '
                          'checkpoint (<run>.detector.pkl) to verify against torch')

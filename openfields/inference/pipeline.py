@@ -160,7 +160,7 @@ class TopDown:
     method = 'td'
     plots_fields = False  # fields of crops, not of the image
 
-    def __init__(self, runner, detector, crop: CropSettings, settings: PipelineSettings):
+    def __init__(self, runner, detector, crop: CropSettings, settings: PipelineSettings, detector_path=None):
         if settings.dataset is not None:
             dataset_head_indices(runner.head_metas, settings.dataset, runner.source)  # an unknown one: error
         if settings.decoder_names and list(settings.decoder_names) != ['cifmax']:
@@ -168,6 +168,7 @@ class TopDown:
                              'decoded per crop by cifmax')
         cif = next(i for i, meta in enumerate(runner.head_metas) if meta.name == 'cif')
         self.runner, self.source, self.detector, self.crop = runner, runner.source, detector, crop
+        self.detector_path = detector_path  # the file the detector came from
         self.head_indices, self.head_metas = [cif], [runner.head_metas[cif]]
         self.decode = CifMax(self.head_metas[0], settings.decoder)
         steps = [transforms.NormalizeAnnotations()]
@@ -224,5 +225,5 @@ def open_model(name_or_path: str, settings: PipelineSettings = PipelineSettings(
         detector.settings = dataclasses.replace(detector.settings, score_threshold=settings.detector_score_threshold)
     crop = topdown_inference.settings_of(runner.topdown).crop
     LOG.info('top-down: %s on the crops of the boxes of %s', runner.source, path)
-    return TopDown(runner, detector, crop, settings)
+    return TopDown(runner, detector, crop, settings, path)
 

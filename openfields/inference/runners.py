@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import time
 import zipfile
 from typing import Protocol
 
@@ -34,6 +35,7 @@ class Runner(Protocol):
     source: pathlib.Path
     device: torch.device
     topdown: dict | None
+    base_stride: int | None  # of the basenet; None: an export whose heads do not say
 
     def fields(self, images: torch.Tensor, head_indices: list[int]) -> list[np.ndarray]:
         """``(B, 3, H, W)`` -> one ``(B, F, C, h, w)`` array per index of ``head_indices``."""
@@ -43,11 +45,13 @@ class TorchRunner:
     """A checkpoint's network in eval mode on ``device``; heads not asked for are not computed."""
 
     def __init__(self, saved: dict, source: pathlib.Path, device: torch.device):
+        self.saved = saved  # the checkpoint as loaded (what an export records of it)
         self.model = network_factory.from_checkpoint(saved).to(device).eval()
         self.head_metas = self.model.head_metas
         self.basenet = self.model.basenet.name
         self.decoders = (saved.get('meta') or {}).get('decoders', {})
         self.topdown = (saved.get('meta') or {}).get('topdown')  # a top-down model: its crops and detector
+        self.base_stride = network_factory.checkpoint_stride(saved)
         self.source, self.device = source, device
 
     def fields(self, images, head_indices):
@@ -68,6 +72,7 @@ class TorchScriptRunner:
         self.basenet = described.get('basenet', '?')
         self.decoders = described.get('decoders') or {}
         self.topdown = exported_topdown(described, source)
+        self.base_stride = exported_base_stride(self.head_metas)
         self.source, self.device = source, device
 
     def fields(self, images, head_indices):
@@ -92,6 +97,7 @@ class OnnxRunner:
         self.basenet = described.get('basenet', '?')
         self.decoders = described.get('decoders') or {}
         self.topdown = exported_topdown(described, source)
+        self.base_stride = exported_base_stride(self.head_metas)
         self.source, self.device = source, torch.device('cpu')
         self._check_signature()
 
@@ -105,6 +111,22 @@ class OnnxRunner:
     def fields(self, images, head_indices):
         names = [self.session.get_outputs()[i].name for i in head_indices]
         return self.session.run(names, {'image': images.cpu().numpy()})
+
+
+def timed_fields(runner: Runner, head_indices: list[int]):
+    """``images (B, 3, H, W) -> (per image, per head of head_indices: (F, C, h, w); seconds)``."""
+    def fields(images: torch.Tensor) -> tuple[list[list[np.ndarray]], float]:
+        start = time.perf_counter()
+        heads = runner.fields(images, head_indices)
+        return [[h[b] for h in heads] for b in range(images.shape[0])], time.perf_counter() - start
+    return fields
+
+
+def exported_base_stride(head_metas: list[headmeta.Base]) -> int | None:
+    """The basenet stride the heads of an exported model were trained with (every head carries it; None when
+    they do not agree)."""
+    strides = {meta.base_stride for meta in head_metas} - {0}
+    return strides.pop() if len(strides) == 1 else None
 
 
 def exported_topdown(described: dict, source: pathlib.Path) -> dict | None:

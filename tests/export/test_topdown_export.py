@@ -272,6 +272,6 @@ def test_torchscript_export_of_a_top_down_model_names_export_onnx(td_run, tmp_pa
 
 def test_a_detector_checkpoint_given_as_the_model_is_refused(td_run, tmp_path):
     tmp, _ = td_run
-    with pytest.raises(ValueError, match='run.detector.pkl: a detector; export the top-down pose checkpoint'):
+    with pytest.raises(ValueError, match='run.detector.pkl: a detector, not a pose model; give the pose checkpoint'):
         command.run(export_args(tmp / 'run.detector.pkl', tmp_path / 'model.onnx'), onnx_export.EXPORTER)
     assert list(tmp_path.iterdir()) == []
