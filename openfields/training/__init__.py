@@ -2,6 +2,9 @@
 to come):
 
 * :mod:`~openfields.training.fit`: a whole run: lock, log, resume, epochs, stop signals, how it ended;
+* :mod:`~openfields.training.recipe`, :mod:`~openfields.training.run_settings`: what a run trains (network,
+  loss or objective, loaders, test sets, key metric) and how it is run (frozen settings built once from the
+  flags);
 * :mod:`~openfields.training.loop`: the epochs (``Trainer``): train steps, validation, evaluation, EMA;
 * :mod:`~openfields.training.optimize`: optimizers and learning-rate schedules;
 * :mod:`~openfields.training.checkpointer`, :mod:`~openfields.training.snapshots`: which checkpoints are
