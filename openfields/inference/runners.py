@@ -22,8 +22,7 @@ import torch
 
 from .. import headmeta
 from ..export import metadata
-from ..models import folder as model_folder
-from ..network import checkpoint, factory as network_factory
+from ..network import checkpoint, factory as network_factory, model_folder
 
 LOG = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
-"""Named models: ``--checkpoint NAME`` resolved from local folders (never downloaded).
-
-``python -m openfields.models`` lists what is there. The resolver is :func:`folder.resolve`.
+"""Named models: ``python -m openfields.models`` lists what ``--checkpoint NAME`` finds in the local model
+folders (never downloaded), with each model's basenet and datasets as the inference owner reads them. The
+resolver lives below every model reader, in :mod:`openfields.network.model_folder`.
 """
 
-from .folder import ModelNotFound, model_folders, named_models, resolve
+from ..network.model_folder import ModelNotFound, model_folders, named_models, resolve
 
 __all__ = ['ModelNotFound', 'model_folders', 'named_models', 'resolve']

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pathlib
 
-from . import folder
+from ..inference import runners
+from ..network import model_folder as folder
 
 
 def describe(path: pathlib.Path) -> tuple[str, str]:
     """``(basenet, datasets)`` of a model file; ``('?', reason)`` when it is not one openfields reads."""
-    # imported here: network.checkpoint imports this package's resolver
-    from ..inference import runners  # pylint: disable=import-outside-toplevel
     try:
         runner = runners.load(str(path))
     except Exception as error:  # pylint: disable=broad-except  # a listing goes on past a bad file

@@ -24,7 +24,7 @@ import os
 import torch
 
 from .. import headmeta, outputs
-from ..models import folder as model_folder
+from . import model_folder
 
 FORMAT = 'openfields.checkpoint'
 FORMAT_VERSION = 1
@@ -75,7 +75,7 @@ def save(path, model, *, epoch: int, meta: dict, training_state: dict | None = N
 
 def load(path: str | os.PathLike) -> dict:
     """Load and validate a checkpoint (on the CPU, ``weights_only=True``); ``path`` may also be the name of
-    a model in the model folders (:func:`openfields.models.resolve`)."""
+    a model in the model folders (:func:`openfields.network.model_folder.resolve`)."""
     try:
         path = model_folder.resolve(path)
     except model_folder.ModelNotFound as error:

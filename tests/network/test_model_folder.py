@@ -1,12 +1,8 @@
 """Named models: ``--checkpoint NAME`` from $OPENFIELDS_MODELS or torch hub's checkpoints/, never downloaded."""
 
-import pathlib
-import subprocess
-import sys
-
 import pytest
 
-from openfields.models import folder
+from openfields.network import model_folder as folder
 from openfields.network import checkpoint
 
 
@@ -50,17 +46,3 @@ def test_a_missing_name_lists_what_is_there_and_where_to_put_the_file(model_fold
 def test_a_missing_path_keeps_the_plain_message(model_folder, tmp_path):
     with pytest.raises(folder.ModelNotFound, match=f'file not found: {tmp_path / "nope.pkl"}$'):
         folder.resolve(str(tmp_path / 'nope.pkl'))
-
-
-def test_the_listing_shows_name_basenet_datasets_and_size(tiny_checkpoint, tiny_onnx, tmp_path):
-    own = tmp_path / 'models'
-    own.mkdir()
-    (own / 'tiny.pkl').symlink_to(tiny_checkpoint)
-    (own / 'tiny-export.onnx').symlink_to(tiny_onnx)
-    (own / 'broken.pkl').write_bytes(b'not a model')
-    env = {**__import__('os').environ, folder.ENV: str(own), 'TORCH_HOME': str(tmp_path / 'torch')}
-    result = subprocess.run([sys.executable, '-m', 'openfields.models'], capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:4]}
-    assert rows['tiny'][1:3] == ['resnet18', 'cocokp'] and rows['tiny-export'][1:3] == ['resnet18', 'cocokp']
-    assert rows['broken'][1] == '?' and pathlib.Path(rows['tiny'][-1]) == own / 'tiny.pkl'
