@@ -15,7 +15,7 @@ also clears the file's value of the flags it is mutually exclusive with (``--che
 line drops a ``basenet`` from the file). Unknown keys are an error that names the nearest valid ones.
 
 A DeepLabCut 3 ``pytorch_config.yaml`` (nested sections ``data``, ``runner``, ``train_settings``, ...) is
-read as it is: :mod:`openfields.training.dlc_config` translates it into flag values; its keys without a
+read as it is: :mod:`openfields.deeplabcut.pytorch_config` translates it into flag values; its keys without a
 counterpart are reported in one warning line and ignored, or are an error with ``--strict-config``. ``--config dlc`` is the file DeepLabCut wrote for ``--dlc-project`` and
 ``--dlc-shuffle``.
 
@@ -216,7 +216,7 @@ def _pre_parsed(argv, prog: str) -> argparse.Namespace:
 
 def _config_values(parser: argparse.ArgumentParser, pre: argparse.Namespace) -> tuple[dict, list[str]]:
     """``{dest: value}`` of the config file and the DeepLabCut keys it ignores."""
-    from .training import dlc_config  # pylint: disable=import-outside-toplevel
+    from .deeplabcut import pytorch_config as dlc_config  # pylint: disable=import-outside-toplevel
     path = pre.config
     if path == DLC_PROJECT_CONFIG and not pathlib.Path(path).exists():
         if pre.dlc_project is None:

@@ -35,7 +35,7 @@ from .inference import runners
 from .network import checkpoint, factory as network_factory
 from .network.pretrained import PretrainedWeightsMissing
 from .network.device import resolve_device
-from .predictions import dlc_output
+from .deeplabcut import table_output as dlc_output
 from .topdown import inference as topdown_inference
 from .topdown.module import TopDownModule
 from .training import run_files

@@ -47,7 +47,7 @@ from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug
 from .show.painters import draw_annotations
 from .show.progress import Progress, StageTimes, cli as progress_cli
-from .predictions import dlc_output
+from .deeplabcut import table_output as dlc_output
 from .version import version
 
 LOG = logging.getLogger('openfields.predict')

@@ -3,7 +3,7 @@
 ``docs/configuration.md`` is this module's output: how ``--config FILE`` works, every flag of
 ``python -m openfields.train`` with its default, meaning and config-file key in one table per section
 (:data:`SECTIONS`), and DeepLabCut's ``pytorch_config.yaml`` keys mapped to flags (:data:`DLC_KEYS`, from
-:mod:`openfields.training.dlc_config`, which also translates such a file).
+:mod:`openfields.deeplabcut.pytorch_config`, which also translates such a file).
 
 Every argparse group of the parser is assigned a section in :data:`GROUP_SECTIONS`, and flags that belong
 elsewhere than their group in :data:`FLAG_SECTIONS`. The flags of a plugin installed outside the repository
@@ -23,7 +23,7 @@ import typing
 
 from openfields import config, plugin, train
 from openfields.datasets import DATAMODULES
-from openfields.training import dlc_config
+from openfields.deeplabcut import pytorch_config as dlc_config
 
 from . import cli_reference
 

@@ -28,7 +28,7 @@ from ..decoder import factory as decoder_factory
 from ..export.metadata import ExportedModelError
 from ..inference import pipeline as inference_pipeline
 from ..network import checkpoint
-from ..predictions import dlc_table
+from ..deeplabcut import prediction_table as dlc_table
 from ..show.painters import draw_annotations
 from ..version import version
 from . import frames as frames_module

@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 
 from openfields import predict
-from openfields.predictions import dlc_table
+from openfields.deeplabcut import prediction_table as dlc_table
 from openfields.video import command
 
 N_FRAMES, SIZE, FPS = 6, (96, 72), 10

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from openfields.predictions import dlc_table
+from openfields.deeplabcut import prediction_table as dlc_table
 
 
 class Pose:

@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from openfields import train
-from openfields.training import dlc_config, optimize
+from openfields.deeplabcut import pytorch_config as dlc_config
+from openfields.training import optimize
 
 yaml = pytest.importorskip('yaml')
 

@@ -22,7 +22,7 @@ import os
 import pathlib
 import typing
 
-from . import optimize
+from ..training import optimize
 
 SECTIONS = ('data', 'runner', 'train_settings', 'method', 'net_type', 'model', 'metadata', 'inference',
             'detector', 'logger', 'resume_training_from', 'with_center_keypoints')

@@ -1,5 +1,5 @@
 """DeepLabCut's prediction table from ``openfields.predict`` and ``openfields.eval`` on a DeepLabCut project:
-``--dlc-table PATH [PATH]`` (``.csv`` and/or ``.h5``, :mod:`openfields.predictions.dlc_table`).
+``--dlc-table PATH [PATH]`` (``.csv`` and/or ``.h5``, :mod:`openfields.deeplabcut.prediction_table`).
 
 One row per image, labelled with its path relative to the project folder as DeepLabCut writes it
 (``labeled-data/<video>/img0001.png``; an image outside the project keeps its absolute path), rows in path
@@ -17,7 +17,7 @@ import logging
 import pathlib
 
 from .. import outputs
-from . import dlc_table
+from . import prediction_table as dlc_table
 
 LOG = logging.getLogger(__name__)
 

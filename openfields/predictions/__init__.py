@@ -1,1 +1,0 @@
-"""Prediction files in other tools' formats (DeepLabCut's table: :mod:`dlc_table`)."""
