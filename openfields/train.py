@@ -126,8 +126,8 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     seed_everything(settings.seed)  # the same initial weights on every rank
     choice = network_factory.NetworkChoice.from_args(args, resumed=resumed.checkpoint if resumed else None)
     check_stability_rule(settings, choice)
-    # every resolved flag value, as the checkpoints, the log and the run's config file record them
-    record = argparse.Namespace(**{**vars(args), 'seed': settings.seed, 'basenet': choice.basenet})
+    # the command's flags take the values the run resolved: its checkpoints, log and config file record them
+    args.seed, args.basenet = settings.seed, choice.basenet
     files = _run_files(args.output, choice.basenet, args.dataset, args.argv, context, resumed)
     if context.is_main:  # rank 0 builds first (it may render or download data), then the others
         datamodule = datasets_factory.datamodule_from_args(args, choice.stride)
@@ -136,11 +136,11 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
         datamodule = datasets_factory.datamodule_from_args(args, choice.stride)
     topdown = None
     if args.method == 'td':
-        detector = detector_training.DetectorChoice.from_args(record)
+        detector = detector_training.DetectorChoice.from_args(args)
         datamodule, topdown = _topdown(datamodule, topdown_module.TopDownSettings.from_args(args), detector,
                                        settings, context, device, files, resumed)
         seed_everything(settings.seed)  # the pose run starts as it would without the detector run
-    meta = _meta(record, datamodule)
+    meta = _meta(vars(args), args.argv, datamodule)
     if topdown is not None:
         meta['topdown'] = topdown
     network = choice.build(datamodule.head_metas).to(device)
@@ -153,8 +153,8 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     with fit.exclusive(files, context):
         run_loggers = None
         if context.is_main:
-            run_loggers = loggers.build(settings.loggers, files, config.resolved(parser(), record))
-            config.write(files.config, parser(), record)
+            run_loggers = loggers.build(settings.loggers, files, config.resolved(parser(), args))
+            config.write(files.config, parser(), args)
         log = _start_log(context, device, files, datamodule, recipe, settings, resumed, run_loggers)
         try:
             return fit.fit(recipe, settings, files, context, device, log, resumed)
@@ -246,10 +246,10 @@ def _run_files(output: str | None, basenet: str, dataset: str, argv: list[str], 
     return RunFiles(context.broadcast_object(str(output_path(output, name))))
 
 
-def _meta(record: argparse.Namespace, datamodule) -> dict:
-    """What every checkpoint and the log's process record say about the run (``record``: every resolved
-    flag value)."""
-    return {'args': {k: v for k, v in vars(record).items() if k != 'argv'}, 'argv': record.argv,
+def _meta(flags: dict, argv: list[str], datamodule) -> dict:
+    """What every checkpoint and the log's process record say about the run (``flags``: every flag's value,
+    as the run resolved it)."""
+    return {'args': {k: v for k, v in flags.items() if k != 'argv'}, 'argv': argv,
             'version': version(), 'plugin_versions': plugin.versions(), 'hostname': socket.gethostname(),
             # what predict decodes with when --decoder is not given (e.g. cifmax for single-animal projects)
             'decoders': {name: module.decoder_names() for name, module in datamodule.dataset_modules().items()}}

@@ -8,7 +8,7 @@ import pytest
 
 from openfields import eval as eval_cli
 from openfields import predict, train
-from openfields.datasets import factory as datasets_factory
+from openfields.inference import runners
 from openfields.network import checkpoint, factory, heads
 from openfields.training.log import read
 
@@ -98,10 +98,10 @@ def eval_args(checkpoint_path, dataset, cache_dir, tmp_path):
 
 @pytest.mark.parametrize('dataset, indices', [('synthetic', [0, 1]), ('cocokp', [2, 3])])
 def test_eval_picks_the_heads_of_the_named_dataset(multi_run, cache_dir, tmp_path, dataset, indices):
-    args = eval_args(multi_run, dataset, cache_dir, tmp_path)
-    ckpt = checkpoint.load(multi_run)
-    datamodule = datasets_factory.datamodule_from_args(args, eval_cli.base_stride(args, ckpt))
-    setup = eval_cli.setup(args, datamodule, ckpt, str(multi_run), 'cpu')
+    settings = eval_cli.EvalSettings.from_args(eval_args(multi_run, dataset, cache_dir, tmp_path))
+    runner = runners.load(str(multi_run), 'cpu')
+    datamodule = settings.datamodule_for(eval_cli.base_stride(settings, runner))
+    setup = eval_cli.setup(settings, datamodule, runner, str(multi_run))
     assert setup.head_indices == indices
     assert [m.dataset for m in setup.metas] == [dataset, dataset]
 
