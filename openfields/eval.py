@@ -21,8 +21,10 @@ import os
 import pathlib
 import signal
 import time
+from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from . import cli_setup, config, encoder, outputs, plugin
 from .datasets import factory as datasets_factory
@@ -80,12 +82,63 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def output_prefix(args, checkpoint_path: str | None) -> str:
-    if args.output:
-        return args.output
-    if checkpoint_path is None:
-        return run_files.eval_prefix(pathlib.Path('outputs') / f'oracle-{"-".join(args.oracle)}', args.dataset)
-    return run_files.eval_prefix(checkpoint_path, args.dataset)
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """One evaluation command, built once from the flags (:meth:`from_args`): what is evaluated, how, and
+    where the results go. ``datamodule_for(base_stride)`` builds ``--dataset``'s DataModule (its plugin reads
+    its own flags) once the model's stride is known."""
+
+    dataset: str
+    datamodule_for: Callable[[int], object] = dataclasses.field(repr=False, compare=False)
+    device: torch.device = torch.device('cpu')
+    checkpoint: str | None = None         # a path, or a glob (--watch, or with wildcards)
+    output: str | None = None             # PREFIX of PREFIX.stats.json (default: beside each checkpoint)
+    long_edge: int | None = None
+    write_predictions: bool = False
+    watch: bool = False
+    watch_interval: float = 60.0
+    oracle: tuple[str, ...] = ()
+    oracle_stride: int | None = None
+    oracle_boxes: bool = False
+    detector_checkpoint: str | None = None
+    default_stride: Callable[[], int] | None = dataclasses.field(default=None, repr=False, compare=False)
+    encoder_settings: encoder.EncoderSettings = encoder.EncoderSettings(suppress_selfhidden=False)
+    decoder_settings: decoder_factory.DecoderSettings = decoder_factory.DecoderSettings()
+    decoder_names: tuple[str, ...] | None = None
+    scoring_settings: scoring.ScoringSettings = scoring.ScoringSettings()
+    loader: object = None                 # datasets' LoaderSettings (no shuffling)
+    dlc_table: object = None              # DeepLabCut's table (table_output.DlcTableSettings) or None
+    flags: dict = dataclasses.field(default_factory=dict, compare=False)  # every flag, for the stats file
+
+    @classmethod
+    def from_args(cls, args) -> 'EvalSettings':
+        """Every flag checked before any work: an evaluation that cannot be written would be lost."""
+        outputs.check_output_path(args.output, '--output')
+        if '-' in args.dataset:
+            raise ValueError(f'--dataset {args.dataset}: evaluation is per dataset; evaluate a checkpoint trained '
+                             f'on several datasets once per dataset (--dataset {args.dataset.split("-")[0]}, ...)')
+        if args.watch and not args.checkpoint:
+            raise ValueError('--watch needs --checkpoint (a glob of checkpoints to evaluate)')
+        device = resolve_device(args.device)
+        return cls(
+            dataset=args.dataset, datamodule_for=lambda stride: datasets_factory.datamodule_from_args(args, stride),
+            device=device, checkpoint=args.checkpoint, output=args.output, long_edge=args.long_edge,
+            write_predictions=args.write_predictions, watch=args.watch, watch_interval=args.watch_interval,
+            oracle=tuple(args.oracle), oracle_stride=args.oracle_stride, oracle_boxes=args.oracle_boxes,
+            detector_checkpoint=args.detector_checkpoint, default_stride=lambda: network_factory.base_stride(args),
+            encoder_settings=encoder.EncoderSettings.from_args(args),
+            decoder_settings=decoder_factory.DecoderSettings.from_args(args),
+            decoder_names=tuple(args.decoder) if args.decoder else None,
+            scoring_settings=scoring.ScoringSettings.from_args(args),
+            loader=datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda', shuffle=False),
+            dlc_table=dlc_output.eval_settings(args), flags=dict(vars(args)))
+
+    def output_prefix(self, checkpoint_path: str | None) -> str:
+        if self.output:
+            return self.output
+        if checkpoint_path is None:
+            return run_files.eval_prefix(pathlib.Path('outputs') / f'oracle-{"-".join(self.oracle)}', self.dataset)
+        return run_files.eval_prefix(checkpoint_path, self.dataset)
 
 
 def _head_key(meta) -> tuple:
@@ -122,35 +175,35 @@ class Setup:
     oracle_encoders: dict
 
 
-def base_stride(args, runner: runners.Runner | None) -> int:
+def base_stride(settings: EvalSettings, runner: runners.Runner | None) -> int:
     """The stride the dataset's head metas are made for: the model's basenet's; for a pure oracle
     ``--oracle-stride``, else ``--basenet``'s."""
     if runner is not None:
         if runner.base_stride is None:
             raise ValueError(f'{runner.source}: its heads do not record their basenet stride; evaluate its checkpoint')
         return runner.base_stride
-    if args.oracle_stride:
-        return args.oracle_stride
-    return network_factory.base_stride(args)
+    if settings.oracle_stride:
+        return settings.oracle_stride
+    return settings.default_stride()
 
 
-def setup(args, datamodule, runner: runners.Runner | None, checkpoint_path: str | None) -> Setup:
+def setup(settings: EvalSettings, datamodule, runner: runners.Runner | None, checkpoint_path: str | None) -> Setup:
     """The model's ``runner`` (None: a pure oracle) and the heads to evaluate; the oracle encodes with the
     evaluated heads' metas (the model's: same stride and skeleton)."""
-    unknown = [h for h in args.oracle if h not in [m.name for m in datamodule.head_metas]]
+    unknown = [h for h in settings.oracle if h not in [m.name for m in datamodule.head_metas]]
     if unknown:
-        raise ValueError(f'--oracle {" ".join(unknown)}: no such head in --dataset {args.dataset} '
+        raise ValueError(f'--oracle {" ".join(unknown)}: no such head in --dataset {settings.dataset} '
                          f'(heads: {[m.name for m in datamodule.head_metas]})')
     if runner is not None:
         metas = checkpoint_head_metas(runner, datamodule.head_metas, checkpoint_path)
         indices = [runner.head_metas.index(m) for m in metas]
     else:
-        if not args.oracle or set(args.oracle) != {m.name for m in datamodule.head_metas}:
+        if not settings.oracle or set(settings.oracle) != {m.name for m in datamodule.head_metas}:
             raise ValueError('--checkpoint is needed unless --oracle names every head of the dataset '
                              f'({" ".join(m.name for m in datamodule.head_metas)})')
         metas, indices = datamodule.head_metas, [None] * len(datamodule.head_metas)
-    oracle_metas = [m for m in metas if m.name in args.oracle]
-    encoders = encoder.factory(oracle_metas, encoder.EncoderSettings.from_args(args),
+    oracle_metas = [m for m in metas if m.name in settings.oracle]
+    encoders = encoder.factory(oracle_metas, settings.encoder_settings,
                                bmin=getattr(datamodule, 'bmin', 0.1))
     return Setup(runner, metas, indices, {meta.name: enc for meta, enc in zip(oracle_metas, encoders)})
 
@@ -168,80 +221,81 @@ def batch_fields(s: Setup, images, anns, metas) -> tuple[list[list[np.ndarray]],
     return per_image, nn_seconds
 
 
-def evaluate(args, checkpoint_path: str | None, device) -> dict:
-    """Evaluate one checkpoint (or the oracle); returns the stats that were written."""
-    if '-' in args.dataset:
-        raise ValueError(f'--dataset {args.dataset}: evaluation is per dataset; evaluate a checkpoint trained '
-                         f'on several datasets once per dataset (--dataset {args.dataset.split("-")[0]}, ...)')
-    runner = runners.load(checkpoint_path, device) if checkpoint_path is not None else None
-    datamodule = datasets_factory.datamodule_from_args(args, base_stride(args, runner))
+def evaluate(settings: EvalSettings, checkpoint_path: str | None) -> dict:
+    """Evaluate one checkpoint or exported model (or the oracle); returns the stats that were written."""
+    runner = runners.load(checkpoint_path, settings.device) if checkpoint_path is not None else None
+    datamodule = settings.datamodule_for(base_stride(settings, runner))
     if checkpoint_path is not None:
         datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
     topdown = runner.topdown if runner is not None else None
-    if topdown is None and (args.oracle_boxes or args.detector_checkpoint):
+    if topdown is None and (settings.oracle_boxes or settings.detector_checkpoint):
         raise ValueError(f'--oracle-boxes and --detector-checkpoint are for top-down models; '
                          f'{checkpoint_path or "the oracle"} is bottom-up')
     # the dataset's own keypoints name the table's body parts (a checkpoint's heads match them)
-    metrics = datamodule.metrics() + dlc_output.collectors(dlc_output.eval_settings(args), datamodule.head_metas,
-                                                           checkpoint_path)
+    metrics = datamodule.metrics() + dlc_output.collectors(settings.dlc_table, datamodule.head_metas, checkpoint_path)
     cpu_threads.log_choice()
-    if topdown is None:
-        scored, decoder_names = score_bottom_up(args, datamodule, runner, checkpoint_path, metrics, device)
-    else:
-        scored, decoder_names = score_top_down(args, datamodule, runner, checkpoint_path, metrics, device)
-    n_images = scored.n_images
-    if n_images == 0:
-        raise ValueError(f'--dataset {args.dataset}: no evaluation images')
-    stats = scoring.merged_stats(metrics)
-    prefix = output_prefix(args, checkpoint_path)
-    stats.update(scoring.write_files(metrics, prefix))  # a test-dev zip, DeepLabCut's table
-    result = {**stats, 'n_images': n_images,
-              'nn_time_ms': round(1000 * scored.nn_seconds / n_images, 2),
-              'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
-              **({} if topdown is None else {
-                  'method': 'td', 'oracle_boxes': args.oracle_boxes, 'detector': scored.detector,
-                  'detector_time_ms': round(1000 * scored.detector_seconds / n_images, 2)}),
-              'checkpoint': checkpoint_path, 'dataset': args.dataset, 'oracle': args.oracle, 'decoder': decoder_names,
-              'args': {k: v for k, v in vars(args).items()}, 'version': version()}
+    score = score_bottom_up if topdown is None else score_top_down
+    scored, decoder_names = score(settings, datamodule, runner, checkpoint_path, metrics)
+    if scored.n_images == 0:
+        raise ValueError(f'--dataset {settings.dataset}: no evaluation images')
+    prefix = settings.output_prefix(checkpoint_path)
+    result = stats_of(settings, scored, metrics, prefix, topdown is not None,
+                      {'checkpoint': checkpoint_path, 'decoder': decoder_names})
     outputs.write_json(run_files.stats_file(prefix), result)
-    if args.write_predictions:
+    if settings.write_predictions:
         for metric in metrics:
             metric.write_predictions(prefix)
     LOG.info('%s: AP %.4f on %d images (network %.1f ms, decoder %.1f ms per image); wrote %s',
-             checkpoint_path or 'oracle', result.get('AP', float('nan')), n_images, result['nn_time_ms'],
+             checkpoint_path or 'oracle', result.get('AP', float('nan')), scored.n_images, result['nn_time_ms'],
              result['decoder_time_ms'], run_files.stats_file(prefix))
     return result
 
 
-def score_bottom_up(args, datamodule, runner, checkpoint_path, metrics, device) -> tuple[scoring.Scored, list]:
+def stats_of(settings: EvalSettings, scored: scoring.Scored, metrics, prefix: str, top_down: bool, source: dict
+             ) -> dict:
+    """What the stats file holds: the metrics' scores, the files they wrote (a test-dev zip, DeepLabCut's
+    table), times per image, what was evaluated and with which flags."""
+    n_images = scored.n_images
+    stats = scoring.merged_stats(metrics)
+    stats.update(scoring.write_files(metrics, prefix))
+    return {**stats, 'n_images': n_images,
+            'nn_time_ms': round(1000 * scored.nn_seconds / n_images, 2),
+            'decoder_time_ms': round(1000 * scored.decoder_seconds / n_images, 2),
+            **({} if not top_down else {
+                'method': 'td', 'oracle_boxes': settings.oracle_boxes, 'detector': scored.detector,
+                'detector_time_ms': round(1000 * scored.detector_seconds / n_images, 2)}),
+            'checkpoint': source['checkpoint'], 'dataset': settings.dataset, 'oracle': list(settings.oracle),
+            'decoder': source['decoder'], 'args': settings.flags, 'version': version()}
+
+
+def score_bottom_up(settings: EvalSettings, datamodule, runner, checkpoint_path, metrics
+                    ) -> tuple[scoring.Scored, list]:
     """Whole images through the network (or the oracle) and the decoder, into ``metrics``."""
-    s = setup(args, datamodule, runner, checkpoint_path)
-    decode = decoder_factory.factory(s.metas, decoder_factory.DecoderSettings.from_args(args),
-                                     names=args.decoder or datamodule.decoder_names())
-    loader_settings = datasets_factory.loader_settings_from_args(args, pin_memory=device.type == 'cuda',
-                                                                 shuffle=False)
-    loader = datamodule.eval_loader(loader_settings, **({} if args.long_edge is None else
-                                                        {'long_edge': args.long_edge or None}))
+    s = setup(settings, datamodule, runner, checkpoint_path)
+    decode = decoder_factory.factory(s.metas, settings.decoder_settings,
+                                     names=list(settings.decoder_names or ()) or datamodule.decoder_names())
+    loader = datamodule.eval_loader(settings.loader, **({} if settings.long_edge is None else
+                                                        {'long_edge': settings.long_edge or None}))
     scored = scoring.accumulate(loader, lambda images, anns, metas: batch_fields(s, images, anns, metas),
-                                decode, metrics, scoring.ScoringSettings.from_args(args),
-                                label=f'evaluating {checkpoint_path or "the oracle"}')
+                                decode, metrics, settings.scoring_settings, label=f'evaluating {checkpoint_path or "the oracle"}')
     return scored, decode.names
 
 
-def score_top_down(args, datamodule, runner, checkpoint_path, metrics, device) -> tuple[scoring.Scored, list]:
+def score_top_down(settings: EvalSettings, datamodule, runner, checkpoint_path, metrics
+                   ) -> tuple[scoring.Scored, list]:
     """Each validation image in its original size: the detector's boxes (``--oracle-boxes``: the ground
     truth's), the pose network on their crops, ``cifmax`` per crop, into ``metrics``."""
-    if args.oracle:
+    if settings.oracle:
         raise ValueError(f'--oracle: {checkpoint_path} is a top-down model; use --oracle-boxes')
     module = TopDownModule(datamodule, topdown_inference.settings_of(runner.topdown))
     metas = checkpoint_head_metas(runner, module.head_metas, checkpoint_path)
-    test_set = module.test_set([runner.head_metas.index(m) for m in metas], scoring.ScoringSettings.from_args(args),
-                               decoder_factory.DecoderSettings.from_args(args))
+    test_set = module.test_set([runner.head_metas.index(m) for m in metas], settings.scoring_settings,
+                               settings.decoder_settings)
     test_set.head_metas = metas  # decode with the checkpoint's heads (its stride), whatever the dataset's flags
     detector = None
-    if not args.oracle_boxes:
-        detector = topdown_inference.detector_path(runner.topdown, checkpoint_path, args.detector_checkpoint)
-        test_set.detector = topdown_inference.load_detector(detector, device)
+    if not settings.oracle_boxes:
+        detector = topdown_inference.detector_path(runner.topdown, checkpoint_path, settings.detector_checkpoint)
+        test_set.detector = topdown_inference.load_detector(detector, settings.device)
     network_fields = runners.timed_fields(runner, test_set.head_indices)
     n_images = test_set.accumulate(metrics, lambda individuals, boxes: lambda images: network_fields(images)[0])
     seconds = test_set.seconds
@@ -250,14 +304,14 @@ def score_top_down(args, datamodule, runner, checkpoint_path, metrics, device) -
         ['cifmax']
 
 
-def pending_checkpoints(args) -> list[str]:
+def pending_checkpoints(settings: EvalSettings) -> list[str]:
     """Checkpoints matching the glob without a stats file, oldest first."""
-    matches = sorted(glob.glob(args.checkpoint), key=lambda p: (os.path.getmtime(p), p))
+    matches = sorted(glob.glob(settings.checkpoint), key=lambda p: (os.path.getmtime(p), p))
     return [p for p in matches if run_files.may_be_checkpoint(p)
-            and not run_files.stats_file(output_prefix(args, p)).exists()]
+            and not run_files.stats_file(settings.output_prefix(p)).exists()]
 
 
-def watch(args, device):
+def watch(settings: EvalSettings):
     """Poll ``--checkpoint`` (a glob) every ``--watch-interval`` seconds; evaluate each new checkpoint once,
     until interrupted (KeyboardInterrupt reaches :func:`main`: exit status 130)."""
     # a watcher started in the background of a shell inherits SIGINT ignored; Ctrl-C / kill -INT must stop it
@@ -265,33 +319,29 @@ def watch(args, device):
     warned_empty = False
     while True:
         start = time.time()
-        pending = pending_checkpoints(args)
-        if not pending and not glob.glob(args.checkpoint) and not warned_empty:
-            LOG.warning('--checkpoint %s matches no file yet; waiting', args.checkpoint)
+        pending = pending_checkpoints(settings)
+        if not pending and not glob.glob(settings.checkpoint) and not warned_empty:
+            LOG.warning('--checkpoint %s matches no file yet; waiting', settings.checkpoint)
             warned_empty = True
         for path in pending:
             try:
-                evaluate(args, path, device)
+                evaluate(settings, path)
             except checkpoint.CheckpointError as error:  # still being written, or truncated
                 LOG.warning('skipping %s for now: %s', path, error)
-        time.sleep(max(0.0, args.watch_interval - (time.time() - start)))
+        time.sleep(max(0.0, settings.watch_interval - (time.time() - start)))
 
 
 def run(args):
-    # before any work: an evaluation that cannot be written would be lost after it finished
-    outputs.check_output_path(args.output, '--output')
-    dlc_output.eval_settings(args)
-    device = resolve_device(args.device)
-    if args.watch:
-        if not args.checkpoint:
-            raise ValueError('--watch needs --checkpoint (a glob of checkpoints to evaluate)')
-        return watch(args, device)
-    if not args.checkpoint:
-        return [evaluate(args, None, device)]
-    paths = sorted(glob.glob(args.checkpoint)) if glob.has_magic(args.checkpoint) else [args.checkpoint]
+    """Evaluate ``--checkpoint`` (every match of a glob; the oracle without one), or ``--watch`` it."""
+    settings = EvalSettings.from_args(args)
+    if settings.watch:
+        return watch(settings)
+    if not settings.checkpoint:
+        return [evaluate(settings, None)]
+    paths = sorted(glob.glob(settings.checkpoint)) if glob.has_magic(settings.checkpoint) else [settings.checkpoint]
     if not paths:
-        raise ValueError(f'--checkpoint {args.checkpoint} matches no file')
-    return [evaluate(args, path, device) for path in paths]
+        raise ValueError(f'--checkpoint {settings.checkpoint} matches no file')
+    return [evaluate(settings, path) for path in paths]
 
 
 def main(argv=None):

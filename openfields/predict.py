@@ -24,6 +24,7 @@ if __name__ == '__main__':  # python -m openfields.predict: tune the process bef
     _cli_setup.prepare_process()
 
 import argparse
+import dataclasses
 import glob
 import logging
 import math
@@ -185,10 +186,12 @@ def output_path(image_path: pathlib.Path, option: str, suffix: str) -> pathlib.P
     return image_path.with_name(f'{image_path.name}{suffix}')
 
 
-def write_outputs(args, canvas: canvas_module.Canvas, meta, predictions):
+def write_outputs(json_output: str | None, canvas: canvas_module.Canvas, meta, predictions):
+    """``<image>.predictions.json`` (``json_output``: a folder, '' beside the image, None: none), the drawn
+    image (``--image-output``) and the figure (``--show`` / ``--save-all``)."""
     path = pathlib.Path(meta['local_file_path'])
-    if args.json_output is not None:
-        out = output_path(path, args.json_output, '.predictions.json')
+    if json_output is not None:
+        out = output_path(path, json_output, '.predictions.json')
         outputs.write_json(out, [a.json_data() for a in predictions], indent=None)
         LOG.info('wrote %s', out)
     settings = canvas.settings
@@ -205,45 +208,58 @@ def write_outputs(args, canvas: canvas_module.Canvas, meta, predictions):
         canvas.image(f'{path.name}.predictions', drawn, title=f'{path.name}: {len(predictions)} poses')
 
 
-def figures(args, model, head_metas):
+def figures(settings: canvas_module.CanvasSettings, debug_settings: debug.DebugSettings, model, decoder_settings):
     """The canvas of every figure and the debug plots (None without debug flags); debug plots without
     --show or --save-all go to all-images/."""
-    settings = canvas_module.CanvasSettings.from_args(args)
-    debug_settings = debug.DebugSettings.from_args(args)
     if not debug_settings.enabled:
         return canvas_module.Canvas(settings), None
     if not model.plots_fields:
         raise ValueError(f'--debug-indices / --debug-images: {model.source} is a top-down model; the debug plots of '
                          'the fields are drawn for bottom-up models')
-    decoder_settings = decoder_factory.DecoderSettings.from_args(args)
-    selections = debug.select_fields(debug_settings, head_metas)
+    selections = debug.select_fields(debug_settings, model.head_metas)
     canvas = canvas_module.Canvas(settings.with_default_output())
-    return canvas, debug.DebugPlots(canvas, head_metas, selections, decoder_settings)
+    return canvas, debug.DebugPlots(canvas, model.head_metas, selections, decoder_settings)
 
 
 def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
     # malformed --debug-indices or --image-dpi and unwritable output folders fail before the model loads
-    debug.DebugSettings.from_args(args)
-    canvas_module.CanvasSettings.from_args(args)
+    debug_settings, canvas_settings = debug.DebugSettings.from_args(args), canvas_module.CanvasSettings.from_args(args)
     for flag, folder in (('--json-output', args.json_output), ('--image-output', args.image_output),
                          ('--save-all', args.save_all)):
         outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
     table_settings = dlc_output.DlcTableSettings.from_args(args)
-    model = inference_pipeline.open_model(
-        args.checkpoint, inference_pipeline.PipelineSettings.from_args(args, pad='tight' if args.batch_size == 1 else 'center'))
+    settings = inference_pipeline.PipelineSettings.from_args(args, pad='tight' if args.batch_size == 1 else 'center')
+    model = inference_pipeline.open_model(args.checkpoint, settings)
     LOG.info('%s', model.describe())
     cpu_threads.log_choice()
-    canvas, plots = figures(args, model, model.head_metas)
+    canvas, plots = figures(canvas_settings, debug_settings, model, settings.decoder)
     tables = dlc_output.collectors(table_settings, model.head_metas, args.checkpoint)
     paths, errors = expand_inputs(args.images)
+    for message in errors:
+        LOG.error(message)
     dataset = ImageFiles(paths, model.prepare, args.long_edge, args.max_megapixels * 1e6)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=args.loader_workers,
                                          collate_fn=collate)
-    for message in errors:
-        LOG.error(message)
-    n_done, start = 0, time.perf_counter()
-    progress, stages = Progress('predicting', len(paths), interval_s=args.progress_interval), StageTimes()
+    progress = Progress('predicting', len(paths), interval_s=args.progress_interval)
+    errors += predict_all(model, loader, progress, Writers(args.json_output, canvas, tables), plots)
+    for table in tables:
+        table.write_files()
+    return len(errors)
+
+
+@dataclasses.dataclass(frozen=True)
+class Writers:
+    """Where each image's poses go: its json (``--json-output``), drawn image and figure, DeepLabCut's tables."""
+    json_output: str | None
+    canvas: canvas_module.Canvas
+    tables: list
+
+
+def predict_all(model, loader, progress: Progress, writers: Writers, plots=None) -> list[str]:
+    """Every batch of ``loader`` through ``model`` into ``writers``; the error of each input that failed.
+    The last line gives the time per image of each stage."""
+    errors, n_done, start, stages = [], 0, time.perf_counter(), StageTimes()
     fields_seen = None if plots is None else lambda b, sample, fields: plots.sample(
         pathlib.Path(sample[1]['local_file_path']).name, sample[0], sample[1], [debug.Source.from_predictions(fields)])
     for samples, batch_errors in stages.timed(loader, 'load'):
@@ -255,17 +271,15 @@ def run(args) -> int:
         for (_, meta), predictions in zip(samples, model.poses(samples, fields_seen)):
             LOG.info('%s: %d poses', meta['local_file_path'], len(predictions))
             with stages.stage('output'):
-                write_outputs(args, canvas, meta, predictions)
-                for table in tables:
+                write_outputs(writers.json_output, writers.canvas, meta, predictions)
+                for table in writers.tables:
                     table.accumulate(predictions, meta)
             n_done += 1
             progress.update()
-    for table in tables:
-        table.write_files()
     for stage, seconds in model.seconds.items():
         stages.add(stage, seconds)
     LOG.info('%d images in %.1f s (%s)', n_done, time.perf_counter() - start, stages.line(n_done))
-    return len(errors)
+    return errors
 
 
 def main(argv=None):

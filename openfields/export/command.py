@@ -116,7 +116,7 @@ def run(args, exporter: Exporter) -> float:
     if model.method == 'td' and exporter.name != 'ONNX':
         raise ValueError(f'--checkpoint {args.checkpoint}: a top-down model; {exporter.name} export of top-down models '
                          'is not supported: export it with python -m openfields.export_onnx (detector and pose model)')
-    detector_file, detector_data = detector_part(args, model) if model.method == 'td' else (None, None)
+    detector_file, detector_data = detector_part(args.output, model) if model.method == 'td' else (None, None)
     network = model.runner.model
     module = fields.FieldsModule(network)
     names = fields.output_names(network)
@@ -143,13 +143,13 @@ def exported_topdown(topdown: dict, detector_file) -> dict:
     return {**{key: topdown[key] for key in keys}, 'detector': detector_file.name}
 
 
-def detector_part(args, model):
+def detector_part(output, model):
     """The detector of a top-down pipeline ``model``, exported and verified against torch: its file (beside
-    ``--output``) and bytes. An exported detector cannot be verified: a one-line error naming the file."""
+    ``output``, the pose model's) and bytes. An exported detector cannot be verified: a one-line error naming the file."""
     # imported here: the detector module imports this one
     from ..topdown.detector_base import DetectorBase  # pylint: disable=import-outside-toplevel
     from . import detector as detector_export  # pylint: disable=import-outside-toplevel
-    detector_file = detector_export.detector_output(args.output)
+    detector_file = detector_export.detector_output(output)
     outputs.check_output_path(detector_file, '--output')
     detector, path = model.detector, model.detector_path
     if not isinstance(detector, DetectorBase):

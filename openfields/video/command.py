@@ -71,21 +71,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def json_output_path(args) -> pathlib.Path:
-    return pathlib.Path(args.json_output or f'{str(args.source).rstrip("/")}.predictions.jsonl')
+@dataclasses.dataclass(frozen=True)
+class VideoOutputs:
+    """What a video run writes, checked before the model or the video is opened: the JSON lines, the drawn
+    video, DeepLabCut's table (of ``dlc_project``'s body parts and individuals, or ``dlc_individuals`` N)."""
 
+    json_lines: pathlib.Path
+    drawn_video: pathlib.Path | None = None
+    dlc_table: pathlib.Path | None = None
+    dlc_project: str | None = None
+    dlc_individuals: int | None = None
 
-def check_args(args) -> None:
-    """Flags and output paths, before the model or the video is opened."""
-    if args.batch_size < 1:
-        raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
-    if args.dlc_individuals is not None and args.dlc_individuals < 1:
-        raise ValueError(f'--dlc-individuals must be >= 1, got {args.dlc_individuals}')
-    outputs.check_output_path(json_output_path(args), '--json-output')
-    outputs.check_output_path(args.video_output, '--video-output')
-    outputs.check_output_path(args.dlc_table, '--dlc-table')
-    if args.dlc_table and pathlib.Path(args.dlc_table).suffix == '.h5':
-        dlc_table.require_pandas()
+    def __post_init__(self):
+        if self.dlc_individuals is not None and self.dlc_individuals < 1:
+            raise ValueError(f'--dlc-individuals must be >= 1, got {self.dlc_individuals}')
+        if self.dlc_project is not None and self.dlc_table is None:
+            raise ValueError('--dlc-project is for --dlc-table (the table\'s body parts and individuals)')
+        outputs.check_output_path(self.json_lines, '--json-output')
+        outputs.check_output_path(self.drawn_video, '--video-output')
+        outputs.check_output_path(self.dlc_table, '--dlc-table')
+        if self.dlc_table is not None and self.dlc_table.suffix == '.h5':
+            dlc_table.require_pandas()
+
+    @classmethod
+    def from_args(cls, args) -> 'VideoOutputs':
+        path = lambda value: None if value is None else pathlib.Path(value)  # noqa: E731
+        return cls(json_lines=pathlib.Path(args.json_output or f'{str(args.source).rstrip("/")}.predictions.jsonl'),
+                   drawn_video=path(args.video_output), dlc_table=path(args.dlc_table), dlc_project=args.dlc_project,
+                   dlc_individuals=args.dlc_individuals)
 
 
 class Progress:
@@ -144,18 +157,26 @@ def batches(iterable, size: int):
 
 def run(args) -> int:
     """Predict every selected frame; returns how many."""
-    check_args(args)
+    if args.batch_size < 1:
+        raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
+    written = VideoOutputs.from_args(args)
     selection = frames_module.Selection(args.start, args.end, args.stride)
     source = frames_module.open_source(args.source, args.fps)
     model = inference_pipeline.open_model(
         args.checkpoint, inference_pipeline.PipelineSettings.from_args(args, pad='tight'))
     LOG.info('%s', model.describe())
-    table = TableLayout.of(args, model)
+    return predict_frames(model, source, selection, args.batch_size, written, TableLayout.of(written, model))
+
+
+def predict_frames(model, source, selection: frames_module.Selection, batch_size: int, written: VideoOutputs,
+                   table: 'TableLayout | None') -> int:
+    """The selected frames of ``source`` through ``model``, ``batch_size`` at a time, into ``written``;
+    returns how many frames were done."""
     progress = Progress(selection.count(source.n_frames))
     table_poses, table_index = [], []
-    with outputs.atomic_write(json_output_path(args)) as lines, \
-            drawn_video(args.video_output, (source.fps or 30.0) / args.stride) as drawn:
-        for batch in batches(source.frames(selection), args.batch_size):
+    with outputs.atomic_write(written.json_lines) as lines, \
+            drawn_video(written.drawn_video, (source.fps or 30.0) / selection.stride) as drawn:
+        for batch in batches(source.frames(selection), batch_size):
             for frame, poses in zip(batch, predict_batch(model, batch)):
                 lines.write(frame_line(frame, poses))
                 if drawn is not None:
@@ -165,7 +186,7 @@ def run(args) -> int:
                     table_index.append(str(frame.index))
             progress.update(len(batch))
     if table is not None:
-        table.write(args.dlc_table, table_poses, table_index)
+        table.write(written.dlc_table, table_poses, table_index)
     LOG.info('%s; %s', progress.line(time.perf_counter()), ', '.join(
         f'{stage} {1000 * seconds / max(progress.done, 1):.1f} ms' for stage, seconds in model.seconds.items()))
     return progress.done
@@ -182,24 +203,22 @@ class TableLayout:
     individual_names: tuple[str, ...] | None
 
     @classmethod
-    def of(cls, args, model) -> 'TableLayout | None':
+    def of(cls, written: VideoOutputs, model) -> 'TableLayout | None':
         """None without ``--dlc-table``; checked before any frame is read or file written."""
-        if not args.dlc_table:
-            if args.dlc_project:
-                raise ValueError('--dlc-project is for --dlc-table (the table\'s body parts and individuals)')
+        if written.dlc_table is None:
             return None
         keypoints = tuple(model.head_metas[0].keypoints)
         scorer = f'openfields_{model.source.name.split(".")[0]}'
-        if args.dlc_project is None:
-            return cls(keypoints, scorer, args.dlc_individuals, None)
+        if written.dlc_project is None:
+            return cls(keypoints, scorer, written.dlc_individuals, None)
         from openfields.plugins.dlc import project  # pylint: disable=import-outside-toplevel
-        config = project.load_config(project.project_root(args.dlc_project))
+        config = project.load_config(project.project_root(written.dlc_project))
         if keypoints != tuple(config.bodyparts):
             raise ValueError(f'--checkpoint {model.source}: its keypoints {list(keypoints)} are not the body parts of '
                              f'--dlc-project {config.root} ({list(config.bodyparts)})')
-        if config.multi_animal and args.dlc_individuals is None:
+        if config.multi_animal and written.dlc_individuals is None:
             return cls(keypoints, scorer, None, tuple(config.individuals))
-        return cls(keypoints, scorer, args.dlc_individuals, None)
+        return cls(keypoints, scorer, written.dlc_individuals, None)
 
     def write(self, path, poses: list[list], index: list[str]) -> None:
         table = dlc_table.from_poses(poses, list(self.bodyparts), self.scorer, index, self.n_individuals,
