@@ -123,6 +123,13 @@ def test_the_onnx_export_of_a_top_down_model_predicts_and_runs_video_as_the_chec
     assert result.returncode == 0, result.stderr[-3000:]
     video = [json.loads(line)['annotations'] for line in (tmp_path / 'v.jsonl').read_text().splitlines()]
     assert video == poses['onnx']
+    alone = tmp_path / 'alone'  # the pose model without its detector part
+    alone.mkdir()
+    (alone / 'model.onnx').write_bytes((tmp_path / 'model.onnx').read_bytes())
+    result = run('predict', str(frames), '--checkpoint', str(alone / 'model.onnx'), '--json-output', str(alone / 'out'))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert 'model.onnx' in result.stderr and 'model.detector.onnx is missing' in result.stderr
+    assert sorted(p.name for p in alone.iterdir()) == ['model.onnx']
 
 
 def test_eval_decodes_with_the_checkpoint_s_heads_whatever_the_dataset_flags(trained):
