@@ -8,7 +8,8 @@ Each CLI module's ``main()`` is one call of :func:`run_cli`, which
 * configures logging (``-q``: warnings and errors only) and torch's CPU threads;
 * runs the command: its exit status is 0, or what ``run`` returns;
 * turns a user error (one of ``user_errors``: a bad flag value, a missing file, ...) into one line
-  ``prog: error: ...`` on stderr and exit status 2, Ctrl-C into ``prog: interrupted`` and status 130, and the
+  ``prog: error: ...`` on stderr (line breaks joined; terminal escape codes removed unless stderr is a
+  terminal) and exit status 2, Ctrl-C into ``prog: interrupted`` and status 130, and the
   command's other expected failures (:class:`Failure`) into their own line and status.
 
 The wait policy has to be set before torch is loaded (libgomp reads ``OMP_WAIT_POLICY`` once, when torch
@@ -24,6 +25,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -32,6 +34,8 @@ from .network import cpu_threads, malloc_tuning
 
 INTERRUPTED = 130
 USER_ERROR = 2
+# ECMA-48 control sequences (CSI: colours, bold, cursor moves) and the two-character escapes
+ANSI_ESCAPE = re.compile(r'\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]')
 
 
 def prepare_process() -> None:
@@ -111,5 +115,13 @@ def _say(prog: str, failure: Failure, message: str, rank: tuple[int, int]) -> in
     index, world_size = rank
     if not (failure.main_rank_only and index != 0):
         where = f' (rank {index}/{world_size})' if world_size > 1 else ''
-        print(f'{prog}: {failure.word}{where}: {message}', file=sys.stderr)
+        print(f'{prog}: {failure.word}{where}: {one_line(message, sys.stderr)}', file=sys.stderr)
     return failure.status
+
+
+def one_line(message: str, stream) -> str:
+    """``message`` on one line (line breaks and the blanks around them become one space), without terminal
+    escape codes (e.g. the bold of torch's ``weights_only`` error) unless ``stream`` is a terminal."""
+    message = re.sub(r'\s*\n\s*', ' ', message.strip())
+    isatty = getattr(stream, 'isatty', None)
+    return message if isatty is not None and isatty() else ANSI_ESCAPE.sub('', message)
