@@ -26,7 +26,7 @@ from .datasets import factory as datasets_factory, sampler
 from .datasets.coco import DatasetError
 from .metric import scoring
 from .network import checkpoint, factory as network_factory, losses
-from .network.device import resolve_device
+from .network.device import check_one_gpu_is_meant, resolve_device
 from .network import cpu_threads
 from .network.pretrained import PretrainedWeightsMissing
 from .show import training_debug
@@ -58,7 +58,10 @@ def parser() -> argparse.ArgumentParser:
                              '(default: outputs/<basenet>-<yymmdd-HHMMSS>-<dataset>-<8 hex>.pkl, '
                              'with slurm<JOB_ID> for the 8 hex in a Slurm job)')
     parser.add_argument('--seed', type=int, default=None, help='random seed (default: drawn and logged)')
-    parser.add_argument('--device', default='auto', help='auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps')
+    parser.add_argument('--device', default='auto',
+                        help='auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps; unlike OpenPifPaf, several '
+                             'visible GPUs are not shared by one process (no DataParallel): auto or cuda with '
+                             'several is refused without --ddp (torchrun --nproc_per_node N ... --ddp)')
     parser.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
     parser.add_argument('--method', default='bu', choices=('bu', 'td'),
                         help='bu: bottom-up, whole images, every individual decoded from the fields; td: top-down, '
@@ -108,6 +111,7 @@ def run(args, launch: distributed.Launch | None = None) -> pathlib.Path:
     """Train; ``launch`` (default: from ``--ddp`` and the environment) places this process in the job."""
     outputs.check_output_path(args.output, '--output', folder=not names_a_file(args.output))
     context = distributed.Context(launch if launch is not None else distributed.launch_from_args(args))
+    check_one_gpu_is_meant(args.device, torch.cuda.device_count(), args.ddp or context.active, args.batch_size)
     device = distributed.device_for(context.launch, resolve_device(args.device), args.ddp_backend)
     context.start(device, getattr(args, 'ddp_timeout', 1800.0), args.ddp_backend)
     try:

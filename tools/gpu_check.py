@@ -2,6 +2,8 @@
 
 Steps, each under what is left of one deadline (``--budget``, 8 minutes by default):
 
+0. with two GPUs or more, OpenPifPaf's ``python -m openpifpaf.train ...`` without ``--ddp`` (its DataParallel
+   split over the visible GPUs): openfields must refuse it naming ``--ddp``, exit 2 (skipped with fewer GPUs);
 1. the CUDA tests (``pytest -m cuda``: AMP, channels_last and fp16 steps on CUDA, torch's SyncBatchNorm over
    NCCL, ours over gloo on one GPU);
 2. a 2-process ``--ddp`` training run through ``torchrun`` on the synthetic set: NCCL where two GPUs exist,
@@ -41,11 +43,20 @@ BENCH = ['--basenet', 'shufflenetv2k16', 'resnet50', '--batch-size', '32', '--sq
          '--variants', 'plain', 'amp_bf16+channels_last', 'amp_fp16+channels_last', '--samples', '0']
 
 
-def steps(output_dir: pathlib.Path, n_gpus: int) -> list[tuple[str, list[str]]]:
-    """(name, command) of every step; the DDP run uses NCCL with two GPUs, gloo on one."""
+# steps that must fail: (exit status, text on stderr)
+REFUSALS = {'several-gpus-without-ddp-refused': (2, 'without --ddp')}
+
+
+def steps(output_dir: pathlib.Path, n_gpus: int) -> list[tuple[str, list[str] | None]]:
+    """(name, command) of every step, None for a step this machine cannot run; the DDP run uses NCCL with
+    two GPUs, gloo on one."""
     python = sys.executable
     backend = 'nccl' if n_gpus >= 2 else 'gloo'
+    one_process = [*TRAIN_DDP[:TRAIN_DDP.index('--device')], '--device', 'auto',
+                   '--synthetic-cache-dir', str(output_dir / 'cache'), '--output', str(output_dir / 'gpu-check-dp.pkl')]
     return [
+        ('several-gpus-without-ddp-refused',  # first: seconds, and never cut by the budget
+         [python, '-m', 'openfields.train', *one_process] if n_gpus >= 2 else None),
         ('cuda-tests', [python, '-m', 'pytest', '-q', '-rs', '-m', 'cuda', 'tests']),
         (f'ddp-2-processes-{backend}',
          [python, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'openfields.train',
@@ -57,8 +68,12 @@ def steps(output_dir: pathlib.Path, n_gpus: int) -> list[tuple[str, list[str]]]:
     ]
 
 
-def run_step(name: str, command: list[str], deadline: float) -> dict:
-    """Run ``command`` until ``deadline`` (time.monotonic); its outcome and the end of its output."""
+def run_step(name: str, command: list[str] | None, deadline: float) -> dict:
+    """Run ``command`` until ``deadline`` (time.monotonic); its outcome and the end of its output. A step of
+    :data:`REFUSALS` passes when it exits with its status and says its text."""
+    if command is None:
+        LOG.info('gpu-check: %s skipped: fewer than 2 GPUs', name)
+        return {'name': name, 'status': 'skipped', 'reason': 'fewer than 2 GPUs'}
     left = deadline - time.monotonic()
     if left < 10:
         LOG.info('gpu-check: %s skipped: the time budget is spent', name)
@@ -68,7 +83,9 @@ def run_step(name: str, command: list[str], deadline: float) -> dict:
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=left, check=False,
                                 env=dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '4')))
-        status, output = ('passed' if result.returncode == 0 else 'failed'), result.stdout + result.stderr
+        output = result.stdout + result.stderr
+        expected_status, expected_text = REFUSALS.get(name, (0, ''))
+        status = 'passed' if result.returncode == expected_status and expected_text in result.stderr else 'failed'
         returncode = result.returncode
     except subprocess.TimeoutExpired as timeout:
         status, returncode = 'timed out', None
