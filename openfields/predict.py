@@ -186,6 +186,15 @@ def output_path(image_path: pathlib.Path, option: str, suffix: str) -> pathlib.P
     return image_path.with_name(f'{image_path.name}{suffix}')
 
 
+def check_one_image_for_a_file(image_output: str | None, inputs: list[str]) -> None:
+    """``--image-output FILE`` (OpenPifPaf's spelling) draws one image: with several a ValueError."""
+    if canvas_module.names_an_image_file(image_output):
+        n_images = len(expand_inputs(inputs)[0])
+        if n_images > 1:
+            raise ValueError(f'--image-output {image_output}: names one file but {n_images} images are given; '
+                             'for several give a folder (e.g. --image-output all-images/)')
+
+
 def write_outputs(json_output: str | None, canvas: canvas_module.Canvas, meta, predictions):
     """``<image>.predictions.json`` (``json_output``: a folder, '' beside the image, None: none), the drawn
     image (``--image-output``) and the figure (``--show`` / ``--save-all``)."""
@@ -200,9 +209,9 @@ def write_outputs(json_output: str | None, canvas: canvas_module.Canvas, meta, p
     with PIL.Image.open(path) as image:
         drawn = draw_annotations(image, predictions)
     if settings.image_output is not None:
-        out = output_path(path, settings.image_output, '.predictions.jpeg')
+        out, image_format = canvas_module.image_output_path(path, settings.image_output)
         with outputs.atomic_write(out, 'wb') as f:
-            drawn.save(f, format='JPEG', quality=90)
+            drawn.save(f, format=image_format, **({'quality': 90} if image_format == 'JPEG' else {}))
         LOG.info('wrote %s', out)
     if settings.has_output:
         canvas.image(f'{path.name}.predictions', drawn, title=f'{path.name}: {len(predictions)} poses')
@@ -225,9 +234,12 @@ def run(args) -> int:
     """Predict every image; returns the number of inputs that failed."""
     # malformed --debug-indices or --image-dpi and unwritable output folders fail before the model loads
     debug_settings, canvas_settings = debug.DebugSettings.from_args(args), canvas_module.CanvasSettings.from_args(args)
-    for flag, folder in (('--json-output', args.json_output), ('--image-output', args.image_output),
-                         ('--save-all', args.save_all)):
-        outputs.check_output_path(folder or None, flag, folder=True)  # '': next to each image
+    image_file = canvas_module.names_an_image_file(args.image_output)  # else a folder
+    for flag, path, folder in (('--json-output', args.json_output, True),
+                               ('--image-output', args.image_output, not image_file),
+                               ('--save-all', args.save_all, True)):
+        outputs.check_output_path(path or None, flag, folder=folder)  # '': next to each image
+    check_one_image_for_a_file(args.image_output, args.images)
     table_settings = dlc_output.DlcTableSettings.from_args(args)
     settings = inference_pipeline.PipelineSettings.from_args(args, pad='tight' if args.batch_size == 1 else 'center')
     model = inference_pipeline.open_model(args.checkpoint, settings)

@@ -15,6 +15,8 @@ import pathlib
 import re
 import textwrap
 
+import os
+
 import matplotlib.figure
 import numpy as np
 
@@ -23,6 +25,7 @@ from ..outputs import atomic_write
 LOG = logging.getLogger(__name__)
 
 DEFAULT_SAVE_DIR = 'all-images/'
+IMAGE_FILE_FORMATS = {'.jpeg': 'JPEG', '.jpg': 'JPEG', '.png': 'PNG'}  # --image-output FILE: PIL's format
 PANEL_INCHES = 4.0  # side of one panel
 COLORBAR_INCHES = 1.0  # right margin of a figure, for a colour bar and its label
 
@@ -30,7 +33,8 @@ COLORBAR_INCHES = 1.0  # right margin of a figure, for a colour bar and its labe
 @dataclasses.dataclass(frozen=True)
 class CanvasSettings:
     """``save_all``: folder for every figure (None: none written); ``image_output``: predict's
-    final image, ``''`` next to the input image, a folder, or None (not written)."""
+    final image, ``''`` next to the input image, a folder, a file (:func:`names_an_image_file`, for one input
+    image), or None (not written)."""
 
     show: bool = False
     save_all: str | None = None
@@ -67,9 +71,27 @@ def cli(parser: argparse.ArgumentParser, *, image_output: bool = False) -> None:
     group.add_argument('--image-dpi', type=int, default=CanvasSettings.dpi,
                        help=f'resolution of saved figures ({PANEL_INCHES:g} inches per panel)')
     if image_output:
-        group.add_argument('--image-output', nargs='?', const='', default=None, metavar='DIR',
+        group.add_argument('--image-output', nargs='?', const='', default=None, metavar='DIR|FILE',
                            help='write <image>.predictions.jpeg with the poses drawn (next to the image, '
-                                'or into DIR)')
+                                'or into DIR); a FILE ending in ' + '/'.join(IMAGE_FILE_FORMATS) + ' (as in '
+                                'OpenPifPaf\'s guide: all-images/overfitted.jpeg) is written as that file, for '
+                                'one input image')
+
+
+def names_an_image_file(option: str | None) -> bool:
+    """``--image-output`` names a file: it ends in an image suffix (``.jpeg``, ``.jpg``, ``.png``), not in
+    ``/``, and is not an existing folder; anything else is a folder."""
+    return bool(option) and not option.endswith(('/', os.sep)) and not os.path.isdir(option) \
+        and pathlib.Path(option).suffix.lower() in IMAGE_FILE_FORMATS
+
+
+def image_output_path(image_path: pathlib.Path, option: str) -> tuple[pathlib.Path, str]:
+    """Where ``--image-output`` puts the drawn ``image_path`` and PIL's format: the FILE it names, else
+    ``<image>.predictions.jpeg`` in its folder (``''``: next to the image)."""
+    if names_an_image_file(option):
+        return pathlib.Path(option), IMAGE_FILE_FORMATS[pathlib.Path(option).suffix.lower()]
+    folder = pathlib.Path(option) if option else image_path.parent
+    return folder / f'{image_path.name}.predictions.jpeg', 'JPEG'
 
 
 def file_stem(text: str) -> str:

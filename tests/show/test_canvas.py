@@ -27,6 +27,20 @@ def test_flags():
         parse('--image-output')  # only predict has a final image
 
 
+def test_image_output_names_a_file_by_its_image_suffix_else_a_folder(tmp_path):
+    image = tmp_path / 'in' / '000000262146.jpg'
+    file, folder = tmp_path / 'all-images' / 'overfitted.jpeg', tmp_path / 'drawn'
+    assert canvas.image_output_path(image, str(file)) == (file, 'JPEG')  # OpenPifPaf's guide
+    assert canvas.image_output_path(image, str(tmp_path / 'x.PNG')) == (tmp_path / 'x.PNG', 'PNG')
+    assert canvas.image_output_path(image, str(folder)) == (folder / '000000262146.jpg.predictions.jpeg', 'JPEG')
+    assert canvas.image_output_path(image, '') == (image.parent / '000000262146.jpg.predictions.jpeg', 'JPEG')
+    assert canvas.image_output_path(image, f'{file}/') == (file / '000000262146.jpg.predictions.jpeg', 'JPEG')
+    file.mkdir(parents=True)  # an existing folder stays a folder, whatever its name
+    assert not canvas.names_an_image_file(str(file)) and canvas.names_an_image_file(str(tmp_path / 'a.jpg'))
+    assert not canvas.names_an_image_file(None) and not canvas.names_an_image_file('')
+    assert not canvas.names_an_image_file(str(tmp_path / 'a.gif'))  # not a format it writes: a folder
+
+
 def test_debug_output_defaults_to_all_images_unless_a_destination_is_given():
     assert canvas.CanvasSettings().with_default_output().save_all == 'all-images/'
     assert canvas.CanvasSettings(save_all='x').with_default_output().save_all == 'x'
