@@ -121,7 +121,8 @@ def test_guide_command_trains_on_the_coco_sample(name, tmp_path):
         extra = [f'--basenet-pretrained={weights}']
     out = tmp_path / f'{name}.pkl'
     short = ['--epochs=1', '--lr-decay', '1', '--train-batches=1', '--val-batches=1', '--batch-size=2',
-             f'--{dataset}-square-edge=97', '--loader-workers=0', f'--output={out}']
+             f'--{dataset}-square-edge=97', '--loader-workers=0', f'--output={out}',
+             '--seed=1']  # some 97-pixel crops hold no box: the detection loss of such a batch is 0
     train.run(train.cli(shlex.split(GUIDE[name]) + sample_flags(dataset) + extra + short))
     records = read(f'{out}.log')
     assert records[0]['args']['basenet'] == train.cli(shlex.split(GUIDE[name])).basenet
