@@ -12,6 +12,8 @@ per stage), and the same two calls:
   ``meta`` describes as the original (``meta`` may already carry a reduction of a large file: see
   :func:`openfields.predict.open_image`).
 
+:func:`predict` is both in one call, from PIL images to their poses.
+
 Bottom-up: one network call per batch, the decoder per image, the inverse transform. Top-down: per image the
 detector's boxes (a torch checkpoint or an exported ``.onnx`` detector), crops of the boxes through the pose
 network as one batch, ``cifmax`` per crop, poses back in the image's pixels
@@ -22,6 +24,7 @@ what a model is; none reads a checkpoint's method itself.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -140,10 +143,10 @@ class BottomUp:
 
     def poses(self, samples: list[tuple], fields_seen: FieldsSeen | None = None) -> list[list]:
         """Per ``(tensor, meta)`` sample, its poses in original pixels; ``fields_seen`` gets each image's
-        fields (debug plots)."""
-        if not samples:
-            return []
-        per_image = self.fields(torch.stack([tensor for tensor, _ in samples]))
+        fields (debug plots). Consecutive samples of one size share a network call."""
+        per_image = []
+        for _, group in itertools.groupby(samples, key=lambda sample: tuple(sample[0].shape)):
+            per_image += self.fields(torch.stack([tensor for tensor, _ in group]))
         results = []
         for b, (sample, fields) in enumerate(zip(samples, per_image)):
             if fields_seen is not None:
@@ -207,6 +210,11 @@ class TopDown:
 
 
 Pipeline = BottomUp | TopDown
+
+
+def predict(model: Pipeline, images: list[PIL.Image.Image]) -> list[list]:
+    """One call from images (RGB, e.g. the frames of a video) to each one's poses in its own pixels."""
+    return model.poses([model.prepare(image, {}) for image in images])
 
 
 def open_model(name_or_path: str, settings: PipelineSettings = PipelineSettings()) -> Pipeline:

@@ -126,7 +126,7 @@ class Progress:
 
 def predict_batch(model, batch: list[frames_module.Frame]) -> list[list]:
     """The poses of each frame of ``batch``, in the frame's pixels (bottom-up or top-down alike)."""
-    return model.poses([model.prepare(frame.image, {'dataset_index': frame.index}) for frame in batch])
+    return inference_pipeline.predict(model, [frame.image for frame in batch])
 
 
 def frame_line(frame: frames_module.Frame, poses: list) -> str:
