@@ -20,11 +20,12 @@ previous checkpoint intact.
 """
 
 import os
+import pickle
 
 import torch
 
 from .. import headmeta, outputs
-from . import model_folder
+from . import model_folder, openpifpaf_checkpoint
 
 FORMAT = 'openfields.checkpoint'
 FORMAT_VERSION = 1
@@ -75,22 +76,32 @@ def save(path, model, *, epoch: int, meta: dict, training_state: dict | None = N
 
 def load(path: str | os.PathLike) -> dict:
     """Load and validate a checkpoint (on the CPU, ``weights_only=True``); ``path`` may also be the name of
-    a model in the model folders (:func:`openfields.network.model_folder.resolve`)."""
+    a model in the model folders (:func:`openfields.network.model_folder.resolve`). A file of pickled classes
+    (an OpenPifPaf checkpoint) is read by :mod:`.openpifpaf_checkpoint`: only its allow-listed classes, converted
+    to this dict; anything else in it is refused in one line."""
     try:
         path = model_folder.resolve(path)
     except model_folder.ModelNotFound as error:
         raise CheckpointError(str(error)) from None
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError:  # pickled classes (an OpenPifPaf checkpoint?): read without running them
+        try:
+            return openpifpaf_checkpoint.load(path)
+        except openpifpaf_checkpoint.OpenPifPafError as refused:
+            raise CheckpointError(str(refused)) from None
     except Exception as error:  # torch raises several types for foreign or truncated files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f'{path}: not a loadable openfields checkpoint ({first_line})') from None
+        raise CheckpointError(f'{path}: not a loadable openfields checkpoint ({_first_line(error)})') from None
     if not isinstance(checkpoint, dict) or checkpoint.get('format') != FORMAT:
         raise CheckpointError(f'{path}: not an openfields checkpoint (no "format": "{FORMAT}" entry)')
     if checkpoint.get('format_version', 0) > FORMAT_VERSION:
         raise CheckpointError(f'{path}: checkpoint format {checkpoint["format_version"]} is newer than '
                               f'this openfields understands ({FORMAT_VERSION}); upgrade openfields')
     return checkpoint
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def head_metas(checkpoint: dict) -> list[headmeta.Base]:
