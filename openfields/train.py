@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='auto',
                         help='auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps; unlike OpenPifPaf, several '
                              'visible GPUs are not shared by one process (no DataParallel): auto or cuda with '
-                             'several is refused without --ddp (torchrun --nproc_per_node N ... --ddp)')
+                             'several is refused without --ddp (start one process per GPU with torchrun and --ddp)')
     parser.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
     parser.add_argument('--method', default='bu', choices=('bu', 'td'),
                         help='bu: bottom-up, whole images, every individual decoded from the fields; td: top-down, '
