@@ -85,8 +85,10 @@ def load(path: str | os.PathLike) -> dict:
         raise CheckpointError(str(error)) from None
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:  # pickled classes (an OpenPifPaf checkpoint?): read without running them
-        try:
+    except pickle.UnpicklingError as error:
+        if not openpifpaf_checkpoint.names_globals(path):  # a broken stream, not classes weights_only refused
+            raise CheckpointError(f'{path}: not a loadable openfields checkpoint ({_first_line(error)})') from None
+        try:  # pickled classes (an OpenPifPaf checkpoint?): read through its allow-list, without running them
             return openpifpaf_checkpoint.load(path)
         except openpifpaf_checkpoint.OpenPifPafError as refused:
             raise CheckpointError(str(refused)) from None

@@ -21,6 +21,7 @@ import collections
 import logging
 import os
 import pickle
+import pickletools
 import zipfile
 
 import numpy as np
@@ -165,6 +166,9 @@ def refusal(path, class_name: str) -> str:
     module, _, name = class_name.rpartition('.')
     if module in ('openpifpaf.headmeta', 'openpifpaf.network.heads') or name in UNSUPPORTED_HEADS:
         return f'{path}: head {class_name} of OpenPifPaf has no openfields equivalent (cif, caf, caf25, cifdet only)'
+    if module.startswith(('torch.nn.modules.', 'torchvision.models.')):
+        return (f'{path}: layer {class_name} has no place in openfields\' basenets and heads (OpenPifPaf flags such '
+                'as --shufflenetv2k-leaky-relu, --shufflenetv2k-instance-norm or --shufflenetv2k-group-norm)')
     if module.startswith('openpifpaf'):
         return (f'{path}: class {class_name} is not in the layout of the OpenPifPaf 0.13 checkpoints openfields '
                 'reads (another OpenPifPaf version or basenet?)')
@@ -173,6 +177,9 @@ def refusal(path, class_name: str) -> str:
 
 def read(path: str | os.PathLike):
     """The unpickled file (stand-ins for modules and metas, tensors for weights); :class:`OpenPifPafError`."""
+    if os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD', '0') not in ('0', ''):
+        raise OpenPifPafError(f'{path}: pickled classes (an OpenPifPaf checkpoint?) are read through openfields\' '
+                              'own allow-list, which TORCH_FORCE_WEIGHTS_ONLY_LOAD turns off: unset it')
     try:
         return torch.load(path, map_location='cpu', weights_only=False, pickle_module=_RestrictedPickle)
     except Refused as error:
@@ -182,19 +189,26 @@ def read(path: str | os.PathLike):
         raise OpenPifPafError(f'{path}: not a readable OpenPifPaf checkpoint ({first[:200]})') from None
 
 
-def is_pickled_modules(path: str | os.PathLike) -> bool:
-    """Does the file name a global of ``openpifpaf.`` (read without unpickling: the opcodes only)?"""
+def _pickle_bytes(path) -> bytes:
+    """The pickle of a ``torch.save`` archive (``data.pkl``), else the file's first MiB."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith('data.pkl')), None)
+            return archive.read(name) if name else b''
+    with open(path, 'rb') as f:
+        return f.read(1 << 20)
+
+
+def names_globals(path: str | os.PathLike) -> bool:
+    """Is the file a well-formed pickle that names globals (classes, functions)? Read from its opcodes only,
+    nothing unpickled: such a file goes through :func:`read`, a broken one is not an OpenPifPaf checkpoint."""
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                name = next((n for n in archive.namelist() if n.endswith('data.pkl')), None)
-                data = archive.read(name) if name else b''
-        else:
-            with open(path, 'rb') as f:
-                data = f.read(1 << 20)
-    except OSError:
+        for opcode, _, _ in pickletools.genops(_pickle_bytes(path)):
+            if opcode.name in ('GLOBAL', 'STACK_GLOBAL', 'INST', 'OBJ'):
+                return True
+    except (OSError, ValueError, zipfile.BadZipFile):
         return False
-    return b'openpifpaf.' in data or b'\x8copenpifpaf' in data
+    return False
 
 
 # --------------------------------------------------------------------------------------------------

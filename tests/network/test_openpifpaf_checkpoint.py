@@ -93,6 +93,26 @@ def test_predict_refuses_the_crafted_pickle_in_one_line_exit_2(tmp_path):
     assert not marker.exists() and not (tmp_path / 'out').exists()
 
 
+def test_torch_force_no_weights_only_load_as_openpifpaf_users_set_it_still_runs_nothing(tmp_path):
+    marker = tmp_path / 'ran'
+    path = tmp_path / 'model.pkl'
+    _crafted(path, marker, zipped=True)
+    code = ('from openfields.network import checkpoint\n'
+            f'try:\n    checkpoint.load({str(path)!r})\nexcept checkpoint.CheckpointError as error:\n    print(error)\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, check=False,
+                            env={**os.environ, 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD': '1'})
+    assert result.returncode == 0, result.stderr
+    assert 'system is outside the allow-list' in result.stdout
+    assert not marker.exists()
+
+
+def test_a_layer_openfields_has_not_is_named(tmp_path):
+    path = tmp_path / 'leaky.pkl'
+    _global_only_pickle(path, 'torch.nn.modules.activation', 'LeakyReLU')
+    with pytest.raises(checkpoint.CheckpointError, match=r'layer torch.nn.modules.activation.LeakyReLU has no place'):
+        checkpoint.load(path)
+
+
 @needs_checkpoint
 def test_the_shared_checkpoint_converts_to_a_shufflenetv2k16_with_cocokp_cif_and_caf():
     saved = checkpoint.load(OPP_CHECKPOINT)
