@@ -23,6 +23,7 @@ import os
 import pickle
 import pickletools
 import zipfile
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,9 +32,6 @@ from .. import headmeta
 from ..datasets import coco_person
 
 LOG = logging.getLogger(__name__)
-
-FORMAT_NAME = 'OpenPifPaf checkpoint'
-
 
 class OpenPifPafError(ValueError):
     """An OpenPifPaf checkpoint openfields cannot read (one line: the file and the class, head or layout)."""
@@ -249,12 +247,15 @@ def modules(module: Recorded, prefix: str = ''):
 # --------------------------------------------------------------------------------------------------
 # basenets: OpenPifPaf's names -> openfields' (name, config, key of every state entry)
 
+KeyMap = Callable[[str], 'str | None']  # OpenPifPaf's state key (below base_net.) -> openfields' (below basenet.)
 
-def _shufflenetv2k(path, base_net: Recorded) -> tuple[dict, callable]:
+
+def _shufflenetv2k(path, base_net: Recorded) -> tuple[dict, KeyMap]:
     """Config and key map of ``ShuffleNetV2K``; flags without an openfields equivalent are refused."""
     children = _children(base_net)
     if len(_children(children['input_block'])) != 1:
-        raise OpenPifPafError(f'{path}: shufflenetv2k with --shufflenetv2k-input-conv2-stride: no openfields equivalent')
+        raise OpenPifPafError(f'{path}: shufflenetv2k with --shufflenetv2k-input-conv2-stride: '
+                              'no openfields equivalent')
     if any(child.class_name == 'InvertedResidualK' for child in _children(children['conv5']).values()):
         raise OpenPifPafError(f'{path}: shufflenetv2k with --shufflenetv2k-conv5-as-stage: no openfields equivalent')
     first = _children(_children(children['stage2'])['0'])['branch2']
@@ -279,7 +280,7 @@ def _shufflenetv2k(path, base_net: Recorded) -> tuple[dict, callable]:
     return {'kernel_size': kernel_size}, key
 
 
-def _resnet(path, base_net: Recorded) -> tuple[dict, callable]:
+def _resnet(path, base_net: Recorded) -> tuple[dict, KeyMap]:
     """Config and key map of ``Resnet`` (torchvision's blocks as ``layer1``..``layer4``)."""
     children = _children(base_net)
     input_block = _children(children['input_block'])
@@ -312,7 +313,7 @@ def _resnet(path, base_net: Recorded) -> tuple[dict, callable]:
     return config, key
 
 
-BASENETS = {'ShuffleNetV2K': _shufflenetv2k, 'Resnet': _resnet}
+BASENETS: dict[str, Callable[..., tuple[dict, KeyMap]]] = {'ShuffleNetV2K': _shufflenetv2k, 'Resnet': _resnet}
 
 
 # --------------------------------------------------------------------------------------------------

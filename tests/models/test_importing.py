@@ -21,7 +21,8 @@ def _models(tmp_path, *args):
                           env=env, timeout=300, check=False)
 
 
-@pytest.mark.skipif(not OPP_CHECKPOINT.is_file(), reason=f'the shared OpenPifPaf checkpoint is absent: {OPP_CHECKPOINT}')
+@pytest.mark.skipif(not OPP_CHECKPOINT.is_file(),
+                    reason=f'the shared OpenPifPaf checkpoint is absent: {OPP_CHECKPOINT}')
 def test_an_openpifpaf_checkpoint_is_imported_as_a_weights_only_named_model(tmp_path):
     result = _models(tmp_path, 'import', str(OPP_CHECKPOINT), 'opp-k16')
     assert result.returncode == 0, result.stderr

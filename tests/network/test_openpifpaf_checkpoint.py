@@ -98,7 +98,8 @@ def test_torch_force_no_weights_only_load_as_openpifpaf_users_set_it_still_runs_
     path = tmp_path / 'model.pkl'
     _crafted(path, marker, zipped=True)
     code = ('from openfields.network import checkpoint\n'
-            f'try:\n    checkpoint.load({str(path)!r})\nexcept checkpoint.CheckpointError as error:\n    print(error)\n')
+            f'try:\n    checkpoint.load({str(path)!r})\n'
+            'except checkpoint.CheckpointError as error:\n    print(error)\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, check=False,
                             env={**os.environ, 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD': '1'})
     assert result.returncode == 0, result.stderr
@@ -160,11 +161,51 @@ def test_predict_gives_openpifpafs_poses_on_the_coco_sample(tmp_path):
     finds nobody (its CIF confidences are saturated at 0), and neither does openfields."""
     expected = json.loads((DATA / 'openpifpaf_predictions.json').read_text())
     images = [str(COCO_SAMPLE / 'images' / name) for name in sorted(expected['predictions'])]
-    result = subprocess.run([sys.executable, '-m', 'openfields.predict', *images, '--checkpoint', str(OPP_CHECKPOINT),
-                             '--json-output', str(tmp_path)], capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run([sys.executable, '-m', 'openfields.predict', *images, '--checkpoint',
+                             str(OPP_CHECKPOINT), '--json-output', str(tmp_path)],
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr
     for name, poses in expected['predictions'].items():
         ours = json.loads((tmp_path / f'{name}.predictions.json').read_text())
         assert len(ours) == len(poses), name
         for a, b in zip(ours, poses):
             np.testing.assert_allclose(a['keypoints'], b['keypoints'], atol=0.5)
+
+
+@needs_checkpoint
+def test_the_file_is_read_into_stand_ins_without_importing_openpifpaf():
+    saved = openpifpaf_checkpoint.read(OPP_CHECKPOINT)
+    shell = saved['model']
+    assert isinstance(shell, openpifpaf_checkpoint.Recorded) and shell.pickled_name == 'openpifpaf.network.nets.Shell'
+    assert not any(name == 'openpifpaf' or name.startswith('openpifpaf.') for name in sys.modules)
+    state = openpifpaf_checkpoint.flat_state(shell)
+    assert len(state) == 340 and state['head_nets.0.conv.weight'].shape == (17 * 5 * 4, 1392, 1, 1)
+
+
+def _run(*args, timeout=600):
+    result = subprocess.run([sys.executable, '-m', *args], capture_output=True, text=True, timeout=timeout,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+@needs_checkpoint
+def test_the_checkpoint_refines_evaluates_and_exports(tmp_path):
+    """``train --checkpoint`` keeps both heads (cocokp's metas with --cocokp-upsample 2: none created new),
+    ``eval`` writes its stats, ``export_torchscript`` writes a file that predicts."""
+    data = [f'--cocokp-{split}-annotations={COCO_SAMPLE / "annotations.json"}' for split in ('train', 'val')]
+    data += [f'--cocokp-{split}-image-dir={COCO_SAMPLE / "images"}' for split in ('train', 'val')]
+    trained = _run('openfields.train', '--checkpoint', str(OPP_CHECKPOINT), '--dataset=cocokp', '--cocokp-upsample=2',
+                   *data, '--epochs=1', '--train-batches=1', '--val-batches=1', '--batch-size=2',
+                   '--cocokp-square-edge=129', '--lr=1e-6', '--output', str(tmp_path / 'refined.pkl'))
+    assert 'created new' not in trained.stderr and 'differs' not in trained.stderr
+    refined = torch.load(tmp_path / 'refined.pkl', weights_only=True)
+    assert [m['name'] for m in refined['model']['head_metas']] == ['cif', 'caf']
+
+    linked = tmp_path / 'opp.pkl'  # eval writes its stats beside the checkpoint: here, not in the shared data
+    linked.symlink_to(OPP_CHECKPOINT)
+    _run('openfields.eval', '--checkpoint', str(linked), '--dataset=cocokp', *data[1::2], '--eval-n-images=1')
+    assert json.loads((tmp_path / 'opp.pkl.eval-cocokp.stats.json').read_text())
+    exported = tmp_path / 'model.pt'
+    _run('openfields.export_torchscript', '--checkpoint', str(OPP_CHECKPOINT), '--output', str(exported))
+    assert exported.stat().st_size > 0
