@@ -190,9 +190,9 @@ def _run(*args, timeout=600):
 
 
 @needs_checkpoint
-def test_the_checkpoint_refines_evaluates_and_exports(tmp_path):
+def test_the_checkpoint_refines_evaluates_runs_on_video_frames_and_exports(tmp_path):
     """``train --checkpoint`` keeps both heads (cocokp's metas with --cocokp-upsample 2: none created new),
-    ``eval`` writes its stats, ``export_torchscript`` writes a file that predicts."""
+    ``eval`` writes its stats, ``video`` runs on a folder of frames, ``export_torchscript`` writes its file."""
     data = [f'--cocokp-{split}-annotations={COCO_SAMPLE / "annotations.json"}' for split in ('train', 'val')]
     data += [f'--cocokp-{split}-image-dir={COCO_SAMPLE / "images"}' for split in ('train', 'val')]
     trained = _run('openfields.train', '--checkpoint', str(OPP_CHECKPOINT), '--dataset=cocokp', '--cocokp-upsample=2',
@@ -206,6 +206,10 @@ def test_the_checkpoint_refines_evaluates_and_exports(tmp_path):
     linked.symlink_to(OPP_CHECKPOINT)
     _run('openfields.eval', '--checkpoint', str(linked), '--dataset=cocokp', *data[1::2], '--eval-n-images=1')
     assert json.loads((tmp_path / 'opp.pkl.eval-cocokp.stats.json').read_text())
+    frames = tmp_path / 'frames.jsonl'
+    _run('openfields.video', str(COCO_SAMPLE / 'images'), '--checkpoint', str(OPP_CHECKPOINT), '--long-edge=193',
+         '--json-output', str(frames))
+    assert len(frames.read_text().splitlines()) == 4
     exported = tmp_path / 'model.pt'
     _run('openfields.export_torchscript', '--checkpoint', str(OPP_CHECKPOINT), '--output', str(exported))
     assert exported.stat().st_size > 0
