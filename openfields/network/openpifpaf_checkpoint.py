@@ -13,6 +13,9 @@ whose eval-mode outputs are OpenPifPaf's: both heads are a 1x1 conv, a pixel shu
 ``(u - 1) // 2`` / ``ceil((u - 1) / 2)``, and ``[log_b, sigmoid(conf), vectors + cell index, softplus(scales)]``.
 A layout this module does not know (another OpenPifPaf version, flags openfields has no equivalent for) is refused
 in one line; nothing is guessed.
+
+Users reach it through ``--checkpoint model.pkl`` of every command (:func:`openfields.network.checkpoint.load`) and
+``python -m openfields.models import model.pkl NAME`` (written once as an openfields checkpoint).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .. import headmeta
 from ..datasets import coco_person
 
 LOG = logging.getLogger(__name__)
+
 
 class OpenPifPafError(ValueError):
     """An OpenPifPaf checkpoint openfields cannot read (one line: the file and the class, head or layout)."""
