@@ -82,7 +82,8 @@ def test_flags_mirror_cocokp_with_the_cocodet_prefix():
         return {option[len(prefix):] for action in parser._actions for option in action.option_strings
                 if option.startswith(prefix)}
 
-    keypoint_only = {'category-id', 'min-kp-anns', 'keypoints-key', 'eval-testdev'}  # test-dev: keypoint sets only
+    # test-dev: keypoint sets only (eval-testdev2017: OpenPifPaf's spelling, COCO keypoints' own paths)
+    keypoint_only = {'category-id', 'min-kp-anns', 'keypoints-key', 'eval-testdev', 'eval-testdev2017'}
     assert suffixes(CocoDet) == suffixes(CocoKp) - keypoint_only | {'min-anns'}
     args = train.cli([])
     assert args.cocodet_train_annotations.endswith('instances_train2017.json') and args.cocodet_square_edge == 513
