@@ -136,10 +136,9 @@ class BottomUp:
 
     def fields(self, images: torch.Tensor) -> list[list[np.ndarray]]:
         """``(B, 3, H, W)`` -> per image, one ``(F, C, h, w)`` array per decoded head."""
-        start = time.perf_counter()
-        heads = self.runner.fields(images, self.head_indices)
-        self.seconds['network'] += time.perf_counter() - start
-        return [[h[b] for h in heads] for b in range(images.shape[0])]
+        per_image, seconds = runners.timed_fields(self.runner, self.head_indices)(images)
+        self.seconds['network'] += seconds
+        return per_image
 
     def poses(self, samples: list[tuple], fields_seen: FieldsSeen | None = None) -> list[list]:
         """Per ``(tensor, meta)`` sample, its poses in original pixels; ``fields_seen`` gets each image's
@@ -186,10 +185,9 @@ class TopDown:
 
     def crop_fields(self, crops: torch.Tensor) -> list[list[np.ndarray]]:
         """``(N, 3, h, w)`` crops -> per crop, one ``(F, C, h', w')`` array per decoded head."""
-        start = time.perf_counter()
-        heads = self.runner.fields(crops, self.head_indices)
-        self.seconds['network'] += time.perf_counter() - start
-        return [[h[b] for h in heads] for b in range(crops.shape[0])]
+        per_crop, seconds = runners.timed_fields(self.runner, self.head_indices)(crops)
+        self.seconds['network'] += seconds
+        return per_crop
 
     def poses(self, samples: list[tuple], fields_seen: FieldsSeen | None = None) -> list[list]:
         """Per ``(PIL image, meta)`` sample, at most one pose per detected box, in original pixels."""

@@ -192,12 +192,6 @@ class DetectorObjective:
         return sum(components.values()), components
 
 
-def trained_detector(args, context, device, base_module, pose_output) -> pathlib.Path:
-    """:func:`detector_for` of the parsed flags (the boundary for callers that hold them, e.g. tests)."""
-    return detector_for(DetectorChoice.from_args(args), RunSettings.from_args(args, device), context, device,
-                        base_module, pose_output)
-
-
 def detector_for(choice: DetectorChoice, pose: RunSettings, context, device, base_module,
                  pose_output) -> pathlib.Path:
     """The detector of a ``--method td`` run whose settings are ``pose``: ``--detector-checkpoint``, or the

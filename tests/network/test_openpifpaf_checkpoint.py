@@ -190,6 +190,7 @@ def _run(*args, timeout=600):
 
 
 @needs_checkpoint
+@pytest.mark.slow  # 25 s: four commands on the real checkpoint (make test-slow)
 def test_the_checkpoint_refines_evaluates_runs_on_video_frames_and_exports(tmp_path):
     """``train --checkpoint`` keeps both heads (cocokp's metas with --cocokp-upsample 2: none created new),
     ``eval`` writes its stats, ``video`` runs on a folder of frames, ``export_torchscript`` writes its file."""

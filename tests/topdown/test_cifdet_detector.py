@@ -18,6 +18,7 @@ from openfields.network import checkpoint
 from openfields.topdown import detector_training, detectors, inference
 from openfields.topdown.cifdet_detector import CifDetDetector
 from openfields.training import distributed
+from openfields.training.run_settings import RunSettings
 from openfields.training.log import read_log
 
 TINY = ['--dataset', 'synthetic', '--synthetic-train-images', '4', '--synthetic-val-images', '2',
@@ -46,7 +47,9 @@ def detector_run(tmp_path, epochs: int, *extra) -> pathlib.Path:
     train.seed_everything(args.seed)
     base = datasets_factory.datamodule_from_args(args, 16)
     context = distributed.Context(distributed.Launch())
-    return detector_training.trained_detector(args, context, torch.device('cpu'), base, args.output)
+    device = torch.device('cpu')
+    return detector_training.detector_for(detector_training.DetectorChoice.from_args(args),
+                                          RunSettings.from_args(args, device), context, device, base, args.output)
 
 
 @pytest.fixture(scope='module')

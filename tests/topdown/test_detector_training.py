@@ -10,6 +10,7 @@ from openfields.datasets import factory as datasets_factory
 from openfields.network import checkpoint
 from openfields.topdown import detector_training
 from openfields.training import distributed
+from openfields.training.run_settings import RunSettings
 from openfields.training.log import read_log
 
 TINY = ['--dataset', 'synthetic', '--synthetic-train-images', '4', '--synthetic-val-images', '2',
@@ -25,7 +26,9 @@ def detector_run(tmp_path, name: str, epochs: int, *extra) -> pathlib.Path:
     train.seed_everything(args.seed)
     base = datasets_factory.datamodule_from_args(args, 16)
     context = distributed.Context(distributed.Launch())
-    return detector_training.trained_detector(args, context, torch.device('cpu'), base, args.output)
+    device = torch.device('cpu')
+    return detector_training.detector_for(detector_training.DetectorChoice.from_args(args),
+                                          RunSettings.from_args(args, device), context, device, base, args.output)
 
 
 def test_a_detector_run_writes_its_log_scores_and_a_best_snapshot_and_its_loss_falls(tmp_path):

@@ -92,6 +92,7 @@ def test_a_detector_of_another_dataset_is_refused(trained, tmp_path):
         check_detector_checkpoint(tmp / 'run.detector.pkl', 'cocokp')
 
 
+@pytest.mark.slow  # 50 s: export, then predict and video through the export (make test-slow)
 def test_the_onnx_export_of_a_top_down_model_predicts_and_runs_video_as_the_checkpoint_does(trained, tmp_path):
     """predict and video open the exported pipeline (pose model + detector, crop geometry in the metadata)."""
     tmp, _ = trained
