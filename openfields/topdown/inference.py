@@ -9,19 +9,12 @@ from __future__ import annotations
 import logging
 import pathlib
 
-
 from ..network import checkpoint
 from . import detectors
 from .boxes import BoxSettings
-from .detector_base import DetectorBase
 from .module import TopDownSettings
 
 LOG = logging.getLogger(__name__)
-
-
-def recorded(saved: dict) -> dict | None:
-    """What a pose checkpoint records of its top-down training (None: a bottom-up model)."""
-    return (saved.get('meta') or {}).get('topdown')
 
 
 def settings_of(topdown: dict) -> TopDownSettings:
