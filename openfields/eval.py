@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import cli_setup, config, encoder, outputs, plugin
+from . import cli_setup, config, encoder, headmeta, outputs, plugin
 from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
@@ -164,6 +164,14 @@ def checkpoint_head_metas(model, dataset_metas, checkpoint_path) -> list:
     return chosen
 
 
+def dense_heads_beside(model_metas, chosen) -> list:
+    """The model's dense Caf heads of the datasets and keypoints of the ``chosen`` Caf heads, not chosen
+    yet: ``--dense-connections`` decodes with them without ``--<dataset>-with-dense`` on the command line."""
+    sparse = [(m.dataset, tuple(m.keypoints)) for m in chosen if isinstance(m, headmeta.Caf)]
+    return [m for m in model_metas if isinstance(m, headmeta.Caf) and m.sparse_skeleton is not None
+            and (m.dataset, tuple(m.keypoints)) in sparse and m not in chosen]
+
+
 @dataclasses.dataclass
 class Setup:
     """What one evaluation needs: the model's runner (or None for a pure oracle), the head metas, oracle
@@ -196,6 +204,8 @@ def setup(settings: EvalSettings, datamodule, runner: runners.Runner | None, che
                          f'(heads: {[m.name for m in datamodule.head_metas]})')
     if runner is not None:
         metas = checkpoint_head_metas(runner, datamodule.head_metas, checkpoint_path)
+        if settings.decoder_settings.dense_connections > 0:
+            metas += dense_heads_beside(runner.head_metas, metas)
         indices = [runner.head_metas.index(m) for m in metas]
     else:
         if not settings.oracle or set(settings.oracle) != {m.name for m in datamodule.head_metas}:

@@ -35,6 +35,8 @@ class KeypointCategory:
     skeleton: list[tuple[int, int]]  # the json's, or derived from the annotations (skeleton_derived)
     sigmas: list[float] | None  # an optional non-standard field of the category
     skeleton_derived: bool = False
+    # an optional non-standard field: extra 1-based pairs for a dense Caf head (--<dataset>-with-dense)
+    dense_skeleton: list[tuple[int, int]] | None = None
 
 
 def load_json(path: str | os.PathLike, flag: str, keypoints_key: str | None = None, *,
@@ -132,7 +134,22 @@ def keypoint_category(data: dict, path: str | os.PathLike, category_id: int | No
     return KeypointCategory(id=int(c['id']), name=str(c.get('name', c['id'])), keypoints=keypoints,
                             skeleton=[tuple(p) for p in skeleton],
                             sigmas=[float(s) for s in sigmas] if sigmas is not None else None,
-                            skeleton_derived=derived)
+                            skeleton_derived=derived, dense_skeleton=_dense_skeleton(c, path, len(keypoints)))
+
+
+def _dense_skeleton(category: dict, path, n_keypoints: int) -> list[tuple[int, int]] | None:
+    """The category's optional ``dense_skeleton``: 1-based keypoint pairs (declared on purpose, so a bad
+    entry is an error, unlike a ``skeleton`` written for other keypoints)."""
+    pairs = category.get('dense_skeleton')
+    if pairs is None:
+        return None
+    if not isinstance(pairs, list) or not pairs or any(
+            not isinstance(pair, (list, tuple)) or len(pair) != 2
+            or not all(isinstance(j, int) and not isinstance(j, bool) and 1 <= j <= n_keypoints for j in pair)
+            for pair in pairs):
+        raise DatasetError(f'{path}: category {category.get("id")} "dense_skeleton" must be a non-empty list of '
+                           f'pairs of 1-based keypoint indices in [1, {n_keypoints}]')
+    return [tuple(pair) for pair in pairs]
 
 
 def _labelled_keypoints(data: dict, category_id, n_keypoints: int) -> np.ndarray:

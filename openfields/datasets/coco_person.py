@@ -18,6 +18,17 @@ COCO_PERSON_SKELETON = [
     (2, 4), (3, 5), (4, 6), (5, 7),
 ]
 
+# The 25 extra connections of OpenPifPaf's dense COCO person head ("caf25", --cocokp-with-dense): pairs of
+# keypoints usually close together that the sparse skeleton joins only through a third one (nose-ears,
+# nose-shoulders, across the torso, elbows, wrists, knees and ankles pairwise, ...). A person whose
+# connecting keypoint is hidden (an eye between nose and ear) stays in one piece through them.
+DENSE_COCO_PERSON_CONNECTIONS = [
+    (1, 4), (1, 5), (4, 5), (1, 6), (1, 7), (2, 6), (3, 7),
+    (6, 13), (7, 12), (6, 10), (7, 11), (8, 9), (10, 11),
+    (10, 12), (11, 13), (10, 14), (11, 15), (12, 15), (13, 14),
+    (12, 16), (13, 17), (14, 17), (15, 16), (14, 15), (16, 17),
+]
+
 COCO_PERSON_SIGMAS = [
     0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
     0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,

@@ -14,6 +14,7 @@ flag is prefixed with that name.
 """
 
 import argparse
+import dataclasses
 import logging
 import pathlib
 from typing import ClassVar
@@ -74,6 +75,19 @@ def head_metas_for(category: KeypointCategory, dataset: str, upsample: int, *, b
     return [cif, caf]
 
 
+def dense_head_meta(caf: headmeta.Caf, dense_pairs: list[tuple[int, int]], flag: str) -> headmeta.Caf:
+    """A dense Caf head beside the sparse ``caf``: the ``dense_pairs`` it does not already have, named
+    ``caf<N>`` after their number (OpenPifPaf's ``caf25`` for COCO persons). As OpenPifPaf's, it learns an
+    edge only where both joints are in the image, and not where both already have a short sparse
+    connection (``dense_to_sparse_radius``): the dense head adds what the sparse skeleton cannot reach."""
+    sparse = {frozenset(pair) for pair in caf.skeleton}
+    extra = [tuple(pair) for pair in dense_pairs if frozenset(pair) not in sparse]
+    if not extra:
+        raise ValueError(f'{flag}: every dense connection is already in the skeleton {caf.skeleton}')
+    return dataclasses.replace(caf, name=f'caf{len(extra)}', skeleton=extra, sparse_skeleton=list(caf.skeleton),
+                               only_in_field_of_view=True, draw_skeleton=None)
+
+
 class KeypointDataModule(DataModule):
     """CIF + CAF heads of one keypoint category: augmentation, encoders, the training pipeline and loaders.
 
@@ -88,9 +102,11 @@ class KeypointDataModule(DataModule):
 
     def __init__(self, *, category: KeypointCategory, augmentation: Augmentation,
                  encoder_settings: encoder.EncoderSettings, base_stride: int, upsample: int = 1,
-                 min_kp_anns: int = 1, bmin: float = 0.1, eval_settings: EvalSettings | None = None):
+                 min_kp_anns: int = 1, bmin: float = 0.1, eval_settings: EvalSettings | None = None,
+                 with_dense: bool = False):
         """``base_stride``: the stride of the basenet the heads will sit on (see
-        :func:`openfields.network.factory.base_stride`); the head metas are created with it."""
+        :func:`openfields.network.factory.base_stride`); the head metas are created with it. ``with_dense``:
+        a third head, dense Caf, with :meth:`dense_connections`."""
         self.category = category
         self.base_stride = base_stride
         self.augmentation = augmentation
@@ -100,6 +116,9 @@ class KeypointDataModule(DataModule):
         self.bmin = bmin
         self.eval_settings = eval_settings or EvalSettings()
         self.head_metas = self.make_head_metas()
+        if with_dense:
+            self.head_metas.append(dense_head_meta(self.head_metas[1], self.dense_connections(),
+                                                   self.flag('with-dense')))
         cif = self.head_metas[0]
         augmentation.hflip_probability(cif.hflip, self.flag('hflip'), cif.keypoints)  # refused up front
 
@@ -107,6 +126,17 @@ class KeypointDataModule(DataModule):
         """The CIF and CAF metas of ``self.category`` (:func:`head_metas_for`)."""
         return head_metas_for(self.category, self.name, self.upsample, base_stride=self.base_stride,
                               hflip=self.augmentation.flip_map(self.category.keypoints, self.flag('hflip-pairs')))
+
+    def dense_connections(self) -> list[tuple[int, int]]:
+        """The dense head's connections (1-based pairs): OpenPifPaf's 25 for COCO's person keypoints, else the
+        category's ``dense_skeleton``; a ValueError naming ``--<dataset>-with-dense`` when there are none."""
+        if self.category.keypoints == coco_person.COCO_KEYPOINTS:
+            return coco_person.DENSE_COCO_PERSON_CONNECTIONS
+        if self.category.dense_skeleton:
+            return self.category.dense_skeleton
+        raise ValueError(f'{self.flag("with-dense")}: category {self.category.name!r} declares no dense connections '
+                         '(a "dense_skeleton" list of 1-based keypoint pairs beside its "skeleton"); COCO\'s 17 '
+                         'person keypoints have OpenPifPaf\'s 25')
 
     @classmethod
     def flag(cls, name: str) -> str:
@@ -119,6 +149,9 @@ class KeypointDataModule(DataModule):
                            help='pixel-shuffle upsampling of the heads (2 halves the head stride)')
         group.add_argument(f'--{prefix}-bmin', type=float, default=0.1,
                            help='b_min in pixels: the smallest localisation uncertainty')
+        group.add_argument(f'--{prefix}-with-dense', default=False, action='store_true',
+                           help='a third head, dense Caf, with extra connections (OpenPifPaf\'s 25 for COCO '
+                                'persons, else the category\'s "dense_skeleton"); decode with --dense-connections')
 
     @classmethod
     def common_kwargs(cls, args, base_stride: int) -> dict:
@@ -131,7 +164,7 @@ class KeypointDataModule(DataModule):
         return dict(augmentation=Augmentation.from_args(args, cls.name), base_stride=base_stride,
                     upsample=get('upsample'),
                     bmin=get('bmin'), encoder_settings=encoder.EncoderSettings.from_args(args),
-                    eval_settings=EvalSettings.from_args(args))
+                    eval_settings=EvalSettings.from_args(args), with_dense=get('with_dense'))
 
     def raw_dataset(self, split: str) -> CocoKeypoints:
         """The ``'train'`` or ``'val'`` images and annotations without any preprocessing: samples are the

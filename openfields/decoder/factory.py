@@ -177,7 +177,21 @@ def factory(head_metas: Sequence[headmeta.Base], settings: DecoderSettings,
     else:
         chosen = [max(available, key=lambda c: c.priority)]
         LOG.info('decoder %s (available: %s)', chosen[0].name, ', '.join(by_name))
+    _check_dense(chosen, head_metas, settings)
     return Decoder([(c.name, c.head_indices, c.build()) for c in chosen])
+
+
+def _check_dense(chosen: Sequence[Candidate], head_metas: Sequence[headmeta.Base], settings: DecoderSettings) -> None:
+    """``--dense-connections`` with a cifcaf decoder that found no dense Caf head would decode exactly as
+    without it: refused, naming the heads there are."""
+    if settings.dense_connections <= 0:
+        return
+    for candidate in chosen:
+        if candidate.name.startswith('cifcaf:') and len(candidate.head_indices) < 3:
+            cif = head_metas[candidate.head_indices[0]]
+            raise ValueError(f'--dense-connections: no dense Caf head for {cif.full_name} among the heads '
+                             f'{", ".join(m.full_name for m in head_metas)}; train one with '
+                             f'--{cif.dataset}-with-dense, or leave the flag out')
 
 
 def _first_caf(head_metas: Sequence[headmeta.Base], cif: headmeta.Cif, dense: bool) -> int | None:

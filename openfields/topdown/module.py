@@ -139,6 +139,9 @@ class TopDownModule(DataModule):
         if not isinstance(metas[0], headmeta.Cif) or (settings.caf and not isinstance(metas[1], headmeta.Caf)):
             raise ValueError(f'--dataset {wrapped.name}: top-down needs the heads CIF (and CAF), got '
                              f'{[m.name for m in metas]}')
+        if any(isinstance(m, headmeta.Caf) and m.sparse_skeleton is not None for m in metas):
+            raise ValueError(f'{wrapped.flag("with-dense")}: a dense Caf head is for bottom-up decoding; top-down '
+                             'decodes each crop with cifmax')
         self.head_metas = list(metas[:2 if settings.caf else 1])
 
     @property
