@@ -1,8 +1,9 @@
 """Run configuration files: ``--config FILE`` in, ``<run>.config.json`` out.
 
 A config file is a JSON object (or, when PyYAML is installed, a YAML mapping in a ``.yaml`` / ``.yml``
-file) whose keys are the long flag names of the command line, with or without the leading dashes and with
-``-`` or ``_`` (``lr-decay``, ``--lr-decay`` and ``lr_decay`` are one key). Values are what the flag takes:
+file, read as YAML 1.2 like DeepLabCut reads its files: ``1e-4`` is a number, ``yes`` a string) whose keys
+are the long flag names of the command line, with or without the leading dashes and with ``-`` or ``_``
+(``lr-decay``, ``--lr-decay`` and ``lr_decay`` are one key). Values are what the flag takes:
 
 * a number or a string for a flag with one value, a list for a flag with several (``"lr-decay": [130, 140]``;
   a single value is taken as a list of one);
@@ -28,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import logging
 import os
 import pathlib
+import re
 
 from . import outputs
 
@@ -104,9 +107,36 @@ def _read_yaml(text: str, path: pathlib.Path):
         raise ConfigError(f'{path}: reading YAML needs PyYAML (pip install pyyaml); or write the config '
                           'as JSON') from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml12_loader(yaml))  # a SafeLoader: builds no Python objects
     except yaml.YAMLError as error:
         raise ConfigError(f'{path}: not valid YAML ({" ".join(str(error).split())})') from None
+
+
+# YAML 1.2 core schema: a float has a dot or an exponent (a plain [-+]?[0-9]+ matches PyYAML's int resolver
+# first, which is tried before this one)
+YAML12_FLOAT = re.compile(r'^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?'
+                          r'|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$')
+YAML12_BOOL = re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$')
+_YAML_FLOAT_TAG, _YAML_BOOL_TAG = 'tag:yaml.org,2002:float', 'tag:yaml.org,2002:bool'
+
+
+@functools.cache
+def _yaml12_loader(yaml):
+    """PyYAML's SafeLoader with YAML 1.2's floats and booleans, because DeepLabCut reads its files as YAML
+    1.2 (ruamel.yaml, ``YAML(typ='safe')``): there ``1e-4``, ``5e-05`` and ``1E3`` are floats and only
+    ``true`` / ``false`` are booleans, while YAML 1.1 (PyYAML's) reads the first as strings (no dot) and
+    ``yes`` / ``no`` / ``on`` / ``off`` as booleans. Every config file is read this way, DeepLabCut's and
+    openfields' alike: ``lr: 1e-4`` means the same in both, and a switch is ``true`` or ``false``. Ints,
+    nulls and timestamps stay PyYAML's."""
+    class Yaml12SafeLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+        pass
+
+    Yaml12SafeLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_YAML_FLOAT_TAG, _YAML_BOOL_TAG)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Yaml12SafeLoader.add_implicit_resolver(_YAML_BOOL_TAG, YAML12_BOOL, list('tTfF'))
+    Yaml12SafeLoader.add_implicit_resolver(_YAML_FLOAT_TAG, YAML12_FLOAT, list('-+.0123456789'))
+    return Yaml12SafeLoader
 
 
 def _is_recordable(action: argparse.Action) -> bool:

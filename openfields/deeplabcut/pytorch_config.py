@@ -22,7 +22,7 @@ import os
 import pathlib
 import typing
 
-from ..training import optimize
+from ..training import optimize, schedulers
 
 SECTIONS = ('data', 'runner', 'train_settings', 'method', 'net_type', 'model', 'metadata', 'inference',
             'detector', 'logger', 'resume_training_from', 'with_center_keypoints')
@@ -83,8 +83,10 @@ def _mapping(value, path: str, ctx: _Context) -> dict:
 
 
 def _number(value, path: str, ctx: _Context, minimum=None):
+    """A number (YAML 1.2's, as DeepLabCut reads it: ``1e-4`` is one, see :func:`openfields.config.read`);
+    a quoted one is a string and is refused as such."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ctx.error(path, f'must be a number, got {value!r}')
+        raise ctx.error(path, f'must be a number, got {schedulers.described(value)}')
     if minimum is not None and value < minimum:
         raise ctx.error(path, f'must be >= {minimum}, got {value!r}')
     return value
@@ -310,37 +312,55 @@ def _model(value, path, ctx):
     return values
 
 
+def _keyed(error: schedulers.ParamsError, path: str, ctx: _Context) -> DlcConfigError:
+    """A ``{type, params}`` entry's error at ``path``, its key as the file writes it."""
+    return ctx.error(schedulers.join(path, error.key), error.reason)
+
+
 def _optimizer(value, path, ctx):
+    """Any ``torch.optim`` class; ``params.lr`` is ``--lr``, every other value is checked against the
+    class's signature, named by its key."""
     value = _only(value, path, ctx, {'type', 'params'})
     params = dict(_mapping(value.get('params') or {}, f'{path}.params', ctx))
     lr = params.pop('lr', None)
+    if lr is not None and _number(lr, f'{path}.params.lr', ctx) <= 0:
+        raise ctx.error(f'{path}.params.lr', f'must be > 0, got {lr!r}')
     name = value.get('type')
     try:
         optimize.check_optimizer(name, params, lr if lr is not None else 1e-3)
-    except ValueError as error:
-        raise ctx.error(path, str(error)) from None
+    except schedulers.ParamsError as error:
+        raise _keyed(error, path, ctx) from None
     values = {'optimizer-class': name, 'optimizer-params': json.dumps(params)}
     if lr is not None:
-        values['lr'] = _number(lr, f'{path}.params.lr', ctx)
+        values['lr'] = lr
     return values
 
 
 def _scheduler(value, path, ctx):
+    """``LRListScheduler`` at the top is ``--lr-schedule milestones``; any other scheduler, nested ones
+    included, is ``--lr-schedule torch``. Either is built and stepped here until every nested scheduler has
+    run, so a bad value is named by its key in this file (``runner.scheduler.params.schedulers[1].params.
+    eta_min``); the run steps it again through all of its epochs when it starts."""
     value = _only(value, path, ctx, {'type', 'params'})
     params = _mapping(value.get('params') or {}, f'{path}.params', ctx)
-    if value.get('type') == 'LRListScheduler':
-        milestones, lr_list = params.get('milestones', []), params.get('lr_list', [])
-        if not isinstance(milestones, list) or not isinstance(lr_list, list) or len(milestones) != len(lr_list):
-            raise ctx.error(f'{path}.params', 'LRListScheduler needs milestones and lr_list of one length')
-        values = [v[0] if isinstance(v, list) else v for v in lr_list]
-        return {'lr-schedule': 'milestones', 'lr-milestones': milestones, 'lr-values': values,
-                'lr-warm-up-epochs': 0}
-    params_json = json.dumps(params, sort_keys=True)
+    name = value.get('type')
     try:
-        optimize.check_scheduler(value.get('type'), params_json, 1e-3)
-    except ValueError as error:
-        raise ctx.error(path, str(error)) from None
-    return {'lr-schedule': 'torch', 'scheduler-class': value['type'], 'scheduler-params': params_json,
+        schedulers.learning_rates(name, params, 1e-3, schedulers.epochs_until_every_part_ran(params))
+    except schedulers.ParamsError as error:
+        raise _keyed(error, path, ctx) from None
+    if name == 'LRListScheduler':
+        return _milestone_flags(params)
+    return {'lr-schedule': 'torch', 'scheduler-class': name, 'scheduler-params': json.dumps(params, sort_keys=True),
+            'lr-warm-up-epochs': 0}
+
+
+def _milestone_flags(params: dict) -> dict:
+    """A checked LRListScheduler as ``--lr-milestones`` / ``--lr-values`` (one parameter group: each
+    ``lr_list`` entry holds one rate); none: the learning rate stays ``--lr``."""
+    if not params['milestones']:
+        return {'lr-warm-up-epochs': 0}
+    rates = [rate[0] if isinstance(rate, list) else rate for rate in params['lr_list']]
+    return {'lr-schedule': 'milestones', 'lr-milestones': params['milestones'], 'lr-values': rates,
             'lr-warm-up-epochs': 0}
 
 

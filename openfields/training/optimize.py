@@ -16,10 +16,14 @@ shape chosen by ``--lr-schedule``:
 * ``cosine``: ``r + (1 - r) (1 + cos(pi min(e, T) / T)) / 2`` with ``T = --epochs`` and
   ``r = --lr-cosine-min / --lr``;
 * ``torch`` (``--scheduler-class NAME --scheduler-params JSON``, DeepLabCut's way): any class of
-  ``torch.optim.lr_scheduler`` stepped once per epoch, ``lr_n / --lr`` during epoch ``n + 1`` where ``lr_n``
-  is its learning rate after ``n`` steps (replayed on a one-parameter optimizer, so the multiplier is still a
-  function of the epoch alone). A params value ``{"type": NAME, "params": {...}}`` (or a list of them) is a
-  scheduler built on the same optimizer, for ``SequentialLR`` and ``ChainedScheduler``.
+  ``torch.optim.lr_scheduler`` or DeepLabCut's ``LRListScheduler`` (:mod:`openfields.training.schedulers`)
+  stepped once per epoch, ``lr_n / --lr`` during epoch ``n + 1`` where ``lr_n`` is its learning rate after
+  ``n`` steps (replayed on a one-parameter optimizer, so the multiplier is still a function of the epoch
+  alone, and a resumed run needs no scheduler history). A params value ``{"type": NAME, "params": {...}}`` (or
+  a list of them) is a scheduler built on the same optimizer, for ``SequentialLR`` and ``ChainedScheduler``.
+  It is stepped through every epoch of the run when the flags are read, so a scheduler that would fail
+  when a nested one takes over stops the run before it starts, naming its key (``--scheduler-params
+  schedulers[1]``, or ``runner.scheduler.params.schedulers[1]`` of the DeepLabCut file that gave it).
 
 ``--optimizer-class NAME --optimizer-params JSON`` builds any ``torch.optim`` class with ``--lr`` and those
 parameters (the class's own defaults for the rest) instead of ``--optimizer``.
@@ -33,6 +37,8 @@ import json
 import math
 
 import torch
+
+from . import schedulers
 
 SCHEDULES = ('decay', 'milestones', 'step', 'cosine', 'torch')
 
@@ -174,7 +180,8 @@ class LearningRateSchedule:
         elif shape == 'step':
             kwargs = _step_kwargs(args.lr_step_size, args.lr_gamma)
         elif shape == 'torch':
-            kwargs = _torch_kwargs(args.scheduler_class, args.scheduler_params, args.lr)
+            kwargs = _torch_kwargs(args.scheduler_class, args.scheduler_params, args.lr,
+                                   getattr(args, 'epochs', None) or 2, _config_source(args))
         elif shape == 'cosine':
             kwargs = _cosine_kwargs(args.lr_cosine_min, args.lr, args.epochs)
         else:
@@ -225,10 +232,50 @@ def _step_kwargs(step_size: int | None, gamma: float) -> dict:
     return dict(step_size=step_size, gamma=gamma)
 
 
-def _torch_kwargs(scheduler_class: str, scheduler_params: str | None, lr: float) -> dict:
+def _torch_kwargs(scheduler_class: str, scheduler_params: str | None, lr: float, epochs: int,
+                  source: str | None = None) -> dict:
+    """Stepped through the ``epochs`` of the run now (the replay is kept for the run): a scheduler that fails
+    at any epoch stops the run before it starts, named where it was written (``source``: the config file
+    that gave the flags, None: the command line)."""
     params = json.dumps(parse_params(scheduler_params, '--scheduler-params'), sort_keys=True)
-    check_scheduler(scheduler_class, params, lr)
+    try:
+        _replayed_factors(scheduler_class, params, lr, epochs)
+    except schedulers.ParamsError as error:
+        error = schedulers.ParamsError(error.key, f'{error.reason} (--epochs {epochs})')
+        if source is not None and _is_dlc_file(source):
+            raise ValueError(f'{source}: key {schedulers.join(DLC_SCHEDULER_KEY, error.key)}: {error.reason}') from None
+        message = flag_message(error, '--scheduler-class', scheduler_class, '--scheduler-params')
+        raise ValueError(f'{source}: {message}' if source is not None else message) from None
     return dict(torch_class=scheduler_class, torch_params=params, torch_base_lr=lr)
+
+
+DLC_SCHEDULER_KEY = 'runner.scheduler'  # a DeepLabCut file's {type, params}: --scheduler-class and -params
+
+
+def _is_dlc_file(config: str) -> bool:
+    """A YAML config or ``--config dlc`` (the project's pytorch_config.yaml): DeepLabCut's form is taken."""
+    return config == 'dlc' or config.lower().endswith(('.yaml', '.yml'))
+
+
+def _config_source(args) -> str | None:
+    """The ``--config`` file that gave ``--scheduler-class`` / ``--scheduler-params`` (None: the command
+    line gave them, or no file did); a YAML file is taken for DeepLabCut's, whose ``runner.scheduler``
+    entry they are."""
+    config = getattr(args, 'config', None)
+    given = any(str(a).startswith(('--scheduler-class', '--scheduler-params')) for a in getattr(args, 'argv', ()))
+    return None if config is None or given else str(config)
+
+
+def flag_message(error: schedulers.ParamsError, class_flag: str, name: str, params_flag: str) -> str:
+    """A :class:`~openfields.training.schedulers.ParamsError` of ``--x-class NAME --x-params JSON`` as the
+    command line names it: ``--x-params key: reason`` (the entry itself: ``--x-class NAME: reason``)."""
+    key, reason = error.key, error.reason
+    if key == schedulers.PARAMS or key.startswith(schedulers.PARAMS + '.'):
+        inner = key[len(schedulers.PARAMS) + 1:]
+        return f'{params_flag} {inner}: {reason}' if inner else f'{params_flag}: {reason}'
+    if not key and reason.startswith(f'{name} '):
+        return f'{class_flag} {reason}'  # '--scheduler-class OneCycleLR fails when ...'
+    return f'{class_flag} {name}: ' + (f'{key}: {reason}' if key else reason)
 
 
 def _cosine_kwargs(cosine_min: float, lr: float, epochs: int) -> dict:
@@ -258,49 +305,25 @@ def optimizer_class(name: str) -> type:
 
 
 def build_optimizer(name: str, params: dict, lr: float, parameters) -> torch.optim.Optimizer:
-    """``torch.optim.<name>(parameters, lr=lr, **params)``; a ValueError for a class torch does not have
-    or parameters it rejects."""
-    cls = optimizer_class(name)
+    """``torch.optim.<name>(parameters, lr=lr, **params)``; a :class:`~openfields.training.schedulers.ParamsError`
+    (a ValueError keyed in ``{type, params}``) for a class torch does not have or parameters it rejects."""
+    try:
+        cls = optimizer_class(name)
+    except ValueError as error:
+        raise schedulers.ParamsError('', str(error)) from None
     if 'lr' in params:
-        raise ValueError(f'{name}: give the learning rate as --lr (config key lr), not in its params')
+        raise schedulers.ParamsError(f'{schedulers.PARAMS}.lr', f'{name}: give the learning rate as --lr (config '
+                                                                 'key lr), not in its params')
+    schedulers.check_params(cls, params, reserved=('params',))
     try:
         return cls(parameters, lr=lr, **params)
     except (TypeError, ValueError) as error:
-        raise ValueError(f'{name} rejects its params {params}: {error}') from None
+        raise schedulers.ParamsError('', f'{name} rejects its params {params}: {error}') from None
 
 
 def check_optimizer(name: str, params: dict, lr: float) -> None:
     """Build ``name`` on a throw-away parameter: a bad name or params stop the run before any data."""
     build_optimizer(name, params, lr, [torch.nn.Parameter(torch.zeros(1))])
-
-
-def scheduler_class(name: str) -> type:
-    cls = getattr(torch.optim.lr_scheduler, str(name), None)
-    if not (isinstance(cls, type) and issubclass(cls, torch.optim.lr_scheduler.LRScheduler)):
-        raise ValueError(f'torch.optim.lr_scheduler has no scheduler class {name!r}')
-    return cls
-
-
-def build_scheduler(name: str, params: dict, optimizer):
-    """``torch.optim.lr_scheduler.<name>(optimizer, **params)``, nested ``{type, params}`` values built
-    first on the same optimizer."""
-    cls = scheduler_class(name)
-
-    def nested(value):
-        if isinstance(value, dict) and 'type' in value:
-            return build_scheduler(value['type'], value.get('params') or {}, optimizer)
-        if isinstance(value, list) and value and all(isinstance(v, dict) and 'type' in v for v in value):
-            return [nested(v) for v in value]
-        return value
-    try:
-        return cls(optimizer, **{key: nested(value) for key, value in params.items()})
-    except (TypeError, ValueError, KeyError) as error:
-        raise ValueError(f'{name} rejects its params {params}: {error}') from None
-
-
-def check_scheduler(name: str, params_json: str, base_lr: float) -> None:
-    """Replay two epochs: a bad name, params, or a scheduler that needs a metric stop the run early."""
-    _replay(name, params_json, base_lr, 2)
 
 
 _REPLAYS: dict[tuple, list[float]] = {}  # (name, params, base lr) -> the factor after 0, 1, ... steps
@@ -311,23 +334,10 @@ def _replayed_factors(name: str, params_json: str, base_lr: float, epochs: int) 
     cached and extended by doubling, so a whole run costs a few replays)."""
     factors = _REPLAYS.get((name, params_json, base_lr), [])
     if len(factors) <= epochs:
-        factors = _replay(name, params_json, base_lr, max(epochs, 2 * len(factors)))
+        rates = schedulers.learning_rates(name, json.loads(params_json), base_lr, max(epochs, 2 * len(factors)))
+        factors = [rate / base_lr for rate in rates]
         _REPLAYS[(name, params_json, base_lr)] = factors
     return factors[epochs]
-
-
-def _replay(name: str, params_json: str, base_lr: float, epochs: int) -> list[float]:
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
-    scheduler = build_scheduler(name, json.loads(params_json), optimizer)
-    factors = [optimizer.param_groups[0]['lr'] / base_lr]
-    for _ in range(epochs):
-        try:
-            optimizer.step()
-            scheduler.step()
-        except TypeError as error:
-            raise ValueError(f'{name} cannot be stepped once per epoch without a metric ({error})') from None
-        factors.append(optimizer.param_groups[0]['lr'] / base_lr)
-    return factors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,8 +372,9 @@ class OptimizerSettings:
         if self.torch_class is not None:
             try:
                 check_optimizer(self.torch_class, json.loads(self.torch_params), self.lr)
-            except ValueError as error:
-                raise ValueError(f'--optimizer-class {self.torch_class}: {error}') from None
+            except schedulers.ParamsError as error:
+                raise ValueError(flag_message(error, '--optimizer-class', self.torch_class,
+                                              '--optimizer-params')) from None
             return
         if self.weight_decay < 0:
             raise ValueError(f'--weight-decay must be >= 0, got {self.weight_decay}')
@@ -378,8 +389,9 @@ class OptimizerSettings:
         if self.torch_class is not None:
             try:
                 return build_optimizer(self.torch_class, json.loads(self.torch_params), self.lr, parameters)
-            except ValueError as error:
-                raise ValueError(f'--optimizer-class {self.torch_class}: {error}') from None
+            except schedulers.ParamsError as error:
+                raise ValueError(flag_message(error, '--optimizer-class', self.torch_class,
+                                              '--optimizer-params')) from None
         if self.name == 'sgd':
             return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
                                    weight_decay=self.weight_decay)
