@@ -71,6 +71,8 @@ test-slurm: $(STAMP)
 # the train step of shufflenetv2k16 (batch 8, 385x385) plain, with torch's kernels instead of openfields'
 # compiled ones, channels_last and compiled (the compile variant spends about two minutes compiling on a 2-core
 # CPU), each with its share of the FLOP ceiling (measured matmul peak)
+# dense connections on the shared COCO sample: oracle AP and decoder time with and without, the dense head's cost
+# in the network (tools/benchmark_dense.py)
 # with OPENPIFPAF_PYTHON=<the python of a venv with OpenPifPaf 0.13.11> (shared/reference/peer-openpifpaf.md) the
 # train step also runs beside OpenPifPaf's (same malloc tuning) and the decoder figures include OpenPifPaf's C++
 # decoder on the same fields
@@ -80,6 +82,7 @@ bench: $(STAMP)
 	$(PYTHON) -m tools.benchmark_decode --output outputs/bench/decode.json \
 		$(if $(OPENPIFPAF_PYTHON),--peer-python $(OPENPIFPAF_PYTHON))
 	$(PYTHON) -m tools.benchmark_threads --output outputs/bench/threads.json
+	$(PYTHON) -m tools.benchmark_dense --output outputs/bench/dense.json
 
 # bottom-up against top-down, trained from scratch on the synthetic set and the shared DeepLabCut project (about an
 # hour on 2 CPU cores; docs/benchmarks.md, docs/topdown.md)

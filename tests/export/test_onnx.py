@@ -50,6 +50,25 @@ def test_an_export_off_by_more_than_the_tolerance_writes_nothing(tiny_checkpoint
     assert list(tmp_path.iterdir()) == []
 
 
+def test_small_values_amid_huge_ones_are_compared_with_their_channels_scale():
+    """A saturated network's channel holds 1e16 values and their differences (1e8) whose float32 rounding is
+    that of 1e16 numbers: compared with a hundredth of the channel's largest value. A trained head's channel (values
+    within +-10) is compared absolutely, as before."""
+    saturated = np.zeros((1, 2, 5, 3, 3), np.float32)
+    saturated[0, 0, 3] = 1e16
+    saturated[0, 1, 3, 0, 0] = 8e7
+    off = saturated.copy()
+    off[0, 1, 3, 0, 0] = 7.8e7  # 2.5% of the element, 2e-10 of its channel's largest value
+    assert command.largest_difference([saturated], [off], ['h']) == pytest.approx(2e6 / 1e14, rel=1e-3)
+    trained = np.full((1, 2, 5, 3, 3), 4.0, np.float32)
+    assert command.largest_difference([trained], [trained + 2e-4], ['h']) == pytest.approx(2e-4 / 4, rel=1e-2)
+    small = trained.copy()
+    small[0, 0, 2, 0, 0] = 0.5  # below 1: absolute
+    shifted = small.copy()
+    shifted[0, 0, 2, 0, 0] += 3e-4
+    assert command.largest_difference([small], [shifted], ['h']) == pytest.approx(3e-4, rel=1e-2)
+
+
 def test_a_file_that_is_not_an_openfields_checkpoint_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / 'weights.pkl').write_bytes(b'not a checkpoint')
     with pytest.raises(SystemExit) as exit_info:

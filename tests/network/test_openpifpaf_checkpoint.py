@@ -190,10 +190,11 @@ def _run(*args, timeout=600):
 
 
 @needs_checkpoint
-@pytest.mark.slow  # 25 s: four commands on the real checkpoint (make test-slow)
+@pytest.mark.slow  # 50 s: five commands on the real checkpoint (make test-slow)
 def test_the_checkpoint_refines_evaluates_runs_on_video_frames_and_exports(tmp_path):
     """``train --checkpoint`` keeps both heads (cocokp's metas with --cocokp-upsample 2: none created new),
-    ``eval`` writes its stats, ``video`` runs on a folder of frames, ``export_torchscript`` writes its file."""
+    ``eval`` writes its stats, ``video`` runs on a folder of frames, ``export_torchscript`` and ``export_onnx`` write
+    their files."""
     data = [f'--cocokp-{split}-annotations={COCO_SAMPLE / "annotations.json"}' for split in ('train', 'val')]
     data += [f'--cocokp-{split}-image-dir={COCO_SAMPLE / "images"}' for split in ('train', 'val')]
     trained = _run('openfields.train', '--checkpoint', str(OPP_CHECKPOINT), '--dataset=cocokp', '--cocokp-upsample=2',
@@ -213,4 +214,9 @@ def test_the_checkpoint_refines_evaluates_runs_on_video_frames_and_exports(tmp_p
     assert len(frames.read_text().splitlines()) == 4
     exported = tmp_path / 'model.pt'
     _run('openfields.export_torchscript', '--checkpoint', str(OPP_CHECKPOINT), '--output', str(exported))
+    assert exported.stat().st_size > 0
+    # its saturated fields (1e16) export to ONNX within the default tolerance (differences measured against the
+    # scale of each channel: openfields/export/command.py largest_difference)
+    exported = tmp_path / 'model.onnx'
+    _run('openfields.export_onnx', '--checkpoint', str(OPP_CHECKPOINT), '--output', str(exported))
     assert exported.stat().st_size > 0
