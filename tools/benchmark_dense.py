@@ -11,7 +11,8 @@ give them, cif + caf + caf25) decoded with and without ``--dense-connections``, 
 Each with openfields' fragment merging (default) and without it (``--fragment-merge-distance 0``, as OpenPifPaf's
 decoder). COCO keypoint AP and decoder milliseconds per image (median of ``--repeats`` interleaved runs). The
 network's cost of the dense head: shufflenetv2k16 (COCO's upsample 2) with and without it on one 641x427 image,
-median of interleaved forward passes.
+median of interleaved forward passes, and its floating-point operations (torch's FlopCounterMode: unlike the
+times, a busy machine does not move them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+import torch.utils.flop_counter
 
 from openfields import eval as eval_cli, outputs
 from openfields.datasets import coco_person
@@ -86,8 +88,12 @@ def network_rows(repeats: int) -> list[dict]:
               True: factory.build('shufflenetv2k16', {}, metas + [
                   dense_head_meta(metas[1], coco_person.DENSE_COCO_PERSON_CONNECTIONS, '--cocokp-with-dense')]).eval()}
     image = torch.zeros(1, 3, 433, 641)  # 641x427 padded to a multiple of 16, plus one
-    seconds = {False: [], True: []}
+    seconds, flops = {False: [], True: []}, {}
     with torch.inference_mode():
+        for dense, model in models.items():  # a count, unlike the times, that a busy machine does not move
+            with torch.utils.flop_counter.FlopCounterMode(display=False) as counter:
+                model(image)
+            flops[dense] = counter.get_total_flops()
         for model in models.values():
             model(image)  # warm-up
         for _ in range(repeats):
@@ -96,7 +102,8 @@ def network_rows(repeats: int) -> list[dict]:
                 model(image)
                 seconds[dense].append(time.perf_counter() - start)
     return [{'basenet': 'shufflenetv2k16', 'input': '641x433', 'dense_head': dense,
-             'network_ms': round(1000 * statistics.median(seconds[dense]), 1), 'threads': torch.get_num_threads()}
+             'network_ms': round(1000 * statistics.median(seconds[dense]), 1), 'gflops': round(flops[dense] / 1e9, 2),
+             'threads': torch.get_num_threads()}
             for dense in (False, True)]
 
 
@@ -115,7 +122,8 @@ def main():
         print(f"{row['case']:>15} merge {row['fragment_merging']:>3} dense {row['dense_connections']!s:>5}: "
               f"AP {row['AP']:.3f}, decoder {row['decoder_ms_per_image']:.1f} ms/image")
     for row in result['network']:
-        print(f"network {row['basenet']} {row['input']} dense head {row['dense_head']}: {row['network_ms']} ms")
+        print(f"network {row['basenet']} {row['input']} dense head {row['dense_head']}: {row['network_ms']} ms, "
+              f"{row['gflops']} GFLOPs")
 
 
 if __name__ == '__main__':
