@@ -3,8 +3,9 @@
 The project's labels become an in-memory COCO keypoint dict (one category, the project's body parts), so
 training and evaluation run through the core keypoint module (as ``cocokp``): transforms, encoders, the COCO metric.
 Body parts and skeleton come from ``config.yaml`` (an empty skeleton becomes the spanning tree of body
-parts that are usually close together, logged); frames are split into train and test by
-``--dlc-train-fraction`` and ``--dlc-shuffle`` and the split is written next to the checkpoint
+parts that are usually close together, logged); frames are split into train and test as DeepLabCut split
+shuffle ``--dlc-shuffle`` at ``--dlc-train-fraction`` (when the project holds that split; else openfields' own
+split seeded by the shuffle number, :mod:`.split`) and the split is written next to the checkpoint
 (``write_run_files``), where evaluation finds it (``use_run_files``). Validation during training uses the test frames.
 
 Evaluation covers the train and the test frames: pixel error (DeepLabCut's "RMSE"), the same above
@@ -31,7 +32,7 @@ from openfields.datasets.evaluation import EvalSettings
 from openfields.datasets.keypoint_module import KeypointDataModule, as_loaded
 
 from . import project
-from .split import Split, find_split_file, make_split, read_split, split_path, write_split
+from .split import Split, find_split_file, project_split, read_split, split_path, write_split
 
 LOG = logging.getLogger(__name__)
 
@@ -121,7 +122,9 @@ class Dlc(KeypointDataModule):
                            help='fraction of the labelled frames used for training (default: config.yaml '
                                 f'TrainingFraction[0], else {DEFAULT_TRAIN_FRACTION})')
         group.add_argument(f'--{prefix}-shuffle', type=int, default=1,
-                           help='seed of the train/test split (as DeepLabCut\'s shuffle number)')
+                           help='the DeepLabCut shuffle whose train/test split is read from the project\'s '
+                                'training-datasets folder; the seed of openfields\' own split when the project '
+                                'has none for it')
         group.add_argument(f'--{prefix}-sigma', type=float, default=DEFAULT_SIGMA,
                            help='keypoint size relative to the animal\'s size (sqrt of the area of the box around '
                                 'its labelled keypoints) for the training targets, as COCO\'s OKS sigmas')
@@ -145,7 +148,7 @@ class Dlc(KeypointDataModule):
         fraction = get('train_fraction')
         if fraction is None:
             fraction = config.training_fraction or DEFAULT_TRAIN_FRACTION
-        data_split = make_split([f.path for f in frames], fraction, get('shuffle'))
+        data_split = project_split(config, frames, fraction, get('shuffle'))
         return cls(config=config, frames=frames, data_split=data_split, sigma=get('sigma'), evaluation=evaluation,
                    **common)
 

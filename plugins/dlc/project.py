@@ -49,6 +49,10 @@ class ProjectConfig:
     unique_bodyparts: list[str]
     pcutoff: float
     training_fraction: float | None
+    # what names the shuffles' files under training-datasets/ (DeepLabCut's split): Task is ``task``
+    scorer: str = ''
+    date: str = ''
+    iteration: int | None = None  # config.yaml's "iteration"; None when it has none
 
     @property
     def config_path(self) -> pathlib.Path:
@@ -102,7 +106,9 @@ def load_config(root: pathlib.Path) -> ProjectConfig:
                          skeleton=_skeleton(config.get('skeleton'), bodyparts, path),
                          multi_animal=multi_animal, individuals=individuals, unique_bodyparts=unique,
                          pcutoff=_pcutoff(config.get('pcutoff'), path),
-                         training_fraction=_training_fraction(config.get('TrainingFraction'), path))
+                         training_fraction=_training_fraction(config.get('TrainingFraction'), path),
+                         scorer=str(config.get('scorer') or ''), date=str(config.get('date') or ''),
+                         iteration=_iteration(config.get('iteration'), path))
 
 
 def _names(config: dict, key: str, path, required: bool) -> list[str]:
@@ -145,6 +151,14 @@ def _training_fraction(value, path) -> float | None:
     return float(value[0])
 
 
+def _iteration(value, path) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DatasetError(f'{path}: "iteration" must be a whole number >= 0, got {value!r}')
+    return value
+
+
 # --- labels -----------------------------------------------------------------------------------------------
 
 def label_files(config: ProjectConfig) -> list[pathlib.Path]:
@@ -181,6 +195,12 @@ class _Header:
 
 def read_labels(csv_path: pathlib.Path, config: ProjectConfig) -> list[Frame]:
     """The frames of one ``CollectedData_*.csv``."""
+    return [frame for _, frame in read_rows(csv_path, config) if frame is not None]
+
+
+def read_rows(csv_path: pathlib.Path, config: ProjectConfig) -> list[tuple[str, Frame | None]]:
+    """Every data row of one ``CollectedData_*.csv`` in file order: its image path and its frame (None when
+    nothing in the row is labelled). DeepLabCut's split indices count these rows of its merged labels."""
     try:
         with open(csv_path, newline='', encoding='utf-8-sig') as f:
             rows = list(csv.reader(f))
@@ -188,18 +208,17 @@ def read_labels(csv_path: pathlib.Path, config: ProjectConfig) -> list[Frame]:
         raise DatasetError(f'{csv_path}: cannot be read as CSV ({error})') from None
     n_header = 4 if config.multi_animal else 3
     header = _parse_header(rows[:n_header], csv_path, config)
-    frames = []
+    parsed = []
     n_outside = 0
     for row_number, row in enumerate(rows[n_header:], start=n_header + 1):
         if not any(cell.strip() for cell in row):
             continue
-        frame, outside = _parse_row(row, row_number, header, csv_path, config)
+        relative, frame, outside = _parse_row(row, row_number, header, csv_path, config)
         n_outside += outside
-        if frame is not None:
-            frames.append(frame)
+        parsed.append((relative, frame))
     if n_outside:
         LOG.info('%s: %d labels outside their image count as unlabelled', csv_path, n_outside)
-    return frames
+    return parsed
 
 
 def _parse_header(rows: list[list[str]], csv_path, config: ProjectConfig) -> _Header:
@@ -270,8 +289,9 @@ def _check_complete(columns, individuals, csv_path, row_number, config: ProjectC
                                f'(body parts of {config.config_path}: {", ".join(config.bodyparts)})')
 
 
-def _parse_row(row, row_number, header: _Header, csv_path, config: ProjectConfig) -> tuple[Frame | None, int]:
-    """One data row -> (Frame or None when nothing is labelled, number of labels outside the image)."""
+def _parse_row(row, row_number, header: _Header, csv_path,
+               config: ProjectConfig) -> tuple[str, Frame | None, int]:
+    """One data row -> (image path, Frame or None when nothing is labelled, number of labels outside the image)."""
     source = f'{csv_path}: row {row_number}'
     if len(row) != header.width:
         raise DatasetError(f'{source}: {len(row)} cells, the header has {header.width}')
@@ -296,10 +316,10 @@ def _parse_row(row, row_number, header: _Header, csv_path, config: ProjectConfig
             keypoints[i, k] = (x, y, 2.0)
     labelled = np.any(keypoints[:, :, 2] > 0, axis=1)
     if not np.any(labelled):
-        return None, n_outside
-    return Frame(path=relative, width=width, height=height, keypoints=keypoints[labelled],
-                 individuals=[n for n, keep in zip(header.individuals, labelled) if keep],
-                 source=source), n_outside
+        return relative, None, n_outside
+    return relative, Frame(path=relative, width=width, height=height, keypoints=keypoints[labelled],
+                           individuals=[n for n, keep in zip(header.individuals, labelled) if keep],
+                           source=source), n_outside
 
 
 def _number(cell: str, source: str, bodypart: str) -> float:
