@@ -9,6 +9,9 @@ EXPORT = ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnx-ir==1.1.0', 'onnxruntime==1
 VIDEO = ['av==18.1.0']
 # DeepLabCut's .h5 prediction tables (predict/video --dlc-table x.h5); .csv needs nothing
 DLC_H5 = ['pandas==3.1.1', 'tables==3.11.1']
+# the HRNet basenets are timm's HRNet (the library DeepLabCut builds them with, so its ImageNet weights load);
+# huggingface_hub downloads the ImageNet weights of resnet50_gn, the HRNets and the CSPNeXts, safetensors reads them
+TIMM = ['timm==1.0.31', 'huggingface_hub==2.4.0', 'safetensors==0.8.0']
 
 setup(
     name='openfields',
@@ -42,6 +45,8 @@ setup(
         # python -m openfields.video on video files (a folder of frames needs nothing more)
         'video': VIDEO,
         'dlc-h5': DLC_H5,
-        'test': ['pytest==9.2.0', 'tensorboard==2.21.0', 'wandb==0.31.0'] + EXPORT + VIDEO + DLC_H5,
+        # --basenet hrnet_w18/32/48, and ImageNet weights of the basenets DeepLabCut takes from the hub
+        'timm': TIMM,
+        'test': ['pytest==9.2.0', 'tensorboard==2.21.0', 'wandb==0.31.0'] + EXPORT + VIDEO + DLC_H5 + TIMM,
     },
 )

@@ -22,15 +22,30 @@ import os
 import pathlib
 import typing
 
+from ..network import basenets, cspnext
 from ..training import optimize, schedulers
 
 SECTIONS = ('data', 'runner', 'train_settings', 'method', 'net_type', 'model', 'metadata', 'inference',
             'detector', 'logger', 'resume_training_from', 'with_center_keypoints')
 
-# DeepLabCut's net_type / backbone model_name -> openfields basenet
-BASENETS = {'resnet_50': 'resnet50', 'resnet_101': 'resnet101', 'resnet_152': 'resnet152',
-            'resnet50': 'resnet50', 'resnet50_gn': 'resnet50', 'resnet101': 'resnet101', 'resnet152': 'resnet152',
-            'resnet18': 'resnet18'}
+# DeepLabCut's model.backbone type -> its model_names openfields builds: timm's names, which the basenets have
+BASENETS = {'ResNet': ('resnet18', 'resnet50', 'resnet50_gn', 'resnet101', 'resnet152'),
+            'HRNet': ('hrnet_w18', 'hrnet_w32', 'hrnet_w48'),
+            'CSPNeXt': tuple(cspnext.VARIANTS)}  # named by deepen_factor and widen_factor
+# DeepLabCut's net_type -> the model.backbone DeepLabCut writes for it (its config/backbones, dekr and rtmpose
+# files); top_down_<net type> has the backbone of <net type>
+NET_TYPES = {
+    'resnet_50': {'type': 'ResNet', 'model_name': 'resnet50_gn', 'output_stride': 16, 'freeze_bn_stats': True,
+                  'freeze_bn_weights': False},
+    'resnet_101': {'type': 'ResNet', 'model_name': 'resnet101', 'output_stride': 16, 'freeze_bn_stats': True,
+                   'freeze_bn_weights': False},
+    **{f'hrnet_w{w}': {'type': 'HRNet', 'model_name': f'hrnet_w{w}', 'freeze_bn_stats': True,
+                       'freeze_bn_weights': False} for w in (18, 32, 48)},
+    **{f'dekr_w{w}': {'type': 'HRNet', 'model_name': f'hrnet_w{w}', 'interpolate_branches': True,
+                      'freeze_bn_stats': False, 'freeze_bn_weights': False} for w in (18, 32, 48)},
+    **{f'{family}_{size}': {'type': 'CSPNeXt', 'model_name': f'cspnext_{size}', 'freeze_bn_stats': False,
+                            'freeze_bn_weights': False} for family in ('cspnext', 'rtmpose') for size in 'smx'},
+}
 
 
 class DlcConfigError(ValueError):
@@ -288,28 +303,114 @@ def _method(value, path, ctx):
     return ctx.ignore(path, f'{value}: conditional top-down has no counterpart; the pose model trains bottom-up')
 
 
-def _basenet(name, path, ctx) -> dict:
-    basenet = BASENETS.get(str(name))
-    if basenet is None:
-        return ctx.ignore(path, f'{name}: no openfields basenet (ResNets: ' + ', '.join(
-            sorted(k for k in BASENETS if '_' in k)) + ')')
-    return {'basenet': basenet}
+AVAILABLE = '; '.join(f'{kind}: {", ".join(names)}' for kind, names in BASENETS.items())
+BACKBONE_KEYS = {'type', 'model_name', 'pretrained', 'freeze_bn_stats', 'freeze_bn_weights'}
+FAMILY_KEYS = {'ResNet': {'output_stride', 'drop_path_rate', 'drop_block_rate'},
+               'HRNet': {'interpolate_branches', 'increased_channel_count', 'stride'},
+               'CSPNeXt': {'arch', 'expand_ratio', 'deepen_factor', 'widen_factor', 'channel_attention',
+                           'norm_layer', 'activation_fn', 'out_indices'}}
+RESNET_OUTPUT_STRIDES = {32: 1, 16: 2}  # DeepLabCut's ResNet output_stride -> dilation of the last block
+# every flag a backbone sets, at its default: a backbone sets them all, so that model.backbone also replaces
+# what a net_type earlier in the file set
+BACKBONE_FLAGS = {'basenet-freeze-bn-stats': False, 'basenet-freeze-bn-weights': False, 'resnet-pool0-stride': 0,
+                  'resnet-block5-dilation': 1, 'hrnet-interpolate-branches': False,
+                  'hrnet-increased-channel-count': False}
+
+
+def _basenet(backbone: dict, path: str, ctx) -> tuple[str, str]:
+    """``(type, basenet)`` of a DeepLabCut backbone: its ``type`` (else the family its ``model_name`` starts
+    with) and ``model_name`` (a CSPNeXt by its deepen and widen factors); one that openfields does not build
+    is refused, listing what it builds."""
+    name = str(backbone.get('model_name'))
+    kind = backbone.get('type') or next((k for k in BASENETS if name.startswith(k.lower())), None)
+    if kind not in BASENETS:
+        raise ctx.error(f'{path}.type', f'{kind!r} has no openfields basenet; openfields builds {AVAILABLE}')
+    if kind != 'CSPNeXt':
+        if name not in BASENETS[kind]:
+            raise ctx.error(f'{path}.model_name', f'{name!r} has no openfields basenet; openfields builds {AVAILABLE}')
+        return kind, name
+    default = cspnext.VARIANTS.get(name, cspnext.VARIANTS['cspnext_m'])  # DeepLabCut's CSPNeXt defaults: m's
+    factors = tuple(_number(backbone.get(key, d), f'{path}.{key}', ctx)
+                    for key, d in zip(('deepen_factor', 'widen_factor'), default))
+    variant = next((v for v, f in cspnext.VARIANTS.items() if f == factors), None)
+    if variant is None:
+        variants = ', '.join(f'{v} ({d}, {w})' for v, (d, w) in cspnext.VARIANTS.items())
+        raise ctx.error(path, f'deepen_factor {factors[0]} and widen_factor {factors[1]} ({name}) make no CSPNeXt '
+                              f'openfields builds: {variants}')
+    return kind, variant
 
 
 def _model(value, path, ctx):
-    value = _only(value, path, ctx, {'backbone'})
-    backbone = value.get('backbone')
-    if backbone is None:
-        return {}
-    backbone = _only(backbone, f'{path}.backbone', ctx, {'type', 'model_name', 'pretrained', 'output_stride'})
-    values = {}
-    if backbone.get('model_name') is not None:
-        values.update(_basenet(backbone['model_name'], f'{path}.backbone.model_name', ctx))
-    if backbone.get('output_stride') not in (None, 16):
-        ctx.ignore(f'{path}.backbone.output_stride', 'openfields ResNets have stride 16 (--<dataset>-upsample: 8)')
-    if backbone.get('pretrained') is True:
-        values['basenet-pretrained'] = True
+    """``model.backbone``: see :func:`_backbone`. Noted on the context (keys are read in the file's order):
+    a ``net_type`` after it is only checked."""
+    vars(ctx)['backbone_read'] = True
+    return _backbone(value, path, ctx)
+
+
+def _backbone(value, path, ctx) -> dict:
+    """A DeepLabCut backbone as the basenet flags (all of :data:`BACKBONE_FLAGS`); what openfields cannot
+    build is refused in one line naming the key. ImageNet weights unless ``pretrained: false``: timm's as in
+    DeepLabCut (DeepLabCut's own for CSPNeXt)."""
+    backbone = _mapping(value, path, ctx)
+    kind, basenet = _basenet(backbone, path, ctx)
+    _only(backbone, path, ctx, BACKBONE_KEYS | FAMILY_KEYS[kind])
+    pretrained = ('auto' if kind == 'CSPNeXt' else 'timm') if _bool(backbone, 'pretrained', True, path, ctx) else None
+    return {'basenet': basenet, 'basenet-pretrained': pretrained, **BACKBONE_FLAGS,
+            **_FAMILIES[kind](backbone, basenet, path, ctx)}
+
+
+def _bool(backbone: dict, key: str, default: bool, path: str, ctx) -> bool:
+    value = backbone.get(key, default)
+    if not isinstance(value, bool):
+        raise ctx.error(f'{path}.{key}', f'must be true or false, got {value!r}')
+    return value
+
+
+def _freezing(backbone: dict, path: str, ctx) -> dict:
+    """DeepLabCut freezes BatchNorm statistics and weights unless told not to (its BaseBackbone defaults)."""
+    return {f'basenet-{key.replace("_", "-")}': _bool(backbone, key, True, path, ctx)
+            for key in ('freeze_bn_stats', 'freeze_bn_weights')}
+
+
+def _only_value(backbone: dict, key: str, accepted: tuple, path: str, ctx, why: str) -> None:
+    if backbone.get(key, accepted[0]) not in accepted:
+        raise ctx.error(f'{path}.{key}', f'{backbone[key]!r}: {why}')
+
+
+def _resnet_backbone(backbone, basenet, path, ctx) -> dict:
+    stride = backbone.get('output_stride', 32)  # DeepLabCut's ResNet default (its resnet_* files say 16)
+    if stride not in RESNET_OUTPUT_STRIDES:
+        raise ctx.error(f'{path}.output_stride', f'{stride!r}: openfields ResNets have output stride 32 (max-pool '
+                                                 'after the input conv) or 16 (the last block dilated), no other')
+    for key in ('drop_path_rate', 'drop_block_rate'):
+        _only_value(backbone, key, (0, 0.0), path, ctx, 'openfields has no stochastic depth or DropBlock (0 only)')
+    values = {'resnet-pool0-stride': 2, 'resnet-block5-dilation': RESNET_OUTPUT_STRIDES[stride]}
+    freezing = _freezing(backbone, path, ctx)
+    if basenets.RESNETS[basenet][1] is None:  # BatchNorm; a GroupNorm ResNet has nothing to freeze, in DLC neither
+        values.update(freezing)
     return values
+
+
+def _hrnet_backbone(backbone, basenet, path, ctx) -> dict:
+    _only_value(backbone, 'stride', (4,), path, ctx, 'the HRNet basenets have stride 4, the first branch\'s')
+    return {'hrnet-interpolate-branches': _bool(backbone, 'interpolate_branches', False, path, ctx),
+            'hrnet-increased-channel-count': _bool(backbone, 'increased_channel_count', False, path, ctx),
+            **_freezing(backbone, path, ctx)}
+
+
+def _cspnext_backbone(backbone, basenet, path, ctx) -> dict:
+    for key, accepted, why in (('arch', ('P5',), 'openfields builds the P5 CSPNeXts'),
+                               ('expand_ratio', (0.5,), 'openfields\' CSP layers split the channels in halves'),
+                               ('channel_attention', (True,), 'openfields\' CSPNeXts have channel attention'),
+                               ('norm_layer', ('SyncBN', 'BN'), 'openfields\' CSPNeXts have BatchNorm (synchronised '
+                                                                'across processes with --ddp)'),
+                               ('activation_fn', ('SiLU',), 'openfields\' CSPNeXts use SiLU'),
+                               ('out_indices', (-1,), 'openfields\' CSPNeXts give their last stage')):
+        _only_value(backbone, key, accepted, path, ctx, why)
+    return _freezing(backbone, path, ctx)
+
+
+_FAMILIES = {'ResNet': _resnet_backbone, 'HRNet': _hrnet_backbone, 'CSPNeXt': _cspnext_backbone}
 
 
 def _keyed(error: schedulers.ParamsError, path: str, ctx: _Context) -> DlcConfigError:
@@ -675,11 +776,31 @@ DLC_KEYS = (
            ('data.train.normalize_images', 'data.inference'), None),
     DlcKey('data.colormode', (), 'openfields reads RGB; another value is listed as ignored',
            ('data.colormode',), _switch('RGB', 'RGB')),
-    DlcKey('net_type, model.backbone {model_name, pretrained}', ('--basenet', '--basenet-pretrained'),
-           'DLC\'s `resnet_50` is timm\'s resnet50_gn (GroupNorm), stride 16; openfields\' `resnet50` is '
-           'torchvision\'s (BatchNorm), stride 16. `pretrained: true` is `--basenet-pretrained`: ImageNet '
-           'weights from the torch hub cache, never downloaded. HRNet, CSPNeXt, DLCRNet and RTMPose have no '
-           'equivalent and are listed as ignored', ('net_type', 'model'), None),
+    DlcKey('net_type', ('--basenet',),
+           'the backbone DLC writes for the net type, as `model.backbone` below (which decides when the file has '
+           'it): `resnet_50` is resnet50_gn at output stride 16, `resnet_101` resnet101 at 16, `hrnet_w18/32/48` '
+           'the HRNets, `dekr_w*` the HRNets with `--hrnet-interpolate-branches`, `cspnext_*` and `rtmpose_*` '
+           'the CSPNeXts; `top_down_<net type>` as `<net type>`. Others (DLCRNet, TokenPose, CTD, ...) are '
+           'refused naming the ones openfields trains', ('net_type',), None),  # _SPECIAL: _net_type
+    DlcKey('model.backbone {type, model_name, pretrained, output_stride, freeze_bn_stats, freeze_bn_weights, '
+           'interpolate_branches, increased_channel_count, deepen_factor, widen_factor}',
+           ('--basenet', '--basenet-pretrained', '--resnet-pool0-stride', '--resnet-block5-dilation',
+            '--basenet-freeze-bn-stats', '--basenet-freeze-bn-weights', '--hrnet-interpolate-branches',
+            '--hrnet-increased-channel-count'),
+           '`model_name` is `--basenet` of the same name (ResNet resnet18/50/50_gn/101/152, timm\'s architecture; '
+           'HRNet hrnet_w18/32/48, built by timm as in DLC) or, for `type: CSPNeXt`, the CSPNeXt of `deepen_factor`/'
+           '`widen_factor` (cspnext_s 0.33/0.5, m 0.67/0.75, x 1.33/1.25). ImageNet weights unless `pretrained: '
+           'false`: `--basenet-pretrained timm` (timm\'s files, as DLC loads them; CSPNeXt: DLC\'s own), downloaded '
+           'into the torch hub or Hugging Face cache; offline, one line says where the file goes. ResNet '
+           '`output_stride` 16 (DLC\'s resnet_* files) is `--resnet-pool0-stride 2 --resnet-block5-dilation 2` '
+           '(openfields also dilates the first block of layer4, timm does not), 32 (DLC\'s default) the max-pool '
+           'alone. `freeze_bn_stats`/`freeze_bn_weights` (DLC default true when absent) are '
+           '`--basenet-freeze-bn-stats`/`--basenet-freeze-bn-weights`; resnet50_gn has no BatchNorm to freeze, in '
+           'DLC neither. `interpolate_branches`/`increased_channel_count` are `--hrnet-interpolate-branches`/'
+           '`--hrnet-increased-channel-count`. A backbone or value '
+           'openfields cannot build (DLCRNet, output_stride 8, drop_path_rate, a P6 CSPNeXt, ...) is refused in '
+           'one line naming the key',
+           ('model.backbone',), _model),
     DlcKey('data.bbox_margin', ('--topdown-bbox-margin',),
            'top-down: pixels around the labelled keypoints of a box derived from them (DLC default 20); a '
            'DeepLabCut project\'s boxes always are', ('data.bbox_margin',), _bbox_margin),
@@ -728,7 +849,15 @@ DLC_KEYS = (
 
 
 def _net_type(value, path, ctx):
-    return _basenet(value, path, ctx)
+    """DeepLabCut's ``net_type``: the backbone DeepLabCut writes for it (:data:`NET_TYPES`), unless
+    ``model.backbone`` was read already (it decides: for DeepLabCut the net type is a label once the file
+    exists); a net type without an openfields basenet is refused either way."""
+    name = str(value)
+    backbone = NET_TYPES.get(name.removeprefix('top_down_'))
+    if backbone is None:
+        raise ctx.error(path, f'{name!r} has no openfields basenet; net types openfields trains: '
+                              f'{", ".join(NET_TYPES)}, each also as top_down_<net type>')
+    return {} if vars(ctx).get('backbone_read') else _backbone(backbone, path, ctx)
 
 
 def _metadata(value, path, ctx):

@@ -4,7 +4,9 @@ Every basenet has ``name``, ``stride`` (``h = (H - 1) // stride + 1``), ``out_fe
 plain-typed ``config`` dict. ``build(name, config)`` rebuilds the same architecture, so checkpoints
 store ``name`` and ``config`` (plus a state dict) instead of pickled modules.
 
-Plugins add basenets with :func:`register_basenet`.
+Families: ShuffleNetV2K and ResNet here (``resnet50_gn``: GroupNorm), HRNet (:mod:`.hrnet`, built by timm)
+and CSPNeXt (:mod:`.cspnext`). Basenets with BatchNorm take ``freeze_bn_stats`` / ``freeze_bn_weights``
+(:class:`FreezableBatchNorm`). Plugins add basenets with :func:`register_basenet`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ CONFIG_FROM_ARGS: dict[str, ConfigFromArgs] = {}
 PLAIN_TYPES = (str, int, float, bool, type(None))
 
 
+class BasenetDependencyMissing(ValueError):
+    """A basenet needs an optional package; the message names the basenet and the install command."""
+
+
 def register_basenet(name: str, builder: BasenetBuilder,
                      config_from_args: ConfigFromArgs | None = None) -> None:
     """Add (or replace) a basenet. ``config_from_args(args) -> dict`` maps CLI flags to its config;
@@ -44,11 +50,23 @@ def build(name: str, config: dict | None = None) -> nn.Module:
     return builder(dict(config or {}))
 
 
+# flags only some basenets read -> the config key that carries them (in the config of those that do)
+FAMILY_FLAGS = {'basenet_freeze_bn_stats': 'freeze_bn_stats', 'basenet_freeze_bn_weights': 'freeze_bn_weights',
+                'hrnet_interpolate_branches': 'interpolate_branches',
+                'hrnet_increased_channel_count': 'increased_channel_count'}
+
+
 def config_from_args(name: str, args: argparse.Namespace) -> dict:
-    """The config of basenet ``name`` as selected by the parsed CLI flags."""
+    """The config of basenet ``name`` as selected by the parsed CLI flags; a flag of :data:`FAMILY_FLAGS`
+    given for a basenet that does not read it is refused (it would do nothing)."""
     if name not in BASENETS:
         raise ValueError(f'unknown --basenet {name!r}; choose from: {", ".join(sorted(BASENETS))}')
-    return CONFIG_FROM_ARGS[name](args)
+    config = CONFIG_FROM_ARGS[name](args)
+    for dest, key in FAMILY_FLAGS.items():
+        if getattr(args, dest, False) and key not in config:
+            flag = '--' + dest.replace('_', '-')
+            raise ValueError(f'{flag} (or {key} of a DeepLabCut file) does not apply to --basenet {name}')
+    return config
 
 
 def stride(name: str, config: dict | None = None) -> int:
@@ -59,7 +77,8 @@ def stride(name: str, config: dict | None = None) -> int:
 
 
 def from_args(name: str, args: argparse.Namespace) -> nn.Module:
-    """Build basenet ``name`` from CLI flags; loads ImageNet weights when ``--basenet-pretrained``."""
+    """Build basenet ``name`` from CLI flags; loads ImageNet weights when ``--basenet-pretrained`` (see
+    :mod:`.pretrained`)."""
     basenet = build(name, config_from_args(name, args))
     source = getattr(args, 'basenet_pretrained', None)
     if source is not None:
@@ -70,9 +89,21 @@ def from_args(name: str, args: argparse.Namespace) -> nn.Module:
 
 def cli(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group('basenets')
-    group.add_argument('--basenet-pretrained', nargs='?', const='auto', default=None, metavar='PATH',
-                       help='initialise the basenet with ImageNet weights (ResNets only): alone, from '
-                            'the torch hub cache (never downloaded); with PATH, from that .pth file')
+    group.add_argument('--basenet-pretrained', nargs='?', const='auto', default=None, metavar='timm|PATH',
+                       help='initialise the basenet with ImageNet weights (ResNets, HRNets, CSPNeXts): alone, '
+                            'its published file (torchvision\'s for BatchNorm ResNets, timm\'s for resnet50_gn '
+                            'and HRNets, DeepLabCut\'s for CSPNeXts) from the torch hub or Hugging Face cache, '
+                            'downloaded there when missing; timm: timm\'s for BatchNorm ResNets too (as '
+                            'DeepLabCut); PATH: that file')
+    group.add_argument('--no-basenet-pretrained', dest='basenet_pretrained', action='store_const', const=None,
+                       help='no ImageNet weights: the basenet trains from scratch (what a config file, such as a '
+                            'DeepLabCut pytorch_config.yaml, asked for is dropped)')
+    group.add_argument('--basenet-freeze-bn-stats', action='store_true', default=False,
+                       help='keep the basenet\'s BatchNorms in evaluation mode while training: their running '
+                            'statistics stay those they were loaded with (DeepLabCut\'s freeze_bn_stats)')
+    group.add_argument('--basenet-freeze-bn-weights', action='store_true', default=False,
+                       help='do not train the scale and shift of the basenet\'s BatchNorms (DeepLabCut\'s '
+                            'freeze_bn_weights)')
     group.add_argument('--shufflenetv2k-kernel', type=int, default=5,
                        help='depthwise kernel size of the ShuffleNetV2K blocks (odd)')
     group.add_argument('--resnet-pool0-stride', type=int, default=0,
@@ -85,6 +116,55 @@ def cli(parser: argparse.ArgumentParser) -> None:
                        help='dilation of the last block; >1 replaces its stride (halves the stride)')
     group.add_argument('--resnet-remove-last-block', action='store_true', default=False,
                        help='drop the last block (layer4); halves the stride and the features')
+    group.add_argument('--hrnet-interpolate-branches', action='store_true', default=False,
+                       help='HRNet: the four branches upsampled to stride 4 and concatenated (DeepLabCut\'s DEKR '
+                            'backbone) instead of the stride-4 branch alone')
+    group.add_argument('--hrnet-increased-channel-count', action='store_true', default=False,
+                       help='HRNet: each branch through timm\'s wider "incre" block first (128 channels at '
+                            'stride 4)')
+
+
+def freeze_config(args: argparse.Namespace) -> dict:
+    """The BatchNorm freezing keys the flags set (only those given: a config without them takes the
+    defaults, so configs and checkpoints of basenets trained without freezing stay as they were)."""
+    return {key: True for dest, key in FAMILY_FLAGS.items()
+            if key.startswith('freeze_bn') and getattr(args, dest, False)}
+
+
+def batchnorms(module: nn.Module) -> list[nn.Module]:
+    """Every BatchNorm in ``module`` (openfields', torch's and the synchronised ones)."""
+    batchnorm = nn.modules.batchnorm._BatchNorm  # pylint: disable=protected-access
+    return [m for m in module.modules() if isinstance(m, batchnorm)]
+
+
+FREEZE_BATCHNORM = {'freeze_bn_stats': False, 'freeze_bn_weights': False}
+
+
+class FreezableBatchNorm(nn.Module):
+    """Base of the basenets with BatchNorm, whose ``config`` has the :data:`FREEZE_BATCHNORM` keys
+    (DeepLabCut's backbone options; its HRNets freeze the statistics by default).
+
+    ``freeze_bn_stats``: every BatchNorm stays in evaluation mode while training, normalising with the
+    running mean and variance it was loaded with (ImageNet's) instead of those of batches of a few images.
+    ``freeze_bn_weights``: their scale and shift get no gradient (``requires_grad`` False, so the optimizer
+    leaves them out). Subclasses call :meth:`freeze_batchnorm` once their layers exist."""
+
+    config: dict
+
+    def freeze_batchnorm(self) -> None:
+        if not self.config['freeze_bn_weights']:
+            return
+        for norm in batchnorms(self):
+            for parameter in (norm.weight, norm.bias):
+                if parameter is not None:
+                    parameter.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.config['freeze_bn_stats']:
+            for norm in batchnorms(self):
+                norm.eval()
+        return self
 
 
 def _resolve_config(name: str, config: dict, defaults: dict) -> dict:
@@ -112,14 +192,15 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def _conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
-             groups: int = 1, relu: bool = True) -> nn.Sequential:
-    """Conv (no bias: BN follows) + BN (+ ReLU); ``H -> (H - 1) // stride + 1`` for odd kernels."""
+             groups: int = 1, relu: bool = True, norm: Callable[[int], nn.Module] = BatchNorm2d) -> nn.Sequential:
+    """Conv (no bias: a norm follows) + BN (or ``norm``) (+ ReLU); ``H -> (H - 1) // stride + 1`` for odd
+    kernels."""
     padding = (kernel_size - 1) // 2
     if groups > 1 and groups == in_channels == out_channels:
         conv = DepthwiseConv2d(in_channels, kernel_size, stride, padding)  # faster weight gradient on CPU
     else:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
-    layers = [conv, BatchNorm2d(out_channels)]  # faster training-mode forward on CPU
+    layers = [conv, norm(out_channels)]  # BatchNorm2d: a faster training-mode forward on CPU
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -232,18 +313,31 @@ RESNET_DEFAULTS = {
 }
 
 
-class ResNet(nn.Module):
+def group_norm(channels: int) -> nn.GroupNorm:
+    """timm's ``resnet50_gn`` norm (DeepLabCut's ``resnet_50``): 32 groups of channels, each normalised
+    over (C / 32, H, W) per image, so that training does not depend on the batch size; eps 1e-5, affine."""
+    return nn.GroupNorm(32, channels)
+
+
+# ResNet basenet -> (torchvision architecture, norm replacing every BatchNorm; None: BatchNorm)
+RESNETS = {'resnet18': ('resnet18', None), 'resnet50': ('resnet50', None), 'resnet50_gn': ('resnet50', group_norm),
+           'resnet101': ('resnet101', None), 'resnet152': ('resnet152', None)}
+
+
+class ResNet(FreezableBatchNorm):
     """torchvision ResNet without avgpool/fc; stride 16 by default (max-pool removed).
 
     ``(B, 3, H, W) -> (B, out_features, (H - 1) // stride + 1, (W - 1) // stride + 1)``.
     Submodule names match torchvision's (``conv1``, ``bn1``, ``layer1``..``layer4``) so that
-    ImageNet state dicts load directly; ``input_conv2`` is the only addition.
+    ImageNet state dicts load directly (timm's ResNets use the same names); ``input_conv2`` is the only
+    addition. ``resnet50_gn`` has GroupNorm (:func:`group_norm`) in place of every BatchNorm, and thus
+    nothing for ``freeze_bn_*`` to freeze.
     """
 
     def __init__(self, name: str, config: dict):
         super().__init__()
         self.name = name
-        self.config = _resolve_config(name, config, RESNET_DEFAULTS)
+        self.config = _resolve_config(name, config, {**RESNET_DEFAULTS, **FREEZE_BATCHNORM})
         cfg = self.config
         for key in ('pool0_stride', 'input_conv2_stride'):
             if cfg[key] < 0:
@@ -251,13 +345,17 @@ class ResNet(nn.Module):
         for key in ('input_conv_stride', 'block5_dilation'):
             if cfg[key] < 1:
                 raise ValueError(f'{name}: {key} must be >= 1, got {cfg[key]}')
+        architecture, norm = RESNETS[name]
+        for key in FREEZE_BATCHNORM:
+            if norm is not None and cfg[key]:
+                raise ValueError(f'{name}: {key}: {name} has GroupNorm, no BatchNorm to freeze')
 
-        tv_resnet = getattr(torchvision.models, name)(weights=None)
+        tv_resnet = getattr(torchvision.models, architecture)(weights=None, norm_layer=norm)
         self.conv1 = tv_resnet.conv1
         self.conv1.stride = (cfg['input_conv_stride'],) * 2
         self.bn1 = tv_resnet.bn1
         self.relu = tv_resnet.relu
-        self.input_conv2 = (_conv_bn(64, 64, 3, cfg['input_conv2_stride'])
+        self.input_conv2 = (_conv_bn(64, 64, 3, cfg['input_conv2_stride'], norm=norm or BatchNorm2d)
                             if cfg['input_conv2_stride'] else None)
         self.maxpool = (nn.MaxPool2d(3, cfg['pool0_stride'], padding=1)
                         if cfg['pool0_stride'] else None)
@@ -272,6 +370,7 @@ class ResNet(nn.Module):
                 _dilate(self.layer4, cfg['block5_dilation'])
 
         self.stride = self._compute_stride()
+        self.freeze_batchnorm()
 
     def _compute_stride(self) -> int:
         cfg = self.config
@@ -316,12 +415,15 @@ def _resnet_config(args: argparse.Namespace) -> dict:
         'input_conv2_stride': args.resnet_input_conv2_stride,
         'block5_dilation': args.resnet_block5_dilation,
         'remove_last_block': args.resnet_remove_last_block,
+        **freeze_config(args),
     }
 
 
 for _name in SHUFFLENETV2K_SPECS:
     register_basenet(_name, _shufflenetv2k_builder(_name), _shufflenetv2k_config)
-for _name in ('resnet18', 'resnet50', 'resnet101', 'resnet152'):
+for _name in RESNETS:
     register_basenet(_name, _resnet_builder(_name), _resnet_config)
 del _name
 
+# the other families register their basenets on import (they build on the definitions above)
+from . import cspnext, hrnet  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import,cyclic-import

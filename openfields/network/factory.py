@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 
 from .. import headmeta
@@ -146,6 +147,17 @@ class NetworkChoice:
         return cls(basenet=name, config=basenets.config_from_args(name, args),
                    pretrained=getattr(args, 'basenet_pretrained', None), **flags)
 
+    @functools.cached_property
+    def pretrained_weights(self):
+        """The ImageNet weights file of a fresh basenet with ``pretrained`` (:class:`~.pretrained.Weights`:
+        its source, url, path and sha256, what the run's log records), found in the cache or downloaded
+        there once per choice; None without ``pretrained`` or for a network from a checkpoint. Raises
+        :class:`~.pretrained.PretrainedWeightsMissing`."""
+        if self.pretrained is None or self.loaded is not None:
+            return None
+        from . import pretrained  # pylint: disable=import-outside-toplevel
+        return pretrained.locate(self.basenet, self.pretrained)
+
     @property
     def stride(self) -> int:
         """The basenet's stride, known before any network exists (datasets create their head metas with it)."""
@@ -166,9 +178,13 @@ class NetworkChoice:
             nets.set_batchnorm(model, eps=self.batchnorm_eps, momentum=self.batchnorm_momentum)
             return model
         basenet = basenets.build(self.basenet, self.config)
-        if self.pretrained is not None:
+        if self.pretrained_weights is not None:
             from . import pretrained  # pylint: disable=import-outside-toplevel
-            pretrained.load_imagenet_weights(basenet, self.basenet, self.pretrained)
+            pretrained.load(basenet, self.pretrained_weights)
+        elif basenet.config.get('freeze_bn_stats'):
+            LOG.warning('basenet %s: --basenet-freeze-bn-stats without --basenet-pretrained: its BatchNorms keep '
+                        'their initial statistics (mean 0, variance 1), normalise nothing, and training may '
+                        'diverge', self.basenet)
         return assemble(basenet, head_metas, head_dropout=self.head_dropout,
                         batchnorm_eps=self.batchnorm_eps, batchnorm_momentum=self.batchnorm_momentum)
 
