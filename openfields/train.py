@@ -130,6 +130,10 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     seed_everything(settings.seed)  # the same initial weights on every rank
     choice = network_factory.NetworkChoice.from_args(args, resumed=resumed.checkpoint if resumed else None)
     check_stability_rule(settings, choice)
+    if context.is_main:  # a missing weights file stops the run before its data is built; one download
+        weights = choice.pretrained_weights
+    context.barrier()
+    weights = choice.pretrained_weights  # the other ranks find rank 0's file in the cache
     # the command's flags take the values the run resolved: its checkpoints, log and config file record them
     args.seed, args.basenet = settings.seed, choice.basenet
     files = _run_files(args.output, choice.basenet, args.dataset, args.argv, context, resumed)
@@ -145,6 +149,7 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
                                        settings, context, device, files, resumed)
         seed_everything(settings.seed)  # the pose run starts as it would without the detector run
     meta = _meta(vars(args), args.argv, datamodule)
+    meta['basenet_weights'] = weights.record() if weights is not None else None  # source, url, path, sha256
     if topdown is not None:
         meta['topdown'] = topdown
     network = choice.build(datamodule.head_metas).to(device)

@@ -102,7 +102,8 @@ def test_guide_commands_parse_to_the_values_they_state():
 def test_resnet_command_without_imagenet_weights_says_where_to_put_them(tmp_path):
     result = subprocess.run([sys.executable, '-m', 'openfields.train', *shlex.split(GUIDE['resnet']),
                              f'--cocokp-train-annotations={COCO_SAMPLE / "annotations.json"}'],
-                            capture_output=True, text=True, env={'TORCH_HOME': str(tmp_path), 'PATH': ''})
+                            capture_output=True, text=True,
+                            env={'TORCH_HOME': str(tmp_path), 'PATH': '', 'HF_HUB_OFFLINE': '1'})  # offline
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and 'Traceback' not in result.stderr

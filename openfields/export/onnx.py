@@ -23,6 +23,15 @@ OPSET = 26
 INSTALL_HINT = 'ONNX export needs onnx, onnxscript and onnxruntime: pip install openfields[export]'
 
 
+class ExportFailed(ValueError):
+    """torch's exporter refused the network (e.g. shape-dependent Python in its forward); one line."""
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300] if lines else 'no message'
+
+
 def require_onnx():
     """The ``onnx`` and ``onnxruntime`` modules, or :class:`MissingDependency` with the install hint."""
     try:
@@ -42,9 +51,14 @@ def export(module: torch.nn.Module, sample: torch.Tensor, names: list[str], meta
             2: torch.export.Dim('height', min=17, max=16384), 3: torch.export.Dim('width', min=17, max=16384)}
     # the exporter prints its progress and warns about internals; its errors still raise
     with quiet_exporter():
-        program = torch.onnx.export(module, (sample,), None, input_names=['image'], output_names=names,
-                                    dynamic_shapes={'image': dims}, dynamo=True, opset_version=opset,
-                                    verbose=False)
+        try:
+            program = torch.onnx.export(module, (sample,), None, input_names=['image'], output_names=names,
+                                        dynamic_shapes={'image': dims}, dynamo=True, opset_version=opset,
+                                        verbose=False)
+        except Exception as error:  # pylint: disable=broad-except  # torch's exporter raises many kinds
+            raise ExportFailed(f'torch\'s ONNX exporter cannot export this network with dynamic input sizes '
+                               f'({type(error).__name__}: {_first_line(error)}); nothing written. predict, video '
+                               'and eval run the checkpoint itself') from None
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {metadata.KEY: metadata_json})
     return proto.SerializeToString()

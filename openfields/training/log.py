@@ -6,7 +6,8 @@ One JSON object per line, each with a ``type``:
   ``version``, ``plugin_versions``, ``hostname``, ``datasets`` ({dataset name: resolved settings}; with several
   datasets each also holds its normalised ``weight``), ``world_size``, ``global_batch_size`` (``--batch-size``
   times the world size), ``launcher``, ``device``, ``cpu_threads`` and ``omp_wait_policy`` (see
-  ``openfields/network/cpu_threads.py``), ``resumed_from``;
+  ``openfields/network/cpu_threads.py``), ``resumed_from``, ``basenet_weights`` (the ImageNet file a fresh basenet
+  started from: ``basenet``, ``source``, ``url``, ``path``, ``sha256``; null without one);
 * ``resume``: the ``checkpoint`` a resumed run continues and its position (``epoch``, ``batches``);
 * ``config``: ``field_names`` (the loss components ``<dataset>.<head>.<component>``);
 * ``train`` (every ``--display-interval`` batches): ``epoch``, ``batch``, ``n_batches``, ``lr``, ``loss``,

@@ -41,7 +41,7 @@ def write_yaml(path, mapping):
 
 def test_the_guide_defaults_set_every_mapped_flag(tmp_path):
     args = train.cli(['--config', write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)])
-    assert (args.dataset, args.basenet, args.device) == ('dlc', 'resnet50', 'auto')
+    assert (args.dataset, args.basenet, args.device) == ('dlc', 'resnet50_gn', 'auto')  # DeepLabCut's resnet_50
     assert (args.optimizer_class, json.loads(args.optimizer_params), args.lr) == ('AdamW', {}, 0.0005)
     assert (args.lr_schedule, args.lr_milestones, args.lr_values, args.lr_warm_up_epochs) == (
         'milestones', [90, 120], [1e-4, 1e-5], 0)
@@ -59,7 +59,7 @@ def test_keys_without_a_counterpart_are_one_warning_line(tmp_path, caplog):
         train.cli(['--config', write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)])
     lines = [r.getMessage() for r in caplog.records if 'ignored' in r.getMessage()]
     assert len(lines) == 1
-    assert 'model.heads' in lines[0] and 'model.backbone.freeze_bn_stats' in lines[0]
+    assert 'model.heads' in lines[0] and 'model.backbone.' not in lines[0]  # the backbone is built as written
     assert 'runner.optimizer' not in lines[0] and 'data.train.affine' not in lines[0]
 
 
@@ -219,7 +219,7 @@ def test_the_guide_defaults_train_the_openfield_project(tmp_path):
     path = write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)
     out = tmp_path / 'run.pkl'
     train.main(['--config', path, '--dlc-project', str(DLC_PROJECT), '--basenet', 'shufflenetv2k16',
-                '--epochs', '1', '--train-batches', '1', '--val-batches', '1', '--batch-size', '2',
+                '--no-basenet-pretrained', '--epochs', '1', '--train-batches', '1', '--val-batches', '1', '--batch-size', '2',
                 '--dlc-square-edge', '97', '--dlc-rescale-images', '0.25', '--coco-eval-long-edge', '161',
                 '--output', str(out)])
     recorded = json.loads((tmp_path / 'run.pkl.config.json').read_text())

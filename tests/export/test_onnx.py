@@ -88,3 +88,18 @@ def test_without_onnxruntime_the_error_is_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import fails as if not installed
     with pytest.raises(command.MissingDependency, match=r'pip install openfields\[export\]'):
         onnx_export.require_onnx()
+
+
+class ShapeDependent(torch.nn.Module):
+    """A forward whose Python branches on a value: torch.export cannot trace it for every input."""
+
+    def forward(self, image):
+        return (image * 2,) if image.sum() > 0 else (image,)
+
+
+def test_a_network_torchs_exporter_refuses_is_one_line_naming_why():
+    with pytest.raises(onnx_export.ExportFailed) as failed:
+        onnx_export.export(ShapeDependent(), torch.ones(1, 3, 33, 33), ['out'], '{}')
+    message = str(failed.value)
+    assert message.startswith("torch's ONNX exporter cannot export this network with dynamic input sizes (")
+    assert '\n' not in message and message.endswith('predict, video and eval run the checkpoint itself')

@@ -284,7 +284,8 @@ def test_from_args_loads_weights(hub_dir, imagenet_resnet18):
     assert_weights_equal(net, imagenet_resnet18)
 
 
-def test_missing_weights_message(hub_dir):
+def test_missing_weights_message(hub_dir, monkeypatch):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')  # offline as this machine is: no download is tried
     net = basenets.build('resnet18')
     with pytest.raises(pretrained.PretrainedWeightsMissing) as info:
         pretrained.load_imagenet_weights(net, 'resnet18', 'auto')

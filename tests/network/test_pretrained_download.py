@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 from openfields import train
+from openfields.training.log import read
 from openfields.network import basenets, factory, pretrained
 
 timm = pytest.importorskip('timm')
@@ -173,3 +174,24 @@ def test_a_path_names_the_file_it_loads(tmp_path):
     weights = pretrained.locate('cspnext_s', str(path))
     assert weights.record() == {'basenet': 'cspnext_s', 'source': str(path), 'url': None, 'path': str(path),
                                 'sha256': sha256(path)}
+
+
+def test_the_run_log_records_the_weights_source_and_sha256(caches, tmp_path):
+    """A DeepLabCut file's backbone with its ImageNet file in the (temporary) cache: the run trains from it and
+    its log's process record, and the checkpoint's meta, name the file and its sha256."""
+    torch.manual_seed(6)
+    path = hub_file(caches, 'DeepLabCut/DeepLabCut-Backbones', 'cspnext_s.pt')
+    torch.save({'state_dict': basenets.build('cspnext_s').state_dict()}, path)
+    config = tmp_path / 'pytorch_config.yaml'
+    config.write_text('model:\n  backbone:\n    type: CSPNeXt\n    model_name: cspnext_s\n'
+                      '    deepen_factor: 0.33\n    widen_factor: 0.5\n')
+    out = tmp_path / 'run.pkl'
+    train.main(['--config', str(config), '--dataset', 'synthetic', '--synthetic-train-images', '2',
+                '--synthetic-val-images', '2', '--synthetic-image-size', '80', '--synthetic-square-edge', '65',
+                '--synthetic-cache-dir', str(tmp_path / 'cache'), '--epochs', '1', '--batch-size', '2',
+                '--val-batches', '1', '--loader-workers', '0', '--output', str(out)])
+    process = next(r for r in read(f'{out}.log') if r['type'] == 'process')
+    expected = {'basenet': 'cspnext_s', 'source': 'auto', 'path': str(path), 'sha256': sha256(path),
+                'url': 'https://huggingface.co/DeepLabCut/DeepLabCut-Backbones/resolve/main/cspnext_s.pt'}
+    assert process['basenet_weights'] == expected
+    assert torch.load(out, weights_only=True)['meta']['basenet_weights'] == expected
