@@ -18,29 +18,11 @@ import torch
 import torchvision
 from torch import nn
 
+from .basenet_parts import (BASENETS, CONFIG_FROM_ARGS, FAMILY_FLAGS, FREEZE_BATCHNORM, PLAIN_TYPES,  # noqa: F401
+                            BasenetBuilder, BasenetDependencyMissing, FreezableBatchNorm, batchnorms, freeze_config,
+                            register_basenet, resolve_config)
 from .batchnorm import BatchNorm2d
 from .depthwise import DepthwiseConv2d
-
-BasenetBuilder = Callable[[dict], nn.Module]
-ConfigFromArgs = Callable[[argparse.Namespace], dict]
-
-BASENETS: dict[str, BasenetBuilder] = {}
-CONFIG_FROM_ARGS: dict[str, ConfigFromArgs] = {}
-
-PLAIN_TYPES = (str, int, float, bool, type(None))
-
-
-class BasenetDependencyMissing(ValueError):
-    """A basenet needs an optional package; the message names the basenet and the install command."""
-
-
-def register_basenet(name: str, builder: BasenetBuilder,
-                     config_from_args: ConfigFromArgs | None = None) -> None:
-    """Add (or replace) a basenet. ``config_from_args(args) -> dict`` maps CLI flags to its config;
-    without it the basenet is built with an empty config (its defaults)."""
-    BASENETS[name] = builder
-    CONFIG_FROM_ARGS[name] = config_from_args or (lambda args: {})
-
 
 def build(name: str, config: dict | None = None) -> nn.Module:
     """Basenet ``name`` built from ``config`` (missing keys take their defaults)."""
@@ -48,12 +30,6 @@ def build(name: str, config: dict | None = None) -> nn.Module:
     if builder is None:
         raise ValueError(f'unknown --basenet {name!r}; choose from: {", ".join(sorted(BASENETS))}')
     return builder(dict(config or {}))
-
-
-# flags only some basenets read -> the config key that carries them (in the config of those that do)
-FAMILY_FLAGS = {'basenet_freeze_bn_stats': 'freeze_bn_stats', 'basenet_freeze_bn_weights': 'freeze_bn_weights',
-                'hrnet_interpolate_branches': 'interpolate_branches',
-                'hrnet_increased_channel_count': 'increased_channel_count'}
 
 
 def config_from_args(name: str, args: argparse.Namespace) -> dict:
@@ -122,62 +98,6 @@ def cli(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--hrnet-increased-channel-count', action='store_true', default=False,
                        help='HRNet: each branch through timm\'s wider "incre" block first (128 channels at '
                             'stride 4)')
-
-
-def freeze_config(args: argparse.Namespace) -> dict:
-    """The BatchNorm freezing keys the flags set (only those given: a config without them takes the
-    defaults, so configs and checkpoints of basenets trained without freezing stay as they were)."""
-    return {key: True for dest, key in FAMILY_FLAGS.items()
-            if key.startswith('freeze_bn') and getattr(args, dest, False)}
-
-
-def batchnorms(module: nn.Module) -> list[nn.Module]:
-    """Every BatchNorm in ``module`` (openfields', torch's and the synchronised ones)."""
-    batchnorm = nn.modules.batchnorm._BatchNorm  # pylint: disable=protected-access
-    return [m for m in module.modules() if isinstance(m, batchnorm)]
-
-
-FREEZE_BATCHNORM = {'freeze_bn_stats': False, 'freeze_bn_weights': False}
-
-
-class FreezableBatchNorm(nn.Module):
-    """Base of the basenets with BatchNorm, whose ``config`` has the :data:`FREEZE_BATCHNORM` keys
-    (DeepLabCut's backbone options; its HRNets freeze the statistics by default).
-
-    ``freeze_bn_stats``: every BatchNorm stays in evaluation mode while training, normalising with the
-    running mean and variance it was loaded with (ImageNet's) instead of those of batches of a few images.
-    ``freeze_bn_weights``: their scale and shift get no gradient (``requires_grad`` False, so the optimizer
-    leaves them out). Subclasses call :meth:`freeze_batchnorm` once their layers exist."""
-
-    config: dict
-
-    def freeze_batchnorm(self) -> None:
-        if not self.config['freeze_bn_weights']:
-            return
-        for norm in batchnorms(self):
-            for parameter in (norm.weight, norm.bias):
-                if parameter is not None:
-                    parameter.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if mode and self.config['freeze_bn_stats']:
-            for norm in batchnorms(self):
-                norm.eval()
-        return self
-
-
-def _resolve_config(name: str, config: dict, defaults: dict) -> dict:
-    """``defaults`` updated by ``config``; rejects unknown keys and non-plain values."""
-    unknown = set(config) - set(defaults)
-    if unknown:
-        raise ValueError(f'basenet {name!r}: unknown config keys {sorted(unknown)}; '
-                         f'known: {sorted(defaults)}')
-    resolved = {**defaults, **config}
-    for key, value in resolved.items():
-        if not isinstance(value, PLAIN_TYPES):
-            raise ValueError(f'basenet {name!r}: config {key!r} must be a plain type, got {type(value)}')
-    return resolved
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,7 +176,7 @@ class ShuffleNetV2K(nn.Module):
                  config: dict):
         super().__init__()
         self.name = name
-        self.config = _resolve_config(name, config, {'kernel_size': 5})
+        self.config = resolve_config(name, config, {'kernel_size': 5})
         kernel_size = self.config['kernel_size']
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f'{name}: kernel_size must be odd and positive, got {kernel_size}')
@@ -337,7 +257,7 @@ class ResNet(FreezableBatchNorm):
     def __init__(self, name: str, config: dict):
         super().__init__()
         self.name = name
-        self.config = _resolve_config(name, config, {**RESNET_DEFAULTS, **FREEZE_BATCHNORM})
+        self.config = resolve_config(name, config, {**RESNET_DEFAULTS, **FREEZE_BATCHNORM})
         cfg = self.config
         for key in ('pool0_stride', 'input_conv2_stride'):
             if cfg[key] < 0:

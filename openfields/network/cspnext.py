@@ -22,7 +22,7 @@ import argparse
 import torch
 from torch import nn
 
-from .basenets import FREEZE_BATCHNORM, FreezableBatchNorm, _resolve_config, freeze_config, register_basenet
+from .basenet_parts import FREEZE_BATCHNORM, FreezableBatchNorm, freeze_config, register_basenet, resolve_config
 from .batchnorm import BatchNorm2d
 from .depthwise import DepthwiseConv2d
 
@@ -140,7 +140,7 @@ class CSPNeXt(FreezableBatchNorm):
     def __init__(self, name: str, config: dict):
         super().__init__()
         self.name = name
-        self.config = _resolve_config(name, config, dict(FREEZE_BATCHNORM))
+        self.config = resolve_config(name, config, dict(FREEZE_BATCHNORM))
         deepen, widen = VARIANTS[name]
         stem = int(STEM_CHANNELS * widen)
         self.stem = nn.Sequential(ConvModule(3, stem // 2, 3, stride=2), ConvModule(stem // 2, stem // 2, 3),

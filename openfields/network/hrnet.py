@@ -23,8 +23,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from .basenets import (FREEZE_BATCHNORM, BasenetDependencyMissing, FreezableBatchNorm, _resolve_config,
-                       freeze_config, register_basenet)
+from .basenet_parts import (FREEZE_BATCHNORM, BasenetDependencyMissing, FreezableBatchNorm, freeze_config,
+                            register_basenet, resolve_config)
 
 HRNET_DEFAULTS = {'interpolate_branches': False, 'increased_channel_count': False, **FREEZE_BATCHNORM}
 NAMES = ('hrnet_w18', 'hrnet_w32', 'hrnet_w48')
@@ -49,7 +49,7 @@ class HRNet(FreezableBatchNorm):
     def __init__(self, name: str, config: dict):
         super().__init__()
         self.name = name
-        self.config = _resolve_config(name, config, HRNET_DEFAULTS)
+        self.config = resolve_config(name, config, HRNET_DEFAULTS)
         timm = require_timm(name)
         self.hrnet = timm.create_model(
             name, pretrained=False, features_only=True, out_indices=(1, 2, 3, 4),

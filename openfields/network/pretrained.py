@@ -235,7 +235,7 @@ def _require_hub(name: str):
     try:
         import huggingface_hub  # pylint: disable=import-outside-toplevel
     except ImportError:
-        from .basenets import BasenetDependencyMissing  # pylint: disable=import-outside-toplevel
+        from .basenet_parts import BasenetDependencyMissing  # pylint: disable=import-outside-toplevel
         raise BasenetDependencyMissing(f'the ImageNet weights of basenet {name} come from the Hugging Face hub '
                                        'through huggingface_hub, which is not installed: pip install '
                                        'openfields[timm]') from None

@@ -31,14 +31,16 @@ def test_unknown_basenet():
         basenets.build('x', {})
 
 
-def test_register_basenet(monkeypatch):
-    monkeypatch.setattr(basenets, 'BASENETS', dict(basenets.BASENETS))
-    monkeypatch.setattr(basenets, 'CONFIG_FROM_ARGS', dict(basenets.CONFIG_FROM_ARGS))
-    basenets.register_basenet('tinyk', lambda config: basenets.ShuffleNetV2K(
-        'tinyk', [1, 1, 1], [8, 16, 32, 64, 64], config))
-    net = basenets.build('tinyk', {'kernel_size': 3})
-    assert (net.name, net.stride, net.out_features, net.config) == ('tinyk', 16, 64, {'kernel_size': 3})
-    assert basenets.config_from_args('tinyk', parse([])) == {}
+def test_register_basenet():
+    try:
+        basenets.register_basenet('tinyk', lambda config: basenets.ShuffleNetV2K(
+            'tinyk', [1, 1, 1], [8, 16, 32, 64, 64], config))
+        net = basenets.build('tinyk', {'kernel_size': 3})
+        assert (net.name, net.stride, net.out_features, net.config) == ('tinyk', 16, 64, {'kernel_size': 3})
+        assert basenets.config_from_args('tinyk', parse([])) == {}
+    finally:  # the registry is shared by every test of the session
+        basenets.BASENETS.pop('tinyk', None)
+        basenets.CONFIG_FROM_ARGS.pop('tinyk', None)
 
 
 def test_unknown_config_key():
