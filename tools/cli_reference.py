@@ -7,7 +7,8 @@ import argparse
 from collections.abc import Callable
 
 from openfields import eval as eval_cli, logs, predict, train
-from openfields.export import onnx as export_onnx, torchscript as export_torchscript
+from openfields.export_onnx import cli as export_onnx
+from openfields.export_torchscript import cli as export_torchscript
 from openfields.video import command as video
 
 

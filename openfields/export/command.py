@@ -9,9 +9,7 @@ a failed export leaves no file behind.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,28 +19,11 @@ from ..inference import pipeline as inference_pipeline
 from ..network import checkpoint
 from ..version import version
 from . import fields, metadata
+from .exporter import ExportMismatch, Exporter, MissingDependency  # noqa: F401  (the formats' names, here too)
 
 LOG = logging.getLogger(__name__)
 
 TOLERANCE = 1e-4
-
-
-class ExportMismatch(ValueError):
-    """The exported model's fields differ from torch's by more than the tolerance."""
-
-
-class MissingDependency(ValueError):
-    """An optional package is not installed; the message is the install hint."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Exporter:
-    """One export format: ``export(module, sample, names, metadata_json) -> bytes`` and
-    ``run(bytes, images) -> list of arrays``, one per head."""
-    name: str
-    suffix: str
-    export: Callable[..., bytes]
-    run: Callable[[bytes, np.ndarray], list[np.ndarray]]
 
 
 def parser(prog: str, description: str, suffix: str) -> argparse.ArgumentParser:

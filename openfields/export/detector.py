@@ -44,7 +44,7 @@ import PIL.ImageDraw
 import torch
 
 from . import fields, metadata, onnx as onnx_export
-from .command import ExportMismatch
+from .exporter import ExportMismatch
 from ..decoder.cifdet import CifDet
 from ..topdown import cifdet_detector
 from ..topdown.detector_base import resized_array, selected

@@ -14,8 +14,7 @@ import warnings
 import numpy as np
 import torch
 
-from . import command
-from .command import Exporter, MissingDependency
+from .exporter import Exporter, MissingDependency
 from . import metadata
 
 # the newest opset onnxruntime 1.31 loads (onnx 1.23 knows 28; onnxruntime refuses 27 and 28)
@@ -91,14 +90,3 @@ def run(data: bytes, images: np.ndarray) -> list[np.ndarray]:
 
 
 EXPORTER = Exporter(name='ONNX', suffix='.onnx', export=export, run=run)
-
-
-DESCRIPTION = 'Export a checkpoint to ONNX (dynamic height and width), verified against torch with onnxruntime.'
-
-
-def parser():
-    return command.parser('python -m openfields.export_onnx', DESCRIPTION, EXPORTER.suffix)
-
-
-def main(argv=None):
-    command.main(EXPORTER, 'python -m openfields.export_onnx', DESCRIPTION, argv)

@@ -14,8 +14,7 @@ import warnings
 import numpy as np
 import torch
 
-from . import command
-from .command import Exporter
+from .exporter import Exporter
 from . import metadata
 
 EXTRA_FILE = metadata.KEY + '.json'
@@ -57,15 +56,3 @@ def run(data: bytes, images: np.ndarray) -> list[np.ndarray]:
 
 
 EXPORTER = Exporter(name='TorchScript', suffix='.pt', export=export, run=run)
-
-
-PROG = 'python -m openfields.export_torchscript'
-DESCRIPTION = 'Export a checkpoint to TorchScript (traced; any height and width), verified against torch.'
-
-
-def parser():
-    return command.parser(PROG, DESCRIPTION, EXPORTER.suffix)
-
-
-def main(argv=None):
-    command.main(EXPORTER, PROG, DESCRIPTION, argv)

@@ -1,1 +1,1 @@
-"""``python -m openfields.export_onnx``: the command of :mod:`openfields.export.onnx`."""
+"""``python -m openfields.export_onnx``: the command (:mod:`.cli`) of :mod:`openfields.export.onnx`."""

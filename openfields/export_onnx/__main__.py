@@ -2,6 +2,6 @@ from openfields import cli_setup
 
 cli_setup.prepare_process()  # before torch loads: the command's modules import it
 
-from openfields.export.onnx import main  # noqa: E402
+from openfields.export_onnx.cli import main  # noqa: E402
 
 main()

@@ -1,1 +1,1 @@
-"""``python -m openfields.export_torchscript``: the command of :mod:`openfields.export.torchscript`."""
+"""``python -m openfields.export_torchscript``: the command (:mod:`.cli`) of :mod:`openfields.export.torchscript`."""

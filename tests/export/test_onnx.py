@@ -10,6 +10,7 @@ import torch
 
 from model_files import export, head_metas
 from openfields.export import command, onnx as onnx_export, torchscript
+from openfields.export_onnx import cli as onnx_cli
 from openfields.inference import runners
 from openfields.network import checkpoint, factory
 
@@ -72,7 +73,7 @@ def test_small_values_amid_huge_ones_are_compared_with_their_channels_scale():
 def test_a_file_that_is_not_an_openfields_checkpoint_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / 'weights.pkl').write_bytes(b'not a checkpoint')
     with pytest.raises(SystemExit) as exit_info:
-        onnx_export.main(['--checkpoint', str(tmp_path / 'weights.pkl'), '--output', str(tmp_path / 'm.onnx')])
+        onnx_cli.main(['--checkpoint', str(tmp_path / 'weights.pkl'), '--output', str(tmp_path / 'm.onnx')])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'weights.pkl: not a loadable openfields checkpoint' in err

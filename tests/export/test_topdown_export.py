@@ -21,6 +21,8 @@ import torch
 
 from model_files import head_metas
 from openfields.export import command, detector as detector_export, metadata, onnx as onnx_export, torchscript
+from openfields.export_onnx import cli as onnx_cli
+from openfields.export_torchscript import cli as torchscript_cli
 from openfields.inference import runners
 from openfields.network import checkpoint, factory
 from openfields.topdown import cifdet_detector, detectors, inference
@@ -209,13 +211,13 @@ def test_a_top_down_checkpoint_whose_detector_is_missing_is_one_line_exit_2_and_
     saved['meta']['topdown']['detector'] = str(tmp_path / 'gone' / 'run.detector.pkl')
     checkpoint.write(moved, saved)
     with pytest.raises(SystemExit) as exit_info:
-        onnx_export.main(['--checkpoint', str(moved), '--output', str(tmp_path / 'out' / 'model.onnx')])
+        onnx_cli.main(['--checkpoint', str(moved), '--output', str(tmp_path / 'out' / 'model.onnx')])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and str(moved) in err and 'run.detector.pkl is missing' in err
     assert '--detector-checkpoint' in err and not (tmp_path / 'out').exists()
     # --detector-checkpoint finds it
-    onnx_export.main(['--checkpoint', str(moved), '--output', str(tmp_path / 'out' / 'model.onnx'),
+    onnx_cli.main(['--checkpoint', str(moved), '--output', str(tmp_path / 'out' / 'model.onnx'),
                       '--detector-checkpoint', str(tmp / 'run.detector.pkl'), '--input-size', '97x129'])
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['model.detector.onnx', 'model.onnx']
     assert stored_metadata(tmp_path / 'out' / 'model.onnx')['topdown']['detector'] == 'model.detector.onnx'
@@ -224,7 +226,7 @@ def test_a_top_down_checkpoint_whose_detector_is_missing_is_one_line_exit_2_and_
 def test_a_pose_checkpoint_given_as_its_detector_is_one_line_exit_2(td_run, tmp_path, capsys):
     tmp, _ = td_run
     with pytest.raises(SystemExit) as exit_info:
-        onnx_export.main(['--checkpoint', str(tmp / 'run.pkl'), '--output', str(tmp_path / 'model.onnx'),
+        onnx_cli.main(['--checkpoint', str(tmp / 'run.pkl'), '--output', str(tmp_path / 'model.onnx'),
                           '--detector-checkpoint', str(tmp / 'run.pkl')])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
@@ -263,7 +265,7 @@ def test_a_file_without_detector_metadata_or_a_pose_model_is_not_a_detector(td_r
 def test_torchscript_export_of_a_top_down_model_names_export_onnx(td_run, tmp_path, capsys):
     tmp, _ = td_run
     with pytest.raises(SystemExit) as exit_info:
-        torchscript.main(['--checkpoint', str(tmp / 'run.pkl'), '--output', str(tmp_path / 'model.pt')])
+        torchscript_cli.main(['--checkpoint', str(tmp / 'run.pkl'), '--output', str(tmp_path / 'model.pt')])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'python -m openfields.export_onnx' in err and 'top-down' in err
