@@ -45,6 +45,7 @@ def from_checkpoint(saved: dict, source: str | pathlib.Path) -> dict:
         'head_metas': list(saved['model']['head_metas']),
         'basenet': saved['model']['basenet']['name'],
         'decoders': (saved.get('meta') or {}).get('decoders', {}),
+        'image_resize': (saved.get('meta') or {}).get('image_resize', 'openfields'),
         'source': pathlib.Path(source).name,
         'epoch': int(saved.get('epoch', 0)),
         'version': version(),

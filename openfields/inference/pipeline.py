@@ -127,8 +127,8 @@ class BottomUp:
         self.decode = decoder_factory.factory(self.head_metas, settings.decoder, names=names)
         if settings.pad == 'center' and settings.long_edge is None:
             raise ValueError('--batch-size > 1 needs --long-edge (images of a batch are padded to one size)')
-        self.prepare = Prepare(transforms.eval_pipeline(settings.long_edge, pad=settings.pad,
-                                                        multiple=INPUT_MULTIPLE))
+        self.prepare = Prepare(transforms.eval_pipeline(settings.long_edge, pad=settings.pad, multiple=INPUT_MULTIPLE,
+                                                        image_resize=runner.image_resize))
         self.seconds = {'network': 0.0, 'decoder': 0.0}
 
     def describe(self) -> str:
@@ -175,7 +175,7 @@ class TopDown:
         self.decode = CifMax(self.head_metas[0], settings.decoder)
         steps = [transforms.NormalizeAnnotations()]
         if settings.long_edge is not None:
-            steps.append(transforms.RescaleAbsolute(settings.long_edge))
+            steps.append(transforms.RescaleAbsolute(settings.long_edge, image_resize=runner.image_resize))
         self.prepare = Prepare(transforms.Compose(steps))
         self.seconds = {'detector': 0.0, 'network': 0.0, 'decoder': 0.0}
 

@@ -50,6 +50,8 @@ class TorchRunner:
         self.basenet = self.model.basenet.name
         self.decoders = (saved.get('meta') or {}).get('decoders', {})
         self.topdown = (saved.get('meta') or {}).get('topdown')  # a top-down model: its crops and detector
+        # how its images are resized (transforms.scale.IMAGE_RESIZES: an OpenPifPaf checkpoint's are OpenPifPaf's)
+        self.image_resize = (saved.get('meta') or {}).get('image_resize', 'openfields')
         self.base_stride = network_factory.checkpoint_stride(saved)
         self.source, self.device = source, device
 
@@ -71,6 +73,7 @@ class TorchScriptRunner:
         self.basenet = described.get('basenet', '?')
         self.decoders = described.get('decoders') or {}
         self.topdown = exported_topdown(described, source)
+        self.image_resize = described.get('image_resize', 'openfields')
         self.base_stride = exported_base_stride(self.head_metas)
         self.source, self.device = source, device
 
@@ -96,6 +99,7 @@ class OnnxRunner:
         self.basenet = described.get('basenet', '?')
         self.decoders = described.get('decoders') or {}
         self.topdown = exported_topdown(described, source)
+        self.image_resize = described.get('image_resize', 'openfields')
         self.base_stride = exported_base_stride(self.head_metas)
         self.source, self.device = source, torch.device('cpu')
         self._check_signature()

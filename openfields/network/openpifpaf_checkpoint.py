@@ -420,8 +420,10 @@ def convert(path, saved) -> dict:
     momentum = {float(m.get('momentum')) for m in batchnorms}
     if len(eps) > 1 or len(momentum) > 1:
         raise OpenPifPafError(f'{path}: BatchNorms with several eps {sorted(eps)} or momenta {sorted(momentum)}')
+    # OpenPifPaf's loader raises every BatchNorm's eps to at least 1e-3 (and sets momentum 0.01) before it runs a
+    # checkpoint: the same network here
     model = factory.assemble(basenet, metas, head_dropout=max(dropout, default=0.0),
-                             batchnorm_eps=eps.pop() if eps else 1e-4,
+                             batchnorm_eps=max(eps.pop(), 1e-3) if eps else 1e-3,
                              batchnorm_momentum=momentum.pop() if momentum else 0.01)
 
     state = {}
@@ -446,6 +448,7 @@ def convert(path, saved) -> dict:
     meta = saved.get('meta') if isinstance(saved, dict) else None
     return checkpoint.payload(model, epoch=int(saved.get('epoch', 0)) if isinstance(saved, dict) else 0, meta={
         'args': {}, 'argv': [], 'version': '',
+        'image_resize': 'openpifpaf',  # predict and video resize its images as OpenPifPaf's predictor does
         'openpifpaf': {'file': str(path), 'version': str((meta or {}).get('version', '?')), 'basenet': name}})
 
 

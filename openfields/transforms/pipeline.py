@@ -170,12 +170,13 @@ def train_pipeline(
 
 
 def eval_pipeline(long_edge: int | None = 641, *, pad: str = 'center', multiple: int = 16,
-                  encoders: Sequence = ()) -> Compose:
+                  encoders: Sequence = (), image_resize: str = 'openfields') -> Compose:
     """Deterministic evaluation pipeline: NormalizeAnnotations -> RescaleAbsolute(``long_edge``, skipped when
     None) -> padding -> ImageToTensor -> Normalize -> Encoders (when given).
 
     ``pad``: ``'center'`` pads to a ``long_edge`` square (batches of equal size), ``'tight'`` to the next
     ``k * multiple + 1`` size per side, ``'none'`` leaves the size alone. Fill colour (124, 116, 104).
+    ``image_resize``: :class:`RescaleAbsolute`'s (``'openpifpaf'`` for OpenPifPaf's checkpoints).
     """
     if pad not in ('center', 'tight', 'none'):
         raise ValueError(f"pad must be 'center', 'tight' or 'none', got {pad!r}")
@@ -185,7 +186,7 @@ def eval_pipeline(long_edge: int | None = 641, *, pad: str = 'center', multiple:
                'none': lambda: None}[pad]()
     return Compose([
         NormalizeAnnotations(),
-        RescaleAbsolute(long_edge) if long_edge is not None else None,
+        RescaleAbsolute(long_edge, image_resize=image_resize) if long_edge is not None else None,
         padding,
         *_tensor_tail(encoders),
     ])

@@ -88,21 +88,43 @@ class RescaleRelative:
                 f'stretch_range={self.stretch_range}, absolute_reference={self.absolute_reference})')
 
 
-class RescaleAbsolute:
-    """Resize so that the long edge is exactly ``long_edge`` pixels, keeping the aspect ratio."""
+# how a model's images are resized for prediction: openfields' own (above), or OpenPifPaf's (an OpenPifPaf
+# checkpoint sees the images it was made for)
+IMAGE_RESIZES = ('openfields', 'openpifpaf')
 
-    def __init__(self, long_edge: int, resample=PIL.Image.Resampling.BICUBIC):
+
+def rescale_as_openpifpaf(image, anns, meta, size: tuple[int, int]):
+    """OpenPifPaf's prediction resize: PIL's plain bilinear ``resize`` (half-pixel convention, anti-aliased),
+    the annotations and meta scaled by the pixel-centre factors as everywhere else (as OpenPifPaf does)."""
+    w, h = image.size
+    anns, meta = geometry.copy_anns(anns), geometry.copy_meta(meta)
+    image = image.resize(size, PIL.Image.Resampling.BILINEAR)
+    geometry.scale(anns, meta, (_factor(w, size[0]), _factor(h, size[1])))
+    return image, anns, meta
+
+
+class RescaleAbsolute:
+    """Resize so that the long edge is exactly ``long_edge`` pixels, keeping the aspect ratio; ``image_resize``
+    (:data:`IMAGE_RESIZES`) ``'openpifpaf'`` resizes as OpenPifPaf's predictor does (short edge rounded down)."""
+
+    def __init__(self, long_edge: int, resample=PIL.Image.Resampling.BICUBIC, image_resize: str = 'openfields'):
+        if image_resize not in IMAGE_RESIZES:
+            raise ValueError(f'image_resize must be one of {IMAGE_RESIZES}, got {image_resize!r}')
         self.long_edge = int(long_edge)
         self.resample = resample
+        self.image_resize = image_resize
 
     def __call__(self, image, anns, meta):
         w, h = image.size
         s = self.long_edge / max(w, h)
+        if self.image_resize == 'openpifpaf':
+            size = (self.long_edge, int(h * s)) if w >= h else (int(w * s), self.long_edge)
+            return rescale_as_openpifpaf(image, anns, meta, size)
         size = (self.long_edge, round(h * s)) if w >= h else (round(w * s), self.long_edge)
         return rescale(image, anns, meta, size, self.resample)
 
     def __repr__(self):
-        return f'RescaleAbsolute({self.long_edge})'
+        return f'RescaleAbsolute({self.long_edge}, image_resize={self.image_resize!r})'
 
 
 class ResizeKeepRatio:

@@ -173,6 +173,30 @@ def test_predict_gives_openpifpafs_poses_on_the_coco_sample(tmp_path):
 
 
 @needs_checkpoint
+def test_an_openpifpaf_checkpoint_sees_the_input_openpifpafs_predictor_makes():
+    """Its images are resized as OpenPifPaf's predictor does (PIL's bilinear resize; openfields' own resize samples
+    pixel centres with anti-aliased bicubic): the network input equals OpenPifPaf's (tests/data/
+    openpifpaf_preprocess.json), so the same fields come out and predict's poses follow them. Measured with a
+    trained OpenPifPaf-format checkpoint (not committed, 40 MB): the same people as OpenPifPaf's predict on the
+    COCO sample, keypoints within 3.8 px of 640, with --fragment-merge-distance 0 --max-votes-fraction 0."""
+    from openfields.inference import pipeline  # pylint: disable=import-outside-toplevel
+    reference = json.loads((DATA / 'openpifpaf_preprocess.json').read_text())
+    model = pipeline.open_model(str(OPP_CHECKPOINT), pipeline.PipelineSettings(long_edge=193))
+    with PIL.Image.open(COCO_SAMPLE / 'images' / '000000000785.jpg') as image:
+        tensor, _ = model.prepare(image.convert('RGB'), {})
+    ours = tensor.double().numpy()
+    assert list(ours.shape) == reference['shape']
+    np.testing.assert_allclose(ours.sum(axis=(1, 2)), reference['channel_sums'], rtol=1e-6)
+    np.testing.assert_allclose(ours[:, 60:66, 90:96], reference['patch_rows_60_66_cols_90_96'], atol=1e-6)
+    np.testing.assert_allclose(ours[:, 128, :3], reference['last_row_first_cols'], atol=1e-6)  # the padding row
+    assert model.runner.image_resize == 'openpifpaf'
+    from openfields import transforms  # pylint: disable=import-outside-toplevel
+    with PIL.Image.open(COCO_SAMPLE / 'images' / '000000000785.jpg') as image:  # openfields' own resize differs
+        own, _, _ = transforms.eval_pipeline(193, pad='tight', image_resize='openfields')(image.convert('RGB'), [], {})
+    assert np.abs(own.double().numpy()[:, 60:66, 90:96] - reference['patch_rows_60_66_cols_90_96']).max() > 0.01
+
+
+@needs_checkpoint
 def test_the_file_is_read_into_stand_ins_without_importing_openpifpaf():
     saved = openpifpaf_checkpoint.read(OPP_CHECKPOINT)
     shell = saved['model']
