@@ -244,8 +244,10 @@ def _pre_parsed(argv, prog: str) -> argparse.Namespace:
     return pre.parse_known_args(argv)[0]
 
 
-def _config_values(parser: argparse.ArgumentParser, pre: argparse.Namespace) -> tuple[dict, list[str]]:
-    """``{dest: value}`` of the config file and the DeepLabCut keys it ignores."""
+def _config_values(parser: argparse.ArgumentParser, pre: argparse.Namespace, given: set[str] = frozenset()
+                   ) -> tuple[dict, list[str]]:
+    """``{dest: value}`` of the config file and the DeepLabCut keys it ignores; ``given``: the dests the command
+    line sets (a DeepLabCut file's ``model.heads`` gives way to ``--<dataset>-heads`` there)."""
     from .deeplabcut import pytorch_config as dlc_config  # pylint: disable=import-outside-toplevel
     path = pre.config
     if path == DLC_PROJECT_CONFIG and not pathlib.Path(path).exists():
@@ -256,7 +258,7 @@ def _config_values(parser: argparse.ArgumentParser, pre: argparse.Namespace) -> 
     if not dlc_config.is_dlc_config(mapping, keys(parser)):
         return values_from(parser, mapping, str(path)), []
     prefixes = pre.dataset.split('-') if pre.dataset else ['dlc']
-    translation = dlc_config.translate(mapping, str(path), prefixes)
+    translation = dlc_config.translate(mapping, str(path), prefixes, given=given)
     known = keys(parser)
     ignored = translation.ignored + [f'{key} (not a flag of {parser.prog})' for key in translation.values
                                      if _normalise(key) not in known]
@@ -273,11 +275,11 @@ def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace
     pre = _pre_parsed(argv, parser.prog)
     if pre.config is None:
         return parser.parse_args(argv)
+    given = _command_line_dests(parser, argv)
     try:
-        values, ignored = _config_values(parser, pre)
+        values, ignored = _config_values(parser, pre, given)
     except ValueError as error:  # ConfigError, DlcConfigError
         parser.exit(2, f'{parser.prog}: error: {error}\n')
-    given = _command_line_dests(parser, argv)
     for group in parser._mutually_exclusive_groups:
         dests = {action.dest for action in group._group_actions}
         if dests & given:

@@ -40,6 +40,7 @@ from .network.device import resolve_device
 from .deeplabcut import table_output as dlc_output
 from .topdown import inference as topdown_inference
 from .topdown.module import TopDownModule
+from .topdown.pose_on_crops import crop_decoder_name
 from .training import run_files
 from .version import version
 
@@ -311,7 +312,7 @@ def score_top_down(settings: EvalSettings, datamodule, runner, checkpoint_path, 
     seconds = test_set.seconds
     return scoring.Scored(n_images=n_images, nn_seconds=seconds['network'], decoder_seconds=seconds['decoder'],
                           detector_seconds=seconds['detector'], detector=str(detector) if detector else None), \
-        ['cifmax']
+        [crop_decoder_name(metas[0])]
 
 
 def pending_checkpoints(settings: EvalSettings) -> list[str]:

@@ -21,6 +21,7 @@ Conventions
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -108,7 +109,7 @@ def _check_pairs(owner: str, what: str, pairs, n_keypoints: int):
                              f'keypoint indices in [1, {n_keypoints}]')
 
 
-def _check_keypoint_fields(meta: 'Cif | Caf'):
+def _check_keypoint_fields(meta: 'Cif | Caf | Heatmap'):
     owner = meta.full_name
     n = len(meta.keypoints)
     if n == 0:
@@ -236,7 +237,112 @@ class CifDet(Base):
         return len(self.categories)
 
 
-HEAD_META_TYPES: dict[str, type[Base]] = {cls.type_name: cls for cls in (Cif, Caf, CifDet)}
+HEATMAP_TARGETS = ('gaussian', 'plateau')
+HEATMAP_LOSSES = ('mse', 'bce')
+LOCREF_LOSSES = ('huber', 'mse')
+
+
+@dataclass(kw_only=True, frozen=True)
+class Heatmap(Base):
+    """DeepLabCut's heatmap head with location refinement: one map per keypoint type.
+
+    Training output channels (C=3, C=1 without ``locref``): ``[heatmap, locref_x, locref_y]``, raw
+    (``apply_sigmoid``: the heatmap is a logit). Eval mode: ``[score, x, y]`` with the score through a sigmoid
+    when ``apply_sigmoid`` and ``x, y`` absolute field coordinates (cell index plus
+    ``locref * locref_std / stride``). Target channels (3, or 1): ``[heatmap, locref_x, locref_y]``; locref
+    in units of ``locref_std`` pixels, NaN where no keypoint is within ``pos_dist_thresh``.
+
+    ``pos_dist_thresh`` (pixels of the network input): the plateau's radius, or 1.5 Gaussian sigmas
+    (DeepLabCut's ``2 * pos_dist_thresh / 3``). ``upsample_stride`` is the product of ``deconv_strides``.
+    The deconvolution stack (the same layout for the heatmap and the locref branch, separate weights):
+    ``deconv_channels`` are the outputs of every deconvolution but the last, which gives the K (2K) maps,
+    unless ``final_conv_kernel`` > 0 adds a final convolution that gives them. Kernels are odd, so that
+    field cell i stays on input pixel ``i * stride``. ``sigmas`` (COCO OKS sigmas) are for evaluation and
+    drawing only; the targets use ``pos_dist_thresh``.
+    """
+
+    keypoints: list[str]
+    sigmas: list[float]
+    pose: list[list[float]] | None = None
+    draw_skeleton: list[tuple[int, int]] | None = None
+    score_weights: list[float] | None = None
+    hflip: dict[str, str] | None = None
+    target: str = 'gaussian'
+    pos_dist_thresh: float = 17.0
+    locref: bool = True
+    locref_std: float = 7.2801
+    apply_sigmoid: bool = False
+    clip_scores: bool = True
+    heatmap_loss: str = 'mse'
+    locref_loss: str = 'huber'
+    heatmap_weight: float = 1.0
+    locref_weight: float = 0.05
+    deconv_channels: list[int] = dataclasses.field(default_factory=list)
+    deconv_kernels: list[int] = dataclasses.field(default_factory=lambda: [3])
+    deconv_strides: list[int] = dataclasses.field(default_factory=lambda: [2])
+    final_conv_kernel: int = 0
+
+    type_name: ClassVar[str] = 'heatmap'
+    n_confidences: ClassVar[int] = 1
+    n_vectors: ClassVar[int] = 1
+    n_scales: ClassVar[int] = 0
+    vector_offsets: ClassVar[tuple[bool, ...]] = (True,)
+
+    def __post_init__(self):
+        _check_keypoint_fields(self)
+        owner = self.full_name
+        for name, value, choices in (('target', self.target, HEATMAP_TARGETS),
+                                     ('heatmap_loss', self.heatmap_loss, HEATMAP_LOSSES),
+                                     ('locref_loss', self.locref_loss, LOCREF_LOSSES)):
+            if value not in choices:
+                raise ValueError(f'{owner}: {name} {value!r} is not one of {", ".join(choices)}')
+        for name in ('pos_dist_thresh', 'locref_std'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{owner}: {name} must be positive, got {getattr(self, name)}')
+        for name in ('heatmap_weight', 'locref_weight'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'{owner}: {name} must be >= 0, got {getattr(self, name)}')
+        object.__setattr__(self, 'deconv_channels', [int(c) for c in self.deconv_channels])
+        object.__setattr__(self, 'deconv_kernels', [int(k) for k in self.deconv_kernels])
+        object.__setattr__(self, 'deconv_strides', [int(s) for s in self.deconv_strides])
+        self._check_deconvolutions()
+        super().__post_init__()
+
+    def _check_deconvolutions(self):
+        owner, kernels, strides = self.full_name, self.deconv_kernels, self.deconv_strides
+        if len(kernels) != len(strides):
+            raise ValueError(f'{owner}: {len(kernels)} deconvolution kernel sizes for {len(strides)} strides')
+        hidden = len(kernels) - (0 if self.final_conv_kernel > 0 else 1)
+        if hidden < 0:
+            raise ValueError(f'{owner}: neither a deconvolution nor a final convolution gives the maps')
+        if len(self.deconv_channels) != hidden:
+            raise ValueError(f'{owner}: {len(self.deconv_channels)} hidden deconvolution channel counts for '
+                             f'{len(kernels)} deconvolutions ({hidden} expected: the last layer gives the maps)')
+        if any(c < 1 for c in self.deconv_channels) or any(s < 1 for s in strides):
+            raise ValueError(f'{owner}: deconvolution channels and strides must be >= 1')
+        for kernel in kernels + ([self.final_conv_kernel] if self.final_conv_kernel else []):
+            if kernel < 1 or kernel % 2 == 0:
+                raise ValueError(f'{owner}: kernel size {kernel}: openfields keeps field cell i on input pixel '
+                                 'i * stride, which needs odd kernel sizes')
+        product = math.prod(strides)
+        if self.upsample_stride != product:
+            raise ValueError(f'{owner}: upsample_stride {self.upsample_stride} is not the product of the '
+                             f'deconvolution strides {strides} ({product})')
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def n_components(self) -> int:
+        return 3 if self.locref else 1
+
+    def flip_permutation(self) -> list[int] | None:
+        """Index map so that ``flipped[i] = original[perm[i]]``; None without hflip."""
+        return flip_permutation(self.keypoints, self.hflip)
+
+
+HEAD_META_TYPES: dict[str, type[Base]] = {cls.type_name: cls for cls in (Cif, Caf, CifDet, Heatmap)}
 
 
 def flip_permutation(keypoints: list[str], hflip: dict[str, str] | None) -> list[int] | None:

@@ -1,5 +1,6 @@
-"""Keypoint datasets in COCO's format: CIF + CAF heads of one category, trained through the transforms,
-encoders and collate functions of the core.
+"""Keypoint datasets in COCO's format: CIF + CAF heads of one category (or, with ``--<dataset>-heads heatmap``,
+DeepLabCut's heatmap head with location refinement), trained through the transforms, encoders and collate
+functions of the core.
 
 :class:`KeypointDataModule` holds what every keypoint dataset shares: its category, augmentation, head
 metas, encoders, training pipeline and loader flags. :class:`CocoKeypointModule` adds the COCO json files
@@ -16,6 +17,7 @@ flag is prefixed with that name.
 import argparse
 import dataclasses
 import logging
+import math
 import pathlib
 from typing import ClassVar
 
@@ -88,11 +90,117 @@ def dense_head_meta(caf: headmeta.Caf, dense_pairs: list[tuple[int, int]], flag:
                                only_in_field_of_view=True, draw_skeleton=None)
 
 
+HEAD_FAMILIES = ('cif', 'heatmap')
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSettings:
+    """Which heads a keypoint dataset trains (``--<dataset>-heads``) and the heatmap head's layout, targets,
+    loss and read-out (``--<dataset>-heatmap-*``, DeepLabCut's HeatmapHead; see :class:`headmeta.Heatmap`).
+    Defaults are the flag defaults: DeepLabCut's resnet_50 head."""
+
+    family: str = 'cif'
+    target: str = 'gaussian'
+    pos_dist_thresh: float = 17.0
+    locref: bool = True
+    locref_std: float = 7.2801
+    apply_sigmoid: bool = False
+    clip_scores: bool = True
+    heatmap_loss: str = 'mse'
+    locref_loss: str = 'huber'
+    heatmap_weight: float = 1.0
+    locref_weight: float = 0.05
+    deconv_channels: tuple[int, ...] = ()
+    deconv_kernels: tuple[int, ...] = (3,)
+    deconv_strides: tuple[int, ...] = (2,)
+    final_conv_kernel: int = 0
+
+    @staticmethod
+    def cli(group, prefix: str) -> None:
+        d = HeadSettings()
+        group.add_argument(f'--{prefix}-heads', choices=HEAD_FAMILIES, default=d.family,
+                           help='the heads to train: cif (CIF + CAF, composite fields) or heatmap (DeepLabCut\'s '
+                                'heatmap head with location refinement, one pose per image: single animal or '
+                                'top-down crops)')
+        group.add_argument(f'--{prefix}-heatmap-target', choices=('gaussian', 'plateau'), default=d.target,
+                           help=f'heatmap targets: a Gaussian of sigma 2/3 of --{prefix}-heatmap-pos-dist-thresh, or 1 '
+                                'within it (DeepLabCut\'s HeatmapGaussianGenerator / HeatmapPlateauGenerator)')
+        group.add_argument(f'--{prefix}-heatmap-pos-dist-thresh', type=float, default=d.pos_dist_thresh,
+                           metavar='PX', help='heatmap keypoint radius in input pixels (DeepLabCut pos_dist_thresh)')
+        group.add_argument(f'--{prefix}-heatmap-locref', action=argparse.BooleanOptionalAction, default=d.locref,
+                           help='location refinement: offset maps from each cell to the keypoint')
+        group.add_argument(f'--{prefix}-heatmap-locref-std', type=float, default=d.locref_std, metavar='PX',
+                           help='locref targets are offsets in pixels divided by this (DeepLabCut locref_std)')
+        group.add_argument(f'--{prefix}-heatmap-sigmoid', action=argparse.BooleanOptionalAction,
+                           default=d.apply_sigmoid,
+                           help='the heatmaps are logits: a sigmoid gives the scores (DeepLabCut apply_sigmoid; '
+                                f'use with --{prefix}-heatmap-loss bce)')
+        group.add_argument(f'--{prefix}-heatmap-clip-scores', action=argparse.BooleanOptionalAction,
+                           default=d.clip_scores, help='clip the decoded scores to [0, 1] (DeepLabCut clip_scores)')
+        group.add_argument(f'--{prefix}-heatmap-loss', choices=('mse', 'bce'), default=d.heatmap_loss,
+                           help='heatmap loss: squared error, or binary cross-entropy on logits')
+        group.add_argument(f'--{prefix}-heatmap-locref-loss', choices=('huber', 'mse'), default=d.locref_loss,
+                           help='locref loss: Huber (delta 1) or squared error')
+        group.add_argument(f'--{prefix}-heatmap-weight', type=float, default=d.heatmap_weight,
+                           help='weight of the heatmap loss')
+        group.add_argument(f'--{prefix}-heatmap-locref-weight', type=float, default=d.locref_weight,
+                           help='weight of the locref loss')
+        group.add_argument(f'--{prefix}-heatmap-deconv-channels', type=int, nargs='*',
+                           default=list(d.deconv_channels), metavar='N',
+                           help='output channels of every deconvolution but the last (which gives the maps)')
+        group.add_argument(f'--{prefix}-heatmap-deconv-kernels', type=int, nargs='*',
+                           default=list(d.deconv_kernels), metavar='K', help='odd kernel size per deconvolution')
+        group.add_argument(f'--{prefix}-heatmap-deconv-strides', type=int, nargs='*',
+                           default=list(d.deconv_strides), metavar='S',
+                           help='stride per deconvolution; their product divides the basenet stride')
+        group.add_argument(f'--{prefix}-heatmap-final-conv', type=int, default=d.final_conv_kernel, metavar='K',
+                           help='kernel size of a final convolution giving the maps (0: the last deconvolution '
+                                'gives them)')
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, prefix: str) -> 'HeadSettings':
+        get = lambda name: getattr(args, f'{prefix}_{name}')  # noqa: E731
+        return cls(family=get('heads'), target=get('heatmap_target'),
+                   pos_dist_thresh=get('heatmap_pos_dist_thresh'), locref=get('heatmap_locref'),
+                   locref_std=get('heatmap_locref_std'), apply_sigmoid=get('heatmap_sigmoid'),
+                   clip_scores=get('heatmap_clip_scores'), heatmap_loss=get('heatmap_loss'),
+                   locref_loss=get('heatmap_locref_loss'), heatmap_weight=get('heatmap_weight'),
+                   locref_weight=get('heatmap_locref_weight'),
+                   deconv_channels=tuple(get('heatmap_deconv_channels')),
+                   deconv_kernels=tuple(get('heatmap_deconv_kernels')),
+                   deconv_strides=tuple(get('heatmap_deconv_strides')),
+                   final_conv_kernel=get('heatmap_final_conv'))
+
+
+def heatmap_head_meta(cif: headmeta.Cif, settings: HeadSettings, flag: str) -> headmeta.Heatmap:
+    """The heatmap head of the keypoints of ``cif`` (names, sigmas, flips, drawing); a ValueError naming
+    ``flag`` (``--<dataset>-heads``) for a layout the head cannot have."""
+    layout = dict(target=settings.target, pos_dist_thresh=settings.pos_dist_thresh, locref=settings.locref,
+                  locref_std=settings.locref_std, apply_sigmoid=settings.apply_sigmoid,
+                  clip_scores=settings.clip_scores, heatmap_loss=settings.heatmap_loss,
+                  locref_loss=settings.locref_loss, heatmap_weight=settings.heatmap_weight,
+                  locref_weight=settings.locref_weight, deconv_channels=list(settings.deconv_channels),
+                  deconv_kernels=list(settings.deconv_kernels), deconv_strides=list(settings.deconv_strides),
+                  final_conv_kernel=settings.final_conv_kernel)
+    upsample = math.prod(settings.deconv_strides)
+    if cif.base_stride and cif.base_stride % upsample:
+        raise ValueError(f'{flag} heatmap: the deconvolution strides {list(settings.deconv_strides)} upsample by '
+                         f'{upsample}, which does not divide the basenet stride {cif.base_stride}')
+    try:
+        return headmeta.Heatmap(name='heatmap', dataset=cif.dataset, keypoints=cif.keypoints, sigmas=cif.sigmas,
+                                pose=cif.pose, draw_skeleton=cif.draw_skeleton, score_weights=cif.score_weights,
+                                hflip=cif.hflip, upsample_stride=upsample, base_stride=cif.base_stride, **layout)
+    except ValueError as error:  # a value of the --<dataset>-heatmap-* flags
+        raise ValueError(f'{flag} heatmap, {flag.removesuffix("heads")}heatmap-*: {error}') from None
+
+
 class KeypointDataModule(DataModule):
-    """CIF + CAF heads of one keypoint category: augmentation, encoders, the training pipeline and loaders.
+    """CIF + CAF heads of one keypoint category (or a heatmap head: ``heads``): augmentation, encoders, the
+    training pipeline and loaders.
 
     Subclasses give the images (``train_loader``, ``val_loader``, ``eval_loader``) and ``metrics``; the
-    head metas come from :meth:`make_head_metas` (override it for a dataset with its own constants).
+    head metas come from :meth:`make_head_metas` (override it for a dataset with its own constants); with
+    ``heads.family == 'heatmap'`` one heatmap head of the CIF head's keypoints replaces them.
     """
 
     default_square_edge: ClassVar[int] = 385
@@ -103,7 +211,7 @@ class KeypointDataModule(DataModule):
     def __init__(self, *, category: KeypointCategory, augmentation: Augmentation,
                  encoder_settings: encoder.EncoderSettings, base_stride: int, upsample: int = 1,
                  min_kp_anns: int = 1, bmin: float = 0.1, eval_settings: EvalSettings | None = None,
-                 with_dense: bool = False):
+                 with_dense: bool = False, heads: HeadSettings = HeadSettings()):
         """``base_stride``: the stride of the basenet the heads will sit on (see
         :func:`openfields.network.factory.base_stride`); the head metas are created with it. ``with_dense``:
         a third head, dense Caf, with :meth:`dense_connections`."""
@@ -115,12 +223,24 @@ class KeypointDataModule(DataModule):
         self.min_kp_anns = min_kp_anns
         self.bmin = bmin
         self.eval_settings = eval_settings or EvalSettings()
+        self.heads = heads
         self.head_metas = self.make_head_metas()
+        if heads.family == 'heatmap':
+            self._check_heatmap_flags(with_dense)
+            self.head_metas = [heatmap_head_meta(self.head_metas[0], heads, self.flag('heads'))]
         if with_dense:
             self.head_metas.append(dense_head_meta(self.head_metas[1], self.dense_connections(),
                                                    self.flag('with-dense')))
         cif = self.head_metas[0]
         augmentation.hflip_probability(cif.hflip, self.flag('hflip'), cif.keypoints)  # refused up front
+
+    def _check_heatmap_flags(self, with_dense: bool) -> None:
+        """Flags of the CIF + CAF heads that a heatmap head cannot follow are refused, naming them."""
+        if with_dense:
+            raise ValueError(f'{self.flag("with-dense")}: a dense Caf head needs {self.flag("heads")} cif, not heatmap')
+        if self.upsample != 1:
+            raise ValueError(f'{self.flag("upsample")} {self.upsample}: the heatmap head upsamples by its '
+                             f'deconvolutions ({self.flag("heatmap-deconv-strides")}), not by pixel shuffle')
 
     def make_head_metas(self) -> list[headmeta.Base]:
         """The CIF and CAF metas of ``self.category`` (:func:`head_metas_for`)."""
@@ -152,6 +272,7 @@ class KeypointDataModule(DataModule):
         group.add_argument(f'--{prefix}-with-dense', default=False, action='store_true',
                            help='a third head, dense Caf, with extra connections (OpenPifPaf\'s 25 for COCO '
                                 'persons, else the category\'s "dense_skeleton"); decode with --dense-connections')
+        HeadSettings.cli(group, prefix)
 
     @classmethod
     def common_kwargs(cls, args, base_stride: int) -> dict:
@@ -164,7 +285,8 @@ class KeypointDataModule(DataModule):
         return dict(augmentation=Augmentation.from_args(args, cls.name), base_stride=base_stride,
                     upsample=get('upsample'),
                     bmin=get('bmin'), encoder_settings=encoder.EncoderSettings.from_args(args),
-                    eval_settings=EvalSettings.from_args(args), with_dense=get('with_dense'))
+                    eval_settings=EvalSettings.from_args(args), with_dense=get('with_dense'),
+                    heads=HeadSettings.from_args(args, cls.name))
 
     def raw_dataset(self, split: str) -> CocoKeypoints:
         """The ``'train'`` or ``'val'`` images and annotations without any preprocessing: samples are the

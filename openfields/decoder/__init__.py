@@ -4,6 +4,7 @@
   ``caf_scored``, ``occupancy``, ``nms``;
 * :class:`CifDet`: boxes from CifDet fields;
 * :class:`CifMax`: one pose per image from each keypoint's CIF map peak (single individual);
+* :class:`HeatmapMax`: one pose per image from a heatmap head (DeepLabCut's heatmap + locref read-out);
 * module ``factory``: ``factory.cli``, ``factory.factory`` and :class:`DecoderSettings`, the flags and
   the choice of decoders (the module, not its function, is this package's ``factory`` attribute);
 * :func:`fields_from_targets`: encoder targets as "perfect network" fields (``eval --oracle``, tests).
@@ -13,9 +14,10 @@ from .annotation import Annotation, AnnotationDet
 from .cifcaf import CifCaf
 from .cifdet import CifDet
 from .cifmax import CifMax
+from .heatmap import HeatmapMax
 from . import factory
 from .factory import Decoder, DecoderSettings
 from .oracle import fields_from_targets
 
-__all__ = ['Annotation', 'AnnotationDet', 'CifCaf', 'CifDet', 'CifMax', 'Decoder', 'DecoderSettings', 'factory',
+__all__ = ['Annotation', 'AnnotationDet', 'CifCaf', 'CifDet', 'CifMax', 'Decoder', 'HeatmapMax', 'DecoderSettings', 'factory',
            'fields_from_targets']

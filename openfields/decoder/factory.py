@@ -7,7 +7,9 @@ Candidates, named ``<kind>:<index>`` in head order:
   (``sparse_skeleton`` set) of that dataset;
 * ``cifdet:i``: the i-th CifDet head;
 * ``cifmax:i``: the i-th Cif head alone, one pose per image from each keypoint's map peak (single
-  individual per image, e.g. single-animal DeepLabCut projects); chosen only by name.
+  individual per image, e.g. single-animal DeepLabCut projects); chosen only by name;
+* ``heatmap:i``: the i-th Heatmap head (DeepLabCut's heatmap with location refinement), one pose per image
+  from each heatmap's maximum and the locref offset there (:class:`.heatmap.HeatmapMax`).
 
 Without ``--decoder`` the best candidate decodes: pose decoders before detection, bigger heads
 first (priority ``n_fields / 1000``, detection ``-1``).
@@ -29,6 +31,7 @@ from .annotation import Annotation, AnnotationDet
 from .cifcaf import CifCaf
 from .cifdet import CifDet
 from .cifmax import CifMax
+from .heatmap import HeatmapMax
 from .settings import (DEFAULT_INSTANCE_THRESHOLD, DEFAULT_KEYPOINT_THRESHOLD, DEFAULT_KEYPOINT_THRESHOLD_REL,
                        MIN_VOTES_PER_FIELD, DecoderSettings)
 
@@ -119,14 +122,14 @@ class Decoder:
 
 CandidateFinder = Callable[[Sequence[headmeta.Base], DecoderSettings], list[Candidate]]
 
-# kind name -> candidates of a plugin's decoder (the built-in cifcaf, cifdet and cifmax are in candidates())
+# kind name -> candidates of a plugin's decoder (the built-in cifcaf, cifdet, cifmax and heatmap are in candidates())
 DECODERS: dict[str, CandidateFinder] = {}
 
 
 def register_decoder(kind: str, find: CandidateFinder) -> None:
     """Add (or replace) a decoder kind: ``find(head_metas, settings)`` returns the candidates the heads
     allow (their ``name`` is set here, ``<kind>:<n>``)."""
-    if kind in ('cifcaf', 'cifdet', 'cifmax'):
+    if kind in ('cifcaf', 'cifdet', 'cifmax', 'heatmap'):
         raise ValueError(f'decoder kind {kind!r} is built in')
     DECODERS[kind] = find
 
@@ -153,6 +156,10 @@ def candidates(head_metas: Sequence[headmeta.Base], settings: DecoderSettings) -
     for n, (i, cif) in enumerate(cifs):  # by name only: below every multi-instance decoder
         found.append(Candidate(f'cifmax:{n}', (i,), -2.0 + cif.n_fields / 1000,
                                lambda cif=cif: CifMax(cif, settings)))
+    heatmaps = [(i, m) for i, m in enumerate(head_metas) if isinstance(m, headmeta.Heatmap)]
+    for n, (i, heatmap) in enumerate(heatmaps):  # a heatmap head's only decoder: one pose per image
+        found.append(Candidate(f'heatmap:{n}', (i,), -2.0 + heatmap.n_fields / 1000,
+                               lambda heatmap=heatmap: HeatmapMax(heatmap, settings)))
     for kind, find in DECODERS.items():
         for n, candidate in enumerate(find(head_metas, settings)):
             found.append(dataclasses.replace(candidate, name=f'{kind}:{n}'))

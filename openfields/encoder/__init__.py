@@ -5,5 +5,6 @@ from .caf import Caf
 from .cif import Cif
 from .cifdet import CifDet
 from .factory import EncoderSettings, cli, factory
+from .heatmap import Heatmap
 
-__all__ = ['AnnRescaler', 'Caf', 'Cif', 'CifDet', 'EncoderSettings', 'cli', 'factory', 'mask_valid_area']
+__all__ = ['AnnRescaler', 'Caf', 'Cif', 'CifDet', 'EncoderSettings', 'Heatmap', 'cli', 'factory', 'mask_valid_area']

@@ -10,6 +10,7 @@ from .. import headmeta
 from .caf import Caf
 from .cif import Cif
 from .cifdet import CifDet
+from .heatmap import Heatmap
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,12 @@ def cli(parser: argparse.ArgumentParser, defaults: EncoderSettings = EncoderSett
 
 
 def factory(head_metas: Sequence[headmeta.Base], settings: EncoderSettings,
-            bmin: float = 0.1) -> list[Cif | Caf | CifDet]:
+            bmin: float = 0.1) -> list[Cif | Caf | CifDet | Heatmap]:
     """One encoder per head meta, in order; ``bmin`` in pixels."""
     return [_encoder(meta, settings, bmin) for meta in head_metas]
 
 
-def _encoder(meta: headmeta.Base, settings: EncoderSettings, bmin: float) -> Cif | Caf | CifDet:
+def _encoder(meta: headmeta.Base, settings: EncoderSettings, bmin: float) -> Cif | Caf | CifDet | Heatmap:
     suppress = dict(suppress_selfhidden=settings.suppress_selfhidden,
                     suppress_invisible=settings.suppress_invisible,
                     suppress_collision=settings.suppress_collision)
@@ -86,5 +87,7 @@ def _encoder(meta: headmeta.Base, settings: EncoderSettings, bmin: float) -> Cif
                    aspect_ratio=settings.caf_aspect_ratio, **suppress)
     if isinstance(meta, headmeta.CifDet):
         return CifDet(meta, bmin=bmin, side_length=settings.cifdet_side_length)
+    if isinstance(meta, headmeta.Heatmap):
+        return Heatmap(meta, **suppress)
     raise ValueError(f'no encoder for head {meta.full_name!r} of type {type(meta).__name__} '
-                     f'({meta.type_name!r}); known: cif, caf, cifdet')
+                     f'({meta.type_name!r}); known: cif, caf, cifdet, heatmap')

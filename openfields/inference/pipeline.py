@@ -36,11 +36,10 @@ import torch
 from .. import transforms
 from ..decoder import factory as decoder_factory
 from ..decoder.annotation import inverse_transform
-from ..decoder.cifmax import CifMax
 from ..network.device import resolve_device
 from ..topdown import inference as topdown_inference
 from ..topdown.crops import CropSettings
-from ..topdown.pose_on_crops import poses_on_boxes
+from ..topdown.pose_on_crops import CROP_HEADS, crop_decoder, crop_decoder_name, poses_on_boxes
 from . import runners
 
 LOG = logging.getLogger(__name__)
@@ -165,14 +164,18 @@ class TopDown:
     def __init__(self, runner, detector, crop: CropSettings, settings: PipelineSettings, detector_path=None):
         if settings.dataset is not None:
             dataset_head_indices(runner.head_metas, settings.dataset, runner.source)  # an unknown one: error
-        if settings.decoder_names and list(settings.decoder_names) != ['cifmax']:
+        head = next((i for i, meta in enumerate(runner.head_metas) if meta.name in CROP_HEADS), None)
+        if head is None:
+            raise ValueError(f'{runner.source}: a top-down model without a {" or ".join(CROP_HEADS)} head '
+                             f'(heads: {", ".join(m.full_name for m in runner.head_metas)})')
+        self.decoder_name = crop_decoder_name(runner.head_metas[head])
+        if settings.decoder_names and list(settings.decoder_names) != [self.decoder_name]:
             raise ValueError(f'--decoder {" ".join(settings.decoder_names)}: {runner.source} is a top-down model, '
-                             'decoded per crop by cifmax')
-        cif = next(i for i, meta in enumerate(runner.head_metas) if meta.name == 'cif')
+                             f'decoded per crop by {self.decoder_name}')
         self.runner, self.source, self.detector, self.crop = runner, runner.source, detector, crop
         self.detector_path = detector_path  # the file the detector came from
-        self.head_indices, self.head_metas = [cif], [runner.head_metas[cif]]
-        self.decode = CifMax(self.head_metas[0], settings.decoder)
+        self.head_indices, self.head_metas = [head], [runner.head_metas[head]]
+        self.decode = crop_decoder(self.head_metas[0], settings.decoder)
         steps = [transforms.NormalizeAnnotations()]
         if settings.long_edge is not None:
             steps.append(transforms.RescaleAbsolute(settings.long_edge, image_resize=runner.image_resize))
@@ -181,7 +184,7 @@ class TopDown:
 
     def describe(self) -> str:
         return (f'{self.source}: top-down, crops of {self.crop.width}x{self.crop.height} around the boxes of '
-                f'detector {self.detector.settings.name}, decoded by cifmax')
+                f'detector {self.detector.settings.name}, decoded by {self.decoder_name}')
 
     def crop_fields(self, crops: torch.Tensor) -> list[list[np.ndarray]]:
         """``(N, 3, h, w)`` crops -> per crop, one ``(F, C, h', w')`` array per decoded head."""

@@ -39,9 +39,8 @@ def cli(parser: argparse.ArgumentParser,
 
 def assemble(basenet, head_metas: list[headmeta.Base], *, head_dropout: float = 0.0,
              batchnorm_eps: float = 1e-4, batchnorm_momentum: float = 0.01) -> nets.Shell:
-    """A Shell of ``basenet`` with one composite head per meta."""
-    head_nets = [heads.CompositeField(meta, basenet.out_features, dropout=head_dropout)
-                 for meta in head_metas]
+    """A Shell of ``basenet`` with one head per meta (:func:`.heads.build`)."""
+    head_nets = [heads.build(meta, basenet.out_features, dropout=head_dropout) for meta in head_metas]
     model = nets.Shell(basenet, head_nets)
     nets.set_batchnorm(model, eps=batchnorm_eps, momentum=batchnorm_momentum)
     return model

@@ -1,4 +1,5 @@
-"""Composite field heads: basenet features -> ``(B, F, C, h, w)`` fields of one head meta."""
+"""Composite field heads: basenet features -> ``(B, F, C, h, w)`` fields of one head meta; :func:`build` picks
+the head module of a meta (DeepLabCut's heatmap head: :mod:`.heatmap_head`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import headmeta
+
+
+def build(meta: headmeta.Base, in_features: int, dropout: float = 0.0) -> nn.Module:
+    """The head module of ``meta``: a :class:`CompositeField`, or a heatmap head for a ``Heatmap`` meta."""
+    if isinstance(meta, headmeta.Heatmap):
+        from .heatmap_head import HeatmapHead  # pylint: disable=import-outside-toplevel  # it imports index_grid
+        return HeatmapHead(meta, in_features, dropout=dropout)
+    return CompositeField(meta, in_features, dropout=dropout)
 
 
 class CompositeField(nn.Module):

@@ -18,13 +18,12 @@ import numpy as np
 import torch
 
 from ..datasets.coco import CocoKeypoints
-from ..decoder.cifmax import CifMax
 from ..decoder.settings import DecoderSettings
 from ..metric import scoring
 from ..show.progress import Progress
 from .boxes import BoxSettings, instance_boxes, xywh_from_xyxy, xyxy_from_xywh
 from .crops import CropSettings
-from .pose_on_crops import FieldsOfBatch, poses_on_boxes
+from .pose_on_crops import FieldsOfBatch, crop_decoder, poses_on_boxes
 
 LOG = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ class TopDownTestSet:
             else min(len(self.dataset), self.settings.max_images)
         what = 'ground-truth boxes' if self.detector is None else 'detected boxes'
         progress = Progress(f'evaluating on {what}', n_images, interval_s=self.settings.progress_interval)
-        decode = CifMax(self.head_metas[0], self.decoder_settings)
+        decode = crop_decoder(self.head_metas[0], self.decoder_settings)
         image_ids = []
         self.seconds = {'detector': 0.0, 'network': 0.0, 'decoder': 0.0}
         for index in range(n_images):

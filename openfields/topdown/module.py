@@ -124,7 +124,8 @@ def aligned_side(side: int, base_stride: int, flag: str) -> int:
 
 class TopDownModule(DataModule):
     """Crops of the individuals of ``wrapped`` for training and validation; its metrics on ground-truth
-    boxes for evaluation. ``name`` and the head metas are the wrapped module's (CIF; CAF with ``caf``)."""
+    boxes for evaluation. ``name`` and the head metas are the wrapped module's (CIF; CAF with ``caf``; or its
+    heatmap head with ``--<dataset>-heads heatmap``)."""
 
     def __init__(self, wrapped: KeypointDataModule, settings: TopDownSettings = TopDownSettings()):
         if not isinstance(wrapped, KeypointDataModule):
@@ -136,9 +137,12 @@ class TopDownModule(DataModule):
             crop_width=aligned_side(settings.crop_width, base_stride, '--topdown-crop-width'),
             crop_height=aligned_side(settings.crop_height, base_stride, '--topdown-crop-height'))
         metas = wrapped.head_metas
-        if not isinstance(metas[0], headmeta.Cif) or (settings.caf and not isinstance(metas[1], headmeta.Caf)):
-            raise ValueError(f'--dataset {wrapped.name}: top-down needs the heads CIF (and CAF), got '
-                             f'{[m.name for m in metas]}')
+        if isinstance(metas[0], headmeta.Heatmap) and settings.caf:
+            raise ValueError(f'--topdown-caf: a CAF head needs {wrapped.flag("heads")} cif, not heatmap')
+        if not isinstance(metas[0], (headmeta.Cif, headmeta.Heatmap)) or (
+                settings.caf and not isinstance(metas[1], headmeta.Caf)):
+            raise ValueError(f'--dataset {wrapped.name}: top-down needs the heads CIF (and CAF) or a heatmap head, '
+                             f'got {[m.name for m in metas]}')
         if any(isinstance(m, headmeta.Caf) and m.sparse_skeleton is not None for m in metas):
             raise ValueError(f'{wrapped.flag("with-dense")}: a dense Caf head is for bottom-up decoding; top-down '
                              'decodes each crop with cifmax')

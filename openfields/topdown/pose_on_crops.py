@@ -1,11 +1,12 @@
 """Poses in given boxes: crop each box, run the network on all crops at once, one pose per crop.
 
 Every box gives a crop of :class:`~openfields.topdown.crops.CropSettings` (no jitter), the crops go through
-the network as one batch, each crop's fields are decoded by the single-pose ``cifmax`` decoder, and the pose
-is mapped back to the image with :meth:`CropGeometry.to_image`. A pose's score is the decoder's score times
-the box's score: a confident pose in an unlikely box ranks below the same pose in a certain box, so COCO's
-ranking of detections (AP) sees both the detector's and the pose network's confidence (ground-truth boxes
-have score 1 and leave the decoder's score).
+the network as one batch, each crop's fields are decoded by a single-pose decoder (:func:`crop_decoder`:
+``cifmax`` for a CIF head, ``heatmap`` for a heatmap head), and the pose is mapped back to the image with
+:meth:`CropGeometry.to_image`. A pose's score is the decoder's score times the box's score: a confident
+pose in an unlikely box ranks below the same pose in a certain box, so COCO's ranking of detections (AP)
+sees both the detector's and the pose network's confidence (ground-truth boxes have score 1 and leave the
+decoder's score).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from .. import headmeta
 from ..decoder.annotation import Annotation
 from ..decoder.cifmax import CifMax
+from ..decoder.heatmap import HeatmapMax
 from ..decoder.settings import DecoderSettings
 from ..transforms.image import ImageToTensor, Normalize
 from .boxes import xywh_from_xyxy
@@ -27,6 +29,22 @@ from .crops import CROP_FILL, CropGeometry, CropSettings
 
 # images (N, 3, H, W) -> per crop, per head: eval-mode fields (F, C, h, w) (scoring.network_fields' layout)
 FieldsOfBatch = Callable[[torch.Tensor], list[list[np.ndarray]]]
+
+
+# the head a top-down model decodes each crop with, by name
+CROP_HEADS = ('cif', 'heatmap')
+
+
+def crop_decoder_name(meta: headmeta.Base) -> str:
+    """``heatmap`` for a heatmap head, ``cifmax`` for CIF: the name ``--decoder`` and the stats use."""
+    return 'heatmap' if isinstance(meta, headmeta.Heatmap) else 'cifmax'
+
+
+def crop_decoder(meta: headmeta.Base, settings: DecoderSettings) -> CifMax | HeatmapMax:
+    """The single-pose decoder of a crop's first head: ``cifmax`` for CIF, ``heatmap`` for a heatmap head."""
+    if isinstance(meta, headmeta.Heatmap):
+        return HeatmapMax(meta, settings)
+    return CifMax(meta, settings)
 
 
 def crop_tensors(image: PIL.Image.Image, geometries: Sequence[CropGeometry], fill=CROP_FILL) -> torch.Tensor:
@@ -53,8 +71,9 @@ def poses_on_boxes(image: PIL.Image.Image, boxes_xyxy, box_scores, fields_of_bat
 
     ``boxes_xyxy``: ``(N, 4)`` image pixels; ``box_scores``: ``(N,)``; boxes without a positive width and
     height are skipped (``fields_of_batch`` sees the crops of the others, in order). ``head_metas``: the
-    metas of the heads ``fields_of_batch`` returns, CIF first; ``decode`` (default: ``cifmax`` on the CIF
-    head with the default decoder settings) turns one crop's fields into poses, of which the best is kept.
+    metas of the heads ``fields_of_batch`` returns, CIF (or heatmap) first; ``decode`` (default:
+    :func:`crop_decoder` of the first head with the default decoder settings) turns one crop's fields into
+    poses, of which the best is kept.
     No box: no pose (the network is not called).
     """
     boxes = xywh_from_xyxy(boxes_xyxy)
@@ -66,7 +85,7 @@ def poses_on_boxes(image: PIL.Image.Image, boxes_xyxy, box_scores, fields_of_bat
     if not len(boxes):
         return []
     if decode is None:
-        decode = CifMax(head_metas[0], DecoderSettings())
+        decode = crop_decoder(head_metas[0], DecoderSettings())
     geometries = [crop.around(box) for box in boxes]
     per_crop = fields_of_batch(crop_tensors(image, geometries))
     poses = []

@@ -154,7 +154,7 @@ class Dlc(KeypointDataModule):
 
     def describe(self) -> dict:
         return {'project': str(self.config.root), 'keypoints': self.category.keypoints,
-                'sigmas': self.head_metas[0].sigmas, 'skeleton': self.head_metas[1].skeleton,
+                'sigmas': self.head_metas[0].sigmas, 'skeleton': self.category.skeleton,
                 'multi_animal': self.config.multi_animal,
                 'train_fraction': self.split.train_fraction, 'shuffle': self.split.shuffle,
                 'train_frames': len(self.split.train), 'test_frames': len(self.split.test)}
@@ -232,7 +232,9 @@ class Dlc(KeypointDataModule):
     def decoder_names(self) -> list[str] | None:
         """Single-animal projects: each body part at its map's peak (``cifmax``), DeepLabCut's read-out;
         no body part can be lost to a weak connection or a second, fragmentary pose."""
-        return None if self.config.multi_animal else ['cifmax']
+        if self.config.multi_animal or self.heads.family != 'cif':
+            return None  # a heatmap head has one decoder, the same read-out (``heatmap``)
+        return ['cifmax']
 
     def metrics(self) -> list:
         """Pixel error / PCK of test and train frames, and OKS AP of the test frames."""

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ... import headmeta
 from .composite import CompositeLoss
+from .heatmap import HeatmapLoss
 from .multi_head import MultiHeadLoss
 from .settings import LossSettings
 
@@ -47,7 +48,7 @@ def factory(args: argparse.Namespace, head_metas: Sequence[headmeta.Base]) -> Mu
 def build(settings: LossSettings, head_metas: Sequence[headmeta.Base]) -> MultiHeadLoss:
     """The loss of a network with heads ``head_metas``; a ValueError naming the flag when ``--lambdas`` or
     ``--component-lambdas`` do not match the heads."""
-    composite_losses = [CompositeLoss(meta, settings) for meta in head_metas]
+    composite_losses = [_head_loss(meta, settings) for meta in head_metas]
     if settings.lambdas is not None and len(settings.lambdas) != len(head_metas):
         raise ValueError(f'--lambdas needs one value per head: expected {len(head_metas)} '
                          f'({", ".join(m.full_name for m in head_metas)}), '
@@ -59,3 +60,11 @@ def build(settings: LossSettings, head_metas: Sequence[headmeta.Base]) -> MultiH
                          f'{len(component_names)} ({", ".join(component_names)}), '
                          f'got {len(settings.component_lambdas)}')
     return MultiHeadLoss(composite_losses, settings.lambdas, settings.component_lambdas)
+
+
+def _head_loss(meta: headmeta.Base, settings: LossSettings) -> CompositeLoss | HeatmapLoss:
+    """The loss of one head: DeepLabCut's criteria for a heatmap head (configured by its meta), else the
+    composite-field loss of the flags."""
+    if isinstance(meta, headmeta.Heatmap):
+        return HeatmapLoss(meta)
+    return CompositeLoss(meta, settings)
