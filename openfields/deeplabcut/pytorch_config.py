@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import importlib.util
 import json
+import logging
 import os
 import pathlib
 import typing
 
 from ..network import basenets, cspnext
-from ..training import optimize, schedulers
+from ..training import loggers, optimize, schedulers
 
 SECTIONS = ('data', 'runner', 'train_settings', 'method', 'net_type', 'model', 'metadata', 'inference',
             'detector', 'logger', 'resume_training_from', 'with_center_keypoints')
+
+_LOG = logging.getLogger(__name__)
 
 # DeepLabCut's model.backbone type -> its model_names openfields builds: timm's names, which the basenets have
 BASENETS = {'ResNet': ('resnet18', 'resnet50', 'resnet50_gn', 'resnet101', 'resnet152'),
@@ -492,12 +496,22 @@ def _gpus(value, path, ctx):
 LOGGERS = {'WandbLogger': 'wandb', 'CSVLogger': 'csv', 'TensorboardLogger': 'tensorboard'}
 
 
+LOGGER_KEYS = {'type', 'project_name', 'run_name', 'image_log_interval'}
+
+
 def _logger(value, path, ctx):
-    value = _only(value, path, ctx, {'type', 'project_name', 'run_name', 'image_log_interval'})
+    """The logger; a WandbLogger's other keys (and its ``wandb_kwargs`` mapping) are what DeepLabCut passes
+    to ``wandb.init``: ``--wandb-init-kwargs``, each checked against wandb.init and refused naming its key."""
+    value = _mapping(value, path, ctx)
     kind = LOGGERS.get(value.get('type'))
     if kind is None:
         raise ctx.error(f'{path}.type', f'{value.get("type")!r} is not one of {", ".join(LOGGERS)}')
+    extra = {key: v for key, v in value.items() if key not in LOGGER_KEYS and v is not None}
     values = {'logger': [kind]}
+    if kind == 'wandb' and extra:
+        values['wandb-init-kwargs'] = _wandb_init_kwargs(extra, path, ctx)
+    for key in extra if kind != 'wandb' else ():
+        ctx.ignore(f'{path}.{key}', 'no counterpart')
     if value.get('project_name') is not None:
         values['wandb-project'] = str(value['project_name'])
     if value.get('run_name') is not None:
@@ -506,6 +520,26 @@ def _logger(value, path, ctx):
         values['image-log-interval'] = int(_number(value['image_log_interval'], f'{path}.image_log_interval',
                                                    ctx, 1))
     return values
+
+
+def _wandb_init_kwargs(extra: dict, path: str, ctx) -> str:
+    """The ``wandb.init`` arguments of a WandbLogger: its keys beyond :data:`LOGGER_KEYS` and those of its
+    ``wandb_kwargs`` mapping, as ``--wandb-init-kwargs`` JSON; checked where the wandb package is installed
+    (without it ``--logger wandb`` stops the run anyway)."""
+    places = {key: f'{path}.{key}' for key in extra if key != 'wandb_kwargs'}
+    nested = _mapping(extra.get('wandb_kwargs') or {}, f'{path}.wandb_kwargs', ctx)
+    for key in nested:
+        if key in places:
+            raise ctx.error(f'{path}.wandb_kwargs.{key}', f'given twice, also as {places[key]}')
+        places[key] = f'{path}.wandb_kwargs.{key}'
+    kwargs = {key: v for key, v in {**extra, **nested}.items() if key != 'wandb_kwargs'}
+    if importlib.util.find_spec('wandb') is not None:
+        try:
+            loggers.check_wandb_init_kwargs(kwargs)
+        except schedulers.ParamsError as error:
+            name = error.key.split('[')[0].split('.')[0]
+            raise ctx.error(places[name] + error.key[len(name):], error.reason) from None
+    return json.dumps(kwargs, sort_keys=True)
 
 
 def _project_path(value, path, ctx):
@@ -557,21 +591,72 @@ def _random_bbox_transform(value, path, ctx):
 
 # DeepLabCut's detector model types (detector.model.type) without a variant -> torchvision's model
 DETECTOR_TYPES = {'SSDLite': 'ssdlite320_mobilenet_v3_large', 'FasterRCNN': 'fasterrcnn_mobilenet_v3_large_fpn'}
-OPTIMIZERS = {'AdamW': 'adamw', 'Adam': 'adam', 'SGD': 'sgd'}
+DETECTOR_EPOCHS = 10  # --detector-epochs' default: a scheduler is checked through at least these epochs
 
 
 def _detector(value, path, ctx):
-    """The detector of top-down mode: its model, training length, optimizer, schedule milestones,
-    evaluation interval and resume; the rest of the section is listed as ignored."""
-    section = _only(value, path, ctx, {'model', 'train_settings', 'runner', 'resume_training_from'})
+    """The detector of top-down mode: its training augmentation, model, training settings, runner
+    (optimizer, scheduler, snapshots, evaluation interval, scheduler state on resume) and resume; what has
+    no counterpart is listed as ignored."""
+    section = _only(value, path, ctx, {'data', 'model', 'train_settings', 'runner', 'resume_training_from'})
+    settings = section.get('train_settings')
+    epochs = settings.get('epochs') if isinstance(settings, dict) else None
+    runner = lambda runner, runner_path, ctx: _detector_runner(runner, runner_path, ctx, epochs)  # noqa: E731
     values = {}
-    for key, translate in (('model', _detector_model), ('train_settings', _detector_train_settings),
-                           ('runner', _detector_runner)):
+    for key, translate in (('data', _detector_data), ('model', _detector_model),
+                           ('train_settings', _detector_train_settings), ('runner', runner)):
         if section.get(key) is not None:
             values.update(translate(section[key], f'{path}.{key}', ctx))
     if section.get('resume_training_from') is not None:
         values['detector-resume'] = str(section['resume_training_from'])
     return values
+
+
+def _detector_context(ctx: _Context) -> _Context:
+    """A context whose data transforms set the detector's flags (``--detector-affine``, ...), sharing the
+    ignored list."""
+    child = _Context(ctx.source, ['detector'])
+    child.ignored = ctx.ignored
+    return child
+
+
+# detector.data.train keys -> their translators, as the pose model's data.train (flags --detector-<name>)
+DETECTOR_TRANSFORMS = {'affine': _affine, 'hist_eq': _probability_flag('hist_eq'),
+                       'motion_blur': _probability_flag('motion_blur'), 'covering': _probability_flag('covering'),
+                       'gaussian_noise': _gaussian_noise}
+DETECTOR_WHOLE_IMAGES = ('collate', 'crop_sampling', 'auto_padding', 'resize')  # sizing: the detector's own
+
+
+def _detector_data(value, path, ctx):
+    data = _only(value, path, ctx, {'colormode', 'inference', 'train'})
+    if data.get('colormode') not in (None, 'RGB'):
+        ctx.ignore(f'{path}.colormode', 'openfields reads RGB')
+    if data.get('inference') is not None:
+        _inference(data['inference'], f'{path}.inference', ctx)
+    train = _mapping(data.get('train') or {}, f'{path}.train', ctx)
+    values, detector = {}, _detector_context(ctx)
+    for key, setting in train.items():
+        key_path = f'{path}.train.{key}'
+        if setting is None:
+            continue
+        if key in DETECTOR_TRANSFORMS:
+            values.update(DETECTOR_TRANSFORMS[key](setting, key_path, detector))
+        elif key == 'hflip':
+            values.update(_detector_hflip(setting, key_path, ctx))
+        elif key == 'normalize_images':
+            _normalize(setting, key_path, ctx)
+        elif key in DETECTOR_WHOLE_IMAGES:
+            ctx.ignore(key_path, 'the detector trains on whole images resized to its own input size')
+        else:
+            ctx.ignore(key_path, 'no counterpart')
+    return values
+
+
+def _detector_hflip(value, path, ctx):
+    if isinstance(value, dict) and value.get('symmetries') is not None:
+        ctx.ignore(f'{path}.symmetries', 'a box has no keypoints to swap')
+        value = {k: v for k, v in value.items() if k != 'symmetries'}
+    return {'detector-hflip': _probability(value, path, ctx)}
 
 
 def _detector_model(value, path, ctx):
@@ -588,45 +673,260 @@ def _detector_model(value, path, ctx):
     return values
 
 
+# detector.train_settings keys -> the detector's flags (minimum value)
+DETECTOR_TRAIN_SETTINGS = {'epochs': ('detector-epochs', 0), 'batch_size': ('detector-batch-size', 1),
+                           'dataloader_workers': ('detector-loader-workers', 0),
+                           'display_iters': ('detector-display-interval', 1)}
+
+
 def _detector_train_settings(value, path, ctx):
-    settings = _only(value, path, ctx, {'epochs', 'batch_size'})
-    flags = {'epochs': 'detector-epochs', 'batch_size': 'detector-batch-size'}
-    return {flags[key]: int(_number(settings[key], f'{path}.{key}', ctx, minimum=0))
-            for key in flags if settings.get(key) is not None}
+    settings = _only(value, path, ctx, {*DETECTOR_TRAIN_SETTINGS, 'dataloader_pin_memory', 'seed'})
+    if settings.get('seed') is not None:
+        ctx.ignore(f'{path}.seed', 'the detector run is seeded by --seed, the pose model\'s train_settings.seed')
+    return {flag: int(_number(settings[key], f'{path}.{key}', ctx, minimum=minimum))
+            for key, (flag, minimum) in DETECTOR_TRAIN_SETTINGS.items() if settings.get(key) is not None}
 
 
-def _detector_runner(value, path, ctx):
-    runner = _only(value, path, ctx, {'type', 'optimizer', 'scheduler', 'eval_interval', 'key_metric'})
+DETECTOR_RUNNER_KEYS = {'type', 'optimizer', 'scheduler', 'eval_interval', 'key_metric', 'key_metric_asc',
+                        'snapshots', 'load_scheduler_state_dict', 'device', 'gpus', 'snapshot_prefix'}
+
+
+def _detector_runner(value, path, ctx, epochs=None):
+    """The detector's runner; ``epochs``: the section's ``train_settings.epochs`` (a scheduler is stepped
+    through them when the file is read)."""
+    runner = _only(value, path, ctx, DETECTOR_RUNNER_KEYS)
+    _detector_runner_ignored(runner, path, ctx)
     values = {}
-    if runner.get('type') not in (None, 'DetectorTrainingRunner'):
-        ctx.ignore(f'{path}.type', f'{runner["type"]}: only DetectorTrainingRunner')
-    if runner.get('key_metric') not in (None, 'test.mAP@50:95'):
-        ctx.ignore(f'{path}.key_metric', 'the best detector snapshot is picked by test.mAP@50:95')
     if runner.get('eval_interval') is not None:
         values['detector-eval-interval'] = int(_number(runner['eval_interval'], f'{path}.eval_interval', ctx, 0))
-    optimizer = runner.get('optimizer')
-    if optimizer is not None:
-        optimizer = _only(optimizer, f'{path}.optimizer', ctx, {'type', 'params'})
-        if optimizer.get('type') not in OPTIMIZERS:
-            raise ctx.error(f'{path}.optimizer.type', f'{optimizer.get("type")!r}: the detector trains with '
-                                                      f'{", ".join(OPTIMIZERS)}')
-        values['detector-optimizer'] = OPTIMIZERS[optimizer['type']]
-        params = _only(optimizer.get('params') or {}, f'{path}.optimizer.params', ctx, {'lr'})
-        if params.get('lr') is not None:
-            values['detector-lr'] = float(_number(params['lr'], f'{path}.optimizer.params.lr', ctx))
-    scheduler = runner.get('scheduler')
-    if scheduler is not None:
-        scheduler = _only(scheduler, f'{path}.scheduler', ctx, {'type', 'params'})
-        if scheduler.get('type') != 'LRListScheduler':
-            ctx.ignore(f'{path}.scheduler', f'{scheduler.get("type")}: the detector\'s schedule is a list of '
-                                            'milestones (LRListScheduler)')
-        else:
-            milestones = (scheduler.get('params') or {}).get('milestones') or []
-            values['detector-lr-decay'] = [float(_number(m, f'{path}.scheduler.params.milestones', ctx))
-                                           for m in milestones]
-            ctx.ignore(f'{path}.scheduler.params.lr_list', 'the detector\'s rate is multiplied by '
-                                                           '--lr-decay-factor at each milestone')
+    if runner.get('optimizer') is not None:
+        renamed = {'optimizer-class': 'detector-optimizer-class', 'optimizer-params': 'detector-optimizer-params',
+                   'lr': 'detector-lr'}  # the pose model's translation of the same {type, params}
+        values.update({renamed[k]: v for k, v in _optimizer(runner['optimizer'], f'{path}.optimizer', ctx).items()})
+    if runner.get('scheduler') is not None:
+        values.update(_detector_scheduler(runner['scheduler'], f'{path}.scheduler', ctx, epochs))
+    if runner.get('snapshots') is not None:
+        values.update(_detector_snapshots(runner['snapshots'], f'{path}.snapshots', ctx))
+    if runner.get('load_scheduler_state_dict') is not None:
+        values.update(_flag('detector-load-scheduler-state', bool)(
+            runner['load_scheduler_state_dict'], f'{path}.load_scheduler_state_dict', ctx))
     return values
+
+
+def _detector_runner_ignored(runner: dict, path: str, ctx) -> None:
+    if runner.get('type') not in (None, 'DetectorTrainingRunner'):
+        ctx.ignore(f'{path}.type', f'{runner["type"]}: only DetectorTrainingRunner')
+    if runner.get('key_metric') not in (None, 'test.mAP@50:95') or runner.get('key_metric_asc') not in (None, True):
+        ctx.ignore(f'{path}.key_metric', 'the best detector snapshot is picked by test.mAP@50:95, larger is better')
+    if runner.get('device') not in (None, 'auto'):
+        ctx.ignore(f'{path}.device', 'the detector trains on the pose run\'s device (device, runner.device)')
+    if runner.get('gpus') is not None:
+        _gpus(runner['gpus'], f'{path}.gpus', ctx)
+    if runner.get('snapshot_prefix') not in (None, 'snapshot-detector'):
+        ctx.ignore(f'{path}.snapshot_prefix', 'the detector\'s snapshots are <run>.detector.pkl.epochNNN')
+
+
+def _detector_scheduler(value, path, ctx, epochs=None):
+    """Any scheduler, LRListScheduler and nested ones included, as ``--detector-scheduler-class`` and
+    ``--detector-scheduler-params``: built and stepped through the detector's epochs (at least until every
+    nested scheduler has run) now, so a bad value is named by its key in this file."""
+    value = _only(value, path, ctx, {'type', 'params'})
+    params = _mapping(value.get('params') or {}, f'{path}.params', ctx)
+    name = value.get('type')
+    steps = max(schedulers.epochs_until_every_part_ran(params), epochs if isinstance(epochs, int) else DETECTOR_EPOCHS)
+    try:
+        schedulers.learning_rates(name, params, 1e-3, steps)
+    except schedulers.ParamsError as error:
+        raise _keyed(error, path, ctx) from None
+    return {'detector-scheduler-class': name, 'detector-scheduler-params': json.dumps(params, sort_keys=True)}
+
+
+def _detector_snapshots(value, path, ctx):
+    snapshots = _only(value, path, ctx, {'max_snapshots', 'save_epochs', 'save_optimizer_state'})
+    values = {}
+    for key, minimum in (('max_snapshots', 0), ('save_epochs', 1)):
+        if snapshots.get(key) is not None:
+            values[f'detector-{key.replace("_", "-")}'] = int(_number(snapshots[key], f'{path}.{key}', ctx, minimum))
+    if snapshots.get('save_optimizer_state') is not None:
+        values.update(_flag('detector-save-optimizer-state', bool)(
+            snapshots['save_optimizer_state'], f'{path}.save_optimizer_state', ctx))
+    return values
+
+
+# --- model.heads ----------------------------------------------------------------------------------------------
+
+# DeepLabCut head types openfields does not have -> what they are (the refusal names it)
+FOREIGN_HEADS = {'DEKRHead': 'DEKR (disentangled keypoint regression)',
+                 'DLCRNetHead': 'part affinity fields (PAF: DLCRNet\'s multi-animal head)',
+                 'RTMCCHead': 'RTMPose\'s SimCC head (RTMCC)'}
+HEADS_INSTEAD = ('`--{p}-heads cif` trains CIF + CAF instead (several animals, OpenPifPaf\'s composite fields), '
+                 '`--{p}-heads heatmap` DeepLabCut\'s heatmap head (one animal per image or crop); with either flag '
+                 'the file\'s heads section is replaced')
+HEAD_KEYS = {'type', 'weight_init', 'predictor', 'target_generator', 'criterion', 'heatmap_config', 'locref_config'}
+HEATMAP_TARGETS = {'HeatmapGaussianGenerator': 'gaussian', 'HeatmapPlateauGenerator': 'plateau'}
+HEATMAP_CRITERIA = {'WeightedMSECriterion': 'mse', 'WeightedBCECriterion': 'bce'}
+LOCREF_CRITERIA = {'WeightedHuberCriterion': 'huber', 'WeightedMSECriterion': 'mse'}
+
+
+def _heads(value, path, ctx):
+    """``model.heads``: a ``bodypart`` HeatmapHead is ``--<dataset>-heads heatmap`` with its flags; a head
+    openfields does not have (DEKR, PAF, RTMCC, ``unique_bodypart``, ``identity``, ...) is refused in one line
+    saying which openfields heads train instead. ``--<dataset>-heads`` on the command line replaces the
+    section (one info line)."""
+    heads = _mapping(value, path, ctx)
+    asked = [p for p in ctx.prefixes if f'{p}-heads' in getattr(ctx, 'given', ())]
+    if asked:
+        _LOG.info('%s: %s replaced by the heads of %s on the command line', ctx.source, path,
+                  ', '.join(f'--{p}-heads' for p in asked))
+        return {}
+    for name, head in heads.items():
+        if name != 'bodypart' and head is not None:
+            kind = head.get('type') if isinstance(head, dict) else head
+            raise ctx.error(f'{path}.{name}', f'{kind}: openfields trains the body parts\' head only, it has no '
+                                              f'{name} head; ' + _instead(ctx))
+    if heads.get('bodypart') is None:
+        raise ctx.error(f'{path}.bodypart', 'missing: the body parts\' head; ' + _instead(ctx))
+    return _heatmap_head(_mapping(heads['bodypart'], f'{path}.bodypart', ctx), f'{path}.bodypart', ctx)
+
+
+def _instead(ctx) -> str:
+    return HEADS_INSTEAD.format(p=ctx.prefixes[0])
+
+
+def _heatmap_head(head: dict, path: str, ctx) -> dict:
+    """A DeepLabCut HeatmapHead as the ``--<dataset>-heatmap-*`` flags; a PAF predictor or another head type is
+    refused naming it."""
+    kind = head.get('type')
+    predictor = head.get('predictor') or {}
+    if kind == 'HeatmapHead' and isinstance(predictor, dict) and 'PartAffinity' in str(predictor.get('type')):
+        kind = 'DLCRNetHead'  # a heatmap head with part affinity fields
+    if kind != 'HeatmapHead':
+        what = FOREIGN_HEADS.get(kind, 'a head openfields does not have')
+        raise ctx.error(f'{path}.type', f'{kind}: {what}; openfields has no such head: ' + _instead(ctx))
+    _only(head, path, ctx, HEAD_KEYS)
+    if head.get('weight_init') not in (None, 'normal'):
+        ctx.ignore(f'{path}.weight_init', 'openfields starts the heatmap head from normal(0, 0.001) weights')
+    values = {'heads': 'heatmap'}
+    values.update(_predictor(_mapping(predictor, f'{path}.predictor', ctx), f'{path}.predictor', ctx))
+    values.update(_target_generator(_mapping(head.get('target_generator') or {}, f'{path}.target_generator', ctx),
+                                    f'{path}.target_generator', ctx, values))
+    values.update(_criteria(_mapping(head.get('criterion') or {}, f'{path}.criterion', ctx), f'{path}.criterion', ctx))
+    values.update(_deconvolutions(head, path, ctx, values.get('heatmap_locref', True)))
+    return ctx.data(**values)
+
+
+def _bool_key(section: dict, key: str, default: bool, path: str, ctx) -> bool:
+    value = section.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ctx.error(f'{path}.{key}', f'must be true or false, got {value!r}')
+    return value
+
+
+def _predictor(predictor: dict, path: str, ctx) -> dict:
+    _only(predictor, path, ctx, {'type', 'apply_sigmoid', 'clip_scores', 'location_refinement', 'locref_std'})
+    if predictor.get('type', 'HeatmapPredictor') != 'HeatmapPredictor':
+        raise ctx.error(f'{path}.type', f'{predictor["type"]}: a HeatmapHead\'s predictor openfields has is '
+                                        'HeatmapPredictor; ' + _instead(ctx))
+    values = {'heatmap_sigmoid': _bool_key(predictor, 'apply_sigmoid', False, path, ctx),
+              'heatmap_clip_scores': _bool_key(predictor, 'clip_scores', True, path, ctx),
+              'heatmap_locref': _bool_key(predictor, 'location_refinement', True, path, ctx)}
+    if predictor.get('locref_std') is not None:
+        values['heatmap_locref_std'] = float(_number(predictor['locref_std'], f'{path}.locref_std', ctx, 1e-9))
+    return values
+
+
+def _target_generator(generator: dict, path: str, ctx, predicted: dict) -> dict:
+    """The targets; locref generated but not used (or used but not generated), or two different locref_std,
+    are refused: openfields has one switch and one value for both."""
+    _only(generator, path, ctx, {'type', 'num_heatmaps', 'pos_dist_thresh', 'heatmap_mode', 'generate_locref',
+                                 'locref_std', 'gradient_masking', 'background_weight', 'learned_id_target'})
+    kind = generator.get('type', 'HeatmapGaussianGenerator')
+    if kind not in HEATMAP_TARGETS:
+        raise ctx.error(f'{path}.type', f'{kind!r}: openfields generates {", ".join(HEATMAP_TARGETS)} targets')
+    if str(generator.get('heatmap_mode', 'KEYPOINT')).upper() != 'KEYPOINT':
+        raise ctx.error(f'{path}.heatmap_mode', f'{generator["heatmap_mode"]!r}: openfields makes one map per '
+                                                'keypoint (KEYPOINT)')
+    if generator.get('learned_id_target'):
+        raise ctx.error(f'{path}.learned_id_target', 'openfields has no identity targets')
+    values = {'heatmap_target': HEATMAP_TARGETS[kind]}
+    if generator.get('pos_dist_thresh') is not None:
+        values['heatmap_pos_dist_thresh'] = float(_number(generator['pos_dist_thresh'], f'{path}.pos_dist_thresh',
+                                                          ctx, 1e-9))
+    generate = _bool_key(generator, 'generate_locref', True, path, ctx)
+    if generate != predicted['heatmap_locref']:
+        raise ctx.error(f'{path}.generate_locref', f'{generate} but the predictor\'s location_refinement is '
+                                                   f'{predicted["heatmap_locref"]}: openfields trains and uses '
+                                                   'location refinement together (--<dataset>-heatmap-locref)')
+    std = generator.get('locref_std')
+    if std is not None and predicted.get('heatmap_locref_std', std) != std:
+        raise ctx.error(f'{path}.locref_std', f'{std} but the predictor\'s locref_std is '
+                                              f'{predicted["heatmap_locref_std"]}: openfields has one')
+    if std is not None:
+        values['heatmap_locref_std'] = float(_number(std, f'{path}.locref_std', ctx, 1e-9))
+    if generator.get('gradient_masking'):
+        ctx.ignore(f'{path}.gradient_masking', 'openfields learns the map of an unlabelled keypoint as empty')
+    if generator.get('background_weight') not in (None, 0, 1, 0.0, 1.0):
+        ctx.ignore(f'{path}.background_weight', 'every heatmap cell weighs 1 in openfields')
+    return values
+
+
+def _criteria(criterion: dict, path: str, ctx) -> dict:
+    _only(criterion, path, ctx, {'heatmap', 'locref'})
+    values = {}
+    for key, kinds, flag in (('heatmap', HEATMAP_CRITERIA, 'heatmap'), ('locref', LOCREF_CRITERIA, 'heatmap_locref')):
+        section = _only(criterion.get(key) or {}, f'{path}.{key}', ctx, {'type', 'weight'})
+        if section.get('type') is not None:
+            if section['type'] not in kinds:
+                raise ctx.error(f'{path}.{key}.type', f'{section["type"]!r}: openfields\' {key} losses are '
+                                                      f'{", ".join(kinds)}')
+            values[f'{flag}_loss'] = kinds[section['type']]
+        if section.get('weight') is not None:
+            values[f'{flag}_weight'] = float(_number(section['weight'], f'{path}.{key}.weight', ctx, 0))
+    return values
+
+
+def _deconvolutions(head: dict, path: str, ctx, locref: bool) -> dict:
+    """``heatmap_config`` as ``--<dataset>-heatmap-deconv-*`` / ``-final-conv``; ``locref_config`` must have the
+    same layout (openfields builds both branches alike). The first channel count (the backbone's) and the
+    last (the maps) are openfields' own: the basenet's and the keypoints'."""
+    layout = _layout(head.get('heatmap_config'), f'{path}.heatmap_config', ctx)
+    if locref and head.get('locref_config') is not None:
+        if _layout(head['locref_config'], f'{path}.locref_config', ctx) != layout:
+            raise ctx.error(f'{path}.locref_config', 'differs from heatmap_config in its kernel sizes, strides or '
+                                                     'hidden channels: openfields builds the locref branch like '
+                                                     'the heatmap branch')
+    if layout is None:
+        return {}
+    hidden, kernels, strides, final = layout
+    return {'heatmap_deconv_channels': hidden, 'heatmap_deconv_kernels': kernels,
+            'heatmap_deconv_strides': strides, 'heatmap_final_conv': final}
+
+
+def _layout(config, path: str, ctx) -> tuple | None:
+    """``(hidden channels, kernel sizes, strides, final conv kernel)`` of a ``heatmap_config`` / ``locref_config``."""
+    if config is None:
+        return None
+    config = _only(config, path, ctx, {'channels', 'kernel_size', 'strides', 'final_conv'})
+    lists = {}
+    for key in ('channels', 'kernel_size', 'strides'):
+        items = config.get(key) or []
+        if not isinstance(items, list):
+            raise ctx.error(f'{path}.{key}', f'must be a list, got {items!r}')
+        lists[key] = items
+    kernels = [int(_number(k, f'{path}.kernel_size', ctx, 1)) for k in lists['kernel_size']]
+    strides = [int(_number(s, f'{path}.strides', ctx, 1)) for s in lists['strides']]
+    final = config.get('final_conv')
+    final_kernel = 0
+    if final is not None:
+        final = _only(final, f'{path}.final_conv', ctx, {'out_channels', 'kernel_size'})
+        final_kernel = int(_number(final.get('kernel_size', 1), f'{path}.final_conv.kernel_size', ctx, 1))
+    hidden = lists['channels'][1:] if final_kernel else lists['channels'][1:-1]
+    if len(kernels) != len(strides) or len(hidden) != len(kernels) - (0 if final_kernel else 1):
+        raise ctx.error(path, f'channels {lists["channels"]}, kernel_size {kernels} and strides {strides} do not '
+                              'describe one deconvolution per kernel size (channels: the input, then each output)')
+    return [int(_number(c, f'{path}.channels', ctx, 1)) for c in hidden], kernels, strides, final_kernel
 
 
 # --- the table --------------------------------------------------------------------------------------------
@@ -816,33 +1116,66 @@ DLC_KEYS = (
     DlcKey('method', ('--method',), '`bu` bottom-up, `td` top-down: a detector run first, then the pose model '
            'on crops of the individuals ([topdown.md](topdown.md)); `ctd` (conditional top-down) is listed as '
            'ignored', ('method',), _method),
-    DlcKey('detector {model, train_settings, runner, resume_training_from}',
+    DlcKey('detector {model, train_settings, resume_training_from}',
            ('--detector', '--detector-pretrained', '--detector-score-threshold', '--detector-epochs',
-            '--detector-batch-size', '--detector-optimizer', '--detector-lr', '--detector-lr-decay',
-            '--detector-eval-interval', '--detector-resume'),
+            '--detector-batch-size', '--detector-loader-workers', '--detector-display-interval', '--detector-resume'),
            'top-down only. `model.variant` (or `type: SSDLite` / `FasterRCNN`) is `--detector`, `pretrained` '
            '`--detector-pretrained auto|none` (COCO weights from the torch hub cache, never downloaded), '
-           '`box_score_thresh` the score a box needs to be cropped; `train_settings` epochs and batch_size; '
-           '`runner` optimizer (AdamW, Adam, SGD) and its lr, LRListScheduler milestones (the rate is '
-           'multiplied by `--lr-decay-factor` at each: DLC\'s 1e-4 -> 1e-5 at 160 is the default factor 0.1), '
-           'eval_interval; the best detector snapshot is picked by `test.mAP@50:95` as in DLC. The detector\'s '
-           '`data` augmentations are listed as ignored (openfields flips the images, `--detector-hflip`)',
+           '`box_score_thresh` the score a box needs to be cropped; `train_settings` epochs, batch_size, '
+           'dataloader_workers and display_iters (`seed` is listed as ignored: the detector run is seeded by '
+           '`--seed`); `resume_training_from` continues the detector run',
            ('detector',), _detector),
-    DlcKey('model.heads', ('--dlc-sigma', '--dlc-upsample'),
-           'DLC trains heatmaps with location refinement (and PAFs for several animals); openfields trains '
-           'composite fields (CIF, CAF). Their keypoint size: `--dlc-sigma`; a head stride of 8 instead of '
-           '16: `--dlc-upsample 2`. Listed as ignored'),
+    DlcKey('detector.data.train {affine, hflip, hist_eq, motion_blur, covering, gaussian_noise}',
+           ('--detector-affine', '--detector-affine-rotation', '--detector-affine-scaling',
+            '--detector-affine-translation', '--detector-hflip', '--detector-hist-eq', '--detector-motion-blur',
+            '--detector-covering', '--detector-gaussian-noise'),
+           'the pose model\'s keys with their meaning (`true` is p 0.5, affine p 0.9 when omitted), applied to the '
+           'detector\'s training images and boxes: an affine maps a box\'s corners, a covering leaves the boxes. '
+           '`hflip` flips image and boxes (`symmetries` is listed as ignored). The detector trains on whole images '
+           'resized to its input size: `collate`, `crop_sampling`, `auto_padding` and `resize` are listed as ignored'),
+    DlcKey('detector.runner {optimizer, scheduler, snapshots, load_scheduler_state_dict, eval_interval}',
+           ('--detector-optimizer-class', '--detector-optimizer-params', '--detector-lr',
+            '--detector-scheduler-class', '--detector-scheduler-params', '--detector-max-snapshots',
+            '--detector-save-epochs', '--detector-save-optimizer-state', '--detector-load-scheduler-state',
+            '--detector-eval-interval'),
+           'as the pose model\'s runner: any `torch.optim` class (`params.lr` is `--detector-lr`), any '
+           '`torch.optim.lr_scheduler` class or LRListScheduler, nested SequentialLR / ChainedScheduler included, '
+           'stepped once per epoch and checked through the detector\'s epochs when the file is read (a bad value '
+           'is named by its key, `detector.runner.scheduler.params...`). Snapshots and the scheduler state on '
+           'resume default to the pose run\'s flags when the section has none. The best detector snapshot is '
+           'picked by `test.mAP@50:95` as in DLC; `device` other than auto is listed as ignored (the detector '
+           'trains on `--device`)'),
+    DlcKey('model.heads.bodypart: HeatmapHead {predictor, target_generator, criterion, heatmap_config, '
+           'locref_config}',
+           ('--dlc-heads', '--dlc-heatmap-target', '--dlc-heatmap-pos-dist-thresh', '--dlc-heatmap-locref',
+            '--dlc-heatmap-locref-std', '--dlc-heatmap-sigmoid', '--dlc-heatmap-clip-scores', '--dlc-heatmap-loss',
+            '--dlc-heatmap-locref-loss', '--dlc-heatmap-weight', '--dlc-heatmap-locref-weight',
+            '--dlc-heatmap-deconv-channels', '--dlc-heatmap-deconv-kernels', '--dlc-heatmap-deconv-strides',
+            '--dlc-heatmap-final-conv'),
+           'a HeatmapHead is `--dlc-heads heatmap`: HeatmapGaussianGenerator / HeatmapPlateauGenerator '
+           '`--dlc-heatmap-target gaussian|plateau`, `pos_dist_thresh` (input pixels), `generate_locref` / '
+           '`location_refinement` (one switch, `--dlc-heatmap-locref`), `locref_std`, `apply_sigmoid`, '
+           '`clip_scores`; criteria WeightedMSECriterion / WeightedBCECriterion and WeightedHuberCriterion with '
+           'their `weight`s; `heatmap_config` `channels`/`kernel_size`/`strides`/`final_conv` is the deconvolution '
+           'stack (odd kernel sizes; `locref_config` must have the same layout). Heatmap cells sit on pixel '
+           '`i * stride` (DLC: `i * stride + stride / 2`). `gradient_masking` is listed as ignored. DEKRHead, PAF '
+           '(DLCRNetHead, PartAffinityFieldPredictor), RTMCCHead, `unique_bodypart` and `identity` heads are '
+           'refused in one line: `--dlc-heads cif` trains CIF + CAF (OpenPifPaf\'s composite fields; keypoint '
+           'size `--dlc-sigma`, head stride 8 with `--dlc-upsample 2`), `--dlc-heads heatmap` the heatmap head; '
+           'either flag on the command line replaces the file\'s heads', ('model.heads',), _heads),
     DlcKey('metadata', ('--dlc-project',),
            'body parts, individuals and skeleton come from the project\'s `config.yaml`; `project_path` is '
            '`--dlc-project` unless the command line gives it', ('metadata',), None),
     DlcKey('inference.eval.pcutoff', ('--dlc-pcutoff',),
            'DLC default 0.6 (its metrics during training hard-code 0.6); openfields default: `config.yaml`\'s '
            '`pcutoff`, else 0.6. The other `inference` keys are listed as ignored', ('inference',), None),
-    DlcKey('logger: WandbLogger, CSVLogger {project_name, run_name, image_log_interval}',
-           ('--logger', '--wandb-project', '--wandb-run-name', '--image-log-interval'),
+    DlcKey('logger: WandbLogger, CSVLogger {project_name, run_name, image_log_interval, ...wandb.init arguments}',
+           ('--logger', '--wandb-project', '--wandb-run-name', '--image-log-interval', '--wandb-init-kwargs'),
            '`--logger wandb` (offline unless `WANDB_MODE` says otherwise), `--logger csv` (DLC\'s '
-           '`learning_stats.csv`), `--logger tensorboard`; repeatable. Every run also writes its JSON-lines '
-           'log, `<run>.log` ([logs.md](logs.md))', ('logger',), _logger),
+           '`learning_stats.csv`), `--logger tensorboard`; repeatable. A WandbLogger\'s other keys and its '
+           '`wandb_kwargs` mapping (`tags`, `group`, `notes`, `job_type`, `entity`, ...) are '
+           '`--wandb-init-kwargs`, checked against `wandb.init` (an unknown key is refused naming it). Every run '
+           'also writes its JSON-lines log, `<run>.log` ([logs.md](logs.md))', ('logger',), _logger),
     DlcKey('with_center_keypoints', (), 'DEKR only; `true` is listed as ignored', ('with_center_keypoints',),
            _switch('without center keypoints', False)),
 )
@@ -899,10 +1232,12 @@ def is_dlc_config(mapping: dict, flag_names=()) -> bool:
         str(key).lstrip('-').replace('_', '-') in flags for key in mapping)
 
 
-def translate(mapping: dict, source: str, prefixes: list[str]) -> Translation:
+def translate(mapping: dict, source: str, prefixes: list[str], given=()) -> Translation:
     """Flag values of a ``pytorch_config.yaml`` mapping; ``prefixes``: the datasets whose augmentation
-    flags the data transforms set. The dataset is ``dlc`` unless the caller trains another."""
+    flags the data transforms set. The dataset is ``dlc`` unless the caller trains another. ``given``: the
+    flags (long names or dests) the command line sets; ``--<dataset>-heads`` there replaces ``model.heads``."""
     ctx = _Context(source, prefixes)
+    ctx.given = frozenset(str(name).lstrip('-').replace('_', '-') for name in given)
     values = {'dataset': '-'.join(prefixes)}
     _walk(mapping, '', _handlers(), ctx, values)
     return Translation(values=values, ignored=ctx.ignored)

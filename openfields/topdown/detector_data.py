@@ -9,10 +9,18 @@ y0, x1, y1, 'labels': (N,) ones}`` in those pixels, ``meta`` with ``image_id``, 
 detectors take lists. Samples of the cifdet detector (:class:`CifDetSamples`) are those of any
 composite-field network: a normalised ``(3, S, S)`` square, ``[(1, 7, h, w) CifDet target]`` and the
 transforms' ``meta``. Evaluation (:class:`DetectorTestSet`) is the same for both.
+
+Training images are augmented as DeepLabCut's ``detector.data.train`` says (:class:`DetectorAugmentation`,
+flags ``--detector-hflip``, ``--detector-affine...``, ``--detector-hist-eq``, ``--detector-motion-blur``,
+``--detector-covering``, ``--detector-gaussian-noise``): the image-level transforms of the pose datasets'
+augmentation (:class:`openfields.transforms.ExtraAugmentation`) run on the original image and its boxes
+(:func:`box_annotations`), as DeepLabCut augments a detector's boxes: an affine maps a box's corners (a box
+derived from keypoints keeps its margin, scaled with the image), a covering leaves the boxes as they are.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import time
@@ -40,15 +48,121 @@ def boxes_xyxy(anns: list[dict], width: int, height: int, settings: BoxSettings)
     return xyxy_from_xywh([box for _, box in instance_boxes(anns, width, height, settings)]).astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class DetectorAugmentation:
+    """How the detector's training images are augmented: a horizontal flip with probability ``hflip`` (of
+    the resized image: boxes are always flippable), and DeepLabCut's image-level augmentations with the
+    pose datasets' meaning (:class:`~openfields.transforms.ExtraAugmentation`: ``affine`` probability with
+    its rotation, scaling and translation, ``hist_eq``, ``motion_blur`` and ``covering`` probabilities,
+    ``gaussian_noise`` standard deviation); all but the flip off by default."""
+
+    hflip: float = 0.5
+    affine: float = 0.0
+    affine_rotation: float = 30.0
+    affine_scaling: tuple[float, float] = (0.5, 1.25)
+    affine_translation: float = 0.0
+    hist_eq: float = 0.0
+    motion_blur: float = 0.0
+    covering: float = 0.0
+    gaussian_noise: float = 0.0
+
+    PROBABILITIES = ('hflip', 'affine', 'hist_eq', 'motion_blur', 'covering')
+
+    def __post_init__(self):
+        """One line naming the flag for a value that cannot run."""
+        for name in self.PROBABILITIES:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f'{_flag(name)} is a probability in [0, 1], got {getattr(self, name)}')
+        low, high = self.affine_scaling
+        for name, ok, requirement in (('affine_scaling', 0 < low <= high, 'must be 0 < MIN <= MAX'),
+                                      ('affine_rotation', self.affine_rotation >= 0, 'must be >= 0'),
+                                      ('affine_translation', self.affine_translation >= 0, 'must be >= 0'),
+                                      ('gaussian_noise', self.gaussian_noise >= 0, 'must be >= 0')):
+            if not ok:
+                raise ValueError(f'{_flag(name)} {requirement}, got {getattr(self, name)}')
+
+    @staticmethod
+    def cli(group) -> None:
+        defaults = DetectorAugmentation()
+        group.add_argument('--detector-hflip', type=float, default=defaults.hflip,
+                           help='probability of a horizontal flip of a detector training image')
+        group.add_argument('--detector-affine', type=float, default=defaults.affine,
+                           help='probability of an affine transform of a detector training image on a canvas of '
+                                'the same size (boxes follow; DeepLabCut\'s detector.data.train.affine)')
+        group.add_argument('--detector-affine-rotation', type=float, default=defaults.affine_rotation,
+                           metavar='DEGREES', help='detector affine: rotation uniform in +-DEGREES')
+        group.add_argument('--detector-affine-scaling', type=float, nargs=2, default=list(defaults.affine_scaling),
+                           metavar=('MIN', 'MAX'), help='detector affine: scale factor uniform in [MIN, MAX]')
+        group.add_argument('--detector-affine-translation', type=float, default=defaults.affine_translation,
+                           metavar='PIXELS', help='detector affine: translation uniform in +-PIXELS per axis')
+        group.add_argument('--detector-hist-eq', type=float, default=defaults.hist_eq,
+                           help='probability of a histogram equalisation of a detector training image')
+        group.add_argument('--detector-motion-blur', type=float, default=defaults.motion_blur,
+                           help='probability of a motion blur of a detector training image')
+        group.add_argument('--detector-covering', type=float, default=defaults.covering,
+                           help='probability of covering 1 to 10 small rectangles of a detector training image')
+        group.add_argument('--detector-gaussian-noise', type=float, default=defaults.gaussian_noise, metavar='STD',
+                           help='with probability 0.5, add noise of a standard deviation up to STD (0-255 units) '
+                                'to a detector training image')
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> 'DetectorAugmentation':
+        values = {f.name: getattr(args, f'detector_{f.name}') for f in dataclasses.fields(cls)}
+        return cls(**{**values, 'affine_scaling': tuple(values['affine_scaling'])})
+
+    @property
+    def extras(self) -> transforms.ExtraAugmentation:
+        """The image-level part, as the pose datasets' augmentation has it."""
+        return transforms.ExtraAugmentation(
+            affine=self.affine, affine_rotation=self.affine_rotation, affine_scaling=self.affine_scaling,
+            affine_translation=self.affine_translation, hist_eq=self.hist_eq, motion_blur=self.motion_blur,
+            covering=self.covering, gaussian_noise=self.gaussian_noise)
+
+    def image_steps(self) -> transforms.Compose | None:
+        """The transforms of the original image and its annotations (None: none is on)."""
+        extras = self.extras
+        steps = [extras.affine_step(), *extras.image_steps(), extras.noise_step()]
+        if not any(steps):
+            return None
+        return transforms.Compose([transforms.NormalizeAnnotations(), *steps])
+
+    def record(self) -> dict:
+        """What the detector run's log and checkpoints record: the settings and the transforms in effect."""
+        steps = self.image_steps()
+        return {**dataclasses.asdict(self), 'image_steps': [repr(t) for t in steps.transforms[1:]] if steps else [],
+                'hflip_step': f'RandomApply(HFlip(), probability={self.hflip})' if self.hflip else None}
+
+
+def _flag(name: str) -> str:
+    return f'--detector-{name.replace("_", "-")}'
+
+
+def box_annotations(image, anns: list[dict], meta: dict, box_settings: BoxSettings,
+                    steps: transforms.Compose | None = None):
+    """``(image, boxes, meta)``: one annotation ``{'bbox': x, y, w, h, 'category_id': 1, 'iscrowd': 0}`` per
+    annotated individual with a box, then the image and these boxes through ``steps`` (as DeepLabCut augments
+    a detector's boxes: an affine maps their corners, a covering leaves them); boxes pushed out of the image
+    are dropped."""
+    boxes = [{'bbox': box, 'category_id': 1, 'iscrowd': 0}
+             for _, box in instance_boxes(anns, image.size[0], image.size[1], box_settings)]
+    if steps is None:
+        return image, boxes, meta
+    image, boxes, meta = steps(image, boxes, meta)
+    return image, [box for box in boxes if box['bbox'][2] > 0 and box['bbox'][3] > 0], meta
+
+
 class DetectionSamples(torch.utils.data.Dataset):
     """The images of ``raw`` (a :class:`~openfields.datasets.coco.CocoKeypoints` returning ``(image, anns,
-    meta)`` unchanged) with their individuals' boxes; ``hflip`` is the probability of a horizontal flip."""
+    meta)`` unchanged) with their individuals' boxes, augmented by ``augmentation`` (None: as they are;
+    ``hflip`` without it: the probability of a horizontal flip)."""
 
-    def __init__(self, raw, box_settings: BoxSettings, image_size: int, hflip: float = 0.0):
+    def __init__(self, raw, box_settings: BoxSettings, image_size: int, hflip: float = 0.0,
+                 augmentation: DetectorAugmentation | None = None):
         self.raw = raw
         self.box_settings = box_settings
         self.image_size = image_size
-        self.hflip = hflip
+        self.hflip = augmentation.hflip if augmentation is not None else hflip
+        self.steps = augmentation.image_steps() if augmentation is not None else None
 
     def __len__(self):
         return len(self.raw)
@@ -57,8 +171,8 @@ class DetectionSamples(torch.utils.data.Dataset):
         sample = self.raw[index]
         if sample is None:  # unreadable image: dropped by the collate function
             return None
-        image, anns, meta = sample
-        boxes = boxes_xyxy(anns, image.size[0], image.size[1], self.box_settings)
+        image, boxes, meta = box_annotations(*sample, self.box_settings, self.steps)
+        boxes = xyxy_from_xywh([box['bbox'] for box in boxes]).astype(np.float32)
         tensor, scale = resized(image, self.image_size)
         boxes = boxes * scale
         if self.hflip and float(torch.rand(())) < self.hflip:
@@ -74,13 +188,15 @@ class DetectionSamples(torch.utils.data.Dataset):
 
 
 class CifDetSamples(torch.utils.data.Dataset):
-    """The images of ``raw`` (as :class:`DetectionSamples`) with one box annotation (``bbox`` x, y, w, h,
-    category 1) per annotated individual, through ``preprocess`` (:func:`cifdet_pipeline`)."""
+    """The images of ``raw`` (as :class:`DetectionSamples`, augmented by ``image_steps``:
+    :meth:`DetectorAugmentation.image_steps`) with one box annotation (``bbox`` x, y, w, h, category 1) per
+    annotated individual, through ``preprocess`` (:func:`cifdet_pipeline`)."""
 
-    def __init__(self, raw, box_settings: BoxSettings, preprocess):
+    def __init__(self, raw, box_settings: BoxSettings, preprocess, image_steps: transforms.Compose | None = None):
         self.raw = raw
         self.box_settings = box_settings
         self.preprocess = preprocess
+        self.steps = image_steps
 
     def __len__(self):
         return len(self.raw)
@@ -89,9 +205,7 @@ class CifDetSamples(torch.utils.data.Dataset):
         sample = self.raw[index]
         if sample is None:  # unreadable image: dropped by the collate function
             return None
-        image, anns, meta = sample
-        boxes = [{'bbox': box, 'category_id': 1, 'iscrowd': 0}
-                 for _, box in instance_boxes(anns, image.size[0], image.size[1], self.box_settings)]
+        image, boxes, meta = box_annotations(*sample, self.box_settings, self.steps)
         meta = {'dataset': meta.get('dataset'), 'image_id': meta['image_id'], 'file_name': meta.get('file_name')}
         return self.preprocess(image, boxes, meta)
 

@@ -12,15 +12,25 @@ PATH`` (or ``--detector-epochs 0`` with an existing ``<run>.detector.pkl``) reus
 The run's best snapshot is picked by ``test.mAP@50:95`` (pycocotools box AP of the validation images).
 The detector run is a second :class:`~openfields.training.recipe.Recipe` (:class:`DetectorChoice`: what it
 trains) under the pose run's :class:`~openfields.training.run_settings.RunSettings` with the parts its own flags
-set replaced (:meth:`DetectorRunSettings.run_settings`). Settings of the pose run that the detector run does
-not set itself (``--clip-grad-norm``, ``--loader-workers``, ``--max-snapshots``, ``--save-optimizer-state``,
-``--amp``, ``--channels-last``, ``--compile``, ``--ddp`` and ``--ddp-sync-bn`` ...) apply to both.
+set replaced (:meth:`DetectorRunSettings.run_settings`). Its optimizer and schedule are built as the pose
+run's (:mod:`openfields.training.optimize`, :mod:`openfields.training.schedulers`): ``--detector-optimizer`` or
+any ``torch.optim`` class (``--detector-optimizer-class``, ``--detector-optimizer-params``), and
+``--detector-lr-decay`` or any ``torch.optim.lr_scheduler`` class, nested ones and DeepLabCut's
+LRListScheduler included (``--detector-scheduler-class``, ``--detector-scheduler-params``: stepped once per
+epoch, checked through every epoch of the run at start-up). ``--detector-max-snapshots``,
+``--detector-save-epochs``, ``--detector-save-optimizer-state``, ``--detector-load-scheduler-state``,
+``--detector-loader-workers`` and ``--detector-display-interval`` default to the pose run's flags; the other
+settings of the pose run (``--clip-grad-norm``, ``--amp``, ``--channels-last``, ``--compile``, ``--ddp`` and
+``--ddp-sync-bn`` ...) apply to both. Its training images are augmented by
+:class:`~openfields.topdown.detector_data.DetectorAugmentation` (``--detector-hflip``, ``--detector-affine``,
+...), recorded in its log's ``process`` record and checkpoints (``augmentation``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import pathlib
 import socket
@@ -34,6 +44,7 @@ from ..network import checkpoint, factory as network_factory, losses
 from ..training import fit
 from ..training.log import TrainingLog
 from ..training.loggers import LoggerSettings
+from ..training import optimize, schedulers
 from ..training.optimize import LearningRateSchedule
 from ..training.recipe import Recipe
 from ..training.run_files import RunFiles
@@ -42,7 +53,8 @@ from ..training.snapshots import key_metric as find_key_metric
 from ..version import version
 from . import cifdet_detector, detectors
 from .boxes import BoxSettings
-from .detector_data import CifDetSamples, DetectionSamples, DetectorTestSet, cifdet_pipeline, collate_detections
+from .detector_data import (CifDetSamples, DetectionSamples, DetectorAugmentation, DetectorTestSet, cifdet_pipeline,
+                            collate_detections)
 
 LOG = logging.getLogger(__name__)
 
@@ -58,13 +70,39 @@ def cli(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--detector-lr', type=float, default=1e-4, help='learning rate of the detector')
     group.add_argument('--detector-optimizer', default='adamw', choices=('sgd', 'adam', 'adamw'),
                        help='optimizer of the detector (DeepLabCut: AdamW 1e-4)')
+    group.add_argument('--detector-optimizer-class', default=None, metavar='NAME',
+                       help='any torch.optim class by name for the detector, built with --detector-lr and '
+                            '--detector-optimizer-params; replaces --detector-optimizer')
+    group.add_argument('--detector-optimizer-params', default=None, metavar='JSON',
+                       help='--detector-optimizer-class: its keyword arguments as a JSON object')
     group.add_argument('--detector-lr-decay', type=float, nargs='*', default=[], metavar='EPOCH',
                        help='epochs at which the detector\'s learning rate is multiplied by --lr-decay-factor')
+    group.add_argument('--detector-scheduler-class', default=None, metavar='NAME',
+                       help='the detector\'s schedule: any torch.optim.lr_scheduler class or LRListScheduler '
+                            '(DeepLabCut\'s) by name, stepped once per epoch; replaces --detector-lr-decay')
+    group.add_argument('--detector-scheduler-params', default=None, metavar='JSON',
+                       help='--detector-scheduler-class: its keyword arguments as a JSON object; a value '
+                            '{"type": NAME, "params": {...}} is a nested scheduler')
     group.add_argument('--detector-eval-interval', type=int, default=10, metavar='N',
                        help='score the detector (box mAP) every N epochs and after the last; the best by '
                             'test.mAP@50:95 is kept as <run>.detector.best.pkl (0: never)')
+    group.add_argument('--detector-save-epochs', type=int, default=None, metavar='N',
+                       help='a regular detector snapshot every N epochs and after the last (default: with every '
+                            'validation)')
+    group.add_argument('--detector-max-snapshots', type=int, default=None, metavar='K',
+                       help='keep the K newest regular detector snapshots (default: --max-snapshots)')
+    group.add_argument('--detector-save-optimizer-state', default=None, action=argparse.BooleanOptionalAction,
+                       help='keep the optimizer state in the newest detector snapshot (default: '
+                            '--save-optimizer-state)')
+    group.add_argument('--detector-load-scheduler-state', default=None, action=argparse.BooleanOptionalAction,
+                       help='a resumed detector run continues its saved schedule; the no- form follows this '
+                            'run\'s --detector-* schedule flags (default: --load-scheduler-state)')
+    group.add_argument('--detector-loader-workers', type=int, default=None,
+                       help='loader workers of the detector run (default: --loader-workers)')
+    group.add_argument('--detector-display-interval', type=int, default=None, metavar='N',
+                       help='a detector progress line every N batches (default: --display-interval)')
     group.add_argument('--detector-train-batches', type=int, default=None, help='batches per detector epoch (cap)')
-    group.add_argument('--detector-hflip', type=float, default=0.5, help='probability of a horizontal flip')
+    DetectorAugmentation.cli(group)
     group.add_argument('--detector-checkpoint', default=None, metavar='PATH',
                        help='a trained detector to use instead of training one')
     group.add_argument('--detector-resume', default=None, metavar='PATH|auto',
@@ -73,58 +111,156 @@ def cli(parser: argparse.ArgumentParser) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DetectorRunSettings:
+    """The detector run's own flags; None: the pose run's setting (see :meth:`run_settings`)."""
+
     epochs: int = 10
     batch_size: int = 2
     lr: float = 1e-4
     optimizer: str = 'adamw'
+    optimizer_class: str | None = None  # --detector-optimizer-class
+    optimizer_params: str = '{}'  # JSON, sorted keys
     lr_decay: tuple[float, ...] = ()
+    scheduler_class: str | None = None  # --detector-scheduler-class
+    scheduler_params: str = '{}'  # JSON, sorted keys
     eval_interval: int = 10
+    save_epochs: int | None = None  # None: with every validation
+    max_snapshots: int | None = None
+    save_optimizer_state: bool | None = None
+    load_scheduler_state: bool | None = None
+    loader_workers: int | None = None
+    display_interval: int | None = None
     train_batches: int | None = None
-    hflip: float = 0.5
     checkpoint: str | None = None
     resume: str | None = None
 
     @classmethod
     def from_args(cls, args) -> 'DetectorRunSettings':
-        checks = [('--detector-epochs', args.detector_epochs, 0), ('--detector-batch-size', args.detector_batch_size, 1),
-                  ('--detector-eval-interval', args.detector_eval_interval, 0)]
-        for flag, value, minimum in checks:
-            if value < minimum:
-                raise ValueError(f'{flag} must be >= {minimum}, got {value}')
+        """The detector's flags, checked: a value that cannot run (an optimizer or scheduler that fails in
+        any epoch of the run included) is one line naming the flag, or the key of the DeepLabCut file that
+        gave it."""
+        _check_minimums(args)
         if not args.detector_lr > 0:
             raise ValueError(f'--detector-lr must be positive, got {args.detector_lr}')
-        if args.detector_train_batches is not None and args.detector_train_batches < 1:
-            raise ValueError(f'--detector-train-batches must be >= 1, got {args.detector_train_batches}')
-        if not 0.0 <= args.detector_hflip <= 1.0:
-            raise ValueError(f'--detector-hflip must be in [0, 1], got {args.detector_hflip}')
         resume = args.detector_resume if args.detector_resume is not None else \
             ('auto' if args.resume == 'auto' else None)
         return cls(epochs=args.detector_epochs, batch_size=args.detector_batch_size, lr=args.detector_lr,
-                   optimizer=args.detector_optimizer, lr_decay=tuple(args.detector_lr_decay),
-                   eval_interval=args.detector_eval_interval, train_batches=args.detector_train_batches,
-                   hflip=args.detector_hflip, checkpoint=args.detector_checkpoint, resume=resume)
+                   optimizer=args.detector_optimizer, **_optimizer_flags(args), lr_decay=tuple(args.detector_lr_decay),
+                   **_scheduler_flags(args), eval_interval=args.detector_eval_interval,
+                   save_epochs=args.detector_save_epochs, max_snapshots=args.detector_max_snapshots,
+                   save_optimizer_state=args.detector_save_optimizer_state,
+                   load_scheduler_state=args.detector_load_scheduler_state,
+                   loader_workers=args.detector_loader_workers, display_interval=args.detector_display_interval,
+                   train_batches=args.detector_train_batches, checkpoint=args.detector_checkpoint, resume=resume)
 
     def run_settings(self, pose: RunSettings, output: pathlib.Path) -> RunSettings:
         """How the detector run trains into ``output``: the pose run's settings with this run's epochs,
-        evaluation, batches, optimizer and learning rate (a ``decay`` schedule at ``--detector-lr-decay`` with
-        the pose run's decay factor and duration, no warm-up), no weight averaging or BatchNorm recalibration,
-        snapshots with every validation, the best by :data:`KEY_METRIC`, no ``--logger`` and its own resume;
-        acceleration, ``--ddp-sync-bn``, seed and the rest as the pose run's."""
+        evaluation, batches, loader workers, progress interval, optimizer, learning rate and schedule (no
+        warm-up), snapshots (every validation unless ``save_epochs``; number kept and optimizer state as the
+        pose run's unless set), no weight averaging or BatchNorm recalibration, the best snapshot by
+        :data:`KEY_METRIC`, no ``--logger`` and its own resume (scheduler state as the pose run's unless
+        set); acceleration, ``--ddp-sync-bn``, seed and the rest as the pose run's."""
         trainer = dataclasses.replace(pose.trainer, epochs=self.epochs, eval_interval=self.eval_interval,
                                       train_batches=self.train_batches, ema=0.0, bn_recalibration_batches=0,
-                                      save_epochs=None)
-        snapshot_settings = dataclasses.replace(pose.snapshots, key_metric=KEY_METRIC if self.eval_interval else None,
-                                                larger_is_better=None)
-        schedule = LearningRateSchedule(decay_epochs=self.lr_decay, decay_factor=pose.schedule.decay_factor,
-                                        decay_duration=pose.schedule.decay_duration,
-                                        warm_up_start=pose.schedule.warm_up_start, warm_up_epochs=0.0,
-                                        warm_up_factor=pose.schedule.warm_up_factor)
-        optimizer = dataclasses.replace(pose.optimizer, name=self.optimizer, lr=self.lr, torch_class=None,
-                                        torch_params='{}')
+                                      save_epochs=self.save_epochs,
+                                      display_interval=_or(self.display_interval, pose.trainer.display_interval))
+        snapshot_settings = dataclasses.replace(
+            pose.snapshots, key_metric=KEY_METRIC if self.eval_interval else None, larger_is_better=None,
+            max_snapshots=_or(self.max_snapshots, pose.snapshots.max_snapshots),
+            save_optimizer_state=_or(self.save_optimizer_state, pose.snapshots.save_optimizer_state))
+        resume = dataclasses.replace(
+            pose.resume, resume=self.resume, output=str(output),
+            load_scheduler_state=_or(self.load_scheduler_state, pose.resume.load_scheduler_state))
         return dataclasses.replace(
-            pose, trainer=trainer, snapshots=snapshot_settings, schedule=schedule, optimizer=optimizer,
-            loader=dataclasses.replace(pose.loader, batch_size=self.batch_size), loggers=LoggerSettings(),
-            resume=dataclasses.replace(pose.resume, resume=self.resume, output=str(output)))
+            pose, trainer=trainer, snapshots=snapshot_settings, schedule=self.schedule(pose.schedule),
+            optimizer=self.optimizer_settings(pose.optimizer), loggers=LoggerSettings(), resume=resume,
+            loader=dataclasses.replace(pose.loader, batch_size=self.batch_size,
+                                       workers=_or(self.loader_workers, pose.loader.workers)))
+
+    def schedule(self, pose: LearningRateSchedule) -> LearningRateSchedule:
+        """``--detector-scheduler-class`` stepped once per epoch, else a ``decay`` schedule at
+        ``--detector-lr-decay`` with the pose run's decay factor and duration; no warm-up either way."""
+        if self.scheduler_class is not None:
+            return LearningRateSchedule(warm_up_epochs=0.0, shape='torch', torch_class=self.scheduler_class,
+                                        torch_params=self.scheduler_params, torch_base_lr=self.lr)
+        return LearningRateSchedule(decay_epochs=self.lr_decay, decay_factor=pose.decay_factor,
+                                    decay_duration=pose.decay_duration, warm_up_start=pose.warm_up_start,
+                                    warm_up_epochs=0.0, warm_up_factor=pose.warm_up_factor)
+
+    def optimizer_settings(self, pose: optimize.OptimizerSettings) -> optimize.OptimizerSettings:
+        """``--detector-optimizer-class`` with its params, else ``--detector-optimizer`` with the pose run's
+        momentum, betas, epsilon and weight decay; the learning rate ``--detector-lr``."""
+        return dataclasses.replace(pose, name=self.optimizer, lr=self.lr, torch_class=self.optimizer_class,
+                                   torch_params=self.optimizer_params)
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _check_minimums(args) -> None:
+    checks = [('--detector-epochs', args.detector_epochs, 0), ('--detector-batch-size', args.detector_batch_size, 1),
+              ('--detector-eval-interval', args.detector_eval_interval, 0),
+              ('--detector-train-batches', args.detector_train_batches, 1),
+              ('--detector-save-epochs', args.detector_save_epochs, 1),
+              ('--detector-max-snapshots', args.detector_max_snapshots, 0),
+              ('--detector-loader-workers', args.detector_loader_workers, 0),
+              ('--detector-display-interval', args.detector_display_interval, 1)]
+    for flag, value, minimum in checks:
+        if value is not None and value < minimum:
+            raise ValueError(f'{flag} must be >= {minimum}, got {value}')
+
+
+DLC_OPTIMIZER_KEY = 'detector.runner.optimizer'  # the {type, params} a DeepLabCut file gives these flags as
+DLC_SCHEDULER_KEY = 'detector.runner.scheduler'
+
+
+def _optimizer_flags(args) -> dict:
+    """``optimizer_class`` and ``optimizer_params`` of the flags, the class built with its params once."""
+    name = args.detector_optimizer_class
+    if name is None:
+        if args.detector_optimizer_params is not None:
+            raise ValueError('--detector-optimizer-params needs --detector-optimizer-class NAME')
+        return {}
+    params = optimize.parse_params(args.detector_optimizer_params, '--detector-optimizer-params')
+    try:
+        optimize.check_optimizer(name, params, args.detector_lr)
+    except schedulers.ParamsError as error:
+        raise _named(error, args, 'optimizer', name) from None
+    return {'optimizer_class': name, 'optimizer_params': json.dumps(params, sort_keys=True)}
+
+
+def _scheduler_flags(args) -> dict:
+    """``scheduler_class`` and ``scheduler_params`` of the flags, stepped through every epoch of the run
+    (at least until every nested scheduler has run)."""
+    name = args.detector_scheduler_class
+    if name is None:
+        if args.detector_scheduler_params is not None:
+            raise ValueError('--detector-scheduler-params needs --detector-scheduler-class NAME')
+        return {}
+    if args.detector_lr_decay:
+        raise ValueError('--detector-lr-decay and --detector-scheduler-class are two schedules: choose one')
+    params = optimize.parse_params(args.detector_scheduler_params, '--detector-scheduler-params')
+    epochs = max(args.detector_epochs, schedulers.epochs_until_every_part_ran(params))
+    try:
+        schedulers.learning_rates(name, params, args.detector_lr, epochs)
+    except schedulers.ParamsError as error:
+        raise _named(schedulers.ParamsError(error.key, f'{error.reason} (--detector-epochs {args.detector_epochs})'),
+                     args, 'scheduler', name) from None
+    return {'scheduler_class': name, 'scheduler_params': json.dumps(params, sort_keys=True)}
+
+
+def _named(error: schedulers.ParamsError, args, part: str, name: str) -> ValueError:
+    """``error`` of ``--detector-<part>-class`` / ``-params`` named as written: the key of the DeepLabCut
+    file that gave the flags (``detector.runner.scheduler.params.schedulers[1]...``), else the flags."""
+    class_flag, params_flag = f'--detector-{part}-class', f'--detector-{part}-params'
+    config = getattr(args, 'config', None)
+    from_file = config is not None and not any(str(a).startswith((class_flag, params_flag))
+                                               for a in getattr(args, 'argv', ()))
+    if from_file and (config == 'dlc' or str(config).lower().endswith(('.yaml', '.yml'))):
+        key = DLC_SCHEDULER_KEY if part == 'scheduler' else DLC_OPTIMIZER_KEY
+        return ValueError(f'{config}: key {schedulers.join(key, error.key)}: {error.reason}')
+    message = optimize.flag_message(error, class_flag, name, params_flag)
+    return ValueError(f'{config}: {message}' if from_file else message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +274,7 @@ class DetectorChoice:
     detector: detectors.DetectorSettings
     boxes: BoxSettings
     flags: dict
+    augmentation: DetectorAugmentation = DetectorAugmentation()
     argv: tuple[str, ...] = ()
     network: network_factory.NetworkChoice | None = None  # cifdet only
     encoder: encoder.EncoderSettings | None = None  # cifdet only
@@ -155,6 +292,7 @@ class DetectorChoice:
         run = DetectorRunSettings.from_args(args)
         detector = detectors.DetectorSettings.from_args(args)  # an unknown --detector: before anything is written
         choice = cls(run=run, detector=detector, boxes=BoxSettings.from_args(args),
+                     augmentation=DetectorAugmentation.from_args(args),
                      flags={k: v for k, v in vars(args).items() if k != 'argv'},
                      argv=tuple(getattr(args, 'argv', ())), eval_n_images=getattr(args, 'eval_n_images', None))
         if not choice.fields:
@@ -253,14 +391,16 @@ def _new_detector(choice: DetectorChoice, base_module):
 
 
 def _training_data(split: str, choice: DetectorChoice, base_module, network):
-    """``(dataset, collate function)`` of the ``split`` images ('train': flipped with ``--detector-hflip``)."""
+    """``(dataset, collate function)`` of the ``split`` images ('train': augmented as ``choice.augmentation``
+    says; 'val' as they are)."""
     raw = base_module.raw_dataset(split)
-    hflip = choice.run.hflip if split == 'train' else 0.0
+    augmentation = choice.augmentation if split == 'train' else DetectorAugmentation(hflip=0.0)
     image_size = choice.detector.image_size
     if not choice.fields:
-        return DetectionSamples(raw, choice.boxes, image_size, hflip=hflip), collate_detections
+        return DetectionSamples(raw, choice.boxes, image_size, augmentation=augmentation), collate_detections
     encoders = encoder.factory(network.head_metas, choice.encoder, bmin=cifdet_detector.BMIN)
-    return CifDetSamples(raw, choice.boxes, cifdet_pipeline(image_size, encoders, hflip)), collate_images_targets_meta
+    preprocess = cifdet_pipeline(image_size, encoders, augmentation.hflip)
+    return CifDetSamples(raw, choice.boxes, preprocess, augmentation.image_steps()), collate_images_targets_meta
 
 
 def _recipe(choice: DetectorChoice, settings: RunSettings, context, device, base_module, network) -> Recipe:
@@ -300,7 +440,7 @@ def _loader(dataset, collate, loader_settings, shuffle: bool):
 
 def _meta(choice: DetectorChoice, settings: RunSettings, base_module) -> dict:
     """What the detector's checkpoints and log record: the command's flags (``args``, ``argv``), the settings
-    this run trained with (``run``), the detector and its boxes."""
+    this run trained with (``run``), the detector, its boxes and its training augmentation."""
     return {'args': choice.flags, 'argv': list(choice.argv), 'version': version(), 'hostname': socket.gethostname(),
             'dataset': base_module.name, 'run': settings.record(), 'detector': dataclasses.asdict(choice.detector),
-            'boxes': dataclasses.asdict(choice.boxes)}
+            'boxes': dataclasses.asdict(choice.boxes), 'augmentation': choice.augmentation.record()}

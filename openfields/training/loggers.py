@@ -20,6 +20,12 @@ A resumed run continues its loggers: the same TensorBoard folder, the W&B run of
 and the rows already in ``learning_stats.csv``. The logger packages are optional (``pip install
 openfields[tensorboard]``, ``openfields[wandb]``); a missing one is a one-line error before anything is
 written.
+
+``--wandb-init-kwargs JSON`` passes further keyword arguments to ``wandb.init`` (``tags``, ``group``,
+``notes``, ``job_type``, ``entity``, ...: what DeepLabCut's ``WandbLogger`` passes on from its ``logger``
+section). They are checked against ``wandb.init``'s signature at start-up (:func:`check_wandb_init_kwargs`):
+an unknown name, a value of the wrong kind, or one that openfields sets itself (:data:`WANDB_OWN_KWARGS`) is
+refused in one line naming it.
 """
 
 from __future__ import annotations
@@ -29,18 +35,24 @@ import csv
 import dataclasses
 import importlib.util
 import io
+import json
 import logging
 import os
 import secrets
 import shutil
 
 from .. import outputs
+from . import schedulers
 from .run_files import RunFiles
 
 LOG = logging.getLogger(__name__)
 
 KINDS = ('tensorboard', 'wandb', 'csv')
 PACKAGES = {'tensorboard': 'tensorboard', 'wandb': 'wandb'}  # kind -> the module it imports
+# wandb.init arguments openfields sets itself -> how to set them instead
+WANDB_OWN_KWARGS = {'project': '--wandb-project', 'name': '--wandb-run-name', 'id': 'the run\'s .wandb/run-id',
+                    'resume': '--resume', 'dir': '--output', 'config': 'the run\'s flags',
+                    'mode': 'the WANDB_MODE environment variable', 'settings': 'openfields'}
 
 
 def cli(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +64,10 @@ def cli(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--wandb-project', default='openfields', help='--logger wandb: the W&B project')
     group.add_argument('--wandb-run-name', default=None,
                        help='--logger wandb: the run\'s name (default: the checkpoint\'s file name)')
+    group.add_argument('--wandb-init-kwargs', default=None, metavar='JSON',
+                       help='--logger wandb: further keyword arguments of wandb.init as a JSON object, e.g. '
+                            '\'{"tags": ["dekr", "split=0"], "group": "shuffle1", "notes": "..."}\' (checked '
+                            'against wandb.init at start-up)')
     group.add_argument('--image-log-interval', type=int, default=0, metavar='N',
                        help='every N epochs, log a training and a validation image with their target and '
                             'predicted fields to --logger tensorboard / wandb (0: off)')
@@ -63,10 +79,12 @@ class LoggerSettings:
     wandb_project: str = 'openfields'
     wandb_run_name: str | None = None
     image_log_interval: int = 0
+    wandb_init_kwargs: str = '{}'  # --wandb-init-kwargs, JSON with sorted keys
 
     @classmethod
     def from_args(cls, args) -> 'LoggerSettings':
-        """Checked at start-up: the packages of the loggers asked for are installed."""
+        """Checked at start-up: the packages of the loggers asked for are installed, the W&B init
+        arguments are ones wandb.init takes."""
         kinds = tuple(dict.fromkeys(args.logger))
         for kind in kinds:
             if kind in PACKAGES and importlib.util.find_spec(PACKAGES[kind]) is None:
@@ -75,7 +93,48 @@ class LoggerSettings:
         if args.image_log_interval < 0:
             raise ValueError(f'--image-log-interval must be >= 0, got {args.image_log_interval}')
         return cls(kinds=kinds, wandb_project=args.wandb_project, wandb_run_name=args.wandb_run_name,
-                   image_log_interval=args.image_log_interval)
+                   image_log_interval=args.image_log_interval,
+                   wandb_init_kwargs=_wandb_init_kwargs(getattr(args, 'wandb_init_kwargs', None), kinds))
+
+
+FLAG = '--wandb-init-kwargs'
+
+
+def _wandb_init_kwargs(text: str | None, kinds: tuple[str, ...]) -> str:
+    """``--wandb-init-kwargs`` checked (with ``--logger wandb`` only), as JSON with sorted keys."""
+    if text is None:
+        return '{}'
+    if 'wandb' not in kinds:
+        raise ValueError(f'{FLAG} needs --logger wandb')
+    try:
+        kwargs = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{FLAG}: not a JSON object ({error.msg})') from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f'{FLAG}: must be a JSON object of wandb.init arguments, got {text!r}')
+    try:
+        check_wandb_init_kwargs(kwargs)
+    except schedulers.ParamsError as error:
+        raise ValueError(f'{FLAG} {error.key}: {error.reason}') from None
+    return json.dumps(kwargs, sort_keys=True)
+
+
+def check_wandb_init_kwargs(kwargs: dict) -> None:
+    """Arguments ``wandb.init`` takes, of the kinds it annotates, none that openfields sets itself; a
+    :class:`~openfields.training.schedulers.ParamsError` keyed by the argument's name otherwise (the wandb
+    package must be installed)."""
+    import wandb  # pylint: disable=import-outside-toplevel
+    for name in kwargs:
+        if name in WANDB_OWN_KWARGS:
+            raise schedulers.ParamsError(str(name), f'openfields sets wandb.init\'s {name} itself (use '
+                                                    f'{WANDB_OWN_KWARGS[name]})')
+    try:
+        schedulers.check_params(wandb.init, kwargs)
+    except schedulers.ParamsError as error:
+        key = error.key[len(schedulers.PARAMS) + 1:] if error.key.startswith(schedulers.PARAMS + '.') else error.key
+        reason = error.reason.replace('init rejects its params: ', 'wandb.init has ', 1).replace(
+            'init takes', 'wandb.init takes', 1)
+        raise schedulers.ParamsError(key, reason) from None
 
 
 class Loggers:
@@ -154,7 +213,7 @@ class WandbSink:
     """An offline W&B run (``WANDB_MODE`` unless set), continued by a resumed run through its saved id."""
     takes_images = True
 
-    def __init__(self, folder, project: str, name: str, config: dict):
+    def __init__(self, folder, project: str, name: str, config: dict, init_kwargs: dict | None = None):
         import wandb  # pylint: disable=import-outside-toplevel
         self.wandb = wandb
         created = not folder.exists()
@@ -164,7 +223,7 @@ class WandbSink:
         try:
             self.run = wandb.init(project=project, name=name, id=run_id, resume='allow', dir=str(folder),
                                   config=config, mode=os.environ.get('WANDB_MODE', 'offline'),
-                                  settings=wandb.Settings(silent=True, console='off'))
+                                  settings=wandb.Settings(silent=True, console='off'), **(init_kwargs or {}))
         except Exception as error:  # wandb raises its own types; any failure is the user's setup
             if created:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -237,7 +296,8 @@ def build(settings: LoggerSettings, files: RunFiles, config: dict) -> Loggers | 
                 sinks.append(TensorBoardSink(files.tensorboard))
             elif kind == 'wandb':
                 sinks.append(WandbSink(files.wandb, settings.wandb_project,
-                                       settings.wandb_run_name or files.out.name, config))
+                                       settings.wandb_run_name or files.out.name, config,
+                                       json.loads(settings.wandb_init_kwargs)))
             else:
                 sinks.append(CsvSink(files.learning_stats))
     except Exception:

@@ -52,23 +52,29 @@ def test_the_guide_defaults_set_every_mapped_flag(tmp_path):
     assert (args.dlc_affine, args.dlc_affine_rotation, args.dlc_affine_scaling) == (0.5, 30, [0.5, 1.25])
     assert (args.dlc_square_edge, args.dlc_crop_sampling, args.dlc_crop_max_shift) == (449, 'hybrid', 0.1)
     assert (args.dlc_gaussian_noise, args.dlc_motion_blur) == (12.75, 0.5)
+    assert (args.dlc_heads, args.dlc_heatmap_target, args.dlc_heatmap_locref) == ('heatmap', 'gaussian', True)
+
+
+# the guide defaults on two GPUs: DataParallel's gpus list has no counterpart (one process per GPU instead)
+TWO_GPUS = {**GUIDE_DEFAULTS, 'runner': {**GUIDE_DEFAULTS['runner'], 'gpus': [0, 1]}}
 
 
 def test_keys_without_a_counterpart_are_one_warning_line(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger='openfields.config'):
-        train.cli(['--config', write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)])
+        train.cli(['--config', write_yaml(tmp_path / 'pytorch_config.yaml', TWO_GPUS)])
     lines = [r.getMessage() for r in caplog.records if 'ignored' in r.getMessage()]
     assert len(lines) == 1
-    assert 'model.heads' in lines[0] and 'model.backbone.' not in lines[0]  # the backbone is built as written
+    assert 'runner.gpus' in lines[0] and 'model.backbone.' not in lines[0]  # the backbone is built as written
+    assert 'model.heads' not in lines[0]  # the HeatmapHead is --dlc-heads heatmap
     assert 'runner.optimizer' not in lines[0] and 'data.train.affine' not in lines[0]
 
 
 def test_strict_config_makes_ignored_keys_an_error(tmp_path, capsys):
-    path = write_yaml(tmp_path / 'pytorch_config.yaml', GUIDE_DEFAULTS)
+    path = write_yaml(tmp_path / 'pytorch_config.yaml', TWO_GPUS)
     with pytest.raises(SystemExit) as stop:
         train.cli(['--config', path, '--strict-config'])
     assert stop.value.code == 2
-    assert 'model.heads' in capsys.readouterr().err
+    assert 'runner.gpus' in capsys.readouterr().err
 
 
 def test_command_line_flags_override_the_file(tmp_path):
@@ -151,10 +157,14 @@ def test_the_top_down_method_and_the_detector_section_set_their_flags(tmp_path, 
     assert (args.detector, args.detector_pretrained, args.detector_score_threshold) == (
         'fasterrcnn_resnet50_fpn_v2', 'none', 0.6)
     assert (args.detector_epochs, args.detector_batch_size, args.detector_eval_interval) == (250, 1, 10)
-    assert (args.detector_optimizer, args.detector_lr, args.detector_lr_decay) == ('adamw', 1e-4, [160.0])
+    assert (args.detector_optimizer_class, json.loads(args.detector_optimizer_params), args.detector_lr) == (
+        'AdamW', {}, 1e-4)
+    assert (args.detector_scheduler_class, json.loads(args.detector_scheduler_params)) == (
+        'LRListScheduler', {'lr_list': [[1e-5]], 'milestones': [160]})
     assert args.detector_resume == 'snapshot-detector-100.pkl'
+    assert args.detector_hflip == 0.5  # the detector's augmentations are its own flags
     ignored = caplog.text
-    assert 'detector.data' in ignored and 'detector.model.freeze_bn_stats' in ignored
+    assert 'detector.data' not in ignored and 'detector.model.freeze_bn_stats' in ignored
     assert 'detector.runner.key_metric' not in ignored  # mAP@50:95 is what picks the best detector
 
 
@@ -178,8 +188,8 @@ def test_ssdlite_without_a_variant_and_conditional_top_down_listed_as_ignored(tm
     ({'data': {'train': {'collate': {'type': 'ResizeFromListCollate', 'scales': [[1, 2, 3]]}}}},
      'key data.train.collate.scales: [1, 2, 3] is neither'),
     ({'method': 'td', 'detector': {'model': {'type': 'YOLO'}}}, "key detector.model: detector type 'YOLO'"),
-    ({'method': 'td', 'detector': {'runner': {'optimizer': {'type': 'Adagrad'}}}},
-     "key detector.runner.optimizer.type: 'Adagrad': the detector trains with"),
+    ({'method': 'td', 'detector': {'runner': {'optimizer': {'type': 'Adamm'}}}},
+     "key detector.runner.optimizer: torch.optim has no optimizer class 'Adamm'"),
 ])
 def test_bad_input_is_one_line_naming_the_key_and_the_file(tmp_path, capsys, mapping, message):
     path = write_yaml(tmp_path / 'pytorch_config.yaml', mapping)
