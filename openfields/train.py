@@ -24,6 +24,7 @@ import torch
 from . import cli_setup, config, encoder, outputs, plugin
 from .datasets import factory as datasets_factory, sampler
 from .datasets.coco import DatasetError
+from .deeplabcut import snapshot as dlc_snapshot
 from .metric import scoring
 from .network import checkpoint, factory as network_factory, losses
 from .network.device import check_one_gpu_is_meant, resolve_device
@@ -74,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     detector_training.cli(parser)
     encoder.cli(parser)
     network_factory.cli(parser)
+    dlc_snapshot.cli(parser)
     losses.cli(parser)
     optimize.cli(parser)
     trainer.cli(parser)

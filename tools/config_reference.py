@@ -58,6 +58,7 @@ GROUP_SECTIONS = {
     'encoders': 'model',
     'network': 'model',
     'basenets': 'model',
+    'DeepLabCut snapshot': 'model',
     'losses': 'train settings',
     'optimizer': 'train settings',
     'learning rate schedule': 'train settings',

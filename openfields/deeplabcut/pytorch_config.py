@@ -485,6 +485,13 @@ def _flag(name: str, kind=None):
     return translate
 
 
+def _resume_training_from(value, path, ctx):
+    """A DeepLabCut snapshot (``.pt``, as its runner names them) starts the run from its weights; another
+    path is an openfields checkpoint to continue."""
+    value = str(value)
+    return {'dlc-snapshot': value} if value.endswith('.pt') else {'resume': value}
+
+
 def _runner_type(value, path, ctx):
     return {} if value == 'PoseTrainingRunner' else ctx.ignore(path, f'{value}: only PoseTrainingRunner')
 
@@ -1004,11 +1011,16 @@ DLC_KEYS = (
            'DLC wraps the model in DataParallel in one process; openfields runs one process per GPU '
            '(torchrun or srun, see [hpc.md](hpc.md)); listed as ignored unless null', ('runner.gpus',), _gpus),
     DlcKey('runner.type', (), 'PoseTrainingRunner is what openfields.train does', ('runner.type',), _runner_type),
-    DlcKey('resume_training_from', ('--resume',),
-           'DLC loads the snapshot\'s weights (the optimizer state only if saved). `--resume PATH` continues '
-           'the run exactly (optimizer, schedule, EMA, random state, position in the epoch); `--resume auto` '
-           'takes the newest checkpoint of `--output`. New run from trained weights: `--checkpoint`',
-           ('resume_training_from',), _flag('resume')),
+    DlcKey('resume_training_from', ('--dlc-snapshot', '--resume'),
+           'DLC loads the snapshot\'s weights, its scheduler state and (only if saved) its optimizer state, '
+           'and trains `epochs` more epochs counted on from the snapshot\'s. A DLC snapshot (a `.pt` file) is '
+           '`--dlc-snapshot`: its weights only, a new run of `--epochs` epochs from epoch 0 (the schedule from '
+           'its start, a new optimizer); the backbone is refused when it does not fit the basenet, the body '
+           'part head is loaded where its shapes match the heatmap head (else trained afresh, logged). Any '
+           'other path is an openfields '
+           'checkpoint, `--resume PATH`: the run continues exactly (optimizer, schedule, EMA, random state, '
+           'position in the epoch); `--resume auto` takes the newest checkpoint of `--output`',
+           ('resume_training_from',), _resume_training_from),
     DlcKey('runner.load_scheduler_state_dict', ('--load-scheduler-state', '--no-load-scheduler-state'),
            'DLC default true: on resume the scheduler state is restored; so does `--resume` by default. '
            'With `--no-load-scheduler-state` the schedule is built from the new `--lr*` flags and placed at '

@@ -2,8 +2,10 @@
 
 ``--basenet NAME`` builds a fresh network; ``--checkpoint PATH`` starts from a trained one: its basenet
 and every head whose (dataset, name, meta) matches the dataset's heads are kept, other heads are created
-new (and logged). :class:`NetworkChoice` is that choice, resolved once from the flags (the checkpoint file
-read once): the basenet's name and stride before any network exists, then the network itself.
+new (and logged); ``--dlc-snapshot PATH`` (training) fills a fresh basenet, and the heatmap head where it
+matches, from a DeepLabCut snapshot (:mod:`openfields.deeplabcut.snapshot`). :class:`NetworkChoice` is that
+choice, resolved once from the flags (the checkpoint or snapshot file read once): the basenet's name and stride
+before any network exists, then the network itself.
 """
 
 from __future__ import annotations
@@ -104,8 +106,8 @@ def checkpoint_stride(ckpt: dict) -> int:
 @dataclasses.dataclass(frozen=True)
 class NetworkChoice:
     """Which network a run starts from, resolved once: a fresh ``basenet`` of ``config`` (with ImageNet
-    weights from ``pretrained``), or the network of a loaded checkpoint (``--checkpoint``'s, or the resumed
-    run's with ``resumed``), and the head and BatchNorm flags."""
+    weights from ``pretrained``, or from the read ``dlc_snapshot``), or the network of a loaded checkpoint
+    (``--checkpoint``'s, or the resumed run's with ``resumed``), and the head and BatchNorm flags."""
 
     basenet: str = DEFAULT_BASENET
     config: dict = dataclasses.field(default_factory=dict)  # the fresh basenet's (basenets.config_from_args)
@@ -113,6 +115,7 @@ class NetworkChoice:
     checkpoint: str | None = None  # the path of ``loaded``
     loaded: dict | None = dataclasses.field(default=None, repr=False, compare=False)  # checkpoint.load's
     resumed: bool = False  # ``loaded`` is the resumed run's: its network as saved, heads included
+    dlc_snapshot: object | None = dataclasses.field(default=None, repr=False, compare=False)  # snapshot.Snapshot
     head_dropout: float = 0.0
     batchnorm_eps: float = 1e-4
     batchnorm_momentum: float = 0.01
@@ -139,12 +142,22 @@ class NetworkChoice:
                 raise ValueError(f'--resume: the checkpoint is a {name}, not --basenet {args.basenet}')
             return cls(basenet=name, loaded=resumed, resumed=True, **flags)
         path = getattr(args, 'checkpoint', None) if with_checkpoint else None
+        snapshot_path = getattr(args, 'dlc_snapshot', None)
+        if path and snapshot_path:
+            raise ValueError(f'--checkpoint {path} and --dlc-snapshot {snapshot_path} both give the starting weights; '
+                             'give one')
         if path:
             loaded = checkpoint.load(path)
             return cls(basenet=loaded['model']['basenet']['name'], checkpoint=path, loaded=loaded, **flags)
         name = args.basenet or DEFAULT_BASENET
-        return cls(basenet=name, config=basenets.config_from_args(name, args),
-                   pretrained=getattr(args, 'basenet_pretrained', None), **flags)
+        config = basenets.config_from_args(name, args)
+        if snapshot_path:  # the DeepLabCut snapshot's backbone replaces ImageNet weights, as in DeepLabCut
+            from ..deeplabcut import snapshot  # pylint: disable=import-outside-toplevel,cyclic-import
+            read = snapshot.read(snapshot_path, name, config)
+            if getattr(args, 'basenet_pretrained', None) is not None:
+                LOG.info('--dlc-snapshot %s: its backbone replaces --basenet-pretrained', snapshot_path)
+            return cls(basenet=name, config=config, dlc_snapshot=read, **flags)
+        return cls(basenet=name, config=config, pretrained=getattr(args, 'basenet_pretrained', None), **flags)
 
     @functools.cached_property
     def pretrained_weights(self):
@@ -180,12 +193,15 @@ class NetworkChoice:
         if self.pretrained_weights is not None:
             from . import pretrained  # pylint: disable=import-outside-toplevel
             pretrained.load(basenet, self.pretrained_weights)
-        elif basenet.config.get('freeze_bn_stats'):
+        elif basenet.config.get('freeze_bn_stats') and self.dlc_snapshot is None:
             LOG.warning('basenet %s: --basenet-freeze-bn-stats without --basenet-pretrained: its BatchNorms keep '
                         'their initial statistics (mean 0, variance 1), normalise nothing, and training may '
                         'diverge', self.basenet)
-        return assemble(basenet, head_metas, head_dropout=self.head_dropout,
-                        batchnorm_eps=self.batchnorm_eps, batchnorm_momentum=self.batchnorm_momentum)
+        model = assemble(basenet, head_metas, head_dropout=self.head_dropout,
+                         batchnorm_eps=self.batchnorm_eps, batchnorm_momentum=self.batchnorm_momentum)
+        if self.dlc_snapshot is not None:
+            self.dlc_snapshot.load_into(model)
+        return model
 
 
 def base_stride(args: argparse.Namespace, ckpt: dict | None = None) -> int:
