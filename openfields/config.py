@@ -35,6 +35,7 @@ import logging
 import os
 import pathlib
 import re
+import textwrap
 
 from . import outputs
 
@@ -57,6 +58,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if isinstance(action, (argparse._StoreConstAction, argparse._AppendConstAction)):
             return action.help
         return super()._get_help_string(action)
+
+    def _split_lines(self, text, width):
+        """Lines broken at spaces only: a flag named in a help text (``--dlc-heatmap-loss``) stays whole."""
+        return textwrap.wrap(' '.join(text.split()), width, break_on_hyphens=False)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -184,6 +189,8 @@ def _suggestion(key: str, actions: dict) -> str:
 
 def _dest_value(action: argparse.Action, name: str, value, where: str):
     if isinstance(action, argparse.BooleanOptionalAction):
+        if value is None and action.default is None:  # a tri-state switch left unset (e.g. "as the pose run")
+            return None
         if not isinstance(value, bool):
             raise ConfigError(f'{where}: a switch takes true or false, got {value!r}')
         return value if f'--{name}' == action.option_strings[0] else not value  # '--no-x': the negation
@@ -304,8 +311,8 @@ def resolved(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         stores = [a for a in actions if a.nargs != 0]
         if stores:
             result[_long_name(stores[0])] = list(value) if isinstance(value, tuple) else value
-        elif isinstance(actions[0], argparse.BooleanOptionalAction):
-            result[_long_name(actions[0])] = bool(value)
+        elif isinstance(actions[0], argparse.BooleanOptionalAction):  # None: unset, when that is its default
+            result[_long_name(actions[0])] = None if value is None and actions[0].default is None else bool(value)
         else:
             result[_long_name(actions[0])] = value == actions[0].const
     return result

@@ -123,8 +123,9 @@ class HeadSettings:
                                 'heatmap head with location refinement, one pose per image: single animal or '
                                 'top-down crops)')
         group.add_argument(f'--{prefix}-heatmap-target', choices=('gaussian', 'plateau'), default=d.target,
-                           help=f'heatmap targets: a Gaussian of sigma 2/3 of --{prefix}-heatmap-pos-dist-thresh, or 1 '
-                                'within it (DeepLabCut\'s HeatmapGaussianGenerator / HeatmapPlateauGenerator)')
+                           help='heatmap targets: a Gaussian of sigma 2/3 of the keypoint radius (pos-dist-thresh '
+                                'below), or 1 within it (DeepLabCut\'s HeatmapGaussianGenerator / '
+                                'HeatmapPlateauGenerator)')
         group.add_argument(f'--{prefix}-heatmap-pos-dist-thresh', type=float, default=d.pos_dist_thresh,
                            metavar='PX', help='heatmap keypoint radius in input pixels (DeepLabCut pos_dist_thresh)')
         group.add_argument(f'--{prefix}-heatmap-locref', action=argparse.BooleanOptionalAction, default=d.locref,

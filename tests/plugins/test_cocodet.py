@@ -84,7 +84,10 @@ def test_flags_mirror_cocokp_with_the_cocodet_prefix():
 
     # test-dev: keypoint sets only (eval-testdev2017: OpenPifPaf's spelling, COCO keypoints' own paths)
     keypoint_only = {'category-id', 'min-kp-anns', 'keypoints-key', 'eval-testdev', 'eval-testdev2017'}
-    assert suffixes(CocoDet) == suffixes(CocoKp) - keypoint_only | {'min-anns'}
+    # the keypoint heads' choices: a dense Caf head, DeepLabCut's heatmap head and its settings
+    keypoint_heads = {'with-dense', 'heads'} | {s for s in suffixes(CocoKp) if s.startswith('heatmap-')}
+    assert len(keypoint_heads) > 5
+    assert suffixes(CocoDet) == suffixes(CocoKp) - keypoint_only - keypoint_heads | {'min-anns'}
     args = train.cli([])
     assert args.cocodet_train_annotations.endswith('instances_train2017.json') and args.cocodet_square_edge == 513
     assert args.cocodet_bmin == 1.0
