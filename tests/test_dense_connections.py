@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from openfields import eval as eval_cli
+from openfields import eval as eval_cli, predict as predict_cli
 from openfields.inference import runners
 from openfields.network import checkpoint
 
@@ -45,6 +45,7 @@ def dense_model(tmp_path_factory) -> pathlib.Path:
 
 
 @needs_sample
+@pytest.mark.slow  # the three tests of a trained dense model: about a minute (make test-slow)
 def test_with_dense_trains_the_caf25_head_and_its_loss(dense_model):
     metas = checkpoint.head_metas(checkpoint.load(dense_model))
     assert [(m.name, m.n_fields) for m in metas] == [('cif', 17), ('caf', 19), ('caf25', 25)]
@@ -57,6 +58,7 @@ def test_with_dense_trains_the_caf25_head_and_its_loss(dense_model):
 
 
 @needs_sample
+@pytest.mark.slow
 def test_guide_predict_with_dense_connections_decodes_with_the_dense_head(dense_model):
     image = COCO_SAMPLE / 'images' / '000000000785.jpg'
     # the guide's command with the dense head's plot, and the flag added at the end, as the guide says
@@ -69,6 +71,7 @@ def test_guide_predict_with_dense_connections_decodes_with_the_dense_head(dense_
 
 
 @needs_sample
+@pytest.mark.slow
 def test_eval_with_dense_connections_takes_the_models_dense_head(dense_model):
     settings = eval_cli.EvalSettings.from_args(eval_cli.parser().parse_args(
         ['--checkpoint', str(dense_model), '--dataset', 'cocokp', '--dense-connections', *SAMPLE_FLAGS]))
@@ -85,16 +88,17 @@ def test_eval_with_dense_connections_takes_the_models_dense_head(dense_model):
 @needs_sample
 @pytest.mark.parametrize('module', ['openfields.predict', 'openfields.eval'])
 def test_dense_connections_without_a_dense_head_is_one_line_exit_2_and_writes_nothing(module, tiny_checkpoint,
-                                                                                      tmp_path):
+                                                                                      tmp_path, capsys):
     if module == 'openfields.predict':
         argv = ['--checkpoint', str(tiny_checkpoint), '--dense-connections', '--json-output', str(tmp_path / 'out'),
                 str(COCO_SAMPLE / 'images' / '000000000785.jpg')]
     else:
         argv = ['--checkpoint', str(tiny_checkpoint), '--dataset', 'cocokp', '--dense-connections', *SAMPLE_FLAGS,
                 '--output', str(tmp_path / 'out' / 'eval')]
-    result = run(module, argv, tmp_path)
-    assert result.returncode == 2
-    assert [line for line in result.stderr.splitlines() if 'error' in line] == [
+    with pytest.raises(SystemExit) as stop:
+        (predict_cli if module == 'openfields.predict' else eval_cli).main(argv)
+    assert stop.value.code == 2
+    assert [line for line in capsys.readouterr().err.splitlines() if 'error' in line] == [
         f'{module}: error: --dense-connections: no dense Caf head for cocokp.cif among the heads cocokp.cif, '
         'cocokp.caf; train one with --cocokp-with-dense, or leave the flag out']
     assert not (tmp_path / 'out').exists()
