@@ -1223,7 +1223,7 @@ def _normalize(value, path, ctx):
 
 
 # paths whose translator is not the entry's single one (an entry with several paths or none)
-_SPECIAL = {'net_type': _net_type, 'model': _model, 'metadata': _metadata, 'inference': _inference_section,
+_SPECIAL = {'net_type': _net_type, 'metadata': _metadata, 'inference': _inference_section,
             'data.inference': _inference, 'data.train.normalize_images': _normalize}
 
 
