@@ -61,6 +61,7 @@ def test_torch_kernel_variants_turn_the_compiled_kernels_off(variant):
     assert benchmark.variant_settings(variant + '+channels_last').channels_last
 
 
+@pytest.mark.slow  # 15-30 s end to end: make test-slow (CI runs it), make test stays near 10 minutes
 @pytest.mark.parametrize('framework', ['openfields', 'openfields-torch-kernels'])
 def test_peer_train_step_reports_its_timed_steps(framework):
     """A small step in a fresh process (the peer tool applies the malloc tuning to its own process)."""

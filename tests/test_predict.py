@@ -184,6 +184,7 @@ def _peak_rss_mb(image, model_path, tmp_path) -> float:
     return float(result.stdout.split()[-1])
 
 
+@pytest.mark.slow  # 15-30 s end to end: make test-slow (CI runs it), make test stays near 10 minutes
 def test_predicting_a_large_jpeg_needs_no_more_memory_than_a_small_one(large_and_small, model_path, tmp_path):
     """A full decode alone is 81 MB more, and a float tensor of the full image 324 MB."""
     large, small = large_and_small

@@ -153,6 +153,7 @@ def test_ddp_with_a_world_of_one_trains_as_a_single_process(monkeypatch, tmp_pat
     assert read(f'{out}.log')[0]['world_size'] == 1 and out.is_file()
 
 
+@pytest.mark.slow  # 15-30 s end to end: make test-slow (CI runs it), make test stays near 10 minutes
 def test_under_ddp_rank_0_evaluates_and_the_others_get_its_scores(tmp_path, cache_dir):
     out = tmp_path / 'ddp.pkl'
     result = torchrun(TINY_DDP + ['--synthetic-cache-dir', str(cache_dir), '--batch-size', '2', '--epochs', '2',

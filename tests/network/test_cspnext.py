@@ -73,6 +73,7 @@ def test_freeze_bn_weights_leaves_them_out_of_the_gradient():
     assert all(n.training for n in basenets.batchnorms(net.train()))  # statistics still update
 
 
+@pytest.mark.slow  # 15-30 s end to end: make test-slow (CI runs it), make test stays near 10 minutes
 def test_onnx_export_matches_torch(tmp_path):
     pytest.importorskip('onnxruntime')
     from model_files import export  # pylint: disable=import-outside-toplevel

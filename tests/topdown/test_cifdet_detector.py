@@ -112,6 +112,7 @@ def test_a_detector_pretrained_path_is_refused_for_cifdet():
         detectors.DetectorSettings(name='cifdet', pretrained='x.pth')
 
 
+@pytest.mark.slow  # 15-30 s end to end: make test-slow (CI runs it), make test stays near 10 minutes
 def test_a_top_down_cifdet_run_from_the_command_line_trains_evaluates_and_predicts(tmp_path):
     data = DATA + ['--synthetic-cache-dir', str(tmp_path / 'cache')]
     result = run('train', *data, *TRAIN, '--output', str(tmp_path / 'run.pkl'))

@@ -1,12 +1,15 @@
 """A top-down run under ``--ddp`` (torchrun, two real processes, gloo on the CPU): the detector run shares
 its images between the ranks like a pose run, rank 0 writes and scores, then the pose model trains."""
 
+import pytest
+
 from distributed_runs import torchrun
 
 from openfields.network import checkpoint
 from openfields.training.log import read_log
 
 
+@pytest.mark.slow  # 15-30 s end to end: make test-slow (CI runs it), make test stays near 10 minutes
 def test_a_top_down_run_under_ddp_shards_the_detector_images_and_rank_0_writes(tmp_path):
     result = torchrun(['--method', 'td', '--detector', 'ssdlite320_mobilenet_v3_large', '--detector-pretrained',
                        'none', '--detector-epochs', '2', '--detector-eval-interval', '1', '--detector-lr', '1e-3',

@@ -148,6 +148,7 @@ def test_eval_decodes_with_the_checkpoint_s_heads_whatever_the_dataset_flags(tra
     assert predictions[0] and predictions[0] == predictions[1]
 
 
+@pytest.mark.slow  # 15-30 s end to end: make test-slow (CI runs it), make test stays near 10 minutes
 def test_video_of_a_top_down_model_gives_each_frame_the_poses_predict_gives_the_same_image(trained, tmp_path):
     tmp, _ = trained
     frames = tmp_path / 'frames'
