@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .. import headmeta
+from ..errors import first_line
 from ..network import basenets
 from . import pytorch_config
 
@@ -139,21 +140,17 @@ def read_file(path) -> dict:
         raise DlcSnapshotError(f'{path}: no such DeepLabCut snapshot') from None
     except pickle.UnpicklingError as error:
         found = re.search(r'GLOBAL (\S+)', str(error))
-        what = f'it pickles {found.group(1)}' if found else _first_line(error)
+        what = f'it pickles {found.group(1)}' if found else first_line(error)
         raise DlcSnapshotError(f'{path}: refused as a DeepLabCut snapshot: {what}, outside the allow-list '
                                '(tensors, plain containers, numpy floats); nothing of it was run') from None
     except Exception as error:  # pylint: disable=broad-except  # torch raises several types for foreign files
-        raise DlcSnapshotError(f'{path}: not a readable DeepLabCut snapshot ({_first_line(error)})') from None
+        raise DlcSnapshotError(f'{path}: not a readable DeepLabCut snapshot ({first_line(error)})') from None
     if not isinstance(content, dict):
         raise DlcSnapshotError(f'{path}: not a DeepLabCut snapshot (a {type(content).__name__}, not a dict)')
     if content.get('format') == 'openfields.checkpoint':
         raise DlcSnapshotError(f'{path}: an openfields checkpoint, not a DeepLabCut snapshot: continue it with '
                                '--resume, or start from it with --checkpoint')
     return content
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _prefixes(path, name: str) -> tuple[str, str]:

@@ -46,6 +46,7 @@ import torch
 from . import fields, metadata, onnx as onnx_export
 from .exporter import ExportMismatch
 from ..decoder.cifdet import CifDet
+from ..errors import first_line
 from ..topdown import cifdet_detector
 from ..topdown.detector_base import resized_array, selected
 from ..topdown.detectors import DetectorSettings
@@ -105,8 +106,7 @@ def export(detector, source: str | pathlib.Path) -> bytes:
                               dynamic_axes={'image': {1: 'height', 2: 'width'}, 'boxes': {0: 'detections'},
                                             'scores': {0: 'detections'}})
     except Exception as error:  # pylint: disable=broad-except  # the exporter raises many types
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise DetectorExportError(f'detector {settings.name}: torch.onnx.export failed ({first[:200]}); predict '
+        raise DetectorExportError(f'detector {settings.name}: torch.onnx.export failed ({first_line(error)}); predict '
                                   'with the checkpoints instead') from None
     proto = onnx.load_from_string(buffer.getvalue())
     onnx.helper.set_model_props(proto, {metadata.KEY: described})
@@ -173,8 +173,7 @@ def load_detector_onnx(path: str | pathlib.Path, threads: int | None = None) -> 
     except onnx_export.MissingDependency:
         raise
     except Exception as error:  # pylint: disable=broad-except  # onnxruntime's own types, from Exception
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise metadata.ExportedModelError(f'{path}: not a loadable ONNX model ({first[:200]})') from None
+        raise metadata.ExportedModelError(f'{path}: not a loadable ONNX model ({first_line(error)})') from None
     described = metadata.from_json(session.get_modelmeta().custom_metadata_map.get(metadata.KEY), path,
                                    kind=metadata.DETECTOR)
     try:

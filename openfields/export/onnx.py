@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..errors import first_line
 from .exporter import Exporter, MissingDependency
 from . import metadata
 
@@ -24,11 +25,6 @@ INSTALL_HINT = 'ONNX export needs onnx, onnxscript and onnxruntime: pip install 
 
 class ExportFailed(ValueError):
     """torch's exporter refused the network (e.g. shape-dependent Python in its forward); one line."""
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:300] if lines else 'no message'
 
 
 def require_onnx():
@@ -56,7 +52,7 @@ def export(module: torch.nn.Module, sample: torch.Tensor, names: list[str], meta
                                         verbose=False)
         except Exception as error:  # pylint: disable=broad-except  # torch's exporter raises many kinds
             raise ExportFailed(f'torch\'s ONNX exporter cannot export this network with dynamic input sizes '
-                               f'({type(error).__name__}: {_first_line(error)}); nothing written. predict, video '
+                               f'({type(error).__name__}: {first_line(error, limit=300)}); nothing written. predict, video '
                                'and eval run the checkpoint itself') from None
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {metadata.KEY: metadata_json})

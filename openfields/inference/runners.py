@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import headmeta
+from ..errors import first_line
 from ..export import metadata
 from ..network import checkpoint, factory as network_factory, model_folder
 
@@ -91,8 +92,7 @@ class OnnxRunner:
         try:
             self.session = onnx_export.session(str(source), threads)
         except Exception as error:  # pylint: disable=broad-except  # onnxruntime's own types, from Exception
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise metadata.ExportedModelError(f'{source}: not a loadable ONNX model ({first[:200]})') from None
+            raise metadata.ExportedModelError(f'{source}: not a loadable ONNX model ({first_line(error)})') from None
         described = metadata.from_json(self.session.get_modelmeta().custom_metadata_map.get(metadata.KEY),
                                        source)
         self.head_metas = metadata.head_metas(described)

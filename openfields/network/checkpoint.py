@@ -25,6 +25,7 @@ import pickle
 import torch
 
 from .. import headmeta, outputs
+from ..errors import first_line
 from . import model_folder, openpifpaf_checkpoint
 
 FORMAT = 'openfields.checkpoint'
@@ -87,13 +88,13 @@ def load(path: str | os.PathLike) -> dict:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
         if not openpifpaf_checkpoint.names_globals(path):  # a broken stream, not classes weights_only refused
-            raise CheckpointError(f'{path}: not a loadable openfields checkpoint ({_first_line(error)})') from None
+            raise CheckpointError(f'{path}: not a loadable openfields checkpoint ({first_line(error, limit=None)})') from None
         try:  # pickled classes (an OpenPifPaf checkpoint?): read through its allow-list, without running them
             return openpifpaf_checkpoint.load(path)
         except openpifpaf_checkpoint.OpenPifPafError as refused:
             raise CheckpointError(str(refused)) from None
     except Exception as error:  # torch raises several types for foreign or truncated files
-        raise CheckpointError(f'{path}: not a loadable openfields checkpoint ({_first_line(error)})') from None
+        raise CheckpointError(f'{path}: not a loadable openfields checkpoint ({first_line(error, limit=None)})') from None
     if not isinstance(checkpoint, dict) or checkpoint.get('format') != FORMAT:
         raise CheckpointError(f'{path}: not an openfields checkpoint (no "format": "{FORMAT}" entry)')
     if checkpoint.get('format_version', 0) > FORMAT_VERSION:
@@ -102,8 +103,6 @@ def load(path: str | os.PathLike) -> dict:
     return checkpoint
 
 
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def head_metas(checkpoint: dict) -> list[headmeta.Base]:

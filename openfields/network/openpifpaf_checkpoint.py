@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .. import headmeta
+from ..errors import first_line
 from ..datasets import coco_person
 
 LOG = logging.getLogger(__name__)
@@ -187,8 +188,7 @@ def read(path: str | os.PathLike):
     except Refused as error:
         raise OpenPifPafError(refusal(path, str(error))) from None
     except Exception as error:  # pylint: disable=broad-except  # torch's and pickle's own types
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise OpenPifPafError(f'{path}: not a readable OpenPifPaf checkpoint ({first[:200]})') from None
+        raise OpenPifPafError(f'{path}: not a readable OpenPifPaf checkpoint ({first_line(error)})') from None
 
 
 def _pickle_bytes(path) -> bytes:

@@ -31,6 +31,8 @@ import torch
 import torchvision
 from torch import nn
 
+from ..errors import first_line
+
 LOG = logging.getLogger(__name__)
 
 # basenet name -> torchvision weights enum entry (only the url is used)
@@ -255,8 +257,7 @@ def _unreachable(host: str) -> str | None:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f'{type(error).__name__}: {text[0] if text else ""}'
+    return f'{type(error).__name__}: {first_line(error, limit=None)}'
 
 
 def _sha256(path: Path) -> str:
