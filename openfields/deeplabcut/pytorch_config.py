@@ -446,17 +446,24 @@ def _scheduler(value, path, ctx):
     included, is ``--lr-schedule torch``. Either is built and stepped here until every nested scheduler has
     run, so a bad value is named by its key in this file (``runner.scheduler.params.schedulers[1].params.
     eta_min``); the run steps it again through all of its epochs when it starts."""
-    value = _only(value, path, ctx, {'type', 'params'})
-    params = _mapping(value.get('params') or {}, f'{path}.params', ctx)
-    name = value.get('type')
-    try:
-        schedulers.learning_rates(name, params, 1e-3, schedulers.epochs_until_every_part_ran(params))
-    except schedulers.ParamsError as error:
-        raise _keyed(error, path, ctx) from None
+    name, params = _checked_scheduler(value, path, ctx)
     if name == 'LRListScheduler':
         return _milestone_flags(params)
     return {'lr-schedule': 'torch', 'scheduler-class': name, 'scheduler-params': json.dumps(params, sort_keys=True),
             'lr-warm-up-epochs': 0}
+
+
+def _checked_scheduler(value, path, ctx, epochs: int = 0) -> tuple[str, dict]:
+    """A ``{type, params}`` scheduler's name and params, built and stepped through ``epochs`` (at least until
+    every nested scheduler has run); a bad value is one error naming its key."""
+    value = _only(value, path, ctx, {'type', 'params'})
+    params = _mapping(value.get('params') or {}, f'{path}.params', ctx)
+    name = value.get('type')
+    try:
+        schedulers.learning_rates(name, params, 1e-3, max(schedulers.epochs_until_every_part_ran(params), epochs))
+    except schedulers.ParamsError as error:
+        raise _keyed(error, path, ctx) from None
+    return name, params
 
 
 def _milestone_flags(params: dict) -> dict:
@@ -737,14 +744,7 @@ def _detector_scheduler(value, path, ctx, epochs=None):
     """Any scheduler, LRListScheduler and nested ones included, as ``--detector-scheduler-class`` and
     ``--detector-scheduler-params``: built and stepped through the detector's epochs (at least until every
     nested scheduler has run) now, so a bad value is named by its key in this file."""
-    value = _only(value, path, ctx, {'type', 'params'})
-    params = _mapping(value.get('params') or {}, f'{path}.params', ctx)
-    name = value.get('type')
-    steps = max(schedulers.epochs_until_every_part_ran(params), epochs if isinstance(epochs, int) else DETECTOR_EPOCHS)
-    try:
-        schedulers.learning_rates(name, params, 1e-3, steps)
-    except schedulers.ParamsError as error:
-        raise _keyed(error, path, ctx) from None
+    name, params = _checked_scheduler(value, path, ctx, epochs if isinstance(epochs, int) else DETECTOR_EPOCHS)
     return {'detector-scheduler-class': name, 'detector-scheduler-params': json.dumps(params, sort_keys=True)}
 
 

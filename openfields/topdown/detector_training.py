@@ -253,14 +253,9 @@ def _named(error: schedulers.ParamsError, args, part: str, name: str) -> ValueEr
     """``error`` of ``--detector-<part>-class`` / ``-params`` named as written: the key of the DeepLabCut
     file that gave the flags (``detector.runner.scheduler.params.schedulers[1]...``), else the flags."""
     class_flag, params_flag = f'--detector-{part}-class', f'--detector-{part}-params'
-    config = getattr(args, 'config', None)
-    from_file = config is not None and not any(str(a).startswith((class_flag, params_flag))
-                                               for a in getattr(args, 'argv', ()))
-    if from_file and (config == 'dlc' or str(config).lower().endswith(('.yaml', '.yml'))):
-        key = DLC_SCHEDULER_KEY if part == 'scheduler' else DLC_OPTIMIZER_KEY
-        return ValueError(f'{config}: key {schedulers.join(key, error.key)}: {error.reason}')
-    message = optimize.flag_message(error, class_flag, name, params_flag)
-    return ValueError(f'{config}: {message}' if from_file else message)
+    key = DLC_SCHEDULER_KEY if part == 'scheduler' else DLC_OPTIMIZER_KEY
+    return optimize.named_error(error, optimize.config_source(args, (class_flag, params_flag)), key, class_flag,
+                                name, params_flag)
 
 
 @dataclasses.dataclass(frozen=True)

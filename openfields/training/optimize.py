@@ -181,7 +181,7 @@ class LearningRateSchedule:
             kwargs = _step_kwargs(args.lr_step_size, args.lr_gamma)
         elif shape == 'torch':
             kwargs = _torch_kwargs(args.scheduler_class, args.scheduler_params, args.lr,
-                                   getattr(args, 'epochs', None) or 2, _config_source(args))
+                                   getattr(args, 'epochs', None) or 2, config_source(args, ('--scheduler-class', '--scheduler-params')))
         elif shape == 'cosine':
             kwargs = _cosine_kwargs(args.lr_cosine_min, args.lr, args.epochs)
         else:
@@ -242,10 +242,8 @@ def _torch_kwargs(scheduler_class: str, scheduler_params: str | None, lr: float,
         _replayed_factors(scheduler_class, params, lr, epochs)
     except schedulers.ParamsError as error:
         error = schedulers.ParamsError(error.key, f'{error.reason} (--epochs {epochs})')
-        if source is not None and _is_dlc_file(source):
-            raise ValueError(f'{source}: key {schedulers.join(DLC_SCHEDULER_KEY, error.key)}: {error.reason}') from None
-        message = flag_message(error, '--scheduler-class', scheduler_class, '--scheduler-params')
-        raise ValueError(f'{source}: {message}' if source is not None else message) from None
+        raise named_error(error, source, DLC_SCHEDULER_KEY, '--scheduler-class', scheduler_class,
+                          '--scheduler-params') from None
     return dict(torch_class=scheduler_class, torch_params=params, torch_base_lr=lr)
 
 
@@ -257,13 +255,23 @@ def _is_dlc_file(config: str) -> bool:
     return config == 'dlc' or config.lower().endswith(('.yaml', '.yml'))
 
 
-def _config_source(args) -> str | None:
-    """The ``--config`` file that gave ``--scheduler-class`` / ``--scheduler-params`` (None: the command
-    line gave them, or no file did); a YAML file is taken for DeepLabCut's, whose ``runner.scheduler``
-    entry they are."""
+def config_source(args, flags: tuple[str, ...]) -> str | None:
+    """The ``--config`` file that gave ``flags`` (None: the command line gave them, or no file did); a YAML
+    file is taken for DeepLabCut's (:func:`named_error`)."""
     config = getattr(args, 'config', None)
-    given = any(str(a).startswith(('--scheduler-class', '--scheduler-params')) for a in getattr(args, 'argv', ()))
+    given = any(str(a).startswith(flags) for a in getattr(args, 'argv', ()))
     return None if config is None or given else str(config)
+
+
+def named_error(error: schedulers.ParamsError, source: str | None, dlc_key: str, class_flag: str, name: str,
+                params_flag: str) -> ValueError:
+    """``error`` of ``class_flag NAME params_flag JSON`` named where it was written: the key under ``dlc_key``
+    of a DeepLabCut file (``runner.scheduler.params.schedulers[1]...``), else the flags (after the config file
+    that gave them, ``source``)."""
+    if source is not None and _is_dlc_file(source):
+        return ValueError(f'{source}: key {schedulers.join(dlc_key, error.key)}: {error.reason}')
+    message = flag_message(error, class_flag, name, params_flag)
+    return ValueError(f'{source}: {message}' if source is not None else message)
 
 
 def flag_message(error: schedulers.ParamsError, class_flag: str, name: str, params_flag: str) -> str:
