@@ -6,7 +6,7 @@ STAMP := $(VENV)/.openfields-installed
 DEMO_DIR := outputs/demo
 PYTEST_FLAGS ?=
 
-.PHONY: venv demo test test-slow test-wheel test-slurm bench bench-topdown gpu-check docs clean
+.PHONY: venv demo test test-slow test-wheel test-slurm bench bench-topdown bench-dlc gpu-check docs clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PYTHON3) -m venv $(VENV)
@@ -29,7 +29,7 @@ DEMO_DATA := --dataset synthetic --synthetic-image-size 129 --synthetic-people 1
 demo: $(STAMP)
 	@echo "== openfields demo: training resnet18 on the embedded synthetic dataset (2 CPU cores: about 7 minutes)"
 	rm -rf $(DEMO_DIR)
-	$(PYTHON) -m openfields.train $(DEMO_DATA) --basenet resnet18 \
+	$(PYTHON) -m openfields.train $(DEMO_DATA) --basenet resnet18 --no-basenet-pretrained \
 		--synthetic-square-edge 129 --synthetic-upsample 2 --synthetic-no-augmentation \
 		--epochs 24 --batch-size 8 --optimizer adam --lr 0.002 --b-scale 5.0 \
 		--ema 0.1 --batchnorm-momentum 0.1 --bn-recalibration-batches 8 --lr-warm-up-epochs 0.5 \
@@ -88,6 +88,18 @@ bench: $(STAMP)
 # hour on 2 CPU cores; docs/benchmarks.md, docs/topdown.md)
 bench-topdown: $(STAMP)
 	$(PYTHON) -m tools.benchmark_topdown --output outputs/bench/topdown.json
+
+# openfields against DeepLabCut 3.0.2 on DeepLabCut's project (../shared/data/dlc-openfield), same split, backbone and
+# random start, bottom-up and top-down, each side stopped after the same wall time (15 + 10 minutes each, about 70
+# minutes in all on 2 CPU cores; tools/benchmark_dlc.py). DeepLabCut runs from a throwaway venv (DLC_VENV, made
+# here when missing, as shared/reference/peer-deeplabcut.md says: torch comes from .venv through a .pth file)
+DLC_VENV ?= outputs/bench/dlc-venv
+bench-dlc: $(STAMP)
+	test -x $(DLC_VENV)/bin/python || { $(PYTHON3) -m venv $(DLC_VENV) && \
+		$(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+			> $$($(DLC_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/openfields-torch.pth && \
+		$(DLC_VENV)/bin/pip install --quiet --disable-pip-version-check deeplabcut==3.0.2; }
+	$(PYTHON) -m tools.benchmark_dlc --dlc-python $(DLC_VENV)/bin/python --output outputs/bench/dlc.json
 
 # on a GPU machine, at most 8 minutes: the CUDA tests, a 2-process --ddp run (NCCL on two GPUs, else gloo on one),
 # the CUDA training and decoder benchmarks into outputs/bench/ (docs/hpc.md); without a GPU it skips them and says so

@@ -174,6 +174,8 @@ def values_from(parser: argparse.ArgumentParser, mapping: dict, source: str) -> 
     values, origin = {}, {}
     for key, value in mapping.items():
         name = _normalise(key)
+        if value is False and actions[name].nargs == '?' and f'no-{name}' in actions:  # basenet-pretrained: false
+            name, value = f'no-{name}', True
         action = actions[name]
         converted = _dest_value(action, name, value, f'{source}: key {key!r}')
         if action.dest in values and values[action.dest] != converted:
@@ -204,6 +206,8 @@ def _dest_value(action: argparse.Action, name: str, value, where: str):
         return None
     if isinstance(action, argparse._AppendAction) and action.nargs is None:  # a repeatable flag: a list
         return [_convert(action, v, where) for v in (value if isinstance(value, list) else [value])]
+    if action.nargs == '?' and value is True:  # the flag given alone
+        return action.const
     if action.nargs in (None, '?'):
         if isinstance(value, list):
             raise ConfigError(f'{where}: takes one value, got the list {value!r}')

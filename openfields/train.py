@@ -138,6 +138,8 @@ def _train(args, context: distributed.Context, device: torch.device) -> pathlib.
     weights = choice.pretrained_weights  # the other ranks find rank 0's file in the cache
     # the command's flags take the values the run resolved: its checkpoints, log and config file record them
     args.seed, args.basenet = settings.seed, choice.basenet
+    if choice.loaded is None and choice.dlc_snapshot is None:  # the basenet's default resolved: 'auto' or False
+        args.basenet_pretrained = choice.pretrained if choice.pretrained is not None else False
     files = _run_files(args.output, choice.basenet, args.dataset, args.argv, context, resumed)
     if context.is_main:  # rank 0 builds first (it may render or download data), then the others
         datamodule = datasets_factory.datamodule_from_args(args, choice.stride)

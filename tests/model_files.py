@@ -46,3 +46,25 @@ def tiny_torchscript(tiny_checkpoint):
     path = tiny_checkpoint.with_suffix('.pt')
     export(torchscript.EXPORTER, tiny_checkpoint, path)
     return path
+
+
+@pytest.fixture(scope='session')
+def imagenet_resnet18_hub(tmp_path_factory):
+    """A torch hub folder holding ``checkpoints/resnet18-f37072fd.pth`` under torchvision's name: a resnet18
+    state dict of random weights (seed 0) standing in for the ImageNet file, made once."""
+    import torch  # pylint: disable=import-outside-toplevel
+    import torchvision  # pylint: disable=import-outside-toplevel
+    from openfields.network import pretrained  # pylint: disable=import-outside-toplevel
+    home = tmp_path_factory.mktemp('torch-home')
+    path = home / 'hub' / 'checkpoints' / pretrained.hub_cache_path('resnet18').name
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    return home
+
+
+@pytest.fixture(name='imagenet_cache')
+def fixture_imagenet_cache(imagenet_resnet18_hub, monkeypatch):
+    """TORCH_HOME (this process and its children) at :func:`imagenet_resnet18_hub`; the cached file's path."""
+    monkeypatch.setenv('TORCH_HOME', str(imagenet_resnet18_hub))
+    return next((imagenet_resnet18_hub / 'hub' / 'checkpoints').iterdir())

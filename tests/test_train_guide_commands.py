@@ -24,6 +24,7 @@ import torch
 import torchvision
 
 from openfields import eval as eval_cli, predict, train
+from openfields.network import factory as network_factory
 from openfields.training.log import read
 
 COCO_SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'coco-val-sample'
@@ -36,7 +37,7 @@ GUIDE = {
     'resnet': '--lr=0.0003 --momentum=0.95 --b-scale=3.0 --clip-grad-value=10 '
               '--epochs=150 --lr-decay 130 140 --lr-decay-epochs=10 --batch-size=16 --weight-decay=1e-5 '
               '--dataset=cocokp --cocokp-upsample=2 --cocokp-extended-scale '
-              '--basenet=resnet50 --basenet-pretrained',
+              '--basenet=resnet50',
     'overfit': '--lr=0.01 --momentum=0.9 --b-scale=5.0 --epochs=1000 --lr-warm-up-epochs=100 '
                '--batch-size=4 --train-batches=1 --val-batches=1 --val-interval=100 --weight-decay=1e-5 '
                '--dataset=cocokp --cocokp-upsample=2 --cocokp-no-augmentation --basenet=shufflenetv2k16',
@@ -82,7 +83,10 @@ def test_guide_commands_parse_to_the_values_they_state():
     assert shufflenet.lr_decay == [220, 240] and shufflenet.cocokp_upsample == 2
     assert shufflenet.cocokp_extended_scale and shufflenet.cocokp_orientation_invariant == 0.1
     resnet = train.cli(shlex.split(GUIDE['resnet']))
-    assert resnet.basenet == 'resnet50' and resnet.basenet_pretrained == 'auto'
+    assert resnet.basenet == 'resnet50' and resnet.basenet_pretrained is None  # not given: the basenet's default
+    assert network_factory.NetworkChoice.from_args(resnet).pretrained == 'auto'  # ImageNet, as in OpenPifPaf
+    detection_choice = network_factory.NetworkChoice.from_args(train.cli(shlex.split(GUIDE['detection'])))
+    assert detection_choice.pretrained == 'auto'
     overfit = train.cli(shlex.split(GUIDE['overfit']))
     assert overfit.train_batches == 1 and overfit.cocokp_augmentation is False and overfit.val_interval == 100
     detection = train.cli(shlex.split(GUIDE['detection']))
@@ -114,7 +118,7 @@ def test_resnet_command_without_imagenet_weights_says_where_to_put_them(tmp_path
 @pytest.mark.skipif(not (COCO_SAMPLE / 'annotations.json').is_file(),
                     reason=f'COCO sample data not found at {COCO_SAMPLE}')
 @pytest.mark.parametrize('name', sorted(GUIDE))
-def test_guide_command_trains_on_the_coco_sample(name, tmp_path):
+def test_guide_command_trains_on_the_coco_sample(name, tmp_path, imagenet_cache):
     extra, dataset = [], train.cli(shlex.split(GUIDE[name])).dataset
     if name == 'resnet':  # the hub cache gets the file torchvision would have downloaded
         weights = tmp_path / 'resnet50-imagenet.pth'
@@ -133,10 +137,18 @@ def test_guide_command_trains_on_the_coco_sample(name, tmp_path):
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory) -> pathlib.Path:
+def runs(tmp_path_factory, imagenet_resnet18_hub) -> pathlib.Path:
     """A folder where the overfitting and the detection commands trained five epochs each (one batch) into
-    their default ``outputs/<basenet>-<date>-<dataset>-<hex>.pkl``, as the guide's eval globs expect."""
+    their default ``outputs/<basenet>-<date>-<dataset>-<hex>.pkl``, as the guide's eval globs expect (the
+    detection command's resnet18 from the ImageNet file of a torch hub cache)."""
     folder = tmp_path_factory.mktemp('guide')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('TORCH_HOME', str(imagenet_resnet18_hub))
+        _train_guide_runs(folder)
+    return folder
+
+
+def _train_guide_runs(folder: pathlib.Path) -> None:
     for name in ('overfit', 'detection'):
         dataset = train.cli(shlex.split(GUIDE[name])).dataset
         caps = ['--epochs=5', '--lr-warm-up-epochs=1', '--lr-decay', '3', '4', '--lr-decay-epochs=1',
@@ -144,7 +156,6 @@ def runs(tmp_path_factory) -> pathlib.Path:
                 '--loader-workers=0', '-q']
         result = run('openfields.train', shlex.split(GUIDE[name]) + sample_flags(dataset) + caps, folder)
         assert result.returncode == 0, result.stderr[-3000:]
-    return folder
 
 
 def checkpoint_of(runs: pathlib.Path, dataset: str) -> pathlib.Path:

@@ -29,7 +29,8 @@ SYNTHETIC = ['--dataset', 'synthetic', '--synthetic-image-size', '129', '--synth
              '--synthetic-crowd-probability', '0', '--synthetic-occlusion-probability', '0',
              '--synthetic-train-images', '256', '--synthetic-val-images', '32']
 SHARED_DLC = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'dlc-openfield'
-COMMON = ['--basenet', 'resnet18', '--batch-size', '8', '--optimizer', 'adam', '--lr', '0.002', '--b-scale', '5.0',
+COMMON = ['--basenet', 'resnet18', '--no-basenet-pretrained', '--batch-size', '8', '--optimizer', 'adam',
+          '--lr', '0.002', '--b-scale', '5.0',
           '--ema', '0.1', '--batchnorm-momentum', '0.1', '--bn-recalibration-batches', '8',
           '--lr-warm-up-epochs', '0.5', '--display-interval', '50', '--loader-workers', '1', '--seed', '1',
           '--max-snapshots', '1']

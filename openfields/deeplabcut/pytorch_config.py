@@ -358,7 +358,7 @@ def _backbone(value, path, ctx) -> dict:
     backbone = _mapping(value, path, ctx)
     kind, basenet = _basenet(backbone, path, ctx)
     _only(backbone, path, ctx, BACKBONE_KEYS | FAMILY_KEYS[kind])
-    pretrained = ('auto' if kind == 'CSPNeXt' else 'timm') if _bool(backbone, 'pretrained', True, path, ctx) else None
+    pretrained = ('auto' if kind == 'CSPNeXt' else 'timm') if _bool(backbone, 'pretrained', True, path, ctx) else False
     return {'basenet': basenet, 'basenet-pretrained': pretrained, **BACKBONE_FLAGS,
             **_FAMILIES[kind](backbone, basenet, path, ctx)}
 
@@ -490,6 +490,26 @@ def _flag(name: str, kind=None):
             value = int(_number(value, path, ctx))
         return {name: value}
     return translate
+
+
+WEIGHT_INIT_KEYS = {'snapshot_path', 'detector_snapshot_path', 'dataset', 'with_decoder', 'memory_replay',
+                    'conversion_array', 'bodyparts'}
+
+
+def _weight_init(value, path, ctx):
+    """DeepLabCut's ``WeightInitialization``: a snapshot's backbone (and, ``with_decoder``, its heads) as the
+    starting weights; what only SuperAnimal models use is refused."""
+    if value is None:
+        return {}
+    init = _only(value, path, ctx, WEIGHT_INIT_KEYS)
+    for key in ('dataset', 'memory_replay', 'conversion_array', 'detector_snapshot_path'):
+        if init.get(key) not in (None, False):
+            raise ctx.error(f'{path}.{key}', f'{init[key]!r}: SuperAnimal fine-tuning and detector weights are not '
+                            'available in openfields; start from a snapshot with snapshot_path alone')
+    if init.get('snapshot_path') is None:
+        raise ctx.error(f'{path}.snapshot_path', 'missing: weight_init names the snapshot to start from')
+    with_decoder = _bool(init, 'with_decoder', False, path, ctx)
+    return {'dlc-snapshot': str(init['snapshot_path']), 'dlc-snapshot-backbone-only': not with_decoder}
 
 
 def _resume_training_from(value, path, ctx):
@@ -960,10 +980,12 @@ DLC_KEYS = (
     DlcKey('train_settings.display_iters', ('--display-interval',),
            'DLC default 500, openfields 10; each progress line is also a `train` record of the JSON-lines log',
            ('train_settings.display_iters',), _flag('display-interval', int)),
-    DlcKey('train_settings.weight_init', ('--checkpoint',),
-           'start a new run (epoch 0) from a trained openfields checkpoint; heads that match are kept. '
-           'SuperAnimal weights and keypoint conversion have no equivalent (listed as ignored unless null)',
-           ('train_settings.weight_init',)),
+    DlcKey('train_settings.weight_init {snapshot_path, with_decoder}', ('--dlc-snapshot', '--dlc-snapshot-backbone-only'),
+           'DLC starts from the snapshot\'s backbone (and its heads with `with_decoder: true`, default false) in '
+           'place of ImageNet weights; so does `--dlc-snapshot PATH` (`--dlc-snapshot-backbone-only` unless '
+           '`with_decoder: true`). SuperAnimal fine-tuning (`dataset`, `memory_replay`, `conversion_array`) and '
+           '`detector_snapshot_path` are refused in one line',
+           ('train_settings.weight_init',), _weight_init),
     DlcKey('runner.optimizer {type, params}', ('--optimizer-class', '--optimizer-params', '--lr'),
            'DLC default AdamW with lr 1e-4 (resnet_50: 5e-4). Any `torch.optim` class by name: '
            '`--optimizer-class AdamW --optimizer-params \'{"weight_decay": 0.01}\'`, `params.lr` is `--lr`; '

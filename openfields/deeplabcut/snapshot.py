@@ -71,6 +71,9 @@ def cli(parser: argparse.ArgumentParser) -> None:
                             'resume_training_from of a pytorch_config.yaml): its backbone fills the basenet of '
                             '--basenet (refused when it does not fit), its body part head the heatmap head where '
                             'the shapes match; a new run from epoch 0, the snapshot\'s optimizer is not used')
+    group.add_argument('--dlc-snapshot-backbone-only', action='store_true', default=False,
+                       help='take only the backbone of --dlc-snapshot; the heads start fresh (weight_init of a '
+                            'pytorch_config.yaml without with_decoder: true)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Snapshot:
     epoch: int | None
     backbone: dict = dataclasses.field(repr=False)
     heads: dict = dataclasses.field(repr=False)
+    backbone_only: bool = False  # --dlc-snapshot-backbone-only: every head starts fresh
 
     def load_into(self, model) -> None:
         """Fill ``model`` (a :class:`~openfields.network.nets.Shell`) in place; one log line per head."""
@@ -89,6 +93,10 @@ class Snapshot:
         LOG.info('DeepLabCut snapshot %s (epoch %s): backbone loaded into basenet %s (%d tensors); the run '
                  'starts at epoch 0 with a new optimizer', self.path, self.epoch, model.basenet.name,
                  len(self.backbone))
+        if self.backbone_only:
+            LOG.info('DeepLabCut snapshot %s: heads start fresh (--dlc-snapshot-backbone-only, weight_init '
+                     'without with_decoder)', self.path)
+            return
         for head in model.heads:
             self._load_head(head)
         for name in sorted(set(self.heads) - {BODYPART_HEAD}):
@@ -113,9 +121,10 @@ class Snapshot:
         LOG.info('head %s loaded from head %s of DeepLabCut snapshot %s', name, BODYPART_HEAD, self.path)
 
 
-def read(path: str, basenet_name: str, basenet_config: dict) -> Snapshot:
-    """The snapshot at ``path`` with its backbone mapped onto basenet ``basenet_name`` of ``basenet_config``;
-    a :class:`DlcSnapshotError` naming the file (and the first key that does not fit) otherwise."""
+def read(path: str, basenet_name: str, basenet_config: dict, backbone_only: bool = False) -> Snapshot:
+    """The snapshot at ``path`` with its backbone mapped onto basenet ``basenet_name`` of ``basenet_config``
+    (its heads not used with ``backbone_only``); a :class:`DlcSnapshotError` naming the file (and the first key
+    that does not fit) otherwise."""
     content = read_file(path)
     state = content.get('model')
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -128,7 +137,7 @@ def read(path: str, basenet_name: str, basenet_config: dict) -> Snapshot:
             heads.setdefault(name, {})[rest] = value
     metadata = content.get('metadata')
     epoch = metadata.get('epoch') if isinstance(metadata, dict) else None
-    return Snapshot(path=str(path), epoch=epoch, backbone=backbone, heads=heads)
+    return Snapshot(path=str(path), epoch=epoch, backbone=backbone, heads=heads, backbone_only=backbone_only)
 
 
 def read_file(path) -> dict:

@@ -52,28 +52,20 @@ def stride(name: str, config: dict | None = None) -> int:
         return build(name, config).stride
 
 
-def from_args(name: str, args: argparse.Namespace) -> nn.Module:
-    """Build basenet ``name`` from CLI flags; loads ImageNet weights when ``--basenet-pretrained`` (see
-    :mod:`.pretrained`)."""
-    basenet = build(name, config_from_args(name, args))
-    source = getattr(args, 'basenet_pretrained', None)
-    if source is not None:
-        from . import pretrained  # pylint: disable=import-outside-toplevel
-        pretrained.load_imagenet_weights(basenet, name, source)
-    return basenet
-
-
 def cli(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group('basenets')
     group.add_argument('--basenet-pretrained', nargs='?', const='auto', default=None, metavar='timm|PATH',
-                       help='initialise the basenet with ImageNet weights (ResNets, HRNets, CSPNeXts): alone, '
+                       help='initialise the basenet with ImageNet weights, the default for basenets that have '
+                            'them (ResNets, as in OpenPifPaf; HRNets and CSPNeXts, as in DeepLabCut): alone, '
                             'its published file (torchvision\'s for BatchNorm ResNets, timm\'s for resnet50_gn '
                             'and HRNets, DeepLabCut\'s for CSPNeXts) from the torch hub or Hugging Face cache, '
                             'downloaded there when missing; timm: timm\'s for BatchNorm ResNets too (as '
                             'DeepLabCut); PATH: that file')
-    group.add_argument('--no-basenet-pretrained', dest='basenet_pretrained', action='store_const', const=None,
+    group.add_argument('--no-basenet-pretrained', dest='basenet_pretrained', action='store_const', const=False,
                        help='no ImageNet weights: the basenet trains from scratch (what a config file, such as a '
                             'DeepLabCut pytorch_config.yaml, asked for is dropped)')
+    group.add_argument('--resnet-no-pretrain', dest='basenet_pretrained', action='store_const', const=False,
+                       help='OpenPifPaf\'s name of --no-basenet-pretrained')
     group.add_argument('--basenet-freeze-bn-stats', action='store_true', default=False,
                        help='keep the basenet\'s BatchNorms in evaluation mode while training: their running '
                             'statistics stay those they were loaded with (DeepLabCut\'s freeze_bn_stats)')

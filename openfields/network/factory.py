@@ -28,8 +28,9 @@ def cli(parser: argparse.ArgumentParser,
     group = parser.add_argument_group('network')
     exclusive = group.add_mutually_exclusive_group()
     exclusive.add_argument('--basenet', default=None,
-                           help=f'base network to train from scratch, one of: {", ".join(sorted(basenets.BASENETS))} '
-                                f'(default: {DEFAULT_BASENET})')
+                           help=f'base network to train, one of: {", ".join(sorted(basenets.BASENETS))} '
+                                f'(default: {DEFAULT_BASENET}); from ImageNet weights where it has them '
+                                '(--basenet-pretrained), else from scratch')
     exclusive.add_argument('--checkpoint', default=None, help=checkpoint_help)
     group.add_argument('--head-dropout', type=float, default=0.0, help='Dropout2d before each head')
     group.add_argument('--batchnorm-eps', type=float, default=1e-4,
@@ -111,7 +112,7 @@ class NetworkChoice:
 
     basenet: str = DEFAULT_BASENET
     config: dict = dataclasses.field(default_factory=dict)  # the fresh basenet's (basenets.config_from_args)
-    pretrained: str | None = None  # --basenet-pretrained
+    pretrained: str | None = None  # --basenet-pretrained resolved (pretrained.resolve_source): None from scratch
     checkpoint: str | None = None  # the path of ``loaded``
     loaded: dict | None = dataclasses.field(default=None, repr=False, compare=False)  # checkpoint.load's
     resumed: bool = False  # ``loaded`` is the resumed run's: its network as saved, heads included
@@ -153,11 +154,13 @@ class NetworkChoice:
         config = basenets.config_from_args(name, args)
         if snapshot_path:  # the DeepLabCut snapshot's backbone replaces ImageNet weights, as in DeepLabCut
             from ..deeplabcut import snapshot  # pylint: disable=import-outside-toplevel,cyclic-import
-            read = snapshot.read(snapshot_path, name, config)
-            if getattr(args, 'basenet_pretrained', None) is not None:
+            read = snapshot.read(snapshot_path, name, config, getattr(args, 'dlc_snapshot_backbone_only', False))
+            if getattr(args, 'basenet_pretrained', None):
                 LOG.info('--dlc-snapshot %s: its backbone replaces --basenet-pretrained', snapshot_path)
             return cls(basenet=name, config=config, dlc_snapshot=read, **flags)
-        return cls(basenet=name, config=config, pretrained=getattr(args, 'basenet_pretrained', None), **flags)
+        from . import pretrained  # pylint: disable=import-outside-toplevel
+        source = pretrained.resolve_source(name, getattr(args, 'basenet_pretrained', None))
+        return cls(basenet=name, config=config, pretrained=source, **flags)
 
     @functools.cached_property
     def pretrained_weights(self):

@@ -92,11 +92,26 @@ class Weights:
 
 CACHED_SOURCES = ('auto', 'timm')  # --basenet-pretrained values that name a published file, not a path
 # how to go without: every message about weights a basenet does not have ends with it
-NO_PRETRAINED = ('remove --basenet-pretrained, or give --no-basenet-pretrained (a DeepLabCut pytorch_config.yaml '
-                 'asks for ImageNet weights unless `pretrained: false` under model.backbone)')
+NO_PRETRAINED = ('give --no-basenet-pretrained (a DeepLabCut pytorch_config.yaml asks for ImageNet weights unless '
+                 '`pretrained: false` under model.backbone)')
 # how to go without a missing file: every PretrainedWeightsMissing ends with it
-FROM_SCRATCH = ('To train from scratch instead: `pretrained: false` under model.backbone of a DeepLabCut '
-                'pytorch_config.yaml, or no --basenet-pretrained (--no-basenet-pretrained drops a config file\'s)')
+FROM_SCRATCH = ('To train from scratch instead: --no-basenet-pretrained (OpenPifPaf\'s --resnet-no-pretrain), or '
+                '`pretrained: false` under model.backbone of a DeepLabCut pytorch_config.yaml')
+
+
+def default_source(name: str) -> str | None:
+    """What a fresh basenet ``name`` starts from when no flag says: its published ImageNet weights ('auto'), as
+    OpenPifPaf's ResNets and DeepLabCut's backbones start; None (from scratch) for basenets without such weights,
+    ShuffleNetV2K included, as in OpenPifPaf."""
+    return 'auto' if name in (*IMAGENET_WEIGHTS, *TIMM_WEIGHTS, *DLC_WEIGHTS) else None
+
+
+def resolve_source(name: str, flag: str | bool | None) -> str | None:
+    """The weights source of ``--basenet-pretrained`` for basenet ``name``: None when not given (the basenet's
+    :func:`default_source`), False for ``--no-basenet-pretrained`` (from scratch: None), else the flag."""
+    if flag is None:
+        return default_source(name)
+    return None if flag is False else flag
 
 
 def spec(name: str, source: str = 'auto') -> Spec:

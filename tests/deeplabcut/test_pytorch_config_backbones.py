@@ -48,10 +48,10 @@ def test_each_backbone_as_named(tmp_path, net_type, backbone, expected):
 
 def test_pretrained_false_trains_from_scratch_and_the_command_line_wins(tmp_path):
     mapping = {'model': {'backbone': {**HRNET_W32, 'pretrained': False}}}
-    assert parse(tmp_path, mapping).basenet_pretrained is None
+    assert parse(tmp_path, mapping).basenet_pretrained is False
     given = parse(tmp_path, {'model': {'backbone': HRNET_W32}}, '--basenet-pretrained', 'w.pth')
     assert given.basenet_pretrained == 'w.pth'
-    assert parse(tmp_path, {'model': {'backbone': HRNET_W32}}, '--no-basenet-pretrained').basenet_pretrained is None
+    assert parse(tmp_path, {'model': {'backbone': HRNET_W32}}, '--no-basenet-pretrained').basenet_pretrained is False
     args = parse(tmp_path, {'net_type': 'hrnet_w18'}, '--basenet', 'hrnet_w48', '--hrnet-increased-channel-count')
     assert (args.basenet, args.hrnet_increased_channel_count, args.basenet_pretrained) == ('hrnet_w48', True, 'timm')
 

@@ -125,6 +125,46 @@ def test_the_head_is_loaded_when_its_shapes_match(tmp_path):
     assert torch.equal(model.heads[0].locref[0].weight, saved['heads.bodypart.locref_head.deconv_layers.0.weight'])
 
 
+def weight_init_file(tmp_path, weight_init: dict) -> str:
+    """The cspnext_s file with ``train_settings.weight_init`` in place of ``resume_training_from``."""
+    mapping = yaml.safe_load(pathlib.Path(dlc_file(tmp_path, 'x.pt')).read_text())
+    del mapping['resume_training_from']
+    mapping['train_settings'] = {'weight_init': weight_init}
+    path = tmp_path / 'weight_init.yaml'
+    path.write_text(yaml.safe_dump(mapping))
+    return str(path)
+
+
+@pytest.mark.parametrize('with_decoder', [False, True])
+def test_weight_init_starts_from_the_snapshots_backbone_and_its_heads_only_with_decoder(tmp_path, with_decoder):
+    """DeepLabCut's weight_init (how its from-scratch and transfer runs start): the snapshot's backbone in place
+    of ImageNet weights; its heads with ``with_decoder: true`` (DeepLabCut's default: false)."""
+    path = cspnext_snapshot(tmp_path / 'init.pt')
+    args = train.cli(['--config', weight_init_file(tmp_path, {'snapshot_path': str(path), 'with_decoder': with_decoder,
+                                                              'memory_replay': False, 'dataset': None})])
+    assert (args.dlc_snapshot, args.dlc_snapshot_backbone_only) == (str(path), not with_decoder)
+    torch.manual_seed(123)
+    model = factory.NetworkChoice.from_args(args).build([heatmap_meta()])
+    saved = torch.load(path, weights_only=True)['model']
+    assert torch.equal(model.basenet.state_dict()['stem.0.conv.weight'], saved['backbone.stem.0.conv.weight'])
+    head_loaded = torch.equal(model.heads[0].locref[0].weight, saved['heads.bodypart.locref_head.deconv_layers.0.weight'])
+    assert head_loaded == with_decoder
+
+
+@pytest.mark.parametrize('weight_init, key', [
+    ({'snapshot_path': 'a.pt', 'dataset': 'superanimal_topviewmouse'}, 'train_settings.weight_init.dataset'),
+    ({'snapshot_path': 'a.pt', 'memory_replay': True}, 'train_settings.weight_init.memory_replay'),
+    ({'snapshot_path': 'a.pt', 'detector_snapshot_path': 'd.pt'}, 'train_settings.weight_init.detector_snapshot_path'),
+    ({'with_decoder': True}, 'train_settings.weight_init.snapshot_path'),
+])
+def test_superanimal_weight_init_is_refused_in_one_line_naming_the_key(tmp_path, capsys, weight_init, key):
+    with pytest.raises(SystemExit) as info:
+        train.cli(['--config', weight_init_file(tmp_path, weight_init)])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f'key {key}' in lines[0]
+
+
 @pytest.mark.parametrize('meta, reason', [
     (heatmap_meta(BODYPARTS + ['tail']), 'heatmap_head.deconv_layers.0.weight is (512, 4, 3, 3), the head\'s '
                                          '(512, 5, 3, 3)'),

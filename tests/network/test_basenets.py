@@ -6,6 +6,7 @@ import torch
 import torchvision
 
 from openfields.network import basenets, pretrained
+from openfields.network import factory as network_factory
 from openfields.network.batchnorm import BatchNorm2d
 from openfields.network.depthwise import DepthwiseConv2d
 
@@ -279,11 +280,42 @@ def test_load_from_path_with_modified_resnet(tmp_path, imagenet_resnet18):
     assert any(k.startswith('layer4.') for k in report['skipped'])
 
 
-def test_from_args_loads_weights(hub_dir, imagenet_resnet18):
+def parse_network(argv):
+    parser = argparse.ArgumentParser()
+    network_factory.cli(parser)
+    return parser.parse_args(argv)
+
+
+def test_resnets_start_from_imagenet_weights_by_default(hub_dir, imagenet_resnet18):
+    """OpenPifPaf's ResNets start from torchvision's ImageNet weights unless --resnet-no-pretrain."""
     save_weights(imagenet_resnet18, hub_dir / 'checkpoints' / RESNET18_FILE)
-    net = basenets.from_args('resnet18', parse(['--basenet-pretrained', '--resnet-block5-dilation', '2']))
+    choice = network_factory.NetworkChoice.from_args(parse_network(['--basenet', 'resnet18',
+                                                                    '--resnet-block5-dilation', '2']))
+    assert choice.pretrained == 'auto'
+    assert choice.pretrained_weights.path == hub_dir / 'checkpoints' / RESNET18_FILE
+    net = choice.build([]).basenet
     assert net.stride == 8
     assert_weights_equal(net, imagenet_resnet18)
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--basenet', 'resnet18', '--resnet-no-pretrain'], None),
+    (['--basenet', 'resnet50', '--no-basenet-pretrained'], None),
+    (['--basenet', 'resnet50', '--basenet-pretrained', 'timm'], 'timm'),
+    (['--basenet', 'resnet50_gn'], 'auto'),
+    (['--basenet', 'shufflenetv2k16'], None),
+    ([], None),
+])
+def test_pretrained_defaults(argv, expected):
+    assert network_factory.NetworkChoice.from_args(parse_network(argv)).pretrained == expected
+
+
+def test_from_scratch_basenet_is_not_initialised_from_the_cache(hub_dir, imagenet_resnet18):
+    save_weights(imagenet_resnet18, hub_dir / 'checkpoints' / RESNET18_FILE)
+    choice = network_factory.NetworkChoice.from_args(parse_network(['--basenet', 'resnet18', '--resnet-no-pretrain']))
+    assert choice.pretrained_weights is None
+    net = choice.build([]).basenet
+    assert not torch.equal(net.state_dict()['conv1.weight'], imagenet_resnet18.state_dict()['conv1.weight'])
 
 
 def test_missing_weights_message(hub_dir, monkeypatch):

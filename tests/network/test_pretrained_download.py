@@ -128,7 +128,7 @@ def test_offline_one_line_names_the_file_where_it_goes_and_how_to_train_from_scr
     message = str(info.value)
     assert '\n' not in message and missing in message and 'HF_HUB_OFFLINE is set' in message
     assert '--basenet-pretrained PATH' in message and str(caches) in message
-    assert '`pretrained: false` under model.backbone' in message and 'no --basenet-pretrained' in message
+    assert '`pretrained: false` under model.backbone' in message and '--no-basenet-pretrained' in message
     assert not list((caches / 'torch').glob('**/*.pth'))
 
 
@@ -162,7 +162,7 @@ def test_timm_source_for_batchnorm_resnets_has_torchvisions_keys():
     assert_loaded(net, {k: v for k, v in state_dict.items() if not k.startswith('fc.')})
     with pytest.raises(ValueError, match='timm has no ImageNet weights for basenet .cspnext_m.'):
         pretrained.spec('cspnext_m', 'timm')
-    with pytest.raises(ValueError, match='ShuffleNetV2K basenets are trained from scratch; remove --basenet-pre'):
+    with pytest.raises(ValueError, match='ShuffleNetV2K basenets are trained from scratch; give --no-basenet-pre'):
         pretrained.spec('shufflenetv2k16', 'timm')
 
 

@@ -1,6 +1,7 @@
 """The cocodet DataModule: COCO-format boxes -> one CifDet head, ignore regions, box AP, the guide's command."""
 
 import argparse
+import hashlib
 import json
 import pathlib
 import shlex
@@ -48,7 +49,7 @@ def pets(tmp_path):
 
 
 def datamodule_and_loader_settings(argv):
-    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', '--loader-workers', '0', '--seed', '0', *argv])
+    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', '--no-basenet-pretrained', '--loader-workers', '0', '--seed', '0', *argv])
     datamodule = datasets_factory.datamodule_from_args(args, base_stride=16)
     network_factory.factory(args, datamodule.head_metas)  # sets the head strides
     return datamodule, datasets_factory.loader_settings_from_args(args, pin_memory=False, shuffle=False)
@@ -178,7 +179,7 @@ GUIDE_DETECTION = ('--lr=0.0003 --momentum=0.95 --clip-grad-value=10 --batch-siz
 
 
 @needs_coco_sample
-def test_guide_detection_command_trains_on_the_coco_sample(tmp_path):
+def test_guide_detection_command_trains_on_the_coco_sample(tmp_path, imagenet_cache):
     out = tmp_path / 'det.pkl'
     short = ['--epochs=1', '--train-batches=1', '--val-batches=1', '--cocodet-square-edge=65',
              '--cocodet-no-augmentation', '--loader-workers=0', '--seed=0', f'--output={out}']
@@ -190,6 +191,10 @@ def test_guide_detection_command_trains_on_the_coco_sample(tmp_path):
     assert set(train_epoch['head_losses']) == {'cocodet.cifdet.c', 'cocodet.cifdet.vec'}
     assert all(v > 0 for v in train_epoch['head_losses'].values())
     assert records[0]['args']['resnet_block5_dilation'] == 2 and out.is_file()
+    # OpenPifPaf's ResNets start from ImageNet weights: the file in the torch hub cache, recorded with its hash
+    assert records[0]['args']['basenet_pretrained'] == 'auto'
+    assert records[0]['basenet_weights']['path'] == str(imagenet_cache)
+    assert records[0]['basenet_weights']['sha256'] == hashlib.sha256(imagenet_cache.read_bytes()).hexdigest()
 
 
 def test_variable_size_batches_resize_boxes_then_encode(pets):
@@ -208,7 +213,7 @@ def test_variable_size_batches_resize_boxes_then_encode(pets):
 
 
 def test_metric_names_are_the_box_scores_declared_without_evaluating(pets):
-    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', *flags(pets, pets.parent)])
+    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', '--no-basenet-pretrained', *flags(pets, pets.parent)])
     datamodule = datasets_factory.datamodule_from_args(args, base_stride=16)
     assert datamodule.metric_names() == list(CocoBoxes(str(pets), category_ids=[3, 7]).names)
     assert datamodule.metric_names()[:3] == ['AP', 'AP50', 'AP75'] and 'AR100' in datamodule.metric_names()

@@ -69,7 +69,7 @@ def test_any_coco_format_keypoint_json_trains_without_code(animal_set):
                       '--cocokp-train-image-dir', str(animal_set.parent),
                       '--cocokp-val-image-dir', str(animal_set.parent),
                       '--cocokp-square-edge', '97', '--batch-size', '2', '--loader-workers', '0',
-                      '--basenet', 'resnet18', '--seed', '0'])
+                      '--basenet', 'resnet18', '--no-basenet-pretrained', '--seed', '0'])
     datamodule = cocokp_module(args)
     model = network_factory.factory(args, datamodule.head_metas)
     assert [m.n_fields for m in model.head_metas] == [3, 2]
@@ -86,7 +86,7 @@ def test_any_coco_format_keypoint_json_trains_without_code(animal_set):
 def test_fewer_usable_images_than_the_batch_size_is_an_error(animal_set):
     args = train.cli(['--dataset', 'cocokp', '--cocokp-train-annotations', str(animal_set),
                       '--cocokp-train-image-dir', str(animal_set.parent), '--batch-size', '8',
-                      '--basenet', 'resnet18'])
+                      '--basenet', 'resnet18', '--no-basenet-pretrained'])
     datamodule = cocokp_module(args)
     network_factory.factory(args, datamodule.head_metas)
     with pytest.raises(ValueError, match='4 usable images, fewer than --batch-size 8'):
@@ -96,7 +96,7 @@ def test_fewer_usable_images_than_the_batch_size_is_an_error(animal_set):
 def cocokp_args(annotations, *flags):
     return train.cli(['--dataset', 'cocokp', '--cocokp-train-annotations', str(annotations),
                       '--cocokp-val-annotations', str(annotations), '--cocokp-train-image-dir', str(annotations.parent),
-                      '--cocokp-val-image-dir', str(annotations.parent), '--basenet', 'resnet18', *flags])
+                      '--cocokp-val-image-dir', str(annotations.parent), '--basenet', 'resnet18', '--no-basenet-pretrained', *flags])
 
 
 @pytest.fixture()

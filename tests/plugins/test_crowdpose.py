@@ -132,7 +132,7 @@ def test_the_sample_trains_with_crowdpose_skeleton_not_the_json_one():
     sample = flags(CROWDPOSE_SAMPLE / 'annotations.json', CROWDPOSE_SAMPLE / 'images')
     args = train.cli(['--dataset', 'crowdpose', *sample,
                       '--crowdpose-no-augmentation', '--crowdpose-square-edge=129', '--batch-size=2',
-                      '--basenet=resnet18', '--loader-workers=0'])
+                      '--basenet=resnet18', '--no-basenet-pretrained', '--loader-workers=0'])
     datamodule = datasets_factory.datamodule_from_args(args, base_stride=16)
     network_factory.factory(args, datamodule.head_metas)
     assert datamodule.head_metas[1].skeleton == constants.CROWDPOSE_SKELETON
