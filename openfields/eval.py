@@ -86,11 +86,11 @@ def parser() -> argparse.ArgumentParser:
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
     """One evaluation command, built once from the flags (:meth:`from_args`): what is evaluated, how, and
-    where the results go. ``datamodule_for(base_stride)`` builds ``--dataset``'s DataModule (its plugin reads
-    its own flags) once the model's stride is known."""
+    where the results go. ``datamodule_for(base_stride, model_metas)`` builds ``--dataset``'s DataModule (its
+    plugin reads its own flags) once the model's stride and heads are known."""
 
     dataset: str
-    datamodule_for: Callable[[int], object] = dataclasses.field(repr=False, compare=False)
+    datamodule_for: Callable[..., object] = dataclasses.field(repr=False, compare=False)
     device: torch.device = torch.device('cpu')
     checkpoint: str | None = None         # a path, or a glob (--watch, or with wildcards)
     output: str | None = None             # PREFIX of PREFIX.stats.json (default: beside each checkpoint)
@@ -122,7 +122,9 @@ class EvalSettings:
             raise ValueError('--watch needs --checkpoint (a glob of checkpoints to evaluate)')
         device = resolve_device(args.device)
         return cls(
-            dataset=args.dataset, datamodule_for=lambda stride: datasets_factory.datamodule_from_args(args, stride),
+            dataset=args.dataset,
+            datamodule_for=lambda stride, model_metas=(): datasets_factory.datamodule_from_args(
+                with_model_head_family(args, model_metas), stride),
             device=device, checkpoint=args.checkpoint, output=args.output, long_edge=args.long_edge,
             write_predictions=args.write_predictions, watch=args.watch, watch_interval=args.watch_interval,
             oracle=tuple(args.oracle), oracle_stride=args.oracle_stride, oracle_boxes=args.oracle_boxes,
@@ -140,6 +142,19 @@ class EvalSettings:
         if checkpoint_path is None:
             return run_files.eval_prefix(pathlib.Path('outputs') / f'oracle-{"-".join(self.oracle)}', self.dataset)
         return run_files.eval_prefix(checkpoint_path, self.dataset)
+
+
+def with_model_head_family(args: argparse.Namespace, model_metas) -> argparse.Namespace:
+    """The flags, with ``--<dataset>-heads`` taken from the evaluated model when not given: its heads of
+    ``--dataset`` are heatmap heads or composite fields, and the dataset builds the same kind to match them."""
+    dest = f'{args.dataset.replace("-", "_")}_heads'
+    if getattr(args, dest, 'no such flag') is not None:
+        return args
+    families = {'heatmap' if isinstance(meta, headmeta.Heatmap) else 'cif'
+                for meta in model_metas if meta.dataset == args.dataset}
+    if len(families) != 1:
+        return args
+    return argparse.Namespace(**{**vars(args), dest: families.pop()})
 
 
 def _head_key(meta) -> tuple:
@@ -235,7 +250,7 @@ def batch_fields(s: Setup, images, anns, metas) -> tuple[list[list[np.ndarray]],
 def evaluate(settings: EvalSettings, checkpoint_path: str | None) -> dict:
     """Evaluate one checkpoint or exported model (or the oracle); returns the stats that were written."""
     runner = runners.load(checkpoint_path, settings.device) if checkpoint_path is not None else None
-    datamodule = settings.datamodule_for(base_stride(settings, runner))
+    datamodule = settings.datamodule_for(base_stride(settings, runner), runner.head_metas if runner else ())
     if checkpoint_path is not None:
         datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
     topdown = runner.topdown if runner is not None else None

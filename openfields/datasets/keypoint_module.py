@@ -118,10 +118,10 @@ class HeadSettings:
     @staticmethod
     def cli(group, prefix: str) -> None:
         d = HeadSettings()
-        group.add_argument(f'--{prefix}-heads', choices=HEAD_FAMILIES, default=d.family,
-                           help='the heads to train: cif (CIF + CAF, composite fields) or heatmap (DeepLabCut\'s '
-                                'heatmap head with location refinement, one pose per image: single animal or '
-                                'top-down crops)')
+        group.add_argument(f'--{prefix}-heads', choices=HEAD_FAMILIES, default=None,
+                           help='the heads to train: cif (CIF + CAF, composite fields; the default) or heatmap '
+                                '(DeepLabCut\'s heatmap head with location refinement, one pose per image: single '
+                                'animal or top-down crops); eval takes the checkpoint\'s unless given')
         group.add_argument(f'--{prefix}-heatmap-target', choices=('gaussian', 'plateau'), default=d.target,
                            help='heatmap targets: a Gaussian of sigma 2/3 of the keypoint radius (pos-dist-thresh '
                                 'below), or 1 within it (DeepLabCut\'s HeatmapGaussianGenerator / '
@@ -161,7 +161,7 @@ class HeadSettings:
     @classmethod
     def from_args(cls, args: argparse.Namespace, prefix: str) -> 'HeadSettings':
         get = lambda name: getattr(args, f'{prefix}_{name}')  # noqa: E731
-        return cls(family=get('heads'), target=get('heatmap_target'),
+        return cls(family=get('heads') or cls.family, target=get('heatmap_target'),
                    pos_dist_thresh=get('heatmap_pos_dist_thresh'), locref=get('heatmap_locref'),
                    locref_std=get('heatmap_locref_std'), apply_sigmoid=get('heatmap_sigmoid'),
                    clip_scores=get('heatmap_clip_scores'), heatmap_loss=get('heatmap_loss'),

@@ -31,9 +31,11 @@ def test_a_tiny_bottom_up_run_trains_the_heatmap_head_and_evaluates_its_pixel_er
     saved = checkpoint.load(out)
     assert [m['type'] for m in saved['model']['head_metas']] == ['heatmap']
     assert saved['meta']['decoders'] == {'dlc': None}  # the heatmap head's own decoder, chosen as the best
-    # an untrained head scores near 0: every pose counts (DeepLabCut's single-animal read-out keeps it too)
+    # an untrained head scores near 0: every pose counts (DeepLabCut's single-animal read-out keeps it too);
+    # eval takes the heads from the checkpoint, not from --dlc-heads' default (cif)
+    assert PROJECT[-2:] == ['--dlc-heads', 'heatmap']
     eval_cli.run(eval_cli.parser().parse_args([
-        '--checkpoint', str(out), *PROJECT, '--coco-eval-long-edge', '161', '--eval-n-images', '4',
+        '--checkpoint', str(out), *PROJECT[:-2], '--coco-eval-long-edge', '161', '--eval-n-images', '4',
         '--instance-threshold', '0', '--loader-workers', '0', '--device', 'cpu', '--output', str(tmp_path / 'e')]))
     stats = json.loads((tmp_path / 'e.stats.json').read_text())
     assert stats['decoder'] == ['heatmap:0'] and stats['n_images'] == 4
