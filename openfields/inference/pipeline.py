@@ -141,10 +141,19 @@ class BottomUp:
 
     def poses(self, samples: list[tuple], fields_seen: FieldsSeen | None = None) -> list[list]:
         """Per ``(tensor, meta)`` sample, its poses in original pixels; ``fields_seen`` gets each image's
-        fields (debug plots). Consecutive samples of one size share a network call."""
+        fields (debug plots)."""
+        return self.decoded(samples, self.network_fields(samples), fields_seen)
+
+    def network_fields(self, samples: list[tuple]) -> list[list[np.ndarray]]:
+        """The fields of each ``(tensor, meta)`` sample; consecutive samples of one size share a network call."""
         per_image = []
         for _, group in itertools.groupby(samples, key=lambda sample: tuple(sample[0].shape)):
             per_image += self.fields(torch.stack([tensor for tensor, _ in group]))
+        return per_image
+
+    def decoded(self, samples: list[tuple], per_image: list[list[np.ndarray]],
+                fields_seen: FieldsSeen | None = None) -> list[list]:
+        """The poses of each sample from its fields (:meth:`network_fields`), in original pixels."""
         results = []
         for b, (sample, fields) in enumerate(zip(samples, per_image)):
             if fields_seen is not None:

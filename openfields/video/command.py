@@ -3,7 +3,8 @@
 One JSON line per frame (``{"frame": index, "time": seconds, "annotations": [...]}``, annotations as
 predict writes them, in the frame's pixels) to ``--json-output`` (default ``SOURCE.predictions.jsonl``);
 optionally the drawn video (``--video-output``) and DeepLabCut's table (``--dlc-table x.csv|x.h5``).
-Frames run through the network ``--batch-size`` at a time; ``--start``/``--end``/``--stride`` pick frame
+Frames run through the network ``--batch-size`` at a time, read ahead in a thread and, bottom-up, decoded
+while the network runs the next batch (:mod:`.pipelined`); ``--start``/``--end``/``--stride`` pick frame
 indices. The model is a checkpoint, an ONNX or a TorchScript file, or a named model, bottom-up or top-down
 (:func:`openfields.inference.pipeline.open_model`): each frame gets exactly the poses ``predict`` gives
 the same image.
@@ -31,7 +32,7 @@ from ..network import checkpoint
 from ..deeplabcut import prediction_table as dlc_table
 from ..show.painters import draw_annotations
 from ..version import version
-from . import frames as frames_module
+from . import frames as frames_module, pipelined
 from .writers import DrawnVideo
 
 LOG = logging.getLogger('openfields.video')
@@ -124,11 +125,6 @@ class Progress:
                 f'ETA {int(left // 60)}:{int(left % 60):02d}')
 
 
-def predict_batch(model, batch: list[frames_module.Frame]) -> list[list]:
-    """The poses of each frame of ``batch``, in the frame's pixels (bottom-up or top-down alike)."""
-    return inference_pipeline.predict(model, [frame.image for frame in batch])
-
-
 def frame_line(frame: frames_module.Frame, poses: list) -> str:
     return json.dumps({'frame': frame.index, 'time': round(frame.time, 6),
                        'annotations': [a.json_data() for a in poses]}) + '\n'
@@ -176,8 +172,10 @@ def predict_frames(model, source, selection: frames_module.Selection, batch_size
     table_poses, table_index = [], []
     with outputs.atomic_write(written.json_lines) as lines, \
             drawn_video(written.drawn_video, (source.fps or 30.0) / selection.stride) as drawn:
-        for batch in batches(source.frames(selection), batch_size):
-            for frame, poses in zip(batch, predict_batch(model, batch)):
+        prepared = pipelined.prefetched(source.frames(selection), lambda frame: model.prepare(frame.image, {}),
+                                        depth=2 * batch_size)
+        for batch, batch_poses in pipelined.predicted(model, batches(prepared, batch_size)):
+            for (frame, _), poses in zip(batch, batch_poses):
                 lines.write(frame_line(frame, poses))
                 if drawn is not None:
                     drawn.add(draw_annotations(frame.image, poses))
