@@ -73,9 +73,12 @@ test-slurm: $(STAMP)
 # CPU), each with its share of the FLOP ceiling (measured matmul peak)
 # dense connections on the shared COCO sample: oracle AP and decoder time with and without, the dense head's cost
 # in the network (tools/benchmark_dense.py)
+# video analysis frames/s on a 640x480 single-animal and a multi-person video, per network, torch and ONNX
+# (tools/benchmark_video.py)
 # with OPENPIFPAF_PYTHON=<the python of a venv with OpenPifPaf 0.13.11> (shared/reference/peer-openpifpaf.md) the
 # train step also runs beside OpenPifPaf's (same malloc tuning) and the decoder figures include OpenPifPaf's C++
-# decoder on the same fields
+# decoder on the same fields; with DEEPLABCUT_PYTHON=<the python of a venv with DeepLabCut 3.0.2> (make bench-dlc
+# makes one in outputs/bench/dlc-venv) the video figures include DeepLabCut's analyze_videos, same network
 bench: $(STAMP)
 	$(PYTHON) -m tools.benchmark --output outputs/bench/train.json \
 		$(if $(OPENPIFPAF_PYTHON),--peer-python $(OPENPIFPAF_PYTHON))
@@ -83,6 +86,8 @@ bench: $(STAMP)
 		$(if $(OPENPIFPAF_PYTHON),--peer-python $(OPENPIFPAF_PYTHON))
 	$(PYTHON) -m tools.benchmark_threads --output outputs/bench/threads.json
 	$(PYTHON) -m tools.benchmark_dense --output outputs/bench/dense.json
+	$(PYTHON) -m tools.benchmark_video --output outputs/bench/video.json \
+		$(if $(DEEPLABCUT_PYTHON),--dlc-python $(DEEPLABCUT_PYTHON))
 
 # bottom-up against top-down, trained from scratch on the synthetic set and the shared DeepLabCut project (about an
 # hour on 2 CPU cores; docs/benchmarks.md, docs/topdown.md)
@@ -90,8 +95,8 @@ bench-topdown: $(STAMP)
 	$(PYTHON) -m tools.benchmark_topdown --output outputs/bench/topdown.json
 
 # openfields against DeepLabCut 3.0.2 on DeepLabCut's project (../shared/data/dlc-openfield), same split, backbone and
-# random start, bottom-up and top-down, each side stopped after the same wall time (15 + 10 minutes each, about 70
-# minutes in all on 2 CPU cores; tools/benchmark_dlc.py). DeepLabCut runs from a throwaway venv (DLC_VENV, made
+# random start, bottom-up and top-down, each side stopped after the same wall time (12 + 10 minutes each, about an hour
+# in all on 2 CPU cores; tools/benchmark_dlc.py). DeepLabCut runs from a throwaway venv (DLC_VENV, made
 # here when missing, as shared/reference/peer-deeplabcut.md says: torch comes from .venv through a .pth file)
 DLC_VENV ?= outputs/bench/dlc-venv
 bench-dlc: $(STAMP)
