@@ -41,7 +41,7 @@ def test_head_metas_have_the_stride_of_the_checkpoints_basenet(one_category_json
 
 
 def test_the_network_keeps_the_datasets_metas_unchanged(one_category_json):
-    args = cocokp_args(one_category_json, '--basenet', 'resnet18')
+    args = cocokp_args(one_category_json, '--basenet', 'resnet18', '--no-basenet-pretrained')
     datamodule = datasets_factory.datamodule_from_args(args, network_factory.base_stride(args))
     before = [m.to_dict() for m in datamodule.head_metas]
     network = network_factory.factory(args, datamodule.head_metas)
