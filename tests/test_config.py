@@ -42,8 +42,10 @@ def test_switches_take_true_for_given_and_false_for_not_given(tmp_path):
     args = train.cli(['--config', write_json(tmp_path / 'd.json', {'no-nesterov': False})])
     assert args.nesterov is True
     # a flag with an optional value: true is the flag alone, false its --no- partner
-    assert train.cli(['--config', write_json(tmp_path / 'e.json', {'basenet-pretrained': True})]).basenet_pretrained == 'auto'
-    assert train.cli(['--config', write_json(tmp_path / 'f.json', {'basenet-pretrained': False})]).basenet_pretrained is False
+    given = train.cli(['--config', write_json(tmp_path / 'e.json', {'basenet-pretrained': True})])
+    assert given.basenet_pretrained == 'auto'
+    refused = train.cli(['--config', write_json(tmp_path / 'f.json', {'basenet-pretrained': False})])
+    assert refused.basenet_pretrained is False
 
 
 def test_yaml_files_are_read_like_json(tmp_path):

@@ -31,7 +31,8 @@ def synthetic_flags(cache_dir):
 def multi_flags(cache_dir):
     # --cocokp-min-kp-anns 4 keeps the two sample images with at least four people: two batches of one
     return (['--dataset', 'synthetic-cocokp', '--dataset-weights', '1.0', '0.5', '--synthetic-square-edge', '33',
-             '--cocokp-square-edge', '33', '--cocokp-min-kp-anns', '4', '--basenet', 'resnet18', '--no-basenet-pretrained',
+             '--cocokp-square-edge', '33', '--cocokp-min-kp-anns', '4', '--basenet', 'resnet18',
+             '--no-basenet-pretrained',
              '--resnet-remove-last-block', '--batch-size', '1', '--epochs', '1', '--val-batches', '1',
              '--loader-workers', '0', '--display-interval', '1', '--seed', '1']
             + synthetic_flags(cache_dir) + cocokp_flags())

@@ -22,7 +22,8 @@ def dataset_flags(name: str, folder: pathlib.Path) -> list[str]:
 
 def train_one_epoch(tmp_path, argv) -> list[dict]:
     out = tmp_path / 'multi.pkl'
-    train.run(train.cli(argv + ['--basenet', 'resnet18', '--no-basenet-pretrained', '--resnet-remove-last-block', '--batch-size', '1',
+    train.run(train.cli(argv + ['--basenet', 'resnet18', '--no-basenet-pretrained', '--resnet-remove-last-block',
+                                '--batch-size', '1',
                                 '--epochs', '1', '--val-batches', '1', '--loader-workers', '0', '--seed', '1',
                                 '--output', str(out)]))
     return read(f'{out}.log')

@@ -89,8 +89,10 @@ def dlc_side(args, project: pathlib.Path, method: str, work: pathlib.Path) -> di
     chosen = {label: last_before(run['snapshots'], seconds) for label, seconds in
               (('half', budget / 2), ('full', budget))}
     names = sorted({name for name in chosen.values() if name})
-    errors = run_json([args.dlc_python, str(REPOSITORY / 'tools' / 'peer_dlc.py'), 'evaluate', str(project),
-                       str(shuffle), *[n[:-len('.pt')] for n in names]], work / f'dlc-{method}-eval.log') if names else {}
+    errors = {}
+    if names:
+        errors = run_json([args.dlc_python, str(REPOSITORY / 'tools' / 'peer_dlc.py'), 'evaluate', str(project),
+                           str(shuffle), *[n[:-len('.pt')] for n in names]], work / f'dlc-{method}-eval.log')
     return {**run, 'evaluated': {label: _dlc_result(name, errors, run) for label, name in chosen.items()}}
 
 

@@ -980,7 +980,8 @@ DLC_KEYS = (
     DlcKey('train_settings.display_iters', ('--display-interval',),
            'DLC default 500, openfields 10; each progress line is also a `train` record of the JSON-lines log',
            ('train_settings.display_iters',), _flag('display-interval', int)),
-    DlcKey('train_settings.weight_init {snapshot_path, with_decoder}', ('--dlc-snapshot', '--dlc-snapshot-backbone-only'),
+    DlcKey('train_settings.weight_init {snapshot_path, with_decoder}',
+           ('--dlc-snapshot', '--dlc-snapshot-backbone-only'),
            'DLC starts from the snapshot\'s backbone (and its heads with `with_decoder: true`, default false) in '
            'place of ImageNet weights; so does `--dlc-snapshot PATH` (`--dlc-snapshot-backbone-only` unless '
            '`with_decoder: true`). SuperAnimal fine-tuning (`dataset`, `memory_replay`, `conversion_array`) and '

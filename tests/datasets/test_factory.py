@@ -24,7 +24,8 @@ def cocokp_args(path, *extra):
 
 
 def test_head_metas_have_the_basenets_stride_from_its_name_and_flags(one_category_json):
-    args = cocokp_args(one_category_json, '--basenet', 'resnet18', '--no-basenet-pretrained', '--resnet-block5-dilation', '2')
+    args = cocokp_args(one_category_json, '--basenet', 'resnet18', '--no-basenet-pretrained',
+                       '--resnet-block5-dilation', '2')
     assert network_factory.base_stride(args) == 8
     datamodule = datasets_factory.datamodule_from_args(args, network_factory.base_stride(args))
     assert [(m.name, m.base_stride, m.stride) for m in datamodule.head_metas] == [('cif', 8, 4), ('caf', 8, 4)]
@@ -32,7 +33,8 @@ def test_head_metas_have_the_basenets_stride_from_its_name_and_flags(one_categor
 
 
 def test_head_metas_have_the_stride_of_the_checkpoints_basenet(one_category_json, tmp_path):
-    args = cocokp_args(one_category_json, '--basenet', 'resnet18', '--no-basenet-pretrained', '--resnet-input-conv2-stride', '2')
+    args = cocokp_args(one_category_json, '--basenet', 'resnet18', '--no-basenet-pretrained',
+                       '--resnet-input-conv2-stride', '2')
     metas = datasets_factory.datamodule_from_args(args, 32).head_metas
     checkpoint.save(tmp_path / 'model.pkl', network_factory.factory(args, metas), epoch=0, meta={})
     args = cocokp_args(one_category_json, '--checkpoint', str(tmp_path / 'model.pkl'))

@@ -147,7 +147,8 @@ def test_weight_init_starts_from_the_snapshots_backbone_and_its_heads_only_with_
     model = factory.NetworkChoice.from_args(args).build([heatmap_meta()])
     saved = torch.load(path, weights_only=True)['model']
     assert torch.equal(model.basenet.state_dict()['stem.0.conv.weight'], saved['backbone.stem.0.conv.weight'])
-    head_loaded = torch.equal(model.heads[0].locref[0].weight, saved['heads.bodypart.locref_head.deconv_layers.0.weight'])
+    head_loaded = torch.equal(model.heads[0].locref[0].weight,
+                              saved['heads.bodypart.locref_head.deconv_layers.0.weight'])
     assert head_loaded == with_decoder
 
 

@@ -117,7 +117,8 @@ def test_two_training_steps_and_the_checkpoint_rebuilds(tmp_path):
     out = tmp_path / 'hrnet.pkl'
     train.run(train.cli([
         '--dataset', 'synthetic', '--synthetic-train-images', '4', '--synthetic-val-images', '2',
-        '--synthetic-image-size', '80', '--synthetic-square-edge', '65', '--basenet', 'hrnet_w18', '--no-basenet-pretrained',
+        '--synthetic-image-size', '80', '--synthetic-square-edge', '65', '--basenet', 'hrnet_w18',
+        '--no-basenet-pretrained',
         '--hrnet-interpolate-branches', '--batch-size', '2', '--epochs', '1', '--loader-workers', '0',
         '--seed', '3', '--lr', '1e-3', '--synthetic-cache-dir', str(tmp_path / 'cache'), '--output', str(out)]))
     epoch = next(r for r in read(f'{out}.log') if r['type'] == 'train-epoch')

@@ -49,7 +49,8 @@ def pets(tmp_path):
 
 
 def datamodule_and_loader_settings(argv):
-    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', '--no-basenet-pretrained', '--loader-workers', '0', '--seed', '0', *argv])
+    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', '--no-basenet-pretrained',
+                      '--loader-workers', '0', '--seed', '0', *argv])
     datamodule = datasets_factory.datamodule_from_args(args, base_stride=16)
     network_factory.factory(args, datamodule.head_metas)  # sets the head strides
     return datamodule, datasets_factory.loader_settings_from_args(args, pin_memory=False, shuffle=False)
@@ -213,7 +214,8 @@ def test_variable_size_batches_resize_boxes_then_encode(pets):
 
 
 def test_metric_names_are_the_box_scores_declared_without_evaluating(pets):
-    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', '--no-basenet-pretrained', *flags(pets, pets.parent)])
+    args = train.cli(['--dataset', 'cocodet', '--basenet', 'resnet18', '--no-basenet-pretrained',
+                      *flags(pets, pets.parent)])
     datamodule = datasets_factory.datamodule_from_args(args, base_stride=16)
     assert datamodule.metric_names() == list(CocoBoxes(str(pets), category_ids=[3, 7]).names)
     assert datamodule.metric_names()[:3] == ['AP', 'AP50', 'AP75'] and 'AR100' in datamodule.metric_names()

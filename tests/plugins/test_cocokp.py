@@ -96,7 +96,8 @@ def test_fewer_usable_images_than_the_batch_size_is_an_error(animal_set):
 def cocokp_args(annotations, *flags):
     return train.cli(['--dataset', 'cocokp', '--cocokp-train-annotations', str(annotations),
                       '--cocokp-val-annotations', str(annotations), '--cocokp-train-image-dir', str(annotations.parent),
-                      '--cocokp-val-image-dir', str(annotations.parent), '--basenet', 'resnet18', '--no-basenet-pretrained', *flags])
+                      '--cocokp-val-image-dir', str(annotations.parent), '--basenet', 'resnet18',
+                      '--no-basenet-pretrained', *flags])
 
 
 @pytest.fixture()

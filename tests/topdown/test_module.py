@@ -84,7 +84,8 @@ def test_crop_sides_are_rounded_up_so_that_targets_match_an_upsampling_network(t
     from openfields.network import factory as network_factory
     args = train.cli(['--dataset', 'synthetic', '--synthetic-train-images', '2', '--synthetic-val-images', '2',
                       '--synthetic-image-size', '96', '--synthetic-cache-dir', str(tmp_path), '--synthetic-upsample',
-                      '2', '--basenet', 'resnet18', '--no-basenet-pretrained', '--topdown-crop-width', '96', '--topdown-crop-height', '128'])
+                      '2', '--basenet', 'resnet18', '--no-basenet-pretrained', '--topdown-crop-width', '96',
+                      '--topdown-crop-height', '128'])
     base = datasets_factory.datamodule_from_args(args, network_factory.base_stride(args, None))
     topdown = TopDownModule(base, TopDownSettings.from_args(args))
     assert (topdown.settings.crop_width, topdown.settings.crop_height) == (97, 129)

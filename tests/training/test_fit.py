@@ -21,7 +21,8 @@ from openfields.training.snapshots import BestTracker, SnapshotSettings
 TESTS = pathlib.Path(__file__).resolve().parents[1]
 TINY = ['--dataset', 'synthetic', '--synthetic-train-images', '4', '--synthetic-val-images', '2',
         '--synthetic-image-size', '48', '--synthetic-square-edge', '33', '--synthetic-no-augmentation',
-        '--basenet', 'resnet18', '--no-basenet-pretrained', '--batch-size', '2', '--loader-workers', '0', '--seed', '5', '--lr', '1e-4',
+        '--basenet', 'resnet18', '--no-basenet-pretrained', '--batch-size', '2', '--loader-workers', '0', '--seed', '5',
+        '--lr', '1e-4',
         '--display-interval', '1']
 
 

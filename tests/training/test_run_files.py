@@ -12,7 +12,8 @@ from openfields.training.run_files import (OutputInUse, Position, RunFiles, eval
 
 TINY = ['--dataset', 'synthetic', '--synthetic-train-images', '4', '--synthetic-val-images', '2',
         '--synthetic-image-size', '48', '--synthetic-square-edge', '33', '--synthetic-no-augmentation',
-        '--basenet', 'resnet18', '--no-basenet-pretrained', '--batch-size', '2', '--loader-workers', '0', '--seed', '5', '--lr', '1e-4',
+        '--basenet', 'resnet18', '--no-basenet-pretrained', '--batch-size', '2', '--loader-workers', '0', '--seed', '5',
+        '--lr', '1e-4',
         '--epochs', '1', '--train-batches', '1']
 
 
