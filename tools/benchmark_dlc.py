@@ -30,12 +30,15 @@ import time
 
 from openfields import outputs
 
+from .benchmark import cpu_name
+
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = REPOSITORY.parent / 'shared' / 'data' / 'dlc-openfield'
 METHODS = {'bu': 1, 'td': 2}  # the shuffle tools.peer_dlc prepares for each
 
 
-def _environment() -> dict:
+def environment() -> dict:
+    """The peers' environment: offline hub, DeepLabCut without its GUI, unbuffered output."""
     return {**os.environ, 'HF_HUB_OFFLINE': '1', 'DLClight': 'True', 'PYTHONUNBUFFERED': '1'}
 
 
@@ -48,7 +51,7 @@ def timed_run(command: list[str], budget: float, snapshot_glob: tuple[pathlib.Pa
     start = time.perf_counter()
     with log.open('w') as stream:
         process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, cwd=REPOSITORY,
-                                   env=_environment(), start_new_session=True)
+                                   env=environment(), start_new_session=True)
         while True:
             elapsed = time.perf_counter() - start
             for path in sorted(folder.glob(pattern)) if folder.is_dir() else []:
@@ -71,7 +74,7 @@ def last_before(snapshots: dict[str, float], seconds: float) -> str | None:
 
 def run_json(command: list[str], log: pathlib.Path) -> dict:
     """The last stdout line of ``command`` as JSON (tools.peer_dlc's answer); its whole output into ``log``."""
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY, env=_environment(),
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY, env=environment(),
                             check=False)
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -130,7 +133,7 @@ def _openfields_eval(project: pathlib.Path, shuffle: int, snapshot: pathlib.Path
     output = work / f'{snapshot.name}-shuffle{shuffle}'
     command = [sys.executable, '-m', 'openfields.eval', '--dataset', 'dlc', '--dlc-project', str(project),
                '--dlc-shuffle', str(shuffle), '--checkpoint', str(snapshot), '--output', str(output)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY, env=_environment(), check=False)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY, env=environment(), check=False)
     (work / f'{output.name}.eval.log').write_text(result.stdout + result.stderr)
     stats = json.loads(pathlib.Path(f'{output}.stats.json').read_text()) if result.returncode == 0 else {}
     return {'snapshot': snapshot.name, 'epoch': int(snapshot.name.rsplit('epoch', 1)[1]),
@@ -174,7 +177,7 @@ def main(argv=None) -> None:
     shutil.copytree(args.project, project)
     run_json([args.dlc_python, str(REPOSITORY / 'tools' / 'peer_dlc.py'), 'prepare', str(project)],
              work / 'prepare.log')
-    results = {'cpu': _cpu(), 'date': time.strftime('%Y-%m-%d'), 'detector_epochs': args.detector_epochs,
+    results = {'cpu': f'{cpu_name()} ({os.cpu_count()} CPUs)', 'date': time.strftime('%Y-%m-%d'), 'detector_epochs': args.detector_epochs,
                'runs': {}, 'summary': []}
     for method in args.methods:
         results['runs'][method] = {'deeplabcut': dlc_side(args, project, method, work)}
@@ -184,13 +187,6 @@ def main(argv=None) -> None:
         outputs.write_json(args.output, results)
     for row in results['summary']:
         print(json.dumps(row))
-
-
-def _cpu() -> str:
-    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
-        if line.startswith('model name'):
-            return f'{line.split(":", 1)[1].strip()} ({os.cpu_count()} CPUs)'
-    return f'{os.cpu_count()} CPUs'
 
 
 if __name__ == '__main__':

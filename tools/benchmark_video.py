@@ -36,16 +36,15 @@ import numpy as np
 
 from openfields import outputs
 
+from .benchmark import cpu_name
+from .benchmark_dlc import environment
+
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPOSITORY.parent / 'shared' / 'data'
 PROJECT = SHARED / 'dlc-openfield'
 OPP_CHECKPOINT = SHARED / 'opp-checkpoint'
 FPS = 30
 BATCH_SIZE = 4
-
-
-def environment() -> dict:
-    return {**os.environ, 'HF_HUB_OFFLINE': '1', 'DLClight': 'True', 'PYTHONUNBUFFERED': '1'}
 
 
 def write_video(path: pathlib.Path, images) -> int:
@@ -153,7 +152,7 @@ def main(argv=None) -> None:
     work.mkdir(parents=True)
     openfield, people = work / 'openfield.mp4', work / 'people.mp4'
     n_openfield, n_people = write_video(openfield, openfield_frames()), write_video(people, people_frames())
-    results = {'date': time.strftime('%Y-%m-%d'), 'cpu': _cpu(), 'batch_size': BATCH_SIZE,
+    results = {'date': time.strftime('%Y-%m-%d'), 'cpu': f'{cpu_name()} ({os.cpu_count()} CPUs)', 'batch_size': BATCH_SIZE,
                'videos': {'openfield': {'frames': n_openfield, 'size': '640x480'},
                           'people': {'frames': n_people, 'size': '640x480'}}, 'openfields': {}}
     project = prepare_dlc(args.dlc_python, work) if args.dlc_python else PROJECT
@@ -201,13 +200,6 @@ def race(dlc_python: str, project: pathlib.Path, model: pathlib.Path, video: pat
     best_ours = max(r['frames_per_s'] for r in ours)
     return {'network': 'resnet50_gn + heatmap/locref head, 640x480 frames', 'deeplabcut': dlc, 'openfields': ours,
             'ratio_best': round(best_ours / best_dlc, 2)}
-
-
-def _cpu() -> str:
-    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
-        if line.startswith('model name'):
-            return f'{line.split(":", 1)[1].strip()} ({os.cpu_count()} CPUs)'
-    return f'{os.cpu_count()} CPUs'
 
 
 if __name__ == '__main__':
