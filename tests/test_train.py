@@ -85,6 +85,7 @@ def test_log_has_train_records_per_display_interval_and_epoch_means(tiny_run):
         assert set(r['head_losses']) == set(config['field_names'])
         assert r['loss'] == pytest.approx(sum(r['head_losses'].values()), rel=1e-4)
         assert r['lr'] > 0 and r['time'] > 0 and r['data_time'] >= 0
+        assert r['threads'] == torch.get_num_threads()  # fixed here: tests/conftest.py
     epochs = [r for r in records if r['type'] == 'train-epoch']
     assert [r['epoch'] for r in epochs] == [1, 2]
     assert epochs[0]['loss'] == pytest.approx((batches[0]['loss'] + batches[1]['loss']) / 2, rel=1e-6)

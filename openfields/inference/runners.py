@@ -23,7 +23,7 @@ import torch
 from .. import headmeta
 from ..errors import first_line
 from ..export import metadata
-from ..network import checkpoint, factory as network_factory, model_folder
+from ..network import checkpoint, cpu_threads, factory as network_factory, model_folder
 
 LOG = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class TorchRunner:
         self.source, self.device = source, device
 
     def fields(self, images, head_indices):
+        cpu_threads.follow_load()
         mask = [i in head_indices for i in range(len(self.head_metas))]
         with torch.inference_mode():
             outputs = self.model(images.to(self.device), head_mask=mask)
@@ -79,6 +80,7 @@ class TorchScriptRunner:
         self.source, self.device = source, device
 
     def fields(self, images, head_indices):
+        cpu_threads.follow_load()
         with torch.inference_mode():
             outputs = self.module(images.to(self.device))
             return [outputs[i].cpu().numpy() for i in head_indices]

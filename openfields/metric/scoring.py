@@ -22,6 +22,7 @@ import torch
 
 from ..decoder import factory as decoder_factory
 from ..decoder.annotation import inverse_transform
+from ..network import cpu_threads
 from ..show.progress import Progress, cli as progress_cli
 
 LOG = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def network_fields(model: torch.nn.Module, head_indices: list[int], device) -> F
     head_mask = [i in head_indices for i in range(len(model.heads))]
 
     def fields(images, anns, metas):
+        cpu_threads.follow_load()
         start = time.perf_counter()
         with torch.inference_mode():
             heads = model(images.to(device, non_blocking=True), head_mask=head_mask)

@@ -12,6 +12,8 @@ import PIL.Image
 import torch
 from torch import nn
 
+from ..network import cpu_threads
+
 
 class DetectorBase(nn.Module):
     """``detect`` and ``boxes`` of a detector with ``settings`` and ``detections(images)``."""
@@ -24,6 +26,7 @@ class DetectorBase(nn.Module):
     @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[dict]:
         """Eval-mode detections of every box the model keeps (the mode is restored after)."""
+        cpu_threads.follow_load()
         was_training = self.training
         self.eval()
         try:

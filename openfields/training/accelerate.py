@@ -16,7 +16,8 @@ cuDNN / determinism switches (``--amp``, ``--channels-last``, ``--compile``, ``-
 * ``--cudnn-benchmark``: cuDNN times its convolution algorithms for each new input shape and keeps the
   fastest (fixed-size batches gain; variable sizes re-time often).
 * ``--deterministic``: ``torch.use_deterministic_algorithms(True)`` and deterministic cuDNN; an operation
-  without a deterministic implementation then raises instead of silently differing between runs.
+  without a deterministic implementation then raises instead of silently differing between runs. The CPU
+  thread count stays the one chosen at start-up (it does not follow the machine's load: sums depend on it).
   On CUDA, cuBLAS also needs ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, set here when the environment has none.
 """
 
@@ -28,6 +29,8 @@ import os
 import shutil
 
 import torch
+
+from ..network import cpu_threads
 
 LOG = logging.getLogger(__name__)
 
@@ -131,6 +134,8 @@ def backend_switches(settings: AccelerateSettings):
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True)
+        # float sums depend on torch's thread count: it must not follow the machine's load
+        cpu_threads.stop_following('--deterministic')
     try:
         yield
     finally:

@@ -12,7 +12,8 @@ One JSON object per line, each with a ``type``:
 * ``config``: ``field_names`` (the loss components ``<dataset>.<head>.<component>``);
 * ``train`` (every ``--display-interval`` batches): ``epoch``, ``batch``, ``n_batches``, ``lr``, ``loss``,
   ``head_losses`` ({component: value}; None for the heads of datasets other than the batch's),
-  ``data_time``, ``time`` (compute seconds of the batch);
+  ``data_time``, ``time`` (compute seconds of the batch), ``threads`` (torch's CPU threads for the batch: fewer
+  while other processes keep CPUs busy, see ``openfields/network/cpu_threads.py``);
 * ``train-epoch``: ``epoch``, ``loss``, ``head_losses`` (means over the batches that trained each
   component), ``n_batches``, ``batches_per_dataset`` ({dataset name: batches}), ``n_clipped_grad``, ``time``;
 * ``val-epoch``: one per dataset and validated epoch, ``epoch``, ``dataset`` (its name), ``loss``,

@@ -29,6 +29,7 @@ import warnings
 import torch
 
 from ..datasets import sampler
+from ..network import cpu_threads
 from ..show.progress import format_duration
 from .accelerate import Precision, float32_precision
 from .distributed import Context, Launch
@@ -418,6 +419,7 @@ class Trainer:
                 if self.distributed.any(batch is None):
                     continue
                 images, targets, metas = batch
+                cpu_threads.follow_load()
                 self.objective.forward(self.network, images, self._full_targets(targets, metas), self.precision)
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -500,6 +502,7 @@ class Trainer:
         images, targets, metas = batch
         if self.batch_hook is not None:
             self.batch_hook(epoch, batch_index, images, targets, metas)
+        threads = cpu_threads.follow_load() or torch.get_num_threads()
         compute_start = time.perf_counter()
         lr = self.optimizer.param_groups[0]['lr']
         loss, head_losses = self._mean_over_ranks(*self.train_batch(images, self._full_targets(targets, metas)))
@@ -507,7 +510,8 @@ class Trainer:
         n_images += batch_size_of(images) * self.distributed.world_size
         if batch_index % self.settings.display_interval == 0 or batch_index == n_batches - 1:
             self.log.write('train', epoch=epoch, batch=batch_index, n_batches=n_batches, lr=lr, loss=loss,
-                           head_losses=head_losses, data_time=round(data_time, 4), time=round(compute_time, 4))
+                           head_losses=head_losses, data_time=round(data_time, 4), time=round(compute_time, 4),
+                           threads=threads)
             self._print_progress(epoch, batch_index, n_batches, loss, lr, n_images,
                                  time.perf_counter() - epoch_start)
         return loss, head_losses, n_images
@@ -553,6 +557,7 @@ class Trainer:
                 self._keep_for_images('val', epoch, batch)
                 images, targets, metas = batch
                 targets = self._full_targets(targets, metas)
+                cpu_threads.follow_load()
                 total, head_losses = _floats(*self.objective(self.network, images, targets, self.precision))
                 losses.append(total)
                 components.append(head_losses)
