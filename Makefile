@@ -20,14 +20,15 @@ venv:
 
 # the demo's synthetic set: 129x129 images of 1-2 upright people, no crowds or occluders (an easy set, so a
 # few CPU minutes of training show poses); the same flags select the same cached validation set in eval.
-# resnet18 (from scratch) takes 0.38 s per step of 8 images here, shufflenetv2k16 0.62 s: 24 epochs reach
-# AP 0.57 / 0.58 / 0.56 with seeds 1 / 2 / 3 (tests/test_demo.py checks AP >= 0.5)
+# resnet18 (from scratch) takes 0.71 s per step of 8 images on this 2-core CPU (93% of its FLOP ceiling; 2026-12-07,
+# the code of 2026-11-21 runs at the same speed here): 24 epochs reach AP 0.58 with seed 1 (0.57 / 0.58 / 0.56 with
+# seeds 1 / 2 / 3 on 2026-11-21; tests/test_demo.py checks AP >= 0.5)
 DEMO_DATA := --dataset synthetic --synthetic-image-size 129 --synthetic-people 1 2 --synthetic-heights 0.5 0.9 \
 	--synthetic-max-rotation 15 --synthetic-crowd-probability 0 --synthetic-occlusion-probability 0 \
 	--synthetic-train-images 256 --synthetic-val-images 32
 
 demo: $(STAMP)
-	@echo "== openfields demo: training resnet18 on the embedded synthetic dataset (2 CPU cores: about 7 minutes)"
+	@echo "== openfields demo: training resnet18 on the embedded synthetic dataset (2 quiet CPU cores: about 12 minutes)"
 	rm -rf $(DEMO_DIR)
 	$(PYTHON) -m openfields.train $(DEMO_DATA) --basenet resnet18 --no-basenet-pretrained \
 		--synthetic-square-edge 129 --synthetic-upsample 2 --synthetic-no-augmentation \
@@ -90,9 +91,12 @@ bench: $(STAMP)
 		$(if $(DEEPLABCUT_PYTHON),--dlc-python $(DEEPLABCUT_PYTHON))
 
 # bottom-up against top-down, trained from scratch on the synthetic set and the shared DeepLabCut project (about an
-# hour on 2 CPU cores; docs/benchmarks.md, docs/topdown.md)
+# hour on 2 CPU cores; docs/benchmarks.md, docs/topdown.md); then the DeepLabCut top-down model on a video with the
+# detector on every n-th frame (video --detect-every; tools/benchmark_box_tracking.py, a few minutes)
 bench-topdown: $(STAMP)
 	$(PYTHON) -m tools.benchmark_topdown --output outputs/bench/topdown.json
+	$(PYTHON) -m tools.benchmark_box_tracking --checkpoint outputs/bench/topdown/dlc-td.pkl \
+		--output outputs/bench/box_tracking.json
 
 # openfields against DeepLabCut 3.0.2 on DeepLabCut's project (../shared/data/dlc-openfield), same split, backbone and
 # random start, bottom-up and top-down, each side stopped after the same wall time (12 + 10 minutes each, about an hour

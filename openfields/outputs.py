@@ -4,7 +4,9 @@ Every file openfields writes (checkpoints, stats, predictions, plots, configs, d
 :func:`atomic_write`: the bytes go to a temporary sibling ``.<name>.<pid>.tmp`` in the same folder, are
 flushed to disk, and the temporary file is renamed over ``<name>``. A reader sees the old file or the new
 one, never half of one; a process killed mid-write leaves only the temporary file, which
-:func:`stale_temp_files` finds (a resumed training run removes its own).
+:func:`stale_temp_files` finds (a resumed training run removes its own). A writer that fails part-way
+may keep what it wrote as ``<name>.partial`` (``partial_on``: the video command when a frame fails), a name
+that never looks complete.
 
 :func:`check_output_path` is what every CLI calls at start-up for each path it will write: a path whose
 folder cannot be created (a parent is a regular file) or that names a folder is a one-line error naming the
@@ -20,6 +22,7 @@ import pathlib
 from collections.abc import Iterator
 
 TEMP_SUFFIX = '.tmp'
+PARTIAL_SUFFIX = '.partial'
 
 
 class OutputPathError(ValueError):
@@ -43,17 +46,29 @@ def stale_temp_files(path: str | os.PathLike) -> list[pathlib.Path]:
                   and p.name[len(prefix):-len(TEMP_SUFFIX)].isdigit())
 
 
+def partial_path(path: str | os.PathLike) -> pathlib.Path:
+    """Where a writer that failed part-way keeps what it wrote of ``path``: ``<name>.partial``."""
+    path = pathlib.Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+def atomic_path(path: str | os.PathLike,
+                partial_on: tuple[type[BaseException], ...] = ()) -> Iterator[pathlib.Path]:
     """The temporary sibling of ``path`` to write, for writers that want a path (HDF5, video containers);
     on a clean exit it is renamed over ``path``, on an exception it is removed and ``path`` is left as
-    it was."""
+    it was; on an exception of ``partial_on`` it is renamed to :func:`partial_path` instead."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
+        if partial_on:  # what an earlier, failed run kept is not this run's
+            partial_path(path).unlink(missing_ok=True)
+    except partial_on:
+        os.replace(tmp, partial_path(path))
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -61,14 +76,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = 'w', encoding: str | None = 'utf-8') -> Iterator:
+def atomic_write(path: str | os.PathLike, mode: str = 'w', encoding: str | None = 'utf-8',
+                 partial_on: tuple[type[BaseException], ...] = ()) -> Iterator:
     """Open a temporary sibling of ``path`` for writing; on a clean exit it is synced and renamed over
-    ``path``, on an exception it is removed and ``path`` is left as it was. ``mode`` is 'w' or 'wb'."""
+    ``path``, on an exception it is removed and ``path`` is left as it was (an exception of ``partial_on``:
+    synced and kept as :func:`partial_path`). ``mode`` is 'w' or 'wb'."""
     if mode not in ('w', 'wb'):
         raise ValueError(f'atomic_write: mode {mode!r} is not w or wb')
-    with atomic_path(path) as tmp:
+    with atomic_path(path, partial_on) as tmp:
         with open(tmp, mode, encoding=None if 'b' in mode else encoding) as f:
-            yield f
+            try:
+                yield f
+            except partial_on:
+                f.flush()
+                os.fsync(f.fileno())
+                raise
             f.flush()
             os.fsync(f.fileno())
 

@@ -39,3 +39,25 @@ def test_output_paths_under_a_file_or_naming_a_folder_are_refused(tmp_path):
         outputs.check_output_path(tmp_path, '--json-output')
     outputs.check_output_path(tmp_path / 'new' / 'deeper' / 'x.pkl', '--output')  # created later: fine
     outputs.check_output_path(None, '--output')
+
+
+class Stopped(Exception):
+    pass
+
+
+def test_a_writer_failing_part_way_may_keep_what_it_wrote_as_partial_and_a_later_success_drops_it(tmp_path):
+    path = tmp_path / 'poses.jsonl'
+    with pytest.raises(Stopped):
+        with outputs.atomic_write(path, partial_on=(Stopped,)) as f:
+            f.write('frame 0\n')
+            raise Stopped
+    assert not path.exists() and (tmp_path / 'poses.jsonl.partial').read_text() == 'frame 0\n'
+    with pytest.raises(ValueError):
+        with outputs.atomic_write(path, partial_on=(Stopped,)) as f:
+            f.write('frame 0\n')
+            raise ValueError('not a partial-keeping failure')
+    assert (tmp_path / 'poses.jsonl.partial').read_text() == 'frame 0\n'  # the earlier one, untouched
+    with outputs.atomic_write(path, partial_on=(Stopped,)) as f:
+        f.write('frame 0\nframe 1\n')
+    assert path.read_text() == 'frame 0\nframe 1\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['poses.jsonl']

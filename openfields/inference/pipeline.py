@@ -35,11 +35,11 @@ import torch
 
 from .. import transforms
 from ..decoder import factory as decoder_factory
-from ..decoder.annotation import inverse_transform
+from ..decoder.annotation import Annotation, inverse_transform
 from ..network.device import resolve_device
 from ..topdown import inference as topdown_inference
 from ..topdown.crops import CropSettings
-from ..topdown.pose_on_crops import CROP_HEADS, crop_decoder, crop_decoder_name, poses_on_boxes
+from ..topdown.pose_on_crops import CROP_HEADS, boxed_poses, crop_decoder, crop_decoder_name
 from . import runners
 
 LOG = logging.getLogger(__name__)
@@ -208,14 +208,21 @@ class TopDown:
         return [self.image_poses(image, meta) for image, meta in samples]
 
     def image_poses(self, image: PIL.Image.Image, meta: dict) -> list:
+        boxes, scores = self.detected_boxes(image)
+        return [inverse_transform(pose, meta) for _, pose in self.boxed_poses(image, boxes, scores)]
+
+    def detected_boxes(self, image: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """The detector's ``(N, 4)`` x0, y0, x1, y1 boxes in ``image``'s pixels and their ``(N,)`` scores."""
         start = time.perf_counter()
         boxes, scores = self.detector.boxes(image)
-        detected = time.perf_counter()
-        network_before = self.seconds['network']
-        poses = poses_on_boxes(image, boxes, scores, self.crop_fields, self.head_metas, self.crop, self.decode)
-        poses = [inverse_transform(pose, meta) for pose in poses]
-        self.seconds['detector'] += detected - start
-        self.seconds['decoder'] += time.perf_counter() - detected - (self.seconds['network'] - network_before)
+        self.seconds['detector'] += time.perf_counter() - start
+        return boxes, scores
+
+    def boxed_poses(self, image: PIL.Image.Image, boxes, scores) -> list[tuple[int, Annotation]]:
+        """At most one pose per box, in ``image``'s pixels, with the index of its box."""
+        start, network_before = time.perf_counter(), self.seconds['network']
+        poses = boxed_poses(image, boxes, scores, self.crop_fields, self.head_metas, self.crop, self.decode)
+        self.seconds['decoder'] += time.perf_counter() - start - (self.seconds['network'] - network_before)
         return poses
 
 

@@ -115,7 +115,11 @@ class OnnxRunner:
 
     def fields(self, images, head_indices):
         names = [self.session.get_outputs()[i].name for i in head_indices]
-        return self.session.run(names, {'image': images.cpu().numpy()})
+        try:
+            return self.session.run(names, {'image': images.cpu().numpy()})
+        except Exception as error:  # pylint: disable=broad-except  # onnxruntime's own types, from Exception
+            raise metadata.ExportedModelError(f'{self.source}: its graph does not take an image batch of shape '
+                                              f'{tuple(images.shape)} ({first_line(error)})') from None
 
 
 def timed_fields(runner: Runner, head_indices: list[int]):

@@ -76,12 +76,19 @@ def poses_on_boxes(image: PIL.Image.Image, boxes_xyxy, box_scores, fields_of_bat
     poses, of which the best is kept.
     No box: no pose (the network is not called).
     """
+    return [pose for _, pose in boxed_poses(image, boxes_xyxy, box_scores, fields_of_batch, head_metas, crop, decode)]
+
+
+def boxed_poses(image: PIL.Image.Image, boxes_xyxy, box_scores, fields_of_batch: FieldsOfBatch,
+                head_metas: Sequence[headmeta.Base], crop: CropSettings = CropSettings(),
+                decode: Callable[[list], list[Annotation]] | None = None) -> list[tuple[int, Annotation]]:
+    """:func:`poses_on_boxes` with the index of the box each pose came from (in ``boxes_xyxy``)."""
     boxes = xywh_from_xyxy(boxes_xyxy)
     scores = np.asarray(box_scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(boxes):
         raise ValueError(f'{len(boxes)} boxes but {len(scores)} box scores')
     usable = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-    boxes, scores = boxes[usable], scores[usable]
+    indices, boxes, scores = np.flatnonzero(usable), boxes[usable], scores[usable]
     if not len(boxes):
         return []
     if decode is None:
@@ -89,7 +96,7 @@ def poses_on_boxes(image: PIL.Image.Image, boxes_xyxy, box_scores, fields_of_bat
     geometries = [crop.around(box) for box in boxes]
     per_crop = fields_of_batch(crop_tensors(image, geometries))
     poses = []
-    for geometry, fields, box_score in zip(geometries, per_crop, scores):
+    for index, geometry, fields, box_score in zip(indices, geometries, per_crop, scores):
         found = sorted(decode(fields), key=lambda pose: -pose.score)[:1]
-        poses += [pose_in_image(pose, geometry, box_score) for pose in found]
+        poses += [(int(index), pose_in_image(pose, geometry, box_score)) for pose in found]
     return poses

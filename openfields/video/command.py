@@ -10,7 +10,9 @@ indices. The model is a checkpoint, an ONNX or a TorchScript file, or a named mo
 the same image.
 
 Every output is written under a temporary name and renamed when the last frame is done: a run that fails
-or is interrupted part-way leaves no file that looks complete.
+or is interrupted part-way leaves no file that looks complete. A source that stops giving frames part-way
+(:class:`~.frames.FrameFailure`, or a frame the exported model refuses) ends the run with exit code 1 and one
+line naming the frame; the JSON lines of the frames before it are kept as ``<json-output>.partial``.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ from .. import cli_setup, config, outputs, plugin
 from ..decoder import factory as decoder_factory
 from ..export.metadata import ExportedModelError
 from ..inference import pipeline as inference_pipeline
-from ..network import checkpoint
+from ..network import checkpoint, cpu_threads
 from ..deeplabcut import prediction_table as dlc_table
 from ..show.painters import draw_annotations
 from ..version import version
-from . import frames as frames_module, pipelined
+from . import box_tracking, frames as frames_module, pipelined
 from .writers import DrawnVideo
 
 LOG = logging.getLogger('openfields.video')
@@ -66,6 +68,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--long-edge', type=int, default=None, help='rescale frames to this long edge (default: keep)')
     p.add_argument('--batch-size', type=int, default=4, help='frames per network call')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps (ONNX: always the CPU)')
+    p.add_argument('--detect-every', type=int, default=1, metavar='N',
+                   help='top-down models: the detector on every N-th frame only, boxes around the previous '
+                        'frame\'s poses in between (as pose trackers do; openfields/video/box_tracking.py)')
+    p.add_argument('--tracked-box-scale', type=float, default=None, metavar='S',
+                   help='with --detect-every: the box around a pose\'s keypoints grown S times for the next '
+                        f'frame (default {box_tracking.DEFAULT_BOX_SCALE})')
     p.add_argument('-q', '--quiet', action='store_true')
     decoder_factory.cli(p)
     inference_pipeline.cli(p)
@@ -146,8 +154,22 @@ def drawn_video(path: str | None, fps: float):
 
 
 def batches(iterable, size: int):
+    """Lists of ``size`` items (the last may be shorter); an error of ``iterable`` comes after the items
+    before it, as a shorter batch."""
     iterator = iter(iterable)
-    while batch := list(itertools.islice(iterator, size)):
+    while True:
+        batch = []
+        try:
+            for item in iterator:
+                batch.append(item)
+                if len(batch) == size:
+                    break
+        except Exception:
+            if batch:
+                yield batch
+            raise
+        if not batch:
+            return
         yield batch
 
 
@@ -158,10 +180,27 @@ def run(args) -> int:
     written = VideoOutputs.from_args(args)
     selection = frames_module.Selection(args.start, args.end, args.stride)
     source = frames_module.open_source(args.source, args.fps)
-    model = inference_pipeline.open_model(
-        args.checkpoint, inference_pipeline.PipelineSettings.from_args(args, pad='tight'))
+    model = with_box_tracking(inference_pipeline.open_model(
+        args.checkpoint, inference_pipeline.PipelineSettings.from_args(args, pad='tight')), args)
     LOG.info('%s', model.describe())
+    cpu_threads.log_choice()
     return predict_frames(model, source, selection, args.batch_size, written, TableLayout.of(written, model))
+
+
+def with_box_tracking(model, args):
+    """``model``, or with ``--detect-every`` > 1 the top-down model with its detector on every n-th frame."""
+    if args.detect_every < 1:
+        raise ValueError(f'--detect-every must be >= 1, got {args.detect_every}')
+    if args.detect_every == 1 and args.tracked_box_scale is None:
+        return model
+    if not isinstance(model, inference_pipeline.TopDown):
+        flag = '--detect-every' if args.detect_every != 1 else '--tracked-box-scale'
+        raise ValueError(f'{flag} is for top-down models; {args.checkpoint} is bottom-up (no detector)')
+    if args.detect_every == 1:
+        raise ValueError('--tracked-box-scale is for --detect-every N > 1 (with 1 every frame has the detector\'s '
+                         'boxes)')
+    return box_tracking.DetectEvery(model, args.detect_every,
+                                    args.tracked_box_scale or box_tracking.DEFAULT_BOX_SCALE)
 
 
 def predict_frames(model, source, selection: frames_module.Selection, batch_size: int, written: VideoOutputs,
@@ -170,23 +209,32 @@ def predict_frames(model, source, selection: frames_module.Selection, batch_size
     returns how many frames were done."""
     progress = Progress(selection.count(source.n_frames))
     table_poses, table_index = [], []
-    with outputs.atomic_write(written.json_lines) as lines, \
-            drawn_video(written.drawn_video, (source.fps or 30.0) / selection.stride) as drawn:
-        prepared = pipelined.prefetched(source.frames(selection), lambda frame: model.prepare(frame.image, {}),
-                                        depth=2 * batch_size)
-        for batch, batch_poses in pipelined.predicted(model, batches(prepared, batch_size)):
-            for (frame, _), poses in zip(batch, batch_poses):
-                lines.write(frame_line(frame, poses))
-                if drawn is not None:
-                    drawn.add(draw_annotations(frame.image, poses))
-                if table is not None:
-                    table_poses.append(poses)
-                    table_index.append(str(frame.index))
-            progress.update(len(batch))
+    try:
+        with outputs.atomic_write(written.json_lines, partial_on=(frames_module.FrameFailure,)) as lines, \
+                drawn_video(written.drawn_video, (source.fps or 30.0) / selection.stride) as drawn:
+            prepared = pipelined.prefetched(source.frames(selection), lambda frame: model.prepare(frame.image, {}),
+                                            depth=2 * batch_size)
+            try:
+                for batch, batch_poses in pipelined.predicted(model, batches(prepared, batch_size)):
+                    for (frame, _), poses in zip(batch, batch_poses):
+                        lines.write(frame_line(frame, poses))
+                        if drawn is not None:
+                            drawn.add(draw_annotations(frame.image, poses))
+                        if table is not None:
+                            table_poses.append(poses)
+                            table_index.append(str(frame.index))
+                    progress.update(len(batch))
+            except ExportedModelError as error:  # the model refused a frame it was given (its input size rules)
+                raise frames_module.FrameFailure(
+                    f'frame {selection.start + progress.done * selection.stride}: {error}') from None
+    except frames_module.FrameFailure as failure:
+        raise frames_module.FrameFailure(f'{failure}; the poses of the {progress.done} frames before it are in '
+                                         f'{outputs.partial_path(written.json_lines)}') from None
     if table is not None:
         table.write(written.dlc_table, table_poses, table_index)
-    LOG.info('%s; %s', progress.line(time.perf_counter()), ', '.join(
-        f'{stage} {1000 * seconds / max(progress.done, 1):.1f} ms' for stage, seconds in model.seconds.items()))
+    LOG.info('%s; %s%s', progress.line(time.perf_counter()), ', '.join(
+        f'{stage} {1000 * seconds / max(progress.done, 1):.1f} ms' for stage, seconds in model.seconds.items()),
+        f'; the detector ran on {model.n_detected} of them' if isinstance(model, box_tracking.DetectEvery) else '')
     return progress.done
 
 
@@ -230,4 +278,5 @@ def main(argv=None):
         run(args)  # the number of frames done
 
     cli_setup.run_cli('openfields.video', parser(), video, (ValueError, checkpoint.CheckpointError, ExportedModelError),
-                      argv=argv, interrupted='no output written')
+                      argv=argv, interrupted='no output written',
+                      failures=[cli_setup.Failure((frames_module.FrameFailure,), status=1)])

@@ -2,8 +2,11 @@
 
 PyAV (FFmpeg's libraries, wheels that bundle FFmpeg with its decoders) reads every container and codec
 FFmpeg does, frame by frame in a few lines; it is actively maintained and decodes on the CPU at FFmpeg's
-speed. A file FFmpeg cannot read, a stream whose codec it lacks, a video that ends before the frames its
-container announces, or one without any frame is a :class:`VideoError` with one line naming the file.
+speed. A file FFmpeg cannot read, a stream whose codec it lacks, or one without any frame is a
+:class:`VideoError` with one line naming the file (nothing was read). A source that stops giving frames part-way
+(a frame that fails to decode or to read, a video that ends before the frames its container announces, a frame
+of another size than the first) is a :class:`FrameFailure` naming the frame: the frames before it are good,
+and the video command keeps their poses in a ``.partial`` file.
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
 class VideoError(ValueError):
-    """A source that gives no frames, or stops giving them part-way."""
+    """A source that gives no frames."""
+
+
+class FrameFailure(RuntimeError):
+    """A source that stopped giving frames part-way; the frames before the one named were good."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,19 +89,30 @@ class VideoFile:
         self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 0) or None
         self.size = (self.stream.codec_context.width, self.stream.codec_context.height)
         self.n_frames = self.stream.frames or None
+        # containers that keep no frame count (Matroska, WebM) keep the duration: the count it implies, give or
+        # take a frame, still tells a truncated file
+        self.n_frames_estimated = self.n_frames is None and bool(self.container.duration and self.fps)
+        if self.n_frames_estimated:
+            self.n_frames = round(self.container.duration / 1e6 * self.fps)
 
     def frames(self, selection: Selection) -> Iterator[Frame]:
         av = require_av()
-        index = -1
+        index, first_size = -1, None
         try:
             for index, frame in enumerate(self.container.decode(self.stream)):
                 if selection.done(index):
                     return
+                first_size = first_size or (frame.width, frame.height)
+                if (frame.width, frame.height) != first_size:
+                    raise FrameFailure(f'{self.path}: frame {index} is {frame.width}x{frame.height}, the frames '
+                                       f'before it {first_size[0]}x{first_size[1]}')
                 if selection.wants(index):
                     time = float(frame.time) if frame.time is not None else index / (self.fps or 1.0)
                     yield Frame(index, time, frame.to_image())
         except av.FFmpegError as error:
-            raise VideoError(f'{self.path}: decoding failed after frame {index} ({first_line(error)})') from None
+            if index < 0:
+                raise VideoError(f'{self.path}: not a readable video ({first_line(error)})') from None
+            raise FrameFailure(f'{self.path}: frame {index + 1} failed to decode ({first_line(error)})') from None
         finally:
             self.container.close()
         self._check_complete(index + 1, selection)
@@ -104,9 +122,11 @@ class VideoFile:
             raise VideoError(f'{self.path}: the video holds no frame (empty, truncated, or a codec this '
                              f'FFmpeg cannot decode: {self.stream.codec_context.name})')
         wanted = self.n_frames if selection.end is None else min(self.n_frames or 0, selection.end)
-        if self.n_frames and decoded < wanted:
-            raise VideoError(f'{self.path}: truncated: {decoded} of the {self.n_frames} frames its container '
-                             'announces could be decoded')
+        if self.n_frames and decoded < wanted - self.n_frames_estimated:
+            announced = (f'about {self.n_frames} frames its container\'s duration implies' if self.n_frames_estimated
+                         else f'{self.n_frames} frames its container announces')
+            raise FrameFailure(f'{self.path}: truncated: frame {decoded} and later of the {announced} could not be '
+                               'decoded')
 
 
 class FrameFolder:
@@ -117,8 +137,11 @@ class FrameFolder:
         self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not self.files:
             raise VideoError(f'{path}: folder holds no frame ({", ".join(IMAGE_EXTENSIONS)})')
-        with PIL.Image.open(self.files[0]) as first:
-            self.size = first.size
+        try:
+            with PIL.Image.open(self.files[0]) as first:
+                self.size = first.size
+        except (OSError, PIL.UnidentifiedImageError) as error:
+            raise VideoError(f'{self.files[0]}: not a readable image ({first_line(error)})') from None
         self.n_frames = len(self.files)
 
     def frames(self, selection: Selection) -> Iterator[Frame]:
@@ -130,7 +153,10 @@ class FrameFolder:
                     with PIL.Image.open(file) as image:
                         rgb = image.convert('RGB')
                 except (OSError, PIL.UnidentifiedImageError) as error:
-                    raise VideoError(f'{file}: not a readable image ({first_line(error)})') from None
+                    raise FrameFailure(f'{file}: frame {index} is not a readable image ({first_line(error)})') from None
+                if rgb.size != self.size:
+                    raise FrameFailure(f'{file}: frame {index} is {rgb.width}x{rgb.height}, the frames before it '
+                                       f'{self.size[0]}x{self.size[1]}')
                 yield Frame(index, index / self.fps, rgb)
 
 

@@ -73,11 +73,16 @@ def predicted(model: inference_pipeline.Pipeline, batches: Iterable[list[tuple]]
         return
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='openfields-video-decoder') as decoder:
         pending = None
-        for batch in batches:
-            samples = [sample for _, sample in batch]
-            fields = model.network_fields(samples)
+        try:
+            for batch in batches:
+                samples = [sample for _, sample in batch]
+                fields = model.network_fields(samples)
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = batch, decoder.submit(model.decoded, samples, fields)
+        except Exception:  # a failed read or network call: the batch decoded meanwhile comes first
             if pending is not None:
                 yield pending[0], pending[1].result()
-            pending = batch, decoder.submit(model.decoded, samples, fields)
+            raise
         if pending is not None:
             yield pending[0], pending[1].result()

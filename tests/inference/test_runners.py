@@ -58,6 +58,12 @@ def test_each_file_kind_gets_its_runner_and_the_same_fields(tiny_checkpoint, tin
         assert np.abs(runner.fields(images, [1])[0] - reference[0]).max() < 1e-4
 
 
+def test_an_input_the_onnx_graph_does_not_take_is_one_line_naming_its_shape(tiny_onnx):
+    runner = runners.load(str(tiny_onnx))
+    with pytest.raises(ExportedModelError, match=r'its graph does not take an image batch of shape \(1, 4, 65, 97\) '):
+        runner.fields(torch.zeros(1, 4, 65, 97), [1])
+
+
 def test_an_onnx_file_of_another_model_is_refused_with_one_line(tmp_path, image_folder, capsys):
     path = tmp_path / 'other.onnx'
     torch.onnx.export(torch.nn.Conv2d(3, 4, 1), (torch.zeros(1, 3, 8, 8),), str(path), dynamo=False)

@@ -175,6 +175,29 @@ def test_video_of_a_top_down_model_gives_each_frame_the_poses_predict_gives_the_
     assert [row.split(',')[0] for row in table[3:]] == ['0', '1', '2']
 
 
+@pytest.mark.slow  # 15-30 s end to end, as the test above
+def test_video_with_the_detector_on_every_third_frame_tracks_boxes_from_the_poses_in_between(trained, tmp_path):
+    """The same frame three times: the tracked boxes of frames 1 and 2 come from frame 0's poses, the detector
+    runs on frames 0 and 3; a detected frame's poses are those of --detect-every 1."""
+    tmp, _ = trained
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    image = sorted((tmp / 'cache').rglob('*.png'))[0].read_bytes()
+    for i in range(4):
+        (frames / f'{i:03d}.png').write_bytes(image)
+    low = ['--cif-th', '0.1', '--instance-threshold', '0']
+    lines = {}
+    for every in (1, 3):
+        result = run('video', str(frames), '--checkpoint', str(tmp / 'run.pkl'), '--json-output',
+                     str(tmp_path / f'v{every}.jsonl'), '--detect-every', str(every), *low)
+        assert result.returncode == 0, result.stderr[-3000:]
+        lines[every] = [json.loads(line)['annotations'] for line in (tmp_path / f'v{every}.jsonl').read_text().splitlines()]
+    assert 'the detector on one frame in 3' in result.stderr and 'the detector ran on 2 of them' in result.stderr
+    assert lines[3][0] == lines[1][0] and lines[3][3] == lines[1][3] and lines[1][0]  # frames with the detector
+    assert all(len(poses) == len(lines[1][0]) for poses in lines[3])  # each pose's box went on to the next frame
+    assert lines[3][1] != lines[1][1]  # a box around a pose is not the detector's box: another crop
+
+
 def test_video_refuses_a_project_whose_body_parts_the_model_lacks_before_writing(trained, tmp_path):
     tmp, _ = trained
     project = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'dlc-openfield'

@@ -105,17 +105,47 @@ def test_a_file_that_is_not_a_video_is_one_line_exit_2_and_no_output(content, me
     assert sorted(p.name for p in tmp_path.iterdir()) == ['in.mp4']
 
 
-def test_a_truncated_video_fails_without_leaving_outputs_that_look_complete(tiny_checkpoint, tmp_path):
-    full = write_video(tmp_path / 'full.mp4', synthetic_frames(30), codec='mpeg4')
+def test_a_truncated_video_keeps_the_frames_before_as_partial_and_says_which_frame_failed(tiny_checkpoint, tmp_path):
+    full = write_video(tmp_path / 'full.mkv', synthetic_frames(30), codec='mpeg4')  # Matroska: header first
     data = full.read_bytes()
-    (tmp_path / 'cut.mp4').write_bytes(data[:len(data) // 2])
+    (tmp_path / 'cut.mkv').write_bytes(data[:len(data) // 2])
     out = tmp_path / 'out'
-    result = subprocess.run([sys.executable, '-m', 'openfields.video', str(tmp_path / 'cut.mp4'), '--checkpoint',
+    result = subprocess.run([sys.executable, '-m', 'openfields.video', str(tmp_path / 'cut.mkv'), '--checkpoint',
                              str(tiny_checkpoint), '--json-output', str(out / 'p.jsonl'),
                              '--video-output', str(out / 'drawn.mp4')], capture_output=True, text=True)
-    assert result.returncode == 2 and 'cut.mp4' in result.stderr.splitlines()[-1]
-    assert 'Traceback' not in result.stderr
-    assert not out.exists() or list(out.iterdir()) == []
+    last = result.stderr.splitlines()[-1]
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert 'cut.mkv' in last and 'truncated: frame ' in last and 'of the about 30 frames' in last
+    kept = [json.loads(line)['frame'] for line in (out / 'p.jsonl.partial').read_text().splitlines()]
+    assert 0 < len(kept) < 30 and kept == list(range(len(kept)))
+    assert f'the poses of the {len(kept)} frames before it are in {out / "p.jsonl.partial"}' in last
+    assert sorted(p.name for p in out.iterdir()) == ['p.jsonl.partial']  # no drawn video, nothing complete-looking
+
+
+def test_a_frame_of_another_size_or_unreadable_mid_folder_ends_the_run_naming_it(clip, tiny_checkpoint, tmp_path,
+                                                                                  capsys):
+    _, folder = clip
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    for i, file in enumerate(sorted(folder.glob('*.png'))[:3]):
+        (frames / f'{i:03d}.png').write_bytes(file.read_bytes())
+    PIL.Image.new('RGB', (SIZE[0] + 2, SIZE[1])).save(frames / '003.png')
+    out = tmp_path / 'p.jsonl'
+    with pytest.raises(SystemExit) as exit_info:
+        command.main([str(frames), '--checkpoint', str(tiny_checkpoint), '--json-output', str(out), '--batch-size',
+                      '2', *LOW_THRESHOLDS])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.count('\n') == 1
+    assert f'003.png: frame 3 is {SIZE[0] + 2}x{SIZE[1]}, the frames before it {SIZE[0]}x{SIZE[1]}' in err
+    assert [json.loads(line)['frame'] for line in out.with_name('p.jsonl.partial').read_text().splitlines()] == [0, 1, 2]
+    assert not out.exists()
+    (frames / '003.png').write_bytes(b'not an image')
+    with pytest.raises(SystemExit) as exit_info:
+        command.main([str(frames), '--checkpoint', str(tiny_checkpoint), '--json-output', str(out), '-q'])
+    assert exit_info.value.code == 1 and '003.png: frame 3 is not a readable image' in capsys.readouterr().err
+    (frames / '003.png').unlink()
+    run_video(frames, '--checkpoint', tiny_checkpoint, '--json-output', out)
+    assert len(lines(out)) == 3 and not out.with_name('p.jsonl.partial').exists()  # a stale partial goes
 
 
 def test_a_video_or_a_folder_without_frames_is_an_error_naming_it(tiny_checkpoint, tmp_path):
@@ -126,3 +156,18 @@ def test_a_video_or_a_folder_without_frames_is_an_error_naming_it(tiny_checkpoin
     with pytest.raises(ValueError, match='frames: folder holds no frame'):
         run_video(tmp_path / 'frames', '--checkpoint', tiny_checkpoint, '--json-output', tmp_path / 'p.jsonl')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['empty.mkv', 'frames']
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--detect-every', '2'], '--detect-every is for top-down models; '),
+    (['--tracked-box-scale', '1.5'], '--tracked-box-scale is for top-down models; '),
+    (['--detect-every', '0'], '--detect-every must be >= 1, got 0'),
+])
+def test_box_tracking_flags_on_a_bottom_up_model_are_one_line_exit_2(flags, message, clip, tiny_checkpoint, tmp_path,
+                                                                      capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        command.main([str(clip[0]), '--checkpoint', str(tiny_checkpoint), '--json-output', str(tmp_path / 'v.jsonl'),
+                      *flags])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1 and message in err
+    assert not list(tmp_path.iterdir())

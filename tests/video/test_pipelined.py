@@ -71,3 +71,20 @@ def test_bottom_up_batches_are_decoded_beside_the_next_network_call_in_order(mon
     assert [batch for batch, _ in out] == batches
     assert [poses for _, poses in out] == [[[10 * i + 1], [10 * (i + 1) + 1]] for i in range(0, 8, 2)]
     assert model.network_calls == [[0, 1], [2, 3], [4, 5], [6, 7]]
+
+
+def test_a_failed_read_comes_after_the_batch_decoded_meanwhile_and_the_frames_read_before_it(monkeypatch):
+    from openfields.video import command
+    monkeypatch.setattr(pipelined.inference_pipeline, 'BottomUp', Decoding)
+
+    def frames():
+        for i in range(5):
+            yield f'frame{i}', i
+        raise OSError('frame 5 failed')
+    out = []
+    with pytest.raises(OSError, match='frame 5 failed'):
+        for batch, poses in pipelined.predicted(Decoding(), command.batches(frames(), 2)):
+            out.append((batch, poses))
+    # batches [0, 1], [2, 3], then the shorter [4]: every frame before the failure got its poses, in order
+    assert [[i for _, i in batch] for batch, _ in out] == [[0, 1], [2, 3], [4]]
+    assert [poses for _, poses in out][-1] == [[41]]

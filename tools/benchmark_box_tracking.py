@@ -1,0 +1,132 @@
+"""Top-down video with the detector on every n-th frame (``openfields.video --detect-every``): what it gains in
+speed and costs in accuracy. ``python -m tools.benchmark_box_tracking`` (``make bench-topdown``).
+
+The shared DeepLabCut project has no continuous video with labels (its 116 labelled 640 x 480 frames are picked
+from a recording), so the video is made from the held-out test frames of a top-down run's split: each frame
+pans across the screen for :data:`FRAMES_PER_PAN` frames (a smooth shift of up to 60 px sideways and 30 px
+down, at most 6.3 px per frame: a walking mouse's speed at this scale), its labels shifted with it, which
+gives the ground truth of every video frame. The run's model (a detector and a pose model on crops, as
+``make bench-topdown`` trains it; trained here with that recipe when ``--checkpoint`` is missing) analyses
+the video with ``--detect-every`` 1, 5 and 15. Per setting: frames/s of the whole command, the mean pixel
+error of the labelled body parts over the frames where a pose was found (DeepLabCut's test error), and the
+frames without a pose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import PIL.Image
+
+from openfields import outputs
+from openfields.plugins.dlc import project
+from openfields.plugins.dlc.split import split_path
+
+from .benchmark import cpu_name
+from .benchmark_topdown import COMMON, DETECTOR, SHARED_DLC
+
+FRAMES_PER_PAN = 40
+SETTINGS = (1, 5, 15)
+
+
+def shift(t: int) -> tuple[float, float]:
+    """The pan's offset at frame ``t`` in pixels: one sine period sideways, half a period down."""
+    phase = 2 * math.pi * t / FRAMES_PER_PAN
+    return 60 * math.sin(phase), 30 * math.sin(phase / 2)
+
+
+def panned_video(frames: list[project.Frame], root: pathlib.Path, folder: pathlib.Path) -> list[np.ndarray]:
+    """The frames of the video into ``folder`` (PNG, name order); returns each frame's ``(K, 3)`` labels."""
+    labels = []
+    for frame in frames:
+        with PIL.Image.open(root / frame.path) as image:
+            image = image.convert('RGB')
+        for t in range(FRAMES_PER_PAN):
+            dx, dy = shift(t)
+            moved = image.transform(image.size, PIL.Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy),
+                                    resample=PIL.Image.Resampling.BILINEAR)
+            moved.save(folder / f'{len(labels):05d}.png')
+            keypoints = frame.keypoints[0].copy()
+            keypoints[keypoints[:, 2] > 0, :2] += (dx, dy)
+            labels.append(keypoints)
+    return labels
+
+
+def pixel_errors(lines: list[dict], labels: list[np.ndarray]) -> tuple[list[float], int]:
+    """Per frame with a pose, the mean distance of its labelled body parts (best-scored pose; body parts
+    the pose misses are left out, as DeepLabCut's error leaves out those below its cutoff); and how many frames
+    had no pose."""
+    errors, missed = [], 0
+    for line, truth in zip(lines, labels):
+        if not line['annotations']:
+            missed += 1
+            continue
+        best = max(line['annotations'], key=lambda a: a['score'])
+        predicted = np.asarray(best['keypoints'], dtype=np.float64).reshape(-1, 3)
+        both = (truth[:, 2] > 0) & (predicted[:, 2] > 0)
+        if both.any():
+            errors.append(float(np.linalg.norm(predicted[both, :2] - truth[both, :2], axis=1).mean()))
+    return errors, missed
+
+
+def train(checkpoint: pathlib.Path) -> None:
+    """``make bench-topdown``'s DeepLabCut top-down run (cifdet 4 epochs, then the pose model 12)."""
+    command = [sys.executable, '-m', 'openfields.train', '--dataset', 'dlc', '--dlc-project', str(SHARED_DLC),
+               *COMMON, '--method', 'td', '--detector', 'cifdet', *DETECTOR, '--detector-image-size', '320',
+               '--detector-epochs', '4', '--detector-eval-interval', '4', '--epochs', '12',
+               '--topdown-crop-width', '96', '--topdown-crop-height', '128', '--output', str(checkpoint)]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def analyse(checkpoint: pathlib.Path, video: pathlib.Path, every: int, output: pathlib.Path) -> tuple[float, list]:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, '-m', 'openfields.video', str(video), '--checkpoint', str(checkpoint),
+                    '--detect-every', str(every), '--json-output', str(output), '-q'], check=True)
+    seconds = time.perf_counter() - start
+    return seconds, [json.loads(line) for line in output.read_text().splitlines()]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog='python -m tools.benchmark_box_tracking', description=__doc__.splitlines()[0])
+    parser.add_argument('--checkpoint', default='outputs/bench/topdown/dlc-td.pkl',
+                        help='a top-down run on the shared DeepLabCut project (trained here when missing)')
+    parser.add_argument('--output', default='outputs/bench/box_tracking.json')
+    args = parser.parse_args(argv)
+    if not (SHARED_DLC / 'config.yaml').is_file():
+        sys.exit(f'the shared DeepLabCut project is missing: {SHARED_DLC}')
+    checkpoint = pathlib.Path(args.checkpoint)
+    if not checkpoint.is_file():
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        train(checkpoint)
+    split = json.loads(split_path(checkpoint).read_text())
+    config = project.load_config(SHARED_DLC)
+    test_frames = [f for f in project.load_frames(config) if f.path in set(split['test'])]
+    results = []
+    with tempfile.TemporaryDirectory(prefix='openfields-box-tracking-') as tmp:
+        video = pathlib.Path(tmp) / 'frames'
+        video.mkdir()
+        labels = panned_video(test_frames, SHARED_DLC, video)
+        for every in SETTINGS:
+            seconds, lines = analyse(checkpoint, video, every, pathlib.Path(tmp) / f'every{every}.jsonl')
+            errors, missed = pixel_errors(lines, labels)
+            results.append({'detect_every': every, 'seconds': round(seconds, 2),
+                            'frames_per_s': round(len(labels) / seconds, 2),
+                            'mean_pixel_error': round(float(np.mean(errors)), 2) if errors else None,
+                            'median_pixel_error': round(float(np.median(errors)), 2) if errors else None,
+                            'frames_without_pose': missed})
+            print(json.dumps(results[-1]), flush=True)
+    outputs.write_json(args.output, {'date': time.strftime('%Y-%m-%d'), 'cpu': cpu_name(),
+                                     'checkpoint': str(checkpoint), 'test_frames': [f.path for f in test_frames],
+                                     'video_frames': len(labels), 'results': results})
+
+
+if __name__ == '__main__':
+    main()
