@@ -115,7 +115,8 @@ def run(args, exporter: Exporter) -> float:
         raise ValueError(f'--checkpoint {args.checkpoint}: a top-down model; {exporter.name} export of top-down models '
                          'is not supported: export it with python -m openfields.export_onnx (detector and pose model)')
     detector_file, detector_data = detector_part(args.output, model) if model.method == 'td' else (None, None)
-    network = model.runner.model
+    # the runner keeps CPU weights channels_last for speed; the exported graph takes the default layout
+    network = model.runner.model.to(memory_format=torch.contiguous_format)
     module = fields.FieldsModule(network)
     names = fields.output_names(network)
     described = metadata.from_checkpoint(saved, args.checkpoint)
