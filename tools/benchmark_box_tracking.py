@@ -4,7 +4,7 @@ speed and costs in accuracy. ``python -m tools.benchmark_box_tracking`` (``make 
 The shared DeepLabCut project has no continuous video with labels (its 116 labelled 640 x 480 frames are picked
 from a recording), so the video is made from the held-out test frames of a top-down run's split: each frame
 pans across the screen for :data:`FRAMES_PER_PAN` frames (a smooth shift of up to 60 px sideways and 30 px
-down, at most 6.3 px per frame: a walking mouse's speed at this scale), its labels shifted with it, which
+down, at most 9.7 px per frame: a mouse walking across the arena at this scale), its labels shifted with it, which
 gives the ground truth of every video frame. The run's model (a detector and a pose model on crops, as
 ``make bench-topdown`` trains it; trained here with that recipe when ``--checkpoint`` is missing) analyses
 the video with ``--detect-every`` 1, 5 and 15. Per setting: frames/s of the whole command, the mean pixel
@@ -60,21 +60,27 @@ def panned_video(frames: list[project.Frame], root: pathlib.Path, folder: pathli
     return labels
 
 
-def pixel_errors(lines: list[dict], labels: list[np.ndarray]) -> tuple[list[float], int]:
-    """Per frame with a pose, the mean distance of its labelled body parts (best-scored pose; body parts
-    the pose misses are left out, as DeepLabCut's error leaves out those below its cutoff); and how many frames
-    had no pose."""
-    errors, missed = [], 0
-    for line, truth in zip(lines, labels):
+def pixel_errors(lines: list[dict], labels: list[np.ndarray]) -> dict[int, float]:
+    """{frame: the mean distance of its labelled body parts} for the frames with a pose (best-scored pose; body
+    parts the pose misses are left out, as DeepLabCut's error leaves out those below its cutoff)."""
+    errors = {}
+    for frame, (line, truth) in enumerate(zip(lines, labels)):
         if not line['annotations']:
-            missed += 1
             continue
         best = max(line['annotations'], key=lambda a: a['score'])
         predicted = np.asarray(best['keypoints'], dtype=np.float64).reshape(-1, 3)
         both = (truth[:, 2] > 0) & (predicted[:, 2] > 0)
         if both.any():
-            errors.append(float(np.linalg.norm(predicted[both, :2] - truth[both, :2], axis=1).mean()))
-    return errors, missed
+            errors[frame] = float(np.linalg.norm(predicted[both, :2] - truth[both, :2], axis=1).mean())
+    return errors
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(float(np.mean(values)), 2) if values else None
+
+
+def _median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 2) if values else None
 
 
 def train(checkpoint: pathlib.Path) -> None:
@@ -109,20 +115,26 @@ def main(argv=None) -> None:
     split = json.loads(split_path(checkpoint).read_text())
     config = project.load_config(SHARED_DLC)
     test_frames = [f for f in project.load_frames(config) if f.path in set(split['test'])]
-    results = []
+    results, per_frame = [], {}
     with tempfile.TemporaryDirectory(prefix='openfields-box-tracking-') as tmp:
         video = pathlib.Path(tmp) / 'frames'
         video.mkdir()
         labels = panned_video(test_frames, SHARED_DLC, video)
         for every in SETTINGS:
             seconds, lines = analyse(checkpoint, video, every, pathlib.Path(tmp) / f'every{every}.jsonl')
-            errors, missed = pixel_errors(lines, labels)
+            errors = per_frame[every] = pixel_errors(lines, labels)
             results.append({'detect_every': every, 'seconds': round(seconds, 2),
                             'frames_per_s': round(len(labels) / seconds, 2),
-                            'mean_pixel_error': round(float(np.mean(errors)), 2) if errors else None,
-                            'median_pixel_error': round(float(np.median(errors)), 2) if errors else None,
-                            'frames_without_pose': missed})
+                            'mean_pixel_error': _mean(list(errors.values())),
+                            'median_pixel_error': _median(list(errors.values())),
+                            'frames_without_pose': len(labels) - len(errors)})
             print(json.dumps(results[-1]), flush=True)
+    # like with like: the frames where every setting found the mouse
+    common = set.intersection(*(set(errors) for errors in per_frame.values()))
+    for result in results:
+        errors = [per_frame[result['detect_every']][frame] for frame in sorted(common)]
+        result.update(common_frames=len(common), common_mean_pixel_error=_mean(errors),
+                      common_median_pixel_error=_median(errors))
     outputs.write_json(args.output, {'date': time.strftime('%Y-%m-%d'), 'cpu': cpu_name(),
                                      'checkpoint': str(checkpoint), 'test_frames': [f.path for f in test_frames],
                                      'video_frames': len(labels), 'results': results})
