@@ -213,6 +213,7 @@ TRAIN = ['--dataset', 'synthetic', '--synthetic-train-images', '8', '--synthetic
          '--seed', '3', '--lr', '1e-3', '--val-interval', '1000']
 
 
+@pytest.mark.slow  # 20 s of training next to spinning processes: make test-slow (CI runs it)
 def test_a_training_run_takes_fewer_threads_while_other_processes_keep_the_cpus_busy(tmp_path):
     """The real command, a spinning neighbour per CPU started after the run began and stopped later: the
     run's log records torch's threads per batch (all CPUs, then 1, then all again), and one line said why."""
