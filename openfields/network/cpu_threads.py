@@ -282,8 +282,9 @@ class OtherRunnableThreads:
 class LoadFollower:
     """The thread count torch should use now (:attr:`threads`), re-decided from the other processes'
     runnable threads (module docstring): ``machine_cpus - median(last window readings)``, between 1 and
-    ``most``, once more than half a window has been read. :meth:`start` takes a reading every ``period_s`` on a daemon thread (:meth:`sample`, which tests
-    call directly with their own ``read_others``); :meth:`apply` sets the count in the calling thread."""
+    ``most``, once more than half a window has been read. :meth:`start` takes a reading every ``period_s`` on
+    a daemon thread (:meth:`sample`, which tests call directly with their own ``read_others``); :meth:`apply`
+    sets the count in the calling thread."""
 
     def __init__(self, most: int, machine_cpus: int, *, period_s: float = 0.25, window: int = 8,
                  read_others: Callable[[], int | None] | None = None, say_every_s: float = 30.0):

@@ -191,7 +191,8 @@ def test_video_with_the_detector_on_every_third_frame_tracks_boxes_from_the_pose
         result = run('video', str(frames), '--checkpoint', str(tmp / 'run.pkl'), '--json-output',
                      str(tmp_path / f'v{every}.jsonl'), '--detect-every', str(every), *low)
         assert result.returncode == 0, result.stderr[-3000:]
-        lines[every] = [json.loads(line)['annotations'] for line in (tmp_path / f'v{every}.jsonl').read_text().splitlines()]
+        written = (tmp_path / f'v{every}.jsonl').read_text().splitlines()
+        lines[every] = [json.loads(line)['annotations'] for line in written]
     assert 'the detector on one frame in 3' in result.stderr and 'the detector ran on 2 of them' in result.stderr
     assert lines[3][0] == lines[1][0] and lines[3][3] == lines[1][3] and lines[1][0]  # frames with the detector
     assert all(len(poses) == len(lines[1][0]) for poses in lines[3])  # each pose's box went on to the next frame

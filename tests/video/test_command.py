@@ -137,7 +137,8 @@ def test_a_frame_of_another_size_or_unreadable_mid_folder_ends_the_run_naming_it
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and err.count('\n') == 1
     assert f'003.png: frame 3 is {SIZE[0] + 2}x{SIZE[1]}, the frames before it {SIZE[0]}x{SIZE[1]}' in err
-    assert [json.loads(line)['frame'] for line in out.with_name('p.jsonl.partial').read_text().splitlines()] == [0, 1, 2]
+    kept = out.with_name('p.jsonl.partial').read_text().splitlines()
+    assert [json.loads(line)['frame'] for line in kept] == [0, 1, 2]
     assert not out.exists()
     (frames / '003.png').write_bytes(b'not an image')
     with pytest.raises(SystemExit) as exit_info:
