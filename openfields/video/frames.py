@@ -4,8 +4,9 @@ PyAV (FFmpeg's libraries, wheels that bundle FFmpeg with its decoders) reads eve
 FFmpeg does, frame by frame in a few lines; it is actively maintained and decodes on the CPU at FFmpeg's
 speed. A file FFmpeg cannot read, a stream whose codec it lacks, or one without any frame is a
 :class:`VideoError` with one line naming the file (nothing was read). A source that stops giving frames part-way
-(a frame that fails to decode or to read, a video that ends before the frames its container announces, a frame
-of another size than the first) is a :class:`FrameFailure` naming the frame: the frames before it are good,
+(a frame that fails to decode or to read, a video that ends before the frames its container announces, a video
+frame of another size than the first; the images of a folder may differ in size) is a :class:`FrameFailure`
+naming the frame: the frames before it are good,
 and the video command keeps their poses in a ``.partial`` file.
 """
 
@@ -90,8 +91,9 @@ class VideoFile:
         self.size = (self.stream.codec_context.width, self.stream.codec_context.height)
         self.n_frames = self.stream.frames or None
         # containers that keep no frame count (Matroska, WebM) keep the duration: the count it implies, give or
-        # take a frame, still tells a truncated file
-        self.n_frames_estimated = self.n_frames is None and bool(self.container.duration and self.fps)
+        # take a frame, still tells a truncated file; not with other streams (a longer sound track)
+        self.n_frames_estimated = (self.n_frames is None and len(self.container.streams) == 1
+                                   and bool(self.container.duration and self.fps))
         if self.n_frames_estimated:
             self.n_frames = round(self.container.duration / 1e6 * self.fps)
 
@@ -154,9 +156,6 @@ class FrameFolder:
                         rgb = image.convert('RGB')
                 except (OSError, PIL.UnidentifiedImageError) as error:
                     raise FrameFailure(f'{file}: frame {index} is not a readable image ({first_line(error)})') from None
-                if rgb.size != self.size:
-                    raise FrameFailure(f'{file}: frame {index} is {rgb.width}x{rgb.height}, the frames before it '
-                                       f'{self.size[0]}x{self.size[1]}')
                 yield Frame(index, index / self.fps, rgb)
 
 

@@ -122,31 +122,52 @@ def test_a_truncated_video_keeps_the_frames_before_as_partial_and_says_which_fra
     assert sorted(p.name for p in out.iterdir()) == ['p.jsonl.partial']  # no drawn video, nothing complete-looking
 
 
-def test_a_frame_of_another_size_or_unreadable_mid_folder_ends_the_run_naming_it(clip, tiny_checkpoint, tmp_path,
-                                                                                  capsys):
+def transport_stream(path, size, n):
+    """An MPEG-TS file of ``n`` grey frames; two such files, byte after byte, are one stream that changes size."""
+    with av.open(str(path), 'w', format='mpegts') as container:
+        stream = container.add_stream('mpeg2video', rate=FPS)
+        stream.width, stream.height = size
+        stream.pix_fmt = 'yuv420p'
+        for i in range(n):
+            pixels = np.full((size[1], size[0], 3), 20 * i, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format='rgb24')))
+        container.mux(stream.encode())
+    return path.read_bytes()
+
+
+def test_a_video_whose_frames_change_size_ends_the_run_naming_the_frame(tiny_checkpoint, tmp_path, capsys):
+    joined = transport_stream(tmp_path / 'a.ts', SIZE, 4) + transport_stream(tmp_path / 'b.ts', (128, 96), 4)
+    (tmp_path / 'joined.ts').write_bytes(joined)
+    out = tmp_path / 'out' / 'p.jsonl'
+    with pytest.raises(SystemExit) as exit_info:
+        command.main([str(tmp_path / 'joined.ts'), '--checkpoint', str(tiny_checkpoint), '--json-output', str(out),
+                      '--batch-size', '2', *LOW_THRESHOLDS])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.count('\n') == 1
+    assert f'joined.ts: frame 3 is 128x96, the frames before it {SIZE[0]}x{SIZE[1]}' in err
+    kept = out.with_name('p.jsonl.partial').read_text().splitlines()
+    assert [json.loads(line)['frame'] for line in kept] == [0, 1, 2] and not out.exists()
+
+
+def test_an_unreadable_image_mid_folder_ends_the_run_naming_it_and_images_may_differ_in_size(clip, tiny_checkpoint,
+                                                                                           tmp_path, capsys):
     _, folder = clip
     frames = tmp_path / 'frames'
     frames.mkdir()
     for i, file in enumerate(sorted(folder.glob('*.png'))[:3]):
         (frames / f'{i:03d}.png').write_bytes(file.read_bytes())
-    PIL.Image.new('RGB', (SIZE[0] + 2, SIZE[1])).save(frames / '003.png')
+    (frames / '003.png').write_bytes(b'not an image')
     out = tmp_path / 'p.jsonl'
     with pytest.raises(SystemExit) as exit_info:
         command.main([str(frames), '--checkpoint', str(tiny_checkpoint), '--json-output', str(out), '--batch-size',
                       '2', *LOW_THRESHOLDS])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and err.count('\n') == 1
-    assert f'003.png: frame 3 is {SIZE[0] + 2}x{SIZE[1]}, the frames before it {SIZE[0]}x{SIZE[1]}' in err
+    assert exit_info.value.code == 1 and err.count('\n') == 1 and '003.png: frame 3 is not a readable image' in err
     kept = out.with_name('p.jsonl.partial').read_text().splitlines()
-    assert [json.loads(line)['frame'] for line in kept] == [0, 1, 2]
-    assert not out.exists()
-    (frames / '003.png').write_bytes(b'not an image')
-    with pytest.raises(SystemExit) as exit_info:
-        command.main([str(frames), '--checkpoint', str(tiny_checkpoint), '--json-output', str(out), '-q'])
-    assert exit_info.value.code == 1 and '003.png: frame 3 is not a readable image' in capsys.readouterr().err
-    (frames / '003.png').unlink()
+    assert [json.loads(line)['frame'] for line in kept] == [0, 1, 2] and not out.exists()
+    PIL.Image.new('RGB', (SIZE[0] + 2, SIZE[1])).save(frames / '003.png')  # a folder's images: any sizes
     run_video(frames, '--checkpoint', tiny_checkpoint, '--json-output', out)
-    assert len(lines(out)) == 3 and not out.with_name('p.jsonl.partial').exists()  # a stale partial goes
+    assert len(lines(out)) == 4 and not out.with_name('p.jsonl.partial').exists()  # a stale partial goes
 
 
 def test_a_video_or_a_folder_without_frames_is_an_error_naming_it(tiny_checkpoint, tmp_path):
