@@ -64,15 +64,16 @@ def wait_policy_for(other_running: float, machine_cpus: int) -> str | None:
 
 def other_running_threads(samples: int = 5, interval_s: float = 0.01) -> int | None:
     """Runnable threads of other processes now: the fewest seen in ``samples`` readings of /proc/loadavg's
-    running count (a busy neighbour is runnable in every reading, a passing one is not), less this one.
-    Not the load average, which lags a minute behind: right after a run ends it would still call the
-    machine busy. None where /proc/loadavg is missing."""
-    seen = []
+    running count (a busy neighbour is runnable in every reading, a passing one is not), less this process's
+    own (:class:`OtherRunnableThreads`, as the load follower reads them). Not the load average, which lags a
+    minute behind: right after a run ends it would still call the machine busy. None where /proc/loadavg is
+    missing."""
+    read, seen = OtherRunnableThreads(), []
     for i in range(samples):
-        running = machine_running_threads()
-        if running is None:
+        others = read()
+        if others is None:
             return None
-        seen.append(running - 1)
+        seen.append(others)
         if i + 1 < samples:
             time.sleep(interval_s)
     return min(seen)
