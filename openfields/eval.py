@@ -31,7 +31,7 @@ from .datasets import factory as datasets_factory
 from .datasets.coco import DatasetError
 from .decoder import factory as decoder_factory
 from .decoder.oracle import fields_from_targets
-from .network import cpu_threads
+from .network import cpu_threads, precision as network_precision
 from .metric import scoring
 from .inference import runners
 from .network import checkpoint, factory as network_factory
@@ -72,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--detector-checkpoint', default=None, metavar='PATH',
                    help='top-down models: this detector instead of the one the checkpoint records')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
+    network_precision.cli(p)
     p.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
     datasets_factory.cli(p, several=False)
     # the oracle encodes the ground truth the metric scores, so no labelled keypoint is suppressed
@@ -102,6 +103,7 @@ class EvalSettings:
     oracle_stride: int | None = None
     oracle_boxes: bool = False
     detector_checkpoint: str | None = None
+    precision: str = 'float32'            # the arithmetic of a checkpoint's network and detector (--precision)
     default_stride: Callable[[], int] | None = dataclasses.field(default=None, repr=False, compare=False)
     encoder_settings: encoder.EncoderSettings = encoder.EncoderSettings(suppress_selfhidden=False)
     decoder_settings: decoder_factory.DecoderSettings = decoder_factory.DecoderSettings()
@@ -128,7 +130,8 @@ class EvalSettings:
             device=device, checkpoint=args.checkpoint, output=args.output, long_edge=args.long_edge,
             write_predictions=args.write_predictions, watch=args.watch, watch_interval=args.watch_interval,
             oracle=tuple(args.oracle), oracle_stride=args.oracle_stride, oracle_boxes=args.oracle_boxes,
-            detector_checkpoint=args.detector_checkpoint, default_stride=lambda: network_factory.base_stride(args),
+            detector_checkpoint=args.detector_checkpoint, precision=args.precision,
+            default_stride=lambda: network_factory.base_stride(args),
             encoder_settings=encoder.EncoderSettings.from_args(args),
             decoder_settings=decoder_factory.DecoderSettings.from_args(args),
             decoder_names=tuple(args.decoder) if args.decoder else None,
@@ -249,7 +252,7 @@ def batch_fields(s: Setup, images, anns, metas) -> tuple[list[list[np.ndarray]],
 
 def evaluate(settings: EvalSettings, checkpoint_path: str | None) -> dict:
     """Evaluate one checkpoint or exported model (or the oracle); returns the stats that were written."""
-    runner = runners.load(checkpoint_path, settings.device) if checkpoint_path is not None else None
+    runner = runners.load(checkpoint_path, settings.device, settings.precision) if checkpoint_path is not None else None
     datamodule = settings.datamodule_for(base_stride(settings, runner), runner.head_metas if runner else ())
     if checkpoint_path is not None:
         datamodule.use_run_files(checkpoint_path)  # e.g. the training run's data split
@@ -321,7 +324,8 @@ def score_top_down(settings: EvalSettings, datamodule, runner, checkpoint_path, 
     detector = None
     if not settings.oracle_boxes:
         detector = topdown_inference.detector_path(runner.topdown, checkpoint_path, settings.detector_checkpoint)
-        test_set.detector = topdown_inference.load_detector(detector, settings.device)
+        test_set.detector = topdown_inference.load_detector(detector, settings.device, settings.precision)
+        test_set.detector_precision = settings.precision
     network_fields = runners.timed_fields(runner, test_set.head_indices)
     n_images = test_set.accumulate(metrics, lambda individuals, boxes: lambda images: network_fields(images)[0])
     seconds = test_set.seconds

@@ -42,7 +42,7 @@ from . import cli_setup, config, outputs, plugin
 from .decoder import factory as decoder_factory
 from .export.metadata import ExportedModelError
 from .inference import pipeline as inference_pipeline
-from .network import cpu_threads
+from .network import cpu_threads, precision as network_precision
 from .network import checkpoint
 from .network.pretrained import PretrainedWeightsMissing
 from .show import canvas as canvas_module, debug
@@ -81,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-size', type=int, default=1)
     p.add_argument('--loader-workers', type=int, default=0)
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps')
+    network_precision.cli(p)
     p.add_argument('-q', '--quiet', action='store_true')
     progress_cli(p, 'predicting')
     decoder_factory.cli(p)

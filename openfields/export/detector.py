@@ -157,8 +157,8 @@ class OnnxDetector:
         fields = self.session.run(None, {'image': batch})[0]
         return cifdet_detector.decoded_boxes(self.decode, fields[0], image.shape[-1], image.shape[-2])
 
-    def boxes(self, image: PIL.Image.Image, device=None) -> tuple[np.ndarray, np.ndarray]:
-        del device
+    def boxes(self, image: PIL.Image.Image, device=None, precision: str = 'float32') -> tuple[np.ndarray, np.ndarray]:
+        del device, precision  # onnxruntime on the CPU in float32 (load_detector refuses other precisions)
         array, scale = resized_array(image, self.settings.image_size)
         boxes, scores = self.detections(array)
         return selected(boxes, scores, scale, self.settings)

@@ -60,6 +60,7 @@ class PipelineSettings:
     pad: str = 'tight'                    # bottom-up padding: 'tight' (per image) or 'center' (batches)
     detector_checkpoint: str | None = None  # top-down: this detector instead of the recorded one
     detector_score_threshold: float | None = None  # top-down: instead of the detector's own
+    precision: str = 'float32'            # the arithmetic of a checkpoint's network and detector (--precision)
 
     def __post_init__(self):
         if self.long_edge is not None and self.long_edge < INPUT_MULTIPLE + 1:
@@ -74,7 +75,7 @@ class PipelineSettings:
                    decoder=decoder_factory.DecoderSettings.from_args(args),
                    decoder_names=tuple(args.decoder) if args.decoder else None, long_edge=args.long_edge, pad=pad,
                    detector_checkpoint=args.detector_checkpoint,
-                   detector_score_threshold=args.detector_score_threshold)
+                   detector_score_threshold=args.detector_score_threshold, precision=args.precision)
 
 
 def cli(parser) -> None:
@@ -84,6 +85,11 @@ def cli(parser) -> None:
                        help='this detector (a checkpoint or an exported .onnx) instead of the one the model records')
     group.add_argument('--detector-score-threshold', type=float, default=None, metavar='S',
                        help='crop the boxes of at least this score (default: the detector\'s own, set in training)')
+
+
+def in_precision(precision: str) -> str:
+    """What a model's description says of its arithmetic: nothing for float32."""
+    return '' if precision == 'float32' else f' in {precision}'
 
 
 class Prepare:
@@ -119,7 +125,7 @@ class BottomUp:
     plots_fields = True  # whole-image fields that the debug plots can draw
 
     def __init__(self, runner, settings: PipelineSettings):
-        self.runner, self.source = runner, runner.source
+        self.runner, self.source, self.precision = runner, runner.source, settings.precision
         self.head_indices = dataset_head_indices(runner.head_metas, settings.dataset, runner.source)
         self.head_metas = [runner.head_metas[i] for i in self.head_indices]
         names = list(settings.decoder_names or ()) or runner.decoders.get(self.head_metas[0].dataset)
@@ -131,7 +137,7 @@ class BottomUp:
         self.seconds = {'network': 0.0, 'decoder': 0.0}
 
     def describe(self) -> str:
-        return f'{self.source}: bottom-up, decoding with {", ".join(self.decode.names)}'
+        return f'{self.source}: bottom-up{in_precision(self.precision)}, decoding with {", ".join(self.decode.names)}'
 
     def fields(self, images: torch.Tensor) -> list[list[np.ndarray]]:
         """``(B, 3, H, W)`` -> per image, one ``(F, C, h, w)`` array per decoded head."""
@@ -183,6 +189,7 @@ class TopDown:
                              f'decoded per crop by {self.decoder_name}')
         self.runner, self.source, self.detector, self.crop = runner, runner.source, detector, crop
         self.detector_path = detector_path  # the file the detector came from
+        self.precision = settings.precision  # of the pose network (the runner's) and the detector
         self.head_indices, self.head_metas = [head], [runner.head_metas[head]]
         self.decode = crop_decoder(self.head_metas[0], settings.decoder)
         steps = [transforms.NormalizeAnnotations()]
@@ -192,8 +199,9 @@ class TopDown:
         self.seconds = {'detector': 0.0, 'network': 0.0, 'decoder': 0.0}
 
     def describe(self) -> str:
-        return (f'{self.source}: top-down, crops of {self.crop.width}x{self.crop.height} around the boxes of '
-                f'detector {self.detector.settings.name}, decoded by {self.decoder_name}')
+        return (f'{self.source}: top-down{in_precision(self.precision)}, crops of {self.crop.width}x'
+                f'{self.crop.height} around the boxes of detector {self.detector.settings.name}, decoded by '
+                f'{self.decoder_name}')
 
     def crop_fields(self, crops: torch.Tensor) -> list[list[np.ndarray]]:
         """``(N, 3, h, w)`` crops -> per crop, one ``(F, C, h', w')`` array per decoded head."""
@@ -214,7 +222,7 @@ class TopDown:
     def detected_boxes(self, image: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray]:
         """The detector's ``(N, 4)`` x0, y0, x1, y1 boxes in ``image``'s pixels and their ``(N,)`` scores."""
         start = time.perf_counter()
-        boxes, scores = self.detector.boxes(image)
+        boxes, scores = self.detector.boxes(image, precision=self.precision)
         self.seconds['detector'] += time.perf_counter() - start
         return boxes, scores
 
@@ -237,7 +245,7 @@ def predict(model: Pipeline, images: list[PIL.Image.Image]) -> list[list]:
 def open_model(name_or_path: str, settings: PipelineSettings = PipelineSettings()) -> Pipeline:
     """The pipeline of a checkpoint, an exported ``.onnx`` / TorchScript file, or a named model: bottom-up,
     or top-down with the detector it records (``settings.detector_checkpoint`` replaces it)."""
-    runner = runners.load(name_or_path, settings.device)
+    runner = runners.load(name_or_path, settings.device, settings.precision)
     if runner.topdown is None:
         for flag, value in (('--detector-checkpoint', settings.detector_checkpoint),
                             ('--detector-score-threshold', settings.detector_score_threshold)):
@@ -245,7 +253,7 @@ def open_model(name_or_path: str, settings: PipelineSettings = PipelineSettings(
                 raise ValueError(f'{flag} is for top-down models; {runner.source} is bottom-up')
         return BottomUp(runner, settings)
     path = topdown_inference.detector_path(runner.topdown, runner.source, settings.detector_checkpoint)
-    detector = topdown_inference.load_detector(path, runner.device)
+    detector = topdown_inference.load_detector(path, runner.device, settings.precision)
     if settings.detector_score_threshold is not None:
         detector.settings = dataclasses.replace(detector.settings, score_threshold=settings.detector_score_threshold)
     crop = topdown_inference.settings_of(runner.topdown).crop

@@ -6,7 +6,8 @@ training dataset asked for: ``{dataset: [name, ...] | None}``), ``source`` (the 
 top-down model's crop settings and detector, ``meta['topdown']`` of its checkpoint; None: bottom-up) and
 ``fields(images, head_indices)``: normalised images ``(B, 3, H, W)`` in, one float32 array
 ``(B, F, C, h, w)`` per requested head out, eval-mode values (network/heads.py). Which runner a file gets
-is decided from its contents (:func:`load`).
+is decided from its contents (:func:`load`); a checkpoint's network runs in the arithmetic ``--precision``
+asks for (:mod:`openfields.network.precision`), an export in float32.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .. import headmeta
 from ..errors import first_line
 from ..export import metadata
 from ..network import checkpoint, cpu_threads, factory as network_factory, model_folder
+from ..network import precision as network_precision
 
 LOG = logging.getLogger(__name__)
 
@@ -42,14 +44,16 @@ class Runner(Protocol):
 
 
 class TorchRunner:
-    """A checkpoint's network in eval mode on ``device``; heads not asked for are not computed.
+    """A checkpoint's network in eval mode on ``device``, its basenet in ``precision`` (``--precision``); heads not
+    asked for are not computed.
 
     On the CPU the weights and the images are channels_last (NHWC): the network alone ran 1.2-1.5x faster so on
     this 2-core CPU (docs/benchmarks.md, 2026-12-07: batches of 4 images of 640 x 480, timm's resnet50_gn 550 ->
     400 ms an image, shufflenetv2k16 900 -> 730 ms, resnet50 2400 -> 1600 ms), the whole video command 1.1x;
     the fields differ from the default layout's in the last bits only (another summation order)."""
 
-    def __init__(self, saved: dict, source: pathlib.Path, device: torch.device):
+    def __init__(self, saved: dict, source: pathlib.Path, device: torch.device, precision: str = 'float32'):
+        network_precision.check(precision, device, source)
         self.saved = saved  # the checkpoint as loaded (what an export records of it)
         self.model = network_factory.from_checkpoint(saved).to(device).eval()
         self.memory_format = torch.channels_last if device.type == 'cpu' else torch.contiguous_format
@@ -61,13 +65,14 @@ class TorchRunner:
         # how its images are resized (transforms.scale.IMAGE_RESIZES: an OpenPifPaf checkpoint's are OpenPifPaf's)
         self.image_resize = (saved.get('meta') or {}).get('image_resize', 'openfields')
         self.base_stride = network_factory.checkpoint_stride(saved)
-        self.source, self.device = source, device
+        self.source, self.device, self.precision = source, device, precision
 
     def fields(self, images, head_indices):
         cpu_threads.follow_load()
         mask = [i in head_indices for i in range(len(self.head_metas))]
         with torch.inference_mode():
-            outputs = self.model(images.to(self.device, memory_format=self.memory_format), head_mask=mask)
+            outputs = self.model(images.to(self.device, memory_format=self.memory_format), head_mask=mask,
+                                 precision=self.precision)
             return [outputs[i].cpu().numpy() for i in head_indices]
 
 
@@ -161,13 +166,17 @@ def is_torchscript(path: pathlib.Path) -> bool:
         return any(name.endswith('/constants.pkl') for name in archive.namelist())
 
 
-def load(name_or_path: str, device: torch.device | str = 'cpu') -> Runner:
-    """The runner for a checkpoint, an ``.onnx`` file or a TorchScript file (a path or a named model)."""
+def load(name_or_path: str, device: torch.device | str = 'cpu', precision: str = 'float32') -> Runner:
+    """The runner for a checkpoint, an ``.onnx`` file or a TorchScript file (a path or a named model); a
+    checkpoint runs in ``precision``, an exported model in float32 only."""
     try:
         path = model_folder.resolve(name_or_path)
     except model_folder.ModelNotFound as error:
         raise checkpoint.CheckpointError(str(error)) from None
     device = torch.device(device)
+    if precision != 'float32' and (path.suffix.lower() == '.onnx' or is_torchscript(path)):
+        raise ValueError(f'--precision {precision}: {path} is an exported model, which runs in float32 only; '
+                         'run its checkpoint, or drop the flag')
     if path.suffix.lower() == '.onnx':
         if device.type != 'cpu':
             LOG.info('%s: ONNX models run on the CPU (onnxruntime), not on %s', path, device)
@@ -178,4 +187,4 @@ def load(name_or_path: str, device: torch.device | str = 'cpu') -> Runner:
     if 'detector' in saved['model']:
         raise checkpoint.CheckpointError(f'{path}: a detector, not a pose model; give the pose checkpoint of the '
                                          'top-down run (it records its detector)')
-    return TorchRunner(saved, path, device)
+    return TorchRunner(saved, path, device, precision)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .. import headmeta
+from . import precision as network_precision
 from .heads import CompositeField
 
 # Training defaults for every BatchNorm: a larger eps than PyTorch's 1e-5 keeps training stable
@@ -48,16 +49,18 @@ class Shell(nn.Module):
     def head_metas(self) -> list[headmeta.Base]:
         return [head.meta for head in self.heads]
 
-    def forward(self, images: torch.Tensor,
-                head_mask: Sequence[bool] | None = None) -> list[torch.Tensor | None]:
-        """(B, 3, H, W) -> list with one ``(B, F, C, h, w)`` tensor (or None if masked) per head."""
+    def forward(self, images: torch.Tensor, head_mask: Sequence[bool] | None = None,
+                precision: str = 'float32') -> list[torch.Tensor | None]:
+        """(B, 3, H, W) -> list with one ``(B, F, C, h, w)`` tensor (or None if masked) per head. ``precision``
+        (inference's ``--precision``): the basenet's arithmetic; the heads run in float32 whatever it is (they
+        are a small part of the work, and a field rounded to bfloat16 would tie nearby confidences)."""
         if head_mask is None:
             head_mask = [True] * len(self.heads)
         if len(head_mask) != len(self.heads):
             raise ValueError(f'head_mask has {len(head_mask)} entries for {len(self.heads)} heads')
         if not any(head_mask):  # e.g. a batch of a dataset without heads here: skip the basenet too
             return [None] * len(self.heads)
-        features = self.basenet(images)
+        features = network_precision.run_in(precision, self.basenet, images)
         return [head(features) if active else None for head, active in zip(self.heads, head_mask)]
 
 

@@ -58,10 +58,11 @@ class CifDetDetector(DetectorBase):
     def checkpoint_description(self) -> dict:
         return {'detector': dataclasses.asdict(self.settings), **checkpoint.model_description(self.network)}
 
-    def detections(self, images: list[torch.Tensor]) -> list[dict]:
-        """Boxes of every image (one batch, padded alike), clipped to the image, best first."""
+    def detections(self, images: list[torch.Tensor], precision: str = 'float32') -> list[dict]:
+        """Boxes of every image (one batch, padded alike), clipped to the image, best first; the basenet in
+        ``precision``, the head in float32 (:class:`openfields.network.nets.Shell`)."""
         batch = self.normalised_batch(images)
-        fields = self.network(batch)[0].float().cpu()
+        fields = self.network(batch, precision=precision)[0].float().cpu()
         return [self.image_detections(fields[i], image.shape[-1], image.shape[-2])
                 for i, image in enumerate(images)]
 

@@ -20,27 +20,29 @@ class DetectorBase(nn.Module):
 
     settings = None  # DetectorSettings, set by the detector
 
-    def detections(self, images: list[torch.Tensor]) -> list[dict]:
+    def detections(self, images: list[torch.Tensor], precision: str = 'float32') -> list[dict]:
+        """Boxes (float32) and scores of each image, the network in ``precision`` (``--precision``)."""
         raise NotImplementedError
 
     @torch.inference_mode()
-    def detect(self, images: list[torch.Tensor]) -> list[dict]:
+    def detect(self, images: list[torch.Tensor], precision: str = 'float32') -> list[dict]:
         """Eval-mode detections of every box the model keeps (the mode is restored after)."""
         cpu_threads.follow_load()
         was_training = self.training
         self.eval()
         try:
-            return self.detections(images)
+            return self.detections(images, precision)
         finally:
             self.train(was_training)
 
-    def boxes(self, image: PIL.Image.Image, device=None) -> tuple[np.ndarray, np.ndarray]:
+    def boxes(self, image: PIL.Image.Image, device=None, precision: str = 'float32'
+              ) -> tuple[np.ndarray, np.ndarray]:
         """The individuals in ``image``: ``(N, 4)`` float32 x0, y0, x1, y1 in its pixels and ``(N,)`` scores,
         best first, at least ``--detector-score-threshold``, at most ``--detector-max-boxes``; none is an
-        empty result."""
+        empty result. The network runs in ``precision`` (``--precision``)."""
         tensor, scale = resized(image, self.settings.image_size)
         device = device if device is not None else next(self.parameters()).device
-        detection = self.detect([tensor.to(device)])[0]
+        detection = self.detect([tensor.to(device)], precision)[0]
         return selected(detection['boxes'].cpu().numpy(), detection['scores'].cpu().numpy(), scale, self.settings)
 
 

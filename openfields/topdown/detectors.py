@@ -27,6 +27,7 @@ import torch
 import torchvision
 from torch import nn
 
+from ..network import precision as network_precision
 from ..network.pretrained import PretrainedWeightsMissing
 from . import cifdet_detector
 from .detector_base import DetectorBase, resized
@@ -138,8 +139,29 @@ class Detector(DetectorBase):
         return {'detector': dataclasses.asdict(self.settings),
                 'state_dict': {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}}
 
-    def detections(self, images: list[torch.Tensor]) -> list[dict]:
-        return self.model(images)
+    def detections(self, images: list[torch.Tensor], precision: str = 'float32') -> list[dict]:
+        """torchvision's detections; in bfloat16 its backbone only (most of the work): the heads decode boxes as
+        absolute pixel coordinates in their input's dtype, which bfloat16 would round to 2 px at 320 px."""
+        if precision == 'float32':
+            return self.model(images)
+        backbone = self.model.backbone
+        self.model.backbone = ReducedPrecisionBackbone(backbone, precision)
+        try:
+            return self.model(images)
+        finally:
+            self.model.backbone = backbone
+
+
+class ReducedPrecisionBackbone(nn.Module):
+    """A backbone run in ``precision`` whose features come out float32
+    (:func:`openfields.network.precision.run_in`)."""
+
+    def __init__(self, backbone: nn.Module, precision: str):
+        super().__init__()
+        self.backbone, self.precision = backbone, precision
+
+    def forward(self, images: torch.Tensor):
+        return network_precision.run_in(self.precision, self.backbone, images)
 
 
 def build(settings: DetectorSettings) -> Detector:

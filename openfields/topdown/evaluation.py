@@ -49,6 +49,7 @@ class TopDownTestSet:
     decoder_settings: DecoderSettings = dataclasses.field(default_factory=DecoderSettings)
     settings: scoring.ScoringSettings = scoring.ScoringSettings()
     detector: object = None  # a trained detector (topdown.detector_base.DetectorBase); None: ground-truth boxes
+    detector_precision: str = 'float32'  # the detector's arithmetic (--precision)
     # seconds spent per stage over the last accumulate(): detector, network (the crops), decoder (and cropping)
     seconds: dict = dataclasses.field(default_factory=dict)
 
@@ -105,7 +106,7 @@ class TopDownTestSet:
         """The individuals' annotations (ground truth; none for detected boxes), boxes ``(N, 4)`` x0, y0, x1,
         y1 and scores ``(N,)`` of an image."""
         if self.detector is not None:
-            boxes_xyxy, scores = self.detector.boxes(image)
+            boxes_xyxy, scores = self.detector.boxes(image, precision=self.detector_precision)
             return [], boxes_xyxy, scores
         found = instance_boxes(anns, *image.size, self.boxes)
         return [anns[i] for i, _ in found], xyxy_from_xywh([box for _, box in found]), np.ones(len(found))

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import pathlib
 
-from ..network import checkpoint
+import torch
+
+from ..network import checkpoint, precision as network_precision
 from . import detectors
 from .boxes import BoxSettings
 from .module import TopDownSettings
@@ -38,11 +40,14 @@ def detector_path(topdown: dict, checkpoint_path, override: str | None = None) -
     return path
 
 
-def load_detector(path, device):
+def load_detector(path, device, precision: str = 'float32'):
     """The detector in ``path``: an exported ``.onnx`` detector (:func:`openfields.export.detector.load_detector_onnx`,
-    onnxruntime on the CPU), else a detector checkpoint, in eval mode on ``device``; a clear error for
-    another file. Both answer ``boxes(image)`` and ``settings``."""
+    onnxruntime on the CPU, float32 only), else a detector checkpoint, in eval mode on ``device``, to run in
+    ``precision``; a clear error for another file. Both answer ``boxes(image, precision=...)`` and ``settings``."""
     if pathlib.Path(path).suffix.lower() == '.onnx':
+        if precision != 'float32':
+            raise ValueError(f'--precision {precision}: the detector {path} is an exported model, which runs in '
+                             'float32 only; pass a detector checkpoint as --detector-checkpoint, or drop the flag')
         from ..export import detector as detector_export  # pylint: disable=import-outside-toplevel
         detector = detector_export.load_detector_onnx(path)
         LOG.info('detector %s from %s (onnxruntime)', detector.settings.name, path)
@@ -51,4 +56,5 @@ def load_detector(path, device):
     if 'detector' not in saved['model']:
         raise checkpoint.CheckpointError(f'{path}: a pose model, not a detector')
     LOG.info('detector %s from %s', saved['model']['detector']['name'], path)
+    network_precision.check(precision, torch.device(device), path)
     return detectors.from_checkpoint(saved['model']).to(device).eval()

@@ -29,7 +29,7 @@ from .. import cli_setup, config, outputs, plugin
 from ..decoder import factory as decoder_factory
 from ..export.metadata import ExportedModelError
 from ..inference import pipeline as inference_pipeline
-from ..network import checkpoint, cpu_threads
+from ..network import checkpoint, cpu_threads, precision as network_precision
 from ..deeplabcut import prediction_table as dlc_table
 from ..show.painters import draw_annotations
 from ..version import version
@@ -67,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--long-edge', type=int, default=None, help='rescale frames to this long edge (default: keep)')
     p.add_argument('--batch-size', type=int, default=4, help='frames per network call')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, mps (ONNX: always the CPU)')
+    network_precision.cli(p)
     p.add_argument('--detect-every', type=int, default=1, metavar='N',
                    help='top-down models: the detector on every N-th frame only, boxes around the previous '
                         'frame\'s poses in between (as pose trackers do; openfields/video/box_tracking.py)')

@@ -22,10 +22,10 @@ def image_folder(tmp_path_factory):
     return folder
 
 
-def predicted(model, images, out):
+def predicted(model, images, out, *flags):
     failed = predict.run(predict.parser().parse_args(
         [str(images), '--checkpoint', str(model), '--json-output', str(out), '-q',
-         '--seed-threshold', '0.1', '--instance-threshold', '0']))  # a random network: low thresholds
+         '--seed-threshold', '0.1', '--instance-threshold', '0', *flags]))  # a random network: low thresholds
     assert failed == 0
     return {p.name: json.loads(p.read_text()) for p in sorted(out.iterdir())}
 
@@ -83,3 +83,38 @@ def test_an_onnx_graph_that_does_not_match_its_metadata_is_refused(tiny_onnx, tm
     onnx.save(model, str(tmp_path / 'cut.onnx'))
     with pytest.raises(ExportedModelError, match='is not the one its metadata describes'):
         runners.load(str(tmp_path / 'cut.onnx'))
+
+
+def test_a_checkpoint_in_bfloat16_gives_float32_fields_within_bfloat16_rounding(tiny_checkpoint):
+    images = torch.from_numpy(np.random.default_rng(2).normal(size=(2, 3, 65, 97)).astype(np.float32))
+    exact = runners.load(str(tiny_checkpoint)).fields(images, [0, 1])
+    reduced = runners.load(str(tiny_checkpoint), precision='bfloat16').fields(images, [0, 1])
+    for a, b in zip(exact, reduced):
+        assert b.dtype == np.float32 and b.shape == a.shape
+        for component in range(a.shape[2]):  # confidence, regression, spread, scale: each within its rounding
+            error = np.abs(a[:, :, component] - b[:, :, component]).max()
+            assert 0 < error < 4 * 2 ** -8 * np.abs(a[:, :, component]).max()
+
+
+@pytest.mark.parametrize('exported', ['tiny_onnx', 'tiny_torchscript'])
+def test_an_exported_model_refuses_bfloat16_in_one_line_naming_the_flag(exported, image_folder, request, capsys):
+    model = request.getfixturevalue(exported)
+    with pytest.raises(ValueError, match=r'--precision bfloat16: .* is an exported model, which runs in float32 '):
+        runners.load(str(model), precision='bfloat16')
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(image_folder), '--checkpoint', str(model), '--precision', 'bfloat16'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1 and '--precision bfloat16' in err
+
+
+def test_predict_in_bfloat16_says_so_and_finds_the_float32_poses(tiny_checkpoint, image_folder, tmp_path, caplog):
+    exact = predicted(tiny_checkpoint, image_folder, tmp_path / 'float32')
+    with caplog.at_level('INFO', logger='openfields.predict'):
+        reduced = predicted(tiny_checkpoint, image_folder, tmp_path / 'bfloat16', '--precision', 'bfloat16')
+    assert any('tiny.pkl: bottom-up in bfloat16, decoding with cifcaf' in r.getMessage() for r in caplog.records)
+    assert exact.keys() == reduced.keys()
+    for name in exact:  # a random network's nearly flat maps: the strongest pose keeps most of its keypoints
+        best_exact, best_reduced = (max(poses, key=lambda p: p['score']) for poses in (exact[name], reduced[name]))
+        assert abs(best_exact['score'] - best_reduced['score']) < 0.02
+        moved = np.abs(np.subtract(best_exact['keypoints'], best_reduced['keypoints'])).reshape(-1, 3)[:, :2].max(1)
+        assert (moved < 0.5).mean() > 0.7

@@ -2,6 +2,7 @@
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,3 +90,25 @@ def test_boxes_of_an_image_are_capped_sorted_in_its_pixels_and_may_be_none():
     detector.settings = dataclasses.replace(detector.settings, score_threshold=1.0)
     boxes, scores = detector.boxes(image)
     assert boxes.shape == (0, 4) and scores.shape == (0,)
+
+
+@pytest.mark.parametrize('name', ['ssdlite320_mobilenet_v3_large', 'fasterrcnn_mobilenet_v3_large_fpn'])
+def test_bfloat16_runs_the_backbone_in_it_and_decodes_float32_boxes(name):
+    """Boxes are absolute pixel coordinates: decoded in bfloat16 they would be rounded to 2 px at 320 px."""
+    import PIL.Image
+    torch.manual_seed(0)
+    detector = detectors.build(DetectorSettings(name=name, **SMALL))
+    backbone = detector.model.backbone
+    first_conv = next(m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    last_conv = [m for m in detector.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # a head's
+    seen = []
+    for module in (first_conv, last_conv):
+        module.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    image = PIL.Image.fromarray((torch.rand(150, 300, 3) * 255).to(torch.uint8).numpy())
+    boxes, scores = detector.boxes(image, precision='bfloat16')
+    assert seen[0] == torch.bfloat16 and seen[-1] == torch.float32
+    assert boxes.dtype == np.float32 and scores.dtype == np.float32
+    assert detector.model.backbone is backbone  # put back: training and float32 runs see the plain backbone
+    seen.clear()
+    detector.boxes(image)
+    assert set(seen) == {torch.float32}

@@ -131,6 +131,14 @@ def test_the_onnx_export_of_a_top_down_model_predicts_and_runs_video_as_the_chec
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert 'model.onnx' in result.stderr and 'model.detector.onnx is missing' in result.stderr
     assert sorted(p.name for p in alone.iterdir()) == ['model.onnx']
+    # exported graphs are float32: bfloat16 is refused for the pose model and for an exported detector alike
+    for model, detector in ((tmp_path / 'model.onnx', []), (tmp / 'run.pkl', ['--detector-checkpoint',
+                                                                              str(tmp_path / 'model.detector.onnx')])):
+        result = run('predict', str(frames), '--checkpoint', str(model), *detector, '--precision', 'bfloat16',
+                     '--json-output', str(tmp_path / 'bfloat16'))
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert '--precision bfloat16:' in result.stderr and 'runs in float32 only' in result.stderr
+    assert not (tmp_path / 'bfloat16').exists()
 
 
 def test_eval_decodes_with_the_checkpoint_s_heads_whatever_the_dataset_flags(trained):
@@ -212,3 +220,15 @@ def test_video_refuses_a_project_whose_body_parts_the_model_lacks_before_writing
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and 'run.pkl' in result.stderr and 'body parts' in result.stderr
     assert not list(tmp_path.glob('v.*'))
+
+
+def test_eval_in_bfloat16_runs_the_detector_and_pose_network_in_it_and_records_it(trained, tmp_path):
+    tmp, data = trained
+    scores = {}
+    for precision in ('float32', 'bfloat16'):
+        result = run('eval', '--checkpoint', str(tmp / 'run.pkl'), *data, '--precision', precision, '--output',
+                     str(tmp_path / precision))
+        assert result.returncode == 0, result.stderr[-3000:]
+        scores[precision] = json.loads((tmp_path / f'{precision}.stats.json').read_text())
+    assert scores['bfloat16']['args']['precision'] == 'bfloat16' and scores['bfloat16']['n_images'] == 3
+    assert abs(scores['bfloat16']['AP'] - scores['float32']['AP']) <= 0.05
