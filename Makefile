@@ -79,7 +79,8 @@ test-slurm: $(STAMP)
 # with OPENPIFPAF_PYTHON=<the python of a venv with OpenPifPaf 0.13.11> (shared/reference/peer-openpifpaf.md) the
 # train step also runs beside OpenPifPaf's (same malloc tuning) and the decoder figures include OpenPifPaf's C++
 # decoder on the same fields; with DEEPLABCUT_PYTHON=<the python of a venv with DeepLabCut 3.0.2> (make bench-dlc
-# makes one in outputs/bench/dlc-venv) the video figures include DeepLabCut's analyze_videos, same network
+# makes one in outputs/bench/dlc-venv) the video figures include DeepLabCut's analyze_videos, same network, against
+# openfields in float32 and in bfloat16 (--precision)
 bench: $(STAMP)
 	$(PYTHON) -m tools.benchmark --output outputs/bench/train.json \
 		$(if $(OPENPIFPAF_PYTHON),--peer-python $(OPENPIFPAF_PYTHON))
@@ -92,7 +93,8 @@ bench: $(STAMP)
 
 # bottom-up against top-down, trained from scratch on the synthetic set and the shared DeepLabCut project (about an
 # hour on 2 CPU cores; docs/benchmarks.md, docs/topdown.md); then the DeepLabCut top-down model on a video with the
-# detector on every n-th frame (video --detect-every; tools/benchmark_box_tracking.py, a few minutes)
+# detector on every n-th frame, in float32 and bfloat16 (video --detect-every, --precision; the fastest setting with
+# its test-frame pixel error; tools/benchmark_box_tracking.py, about 5 minutes)
 bench-topdown: $(STAMP)
 	$(PYTHON) -m tools.benchmark_topdown --output outputs/bench/topdown.json
 	$(PYTHON) -m tools.benchmark_box_tracking --checkpoint outputs/bench/topdown/dlc-td.pkl \

@@ -27,3 +27,9 @@ def test_the_stage_line_is_the_last_frames_per_second_line():
         'decoder 3.0 ms\n'))
     assert benchmark_video.stage_line(done) == '16/16 frames (100%), 2.1 frames/s, ETA 0:00; network 400.0 ms, ' \
                                                'decoder 3.0 ms'
+
+
+def test_the_race_alone_needs_deeplabcut_s_python(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_video.main(['--race-only'])
+    assert exit_info.value.code == 2 and '--race-only needs --dlc-python' in capsys.readouterr().err

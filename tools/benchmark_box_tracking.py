@@ -7,9 +7,10 @@ pans across the screen for :data:`FRAMES_PER_PAN` frames (a smooth shift of up t
 down, at most 9.7 px per frame: a mouse walking across the arena at this scale), its labels shifted with it, which
 gives the ground truth of every video frame. The run's model (a detector and a pose model on crops, as
 ``make bench-topdown`` trains it; trained here with that recipe when ``--checkpoint`` is missing) analyses
-the video with ``--detect-every`` 1, 5 and 15. Per setting: frames/s of the whole command, the mean pixel
-error of the labelled body parts over the frames where a pose was found (DeepLabCut's test error), and the
-frames without a pose.
+the video with ``--detect-every`` 1, 5 and 15, each in float32 and in bfloat16 (``--precision``). Per setting:
+frames/s of the whole command, the mean pixel error of the labelled body parts over the frames where a pose was
+found (DeepLabCut's test error), and the frames without a pose. ``openfields.eval`` gives the test frames' own
+pixel error (the detector on each) in both precisions: the accuracy of the fastest setting, stated beside it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .benchmark_topdown import COMMON, DETECTOR, SHARED_DLC
 
 FRAMES_PER_PAN = 40
 SETTINGS = (1, 5, 15)
+PRECISIONS = ('float32', 'bfloat16')
 
 
 def shift(t: int) -> tuple[float, float]:
@@ -92,12 +94,23 @@ def train(checkpoint: pathlib.Path) -> None:
     subprocess.run(command, check=True, capture_output=True)
 
 
-def analyse(checkpoint: pathlib.Path, video: pathlib.Path, every: int, output: pathlib.Path) -> tuple[float, list]:
+def analyse(checkpoint: pathlib.Path, video: pathlib.Path, every: int, precision: str, output: pathlib.Path
+            ) -> tuple[float, list]:
     start = time.perf_counter()
     subprocess.run([sys.executable, '-m', 'openfields.video', str(video), '--checkpoint', str(checkpoint),
-                    '--detect-every', str(every), '--json-output', str(output), '-q'], check=True)
+                    '--detect-every', str(every), '--precision', precision, '--json-output', str(output), '-q'],
+                   check=True)
     seconds = time.perf_counter() - start
     return seconds, [json.loads(line) for line in output.read_text().splitlines()]
+
+
+def held_out_errors(checkpoint: pathlib.Path, precision: str, prefix: pathlib.Path) -> dict:
+    """``openfields.eval`` of the run's held-out test frames (the detector on each): pixel error, mAP, ms."""
+    subprocess.run([sys.executable, '-m', 'openfields.eval', '--checkpoint', str(checkpoint), '--dataset', 'dlc',
+                    '--dlc-project', str(SHARED_DLC), '--precision', precision, '--output', str(prefix), '-q'],
+                   check=True)
+    stats = json.loads(prefix.with_name(f'{prefix.name}.stats.json').read_text())
+    return {key: stats.get(key) for key in ('test_pixel_error', 'AP', 'n_images', 'detector_time_ms', 'nn_time_ms')}
 
 
 def main(argv=None) -> None:
@@ -120,24 +133,29 @@ def main(argv=None) -> None:
         video = pathlib.Path(tmp) / 'frames'
         video.mkdir()
         labels = panned_video(test_frames, SHARED_DLC, video)
+        test_frame_eval = {p: held_out_errors(checkpoint, p, pathlib.Path(tmp) / f'eval-{p}') for p in PRECISIONS}
+        print(json.dumps(test_frame_eval), flush=True)
         for every in SETTINGS:
-            seconds, lines = analyse(checkpoint, video, every, pathlib.Path(tmp) / f'every{every}.jsonl')
-            errors = per_frame[every] = pixel_errors(lines, labels)
-            results.append({'detect_every': every, 'seconds': round(seconds, 2),
-                            'frames_per_s': round(len(labels) / seconds, 2),
-                            'mean_pixel_error': _mean(list(errors.values())),
-                            'median_pixel_error': _median(list(errors.values())),
-                            'frames_without_pose': len(labels) - len(errors)})
-            print(json.dumps(results[-1]), flush=True)
+            for precision in PRECISIONS:  # interleaved: a drift of the machine's speed hits both alike
+                seconds, lines = analyse(checkpoint, video, every, precision,
+                                         pathlib.Path(tmp) / f'every{every}-{precision}.jsonl')
+                errors = per_frame[every, precision] = pixel_errors(lines, labels)
+                results.append({'detect_every': every, 'precision': precision, 'seconds': round(seconds, 2),
+                                'frames_per_s': round(len(labels) / seconds, 2),
+                                'mean_pixel_error': _mean(list(errors.values())),
+                                'median_pixel_error': _median(list(errors.values())),
+                                'frames_without_pose': len(labels) - len(errors)})
+                print(json.dumps(results[-1]), flush=True)
     # like with like: the frames where every setting found the mouse
     common = set.intersection(*(set(errors) for errors in per_frame.values()))
     for result in results:
-        errors = [per_frame[result['detect_every']][frame] for frame in sorted(common)]
+        errors = [per_frame[result['detect_every'], result['precision']][frame] for frame in sorted(common)]
         result.update(common_frames=len(common), common_mean_pixel_error=_mean(errors),
                       common_median_pixel_error=_median(errors))
     outputs.write_json(args.output, {'date': time.strftime('%Y-%m-%d'), 'cpu': cpu_name(),
                                      'checkpoint': str(checkpoint), 'test_frames': [f.path for f in test_frames],
-                                     'video_frames': len(labels), 'results': results})
+                                     'test_frame_eval': test_frame_eval, 'video_frames': len(labels),
+                                     'results': results, 'fastest': max(results, key=lambda r: r['frames_per_s'])})
 
 
 if __name__ == '__main__':

@@ -18,7 +18,8 @@ whatever the maps hold; the CIF-CAF decoder's share is logged per stage.
 
 With ``--dlc-python``: DeepLabCut's ``analyze_videos`` on ``openfield.mp4`` with the same resnet_50 network
 (its snapshot of those random weights), batch size 4 for both (the project's ``batch_size``), rounds interleaved:
-DeepLabCut, openfields, DeepLabCut, openfields.
+DeepLabCut, openfields in float32, openfields in bfloat16 (``--precision bfloat16``: the same network with its
+convolutions in bfloat16, about twice as fast on CPUs with AVX512-BF16 or AMX), and again.
 """
 
 from __future__ import annotations
@@ -99,10 +100,11 @@ def stage_line(result: subprocess.CompletedProcess) -> str:
 
 
 def openfields_video(model: pathlib.Path, video: pathlib.Path, frames: int, work: pathlib.Path, label: str,
-                     long_edge: int | None = None) -> dict:
+                     long_edge: int | None = None, precision: str = 'float32') -> dict:
     out = work / f'{label}.jsonl'
     command = [sys.executable, '-m', 'openfields.video', str(video), '--checkpoint', str(model), '--batch-size',
-               str(BATCH_SIZE), '--json-output', str(out)] + (['--long-edge', str(long_edge)] if long_edge else [])
+               str(BATCH_SIZE), '--json-output', str(out), '--precision', precision] + (
+                   ['--long-edge', str(long_edge)] if long_edge else [])
     seconds, result = run(command, work / f'{label}.log')
     written = sum(1 for _ in out.open())
     assert written == frames, f'{label}: {written} of {frames} frames written'
@@ -143,7 +145,11 @@ def main(argv=None) -> None:
     parser.add_argument('--work-dir', type=pathlib.Path, default=REPOSITORY / 'outputs' / 'bench' / 'video-work')
     parser.add_argument('--dlc-python', default=None, help='python of a venv with deeplabcut==3.0.2')
     parser.add_argument('--rounds', type=int, default=2, help='interleaved rounds against DeepLabCut')
+    parser.add_argument('--race-only', action='store_true',
+                        help='with --dlc-python: only the race against DeepLabCut (not every network and runtime)')
     args = parser.parse_args(argv)
+    if args.race_only and not args.dlc_python:
+        parser.error('--race-only needs --dlc-python')
     if not (PROJECT / 'config.yaml').is_file():
         parser.exit(2, f'benchmark_video: the shared DeepLabCut project is missing ({PROJECT})\n')
     work = args.work_dir.resolve()
@@ -158,11 +164,15 @@ def main(argv=None) -> None:
     project = prepare_dlc(args.dlc_python, work) if args.dlc_python else PROJECT
     dlc_config = ['--config', 'dlc'] if args.dlc_python else ['--dlc-heads', 'heatmap', '--basenet', 'resnet50_gn',
                                                             '--no-basenet-pretrained']
-    models = {
-        'resnet50_gn_heatmap': single_animal_model(project, work, 'resnet50_gn_heatmap', dlc_config),
-        'shufflenetv2k16_heatmap': single_animal_model(project, work, 'shufflenetv2k16_heatmap', [
-            '--dlc-heads', 'heatmap', '--basenet', 'shufflenetv2k16']),
-    }
+    models = {'resnet50_gn_heatmap': single_animal_model(project, work, 'resnet50_gn_heatmap', dlc_config)}
+    if args.race_only:
+        results['deeplabcut_race'] = race(args.dlc_python, project, models['resnet50_gn_heatmap'], openfield,
+                                          n_openfield, work, args.rounds)
+        outputs.write_json(args.output, results)
+        print(json.dumps(results, indent=1))
+        return
+    models['shufflenetv2k16_heatmap'] = single_animal_model(project, work, 'shufflenetv2k16_heatmap', [
+        '--dlc-heads', 'heatmap', '--basenet', 'shufflenetv2k16'])
     for name, model in models.items():
         for runtime, path in (('torch', model), ('onnx', onnx_of(model, work))):
             results['openfields'][f'openfield/{name}/{runtime}'] = openfields_video(
@@ -186,8 +196,9 @@ def main(argv=None) -> None:
 
 def race(dlc_python: str, project: pathlib.Path, model: pathlib.Path, video: pathlib.Path, frames: int,
          work: pathlib.Path, rounds: int) -> dict:
-    """DeepLabCut's analyze_videos and openfields.video, same network, video, batch size; interleaved."""
-    dlc, ours = [], []
+    """DeepLabCut's analyze_videos and openfields.video (float32, then bfloat16: ``--precision``), same network,
+    video, batch size; interleaved."""
+    dlc, ours, ours_bfloat16 = [], [], []
     for index in range(rounds):
         seconds, result = run([dlc_python, str(REPOSITORY / 'tools' / 'peer_dlc.py'), 'analyze', str(project), '1',
                                str(video), '--batch-size', str(BATCH_SIZE)], work / f'dlc-analyze-{index}.log')
@@ -196,10 +207,13 @@ def race(dlc_python: str, project: pathlib.Path, model: pathlib.Path, video: pat
         dlc.append({'frames_per_s': round(frames / seconds, 3), 'seconds': round(seconds, 2),
                     'analyze_videos_seconds': round(answer['seconds'], 2)})
         ours.append(openfields_video(model, video, frames, work, f'race-openfields-{index}'))
+        ours_bfloat16.append(openfields_video(model, video, frames, work, f'race-openfields-bfloat16-{index}',
+                                              precision='bfloat16'))
     best_dlc = max(r['frames_per_s'] for r in dlc)
-    best_ours = max(r['frames_per_s'] for r in ours)
     return {'network': 'resnet50_gn + heatmap/locref head, 640x480 frames', 'deeplabcut': dlc, 'openfields': ours,
-            'ratio_best': round(best_ours / best_dlc, 2)}
+            'openfields_bfloat16': ours_bfloat16,
+            'ratio_best': round(max(r['frames_per_s'] for r in ours) / best_dlc, 2),
+            'ratio_best_bfloat16': round(max(r['frames_per_s'] for r in ours_bfloat16) / best_dlc, 2)}
 
 
 if __name__ == '__main__':
