@@ -122,6 +122,9 @@ class EvalSettings:
                              f'on several datasets once per dataset (--dataset {args.dataset.split("-")[0]}, ...)')
         if args.watch and not args.checkpoint:
             raise ValueError('--watch needs --checkpoint (a glob of checkpoints to evaluate)')
+        if args.precision != 'float32' and not args.checkpoint:
+            raise ValueError(f'--precision {args.precision} is the arithmetic of a --checkpoint\'s network; the '
+                             'oracle runs none')
         device = resolve_device(args.device)
         return cls(
             dataset=args.dataset,

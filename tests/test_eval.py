@@ -210,3 +210,14 @@ def test_an_exported_model_evaluates_to_its_checkpoint_s_predictions(tiny_checkp
     for ours, exported in zip(predictions['checkpoint'], predictions['onnx']):
         assert ours['image_id'] == exported['image_id']
         assert max(abs(a - b) for a, b in zip(ours['keypoints'], exported['keypoints'])) < 0.05
+
+
+def test_bfloat16_without_a_checkpoint_is_refused_the_oracle_runs_no_network(tmp_path, capsys):
+    cache = tmp_path / 'cache'
+    with pytest.raises(SystemExit) as exit_info:
+        eval_cli.main(['--oracle', 'cif', 'caf', '--dataset', 'synthetic', '--synthetic-cache-dir', str(cache),
+                       '--precision', 'bfloat16'])
+    assert exit_info.value.code == 2 and not cache.exists()
+    assert capsys.readouterr().err.splitlines() == [
+        "openfields.eval: error: --precision bfloat16 is the arithmetic of a --checkpoint's network; the oracle "
+        'runs none']

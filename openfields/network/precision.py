@@ -26,9 +26,10 @@ def cli(parser) -> None:
 
 
 def arithmetic(device: torch.device, precision: str):
-    """The context a network runs in: float32 as it is; bfloat16 under torch's autocast on ``device``
-    (convolutions and matrix products take and give bfloat16; norms, softmax and reductions stay float32).
-    bfloat16 keeps float32's range with an 8-bit mantissa: a field value is off by up to 2^-8 of itself."""
+    """The context a network runs in: float32 as it is; bfloat16 under torch's autocast on ``device``, whose
+    op lists decide: convolutions and matrix products take and give bfloat16, ops that need the range or the
+    digits run in float32. bfloat16 keeps float32's range with 8 bits of mantissa: a value is rounded to within
+    2^-9 of itself, and a deep network's outputs drift by a few of those."""
     if precision == 'float32':
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
