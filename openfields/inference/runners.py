@@ -174,14 +174,15 @@ def load(name_or_path: str, device: torch.device | str = 'cpu', precision: str =
     except model_folder.ModelNotFound as error:
         raise checkpoint.CheckpointError(str(error)) from None
     device = torch.device(device)
-    if precision != 'float32' and (path.suffix.lower() == '.onnx' or is_torchscript(path)):
+    exported = 'onnx' if path.suffix.lower() == '.onnx' else 'torchscript' if is_torchscript(path) else None
+    if exported and precision != 'float32':
         raise ValueError(f'--precision {precision}: {path} is an exported model, which runs in float32 only; '
                          'run its checkpoint, or drop the flag')
-    if path.suffix.lower() == '.onnx':
+    if exported == 'onnx':
         if device.type != 'cpu':
             LOG.info('%s: ONNX models run on the CPU (onnxruntime), not on %s', path, device)
         return OnnxRunner(path)
-    if is_torchscript(path):
+    if exported == 'torchscript':
         return TorchScriptRunner(path, device)
     saved = checkpoint.load(path)
     if 'detector' in saved['model']:
